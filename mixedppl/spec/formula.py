@@ -1,0 +1,184 @@
+"""Parse lme4 formulas: split the response, the fixed-effects part and the random-effect terms.
+
+lme4's bar notation is translated here (as lme4's ``findbars`` / ``expandDoubleVerts`` /
+``expandSlash`` do); the fixed part is handed to :mod:`mixedppl.spec.design` (an R-exact model-matrix builder).
+
+- ``(expr | g)``: one random term with the columns of ``expr`` (intercept unless ``0 +``).
+- ``(expr || g)``: uncorrelated: one term per term of ``expr`` (``(1 + x || g)`` becomes
+  ``(1 | g) + (0 + x | g)``).
+- ``(expr | a/b)``: nested: ``(expr | a) + (expr | b:a)``; ``a:b`` is the interaction factor.
+
+References
+----------
+Bates, Mächler, Bolker & Walker (2015), Fitting linear mixed-effects models using lme4,
+J. Stat. Softw. 67(1), section 2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..exceptions import ModelSpecError
+
+__all__ = ["ParsedFormula", "RandomTermSpec", "parse_formula", "split_top_level"]
+
+
+@dataclass(frozen=True)
+class RandomTermSpec:
+    """One random-effect term ``(lhs | group)`` after expansion.
+
+    Attributes
+    ----------
+    lhs : str
+        Right-hand side of the term's model matrix, e.g. ``"1 + Days"`` or ``"0 + Days"``.
+    group : str
+        Grouping factor as lme4 names it: ``"Subject"``, ``"cask:batch"``.
+    group_vars : tuple of str
+        Data columns whose interaction forms the grouping factor, in the order of its name; level
+        labels join their levels with ``:`` and the first column varies slowest (as R's ``a:b``).
+    """
+
+    lhs: str
+    group: str
+    group_vars: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into response, fixed part and random terms (in formula order)."""
+
+    formula: str
+    response: str
+    fixed: str
+    random: tuple[RandomTermSpec, ...]
+
+
+def split_top_level(s: str, sep: str) -> list[str]:
+    """Split ``s`` on ``sep`` where it is not inside parentheses or brackets."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        ch = s[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and s.startswith(sep, i):
+            parts.append(s[start:i])
+            start = i + len(sep)
+            i += len(sep)
+            continue
+        i += 1
+    parts.append(s[start:])
+    return parts
+
+
+def _strip_outer_parens(s: str) -> str | None:
+    """Return the inside of ``s`` if all of it is one parenthesised group, else None."""
+    s = s.strip()
+    if not (s.startswith("(") and s.endswith(")")):
+        return None
+    depth = 0
+    for i, ch in enumerate(s):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(s) - 1:
+            return None
+    return s[1:-1]
+
+
+def _signed_terms(rhs: str) -> list[tuple[str, str]]:
+    """Split a right-hand side into (sign, term) at top-level + and - (binary minus)."""
+    out, depth, start, sign = [], 0, 0, "+"
+    for i, ch in enumerate(rhs):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and ch in "+-":
+            before = rhs[start:i].strip()
+            if before or out:
+                out.append((sign, before))
+            elif ch == "-":
+                pass
+            sign, start = ch, i + 1
+    out.append((sign, rhs[start:].strip()))
+    return [(s, t) for s, t in out if t]
+
+
+def _group_vars(group: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Expand a grouping expression: ``a/b`` -> [a, b:a]; ``a:b`` stays one factor."""
+    group = re.sub(r"\s+", "", group)
+    nested = split_top_level(group, "/")
+    out, outer = [], []
+    for part in nested:
+        vars_ = tuple(v for v in part.split(":") if v)
+        if not vars_:
+            raise ModelSpecError(f"empty grouping factor in random term '| {group}'")
+        outer = list(vars_) + outer if outer else list(vars_)
+        out.append((":".join(outer), tuple(outer)))
+    return out
+
+
+def _lhs_terms(lhs: str) -> tuple[bool, list[str]]:
+    """Intercept flag and the non-intercept terms of a random term's left-hand side."""
+    intercept, terms = True, []
+    for sign, term in _signed_terms(lhs):
+        if term in ("0", "-1"):
+            intercept = False
+        elif term == "1":
+            intercept = sign == "+"
+        elif sign == "-":
+            raise ModelSpecError(f"cannot remove {term!r} inside a random term ({lhs} | ...)")
+        else:
+            terms.append(term)
+    return intercept, terms
+
+
+def _expand_random(inner: str) -> list[RandomTermSpec]:
+    double = len(split_top_level(inner, "||")) > 1
+    parts = split_top_level(inner, "||") if double else split_top_level(inner, "|")
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        raise ModelSpecError(f"cannot read random term '({inner})': expected '(terms | group)'")
+    lhs, group = parts[0].strip(), parts[1].strip()
+    intercept, terms = _lhs_terms(lhs)
+    if double:
+        lhss = (["1"] if intercept else []) + [f"0 + {t}" for t in terms]
+    else:
+        lhss = [" + ".join((["1"] if intercept else ["0"]) + terms)]
+    if not lhss or lhss == ["0"]:
+        raise ModelSpecError(f"random term '({inner})' has no columns")
+    return [RandomTermSpec(lhs=l, group=g, group_vars=v)
+            for g, v in _group_vars(group) for l in lhss]
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4 formula into response, fixed-effects right-hand side and random terms.
+
+    Examples
+    --------
+    >>> p = parse_formula("Reaction ~ Days + (Days | Subject)")
+    >>> p.fixed, p.random[0].lhs, p.random[0].group
+    ('1 + Days', '1 + Days', 'Subject')
+    >>> [t.group for t in parse_formula("y ~ 1 + (1 | batch/cask)").random]
+    ['batch', 'cask:batch']
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ModelSpecError(f"formula must be a string like 'y ~ x + (1 | g)', got {formula!r}")
+    sides = split_top_level(formula, "~")
+    if len(sides) != 2 or not sides[0].strip():
+        raise ModelSpecError(f"formula {formula!r} needs exactly one '~' with a response on its left")
+    response, rhs = sides[0].strip(), sides[1].strip()
+    fixed_terms, random_terms = [], []
+    for sign, term in _signed_terms(rhs):
+        inner = _strip_outer_parens(term)
+        if inner is not None and "|" in inner and len(split_top_level(inner, "|")) > 1:
+            if sign == "-":
+                raise ModelSpecError(f"cannot subtract a random term: -{term}")
+            random_terms.extend(_expand_random(inner))
+        else:
+            fixed_terms.append(term if sign == "+" else f"- {term}")
+    fixed = " + ".join(fixed_terms).replace("+ -", "-") if fixed_terms else "1"
+    if not any(t.strip() in ("0", "1", "- 1", "-1") for t in fixed_terms):
+        fixed = "1 + " + fixed if fixed_terms else "1"
+    return ParsedFormula(formula, response, fixed, tuple(random_terms))

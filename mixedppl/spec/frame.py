@@ -1,0 +1,90 @@
+"""The model frame: which rows and columns a model uses, checked before anything is built.
+
+As R's ``model.frame`` with ``na.action = na.omit``: rows with a missing value in any column the
+formula uses are dropped (and the number is reported); the user's DataFrame is never modified.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DataWarning, ModelSpecError
+
+__all__ = ["check_columns", "model_frame", "numeric_vector"]
+
+
+def check_columns(data: pd.DataFrame, columns: Iterable[str], where: str) -> None:
+    """Raise a ModelSpecError naming each unknown column and suggesting close matches."""
+    known = [str(c) for c in data.columns]
+    for col in columns:
+        if col not in data.columns:
+            close = difflib.get_close_matches(col, known, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ModelSpecError(
+                f"column {col!r} used in {where} is not in the data.{hint} "
+                f"Available columns: {', '.join(known[:20])}{' …' if len(known) > 20 else ''}")
+
+
+def model_frame(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
+                extra_mask: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Select the used columns and drop incomplete rows.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The user's data (not modified).
+    columns : list of str
+        Columns the model uses (already checked to exist).
+    na_action : {"omit", "raise"}
+        ``"omit"`` drops rows with missing values and warns how many; ``"raise"`` raises instead.
+    extra_mask : ndarray of bool, optional
+        Further rows to treat as missing (e.g. missing weights).
+
+    Returns
+    -------
+    frame : DataFrame
+        A copy of the used columns on the kept rows (index reset).
+    keep : ndarray of bool
+        Which rows of ``data`` were kept.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ModelSpecError("the data has no rows")
+    if na_action not in ("omit", "raise"):
+        raise ModelSpecError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
+    cols = list(dict.fromkeys(columns))
+    missing = data[cols].isna().to_numpy() if cols else np.zeros((len(data), 0), bool)
+    bad = missing.any(axis=1)
+    if extra_mask is not None:
+        bad |= extra_mask
+    if bad.any():
+        counts = {c: int(missing[:, i].sum()) for i, c in enumerate(cols) if missing[:, i].any()}
+        detail = ", ".join(f"{c}: {k}" for c, k in counts.items()) or "weights/offset"
+        if na_action == "raise":
+            raise ModelSpecError(f"missing values in the columns used ({detail}); "
+                                 "use na_action='omit' to drop those rows")
+        if bad.all():
+            raise ModelSpecError(f"every row has a missing value in a used column ({detail})")
+        warnings.warn(f"{int(bad.sum())} row(s) with missing values dropped ({detail})",
+                      DataWarning, stacklevel=4)
+    frame = data.loc[~bad, cols].reset_index(drop=True).copy()
+    return frame, ~bad
+
+
+def numeric_vector(values, name: str, n: int) -> np.ndarray:
+    """A float vector of length n from a column or array, with a clear error otherwise."""
+    if isinstance(values, pd.Series) and not (pd.api.types.is_numeric_dtype(values)
+                                              or pd.api.types.is_bool_dtype(values)):
+        raise ModelSpecError(f"{name} must be numeric, but column has dtype {values.dtype}; "
+                             "convert it (e.g. pd.to_numeric) or use a numeric column")
+    arr = np.asarray(values, dtype=float) if not isinstance(values, pd.Series) \
+        else values.to_numpy(dtype=float)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ModelSpecError(f"{name} must have one value per row ({n}), got shape {arr.shape}")
+    return arr

@@ -1,0 +1,248 @@
+"""ModelSpec: everything a graph builder needs, built once from a formula and a DataFrame.
+
+``formula + DataFrame → ModelSpec(y, X, [ReTerm …], offset, weights)``. Random terms are ordered as
+lme4 orders them (decreasing number of levels, ties in formula order), so θ lines up with
+``getME(fit, "theta")``. The spec holds no PyTensor or PyMC objects.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ModelSpecError, RankDeficiencyWarning
+from .design import Design, model_matrix, rhs_variables
+from .formula import ParsedFormula, parse_formula
+from .frame import check_columns, model_frame, numeric_vector
+from .reterm import ReTerm, build_reterm
+
+__all__ = ["ModelSpec", "build_spec", "drop_rank_deficient"]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """A parsed, validated model: response, fixed-effects matrix and random terms.
+
+    Attributes
+    ----------
+    formula : str
+    parsed : ParsedFormula
+    y : ndarray (n,)
+        Response.
+    X : ndarray (n, p)
+        Fixed-effects model matrix (rank-deficient columns already dropped).
+    fe_names : list of str
+        lme4's fixed-effect names.
+    terms : tuple of ReTerm
+        Random terms in lme4's order.
+    offset : ndarray (n,)
+        Offset (zeros when none).
+    weights : ndarray (n,)
+        Prior weights (ones when none).
+    fixed_design : Design
+        Rebuilds X for new data (``predict``).
+    keep : ndarray of bool
+        Rows of the user's data that were used.
+    dropped_columns : list of str
+        Fixed-effect columns dropped for rank deficiency.
+    """
+
+    formula: str
+    parsed: ParsedFormula
+    y: np.ndarray
+    X: np.ndarray
+    fe_names: list[str]
+    terms: tuple[ReTerm, ...]
+    offset: np.ndarray
+    weights: np.ndarray
+    fixed_design: Design = field(repr=False)
+    keep: np.ndarray = field(repr=False)
+    dropped_columns: list[str] = field(default_factory=list)
+    response_name: str = ""
+    data_id: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_theta(self) -> int:
+        return sum(t.n_theta for t in self.terms)
+
+    @property
+    def q(self) -> int:
+        return sum(t.q for t in self.terms)
+
+    def theta_slices(self) -> list[slice]:
+        """Where each term's θ sits in the full θ vector."""
+        out, start = [], 0
+        for t in self.terms:
+            out.append(slice(start, start + t.n_theta))
+            start += t.n_theta
+        return out
+
+    def theta_names(self) -> list[str]:
+        return [name for t in self.terms for name in t.theta_names()]
+
+    def theta_lower(self) -> np.ndarray:
+        return np.concatenate([t.theta_lower() for t in self.terms])
+
+    def theta_start(self) -> np.ndarray:
+        return np.concatenate([t.theta_start() for t in self.terms])
+
+    def with_response(self, y: np.ndarray) -> "ModelSpec":
+        """The same model with a new response (bootstrap, refit): nothing else is rebuilt."""
+        y = numeric_vector(y, "the new response", self.n)
+        if not np.all(np.isfinite(y)):
+            raise ModelSpecError("the new response has missing or infinite values")
+        return _replace(self, y=y)
+
+    def with_weights(self, weights: np.ndarray) -> "ModelSpec":
+        """The same model with new prior weights (a zero weight removes a row: case deletion)."""
+        w = _check_weights(numeric_vector(weights, "weights", self.n))
+        return _replace(self, weights=w)
+
+
+def _replace(spec: ModelSpec, **changes) -> ModelSpec:
+    from dataclasses import replace
+    return replace(spec, **changes)
+
+
+def _check_weights(w: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ModelSpecError("weights must be finite and non-negative")
+    if not np.any(w > 0):
+        raise ModelSpecError("all weights are zero")
+    return w
+
+
+def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop columns that are linear combinations of earlier ones, as lme4 (``qr`` with tol 1e-7).
+
+    Columns are kept left to right; a column is dropped when its residual after projecting on the
+    kept columns is below ``tol`` times its norm (LINPACK's limited pivoting moves those to the end).
+    """
+    kept, dropped, Q = [], [], np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        resid = col - Q @ (Q.T @ col) if Q.shape[1] else col
+        rnorm = np.linalg.norm(resid)
+        if norm == 0 or rnorm <= tol * norm:
+            dropped.append(names[j])
+            continue
+        Q = np.column_stack([Q, resid / rnorm])
+        kept.append(j)
+    return X[:, kept], [names[j] for j in kept], dropped
+
+
+def _response(frame: pd.DataFrame, expr: str) -> np.ndarray:
+    if expr in frame.columns:
+        col = frame[expr]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            raise ModelSpecError(
+                f"response {expr!r} must be numeric for a linear mixed model; it has dtype "
+                f"{col.dtype}. For an ordered categorical response use mp.clmm, for a binary one "
+                "mp.glmer(..., family='binomial').")
+        return col.to_numpy(dtype=float)
+    design = model_matrix(f"0 + {expr}", frame)
+    if design.matrix.shape[1] != 1:
+        raise ModelSpecError(f"response {expr!r} must give one numeric column")
+    return design.matrix[:, 0].astype(float)
+
+
+def _used_columns(parsed: ParsedFormula) -> list[str]:
+    cols = list(rhs_variables(f"0 + {parsed.response}")) if parsed.response else []
+    cols += rhs_variables(parsed.fixed)
+    for t in parsed.random:
+        cols += rhs_variables(t.lhs) + list(t.group_vars)
+    return list(dict.fromkeys(cols))
+
+
+def _resolve_vector(arg, data: pd.DataFrame, name: str) -> np.ndarray | None:
+    if arg is None:
+        return None
+    if isinstance(arg, str):
+        check_columns(data, [arg], f"{name}=")
+        return numeric_vector(data[arg], f"{name} column {arg!r}", len(data))
+    return numeric_vector(arg, name, len(data))
+
+
+def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int) -> None:
+    for t in terms:
+        if t.n_levels >= n:
+            raise ModelSpecError(
+                f"number of levels of grouping factor '{t.group}' ({t.n_levels}) must be < number "
+                f"of observations ({n}): the random effect and the residual are not identifiable")
+        if t.q > n:
+            raise ModelSpecError(
+                f"number of observations ({n}) < number of random effects ({t.q}) for term "
+                f"({' + '.join(t.column_names)} | {t.group}); the random-effects parameters and "
+                "the residual variance are probably unidentifiable")
+
+
+def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
+               na_action: str = "omit", contrasts: dict | None = None,
+               require_random: bool = True, response=None) -> ModelSpec:
+    """Parse, check and build the :class:`ModelSpec` of an lme4 formula on a DataFrame.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : DataFrame
+        Not modified.
+    weights, offset : str or array-like, optional
+        Column name or one value per row of ``data``.
+    na_action : {"omit", "raise"}
+    contrasts : dict, optional
+        Column → contrast (as R's ``contrasts=``).
+    require_random : bool
+        Raise when the formula has no random term (lme4 does).
+    response : callable, optional
+        ``response(frame, expr) -> ndarray`` for non-gaussian responses (e.g. ``cbind``).
+    """
+    parsed = parse_formula(formula)
+    if require_random and not parsed.random:
+        raise ModelSpecError(
+            f"formula {formula!r} has no random-effects terms such as '(1 | group)'; "
+            "for a model without random effects use statsmodels' OLS/GLM")
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    columns = _used_columns(parsed)
+    check_columns(data, columns, f"formula {formula!r}")
+    w_all = _resolve_vector(weights, data, "weights")
+    o_all = _resolve_vector(offset, data, "offset")
+    extra = np.zeros(len(data), bool)
+    for v in (w_all, o_all):
+        if v is not None:
+            extra |= ~np.isfinite(v)
+    frame, keep = model_frame(data, columns, na_action, extra)
+    y = (response or _response)(frame, parsed.response)
+    fixed = model_matrix(parsed.fixed, frame, contrasts=contrasts)
+    X, fe_names, dropped = drop_rank_deficient(np.asarray(fixed.matrix, float),
+                                               list(fixed.column_names))
+    if dropped:
+        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+                      f"column(s): {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
+    terms = tuple(build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts)
+                  for t in parsed.random)
+    order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
+    terms = tuple(terms[k] for k in order)
+    n = len(frame)
+    w = np.ones(n) if w_all is None else _check_weights(w_all[keep])
+    off = np.zeros(n) if fixed.offset is None else np.asarray(fixed.offset, float)
+    if o_all is not None:
+        off = off + o_all[keep]
+    _check_lme4_counts(terms, n)
+    return ModelSpec(formula=formula, parsed=parsed, y=np.asarray(y, float), X=np.ascontiguousarray(X),
+                     fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
+                     keep=keep, dropped_columns=dropped, response_name=parsed.response,
+                     data_id=id(data))
