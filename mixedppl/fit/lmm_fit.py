@@ -1,0 +1,103 @@
+"""Fit a linear mixed model: optimise the profiled deviance, check the boundary, extract estimates.
+
+As lme4's ``optimizeLmer`` + ``mkMerMod``: L-BFGS-B on d(θ) with the exact gradient from the graph,
+bounds 0 on the diagonal of each T_k; then lme4's ``check.boundary`` (a θ within ``boundary_tol``
+of its bound is tried at the bound) and the convergence / singularity checks.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..control import LmerControl, act
+from ..exceptions import ConvergenceWarning, SingularFitWarning
+from ..spec.model_spec import ModelSpec
+from .lmm_objective import LMMObjective
+from .optimize import OptSummary, minimize_bounded
+
+__all__ = ["fit_lmm", "check_boundary"]
+
+
+def check_boundary(objective, theta: np.ndarray, fval: float, lower: np.ndarray,
+                   tol: float) -> tuple[np.ndarray, float]:
+    """lme4's ``check.boundary``: snap θ within ``tol`` of a zero bound to it if no worse."""
+    theta = theta.copy()
+    for i in np.flatnonzero((lower == 0) & (theta - lower < tol) & (theta > lower)):
+        trial = theta.copy()
+        trial[i] = lower[i]
+        f = objective.deviance(trial)
+        if f <= fval:
+            theta, fval = trial, f
+    return theta, fval
+
+
+def restart_off_boundary(objective, opt: OptSummary, start: np.ndarray,
+                         control: LmerControl) -> OptSummary:
+    """Re-optimise from each diagonal θ that ended on its bound, moved back to its start value.
+
+    The deviance depends on the last diagonal of each T_k only through its square, so 0 is a
+    stationary point there and a gradient method started elsewhere can stop on that saddle (lme4's
+    derivative-free BOBYQA steps over it). A true singular fit comes back to the bound.
+    """
+    fixed = opt.fixed or {}
+    for i in np.flatnonzero((opt.lower == 0) & (opt.x <= 0)):
+        if i in fixed:
+            continue
+        x0 = opt.x.copy()
+        x0[i] = start[i]
+        trial = minimize_bounded(objective, x0, opt.lower, fixed=fixed, ftol=control.ftol,
+                                 gtol=control.gtol, maxiter=control.maxiter)
+        if trial.fun < opt.fun - 1e-10 * max(1.0, abs(opt.fun)):
+            opt = trial
+    return opt
+
+
+def fit_lmm(spec: ModelSpec, reml: bool = True, control: LmerControl | None = None,
+            start: np.ndarray | None = None, fixed: dict[int, float] | None = None,
+            objective: LMMObjective | None = None):
+    """Fit by profiled REML / ML and return an :class:`~mixedppl.results.lmm.LMMResult`.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    reml : bool
+    control : LmerControl, optional
+    start : ndarray, optional
+        Start for θ (default lme4's: T_k = I).
+    fixed : dict, optional
+        θ index → value held fixed (profiles).
+    objective : LMMObjective, optional
+        A prepared objective to reuse (refits).
+    """
+    from ..results.lmm import LMMResult
+
+    control = control or LmerControl()
+    t0 = time.perf_counter()
+    objective = objective or LMMObjective(spec, reml=reml)
+    lower = spec.theta_lower()
+    x0 = spec.theta_start() if start is None else np.asarray(start, float)
+    opt = minimize_bounded(objective, x0, lower, fixed=fixed, ftol=control.ftol, gtol=control.gtol,
+                           maxiter=control.maxiter)
+    opt = restart_off_boundary(objective, opt, spec.theta_start(), control)
+    theta, fval = check_boundary(objective, opt.x, opt.fun, lower, control.boundary_tol)
+    est = objective.estimates(theta)
+    converged = _converged(opt, control)
+    if not converged:
+        act(control.check_conv, f"model failed to converge ({opt.message}): max|projected "
+            f"gradient| = {np.abs(opt.projected_gradient()).max():.3g}", ConvergenceWarning)
+    singular = bool(np.any((lower == 0) & (theta < control.singular_tol)))
+    if singular:
+        act(control.check_singular, "boundary (singular) fit: a variance is estimated as 0 or a "
+            "correlation as ±1; see fit.is_singular and fit.varcorr", SingularFitWarning)
+    return LMMResult(spec=spec, reml=bool(reml), theta=theta, estimates=est, opt=opt,
+                     converged=converged, is_singular=singular, objective=objective,
+                     fit_seconds=time.perf_counter() - t0, fval=fval)
+
+
+def _converged(opt: OptSummary, control: LmerControl) -> bool:
+    g = opt.projected_gradient()
+    if not np.all(np.isfinite(g)) or not np.isfinite(opt.fun):
+        return False
+    return bool(np.abs(g).max(initial=0.0) < control.grad_tol)
