@@ -1,0 +1,19 @@
+"""mixedppl: mixed-effects models with lme4's numbers, from PyTensor graphs that PyMC can sample.
+
+>>> import mixedppl as mp
+>>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+>>> print(fit.summary())  # doctest: +SKIP
+"""
+
+from . import datasets
+from .anova import anova
+from .api import Model, lmer
+from .control import LmerControl
+from .exceptions import (ConvergenceWarning, DataWarning, ModelSpecError, RankDeficiencyWarning,
+                         SingularFitWarning)
+from .fit.compile import config
+
+__version__ = "0.1.0"
+
+__all__ = ["Model", "lmer", "anova", "datasets", "LmerControl", "config", "ModelSpecError",
+           "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]

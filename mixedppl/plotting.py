@@ -1,0 +1,60 @@
+"""Plots of fitted models (matplotlib): caterpillar plots of the conditional modes."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["caterpillar"]
+
+
+def caterpillar(fit, group: str | None = None, level: float = 0.95, ax=None):
+    """Conditional modes ± z·(conditional SD) per level, sorted, one panel per term.
+
+    Parameters
+    ----------
+    fit : a fitted result with ``random_effects`` and ``random_effects_se``
+    group : str, optional
+        Grouping factor (default: the first).
+    level : float
+        Coverage of the intervals drawn.
+    ax : matplotlib Axes or array of Axes, optional
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> fig = caterpillar(fit, "Subject")
+    >>> len(fig.axes)
+    2
+    """
+    import matplotlib.pyplot as plt
+
+    group = group or next(iter(fit.random_effects))
+    if group not in fit.random_effects:
+        raise ValueError(f"unknown grouping factor {group!r}; valid: {list(fit.random_effects)}")
+    re, se = fit.random_effects[group], fit.random_effects_se[group]
+    z = stats.norm.ppf(0.5 + level / 2)
+    if ax is None:
+        fig, axes = plt.subplots(1, re.shape[1], figsize=(3.2 * re.shape[1], 0.18 * len(re) + 1.2),
+                                 sharey=False, squeeze=False)
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(ax)
+        fig = axes[0].figure
+    for a, term in zip(axes, re.columns):
+        order = np.argsort(re[term].to_numpy())
+        vals, errs = re[term].to_numpy()[order], z * se[term].to_numpy()[order]
+        y = np.arange(len(vals))
+        a.errorbar(vals, y, xerr=errs, fmt="o", ms=3, lw=1)
+        a.axvline(0, color="grey", lw=0.8)
+        a.set_yticks(y)
+        a.set_yticklabels(np.asarray(re.index)[order], fontsize=7)
+        a.set_title(f"{group}: {term}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,195 @@
+"""LMMResult: a fitted linear mixed model (lme4 ``lmerMod`` + lmerTest's Satterthwaite tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..fit.optimize import OptSummary
+from ..spec.model_spec import ModelSpec
+from .base import MixedResult
+from .satterthwaite import satterthwaite_df
+from .varcorr import group_labels, term_covariances, varcorr_frame
+
+__all__ = ["LMMResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class LMMResult(MixedResult):
+    """A linear mixed model fitted by REML or ML (see :func:`mixedppl.lmer`).
+
+    Attributes
+    ----------
+    theta : ndarray
+        lme4's θ (``getME(fit, "theta")``): the relative covariance factors' entries.
+    converged, is_singular : bool
+    opt : OptSummary
+        What the optimiser did.
+    """
+
+    spec: ModelSpec
+    reml: bool
+    theta: np.ndarray
+    estimates: dict = field(repr=False)
+    opt: OptSummary = field(repr=False)
+    converged: bool = True
+    is_singular: bool = False
+    objective: object = field(default=None, repr=False)
+    fit_seconds: float = 0.0
+    fval: float = np.nan
+
+    stat_name = "t value"
+
+    # -- scale and likelihood --------------------------------------------------------------------
+    @cached_property
+    def _dof(self) -> float:
+        return self.objective.cp.n - (self.spec.p if self.reml else 0)
+
+    @property
+    def beta(self) -> np.ndarray:
+        return np.asarray(self.estimates["beta"])
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual SD (REML or ML estimate, as ``sigma(fit)``)."""
+        return float(np.sqrt(self.estimates["pwrss"] / self._dof))
+
+    @property
+    def scale(self) -> float:
+        """Residual variance σ²."""
+        return self.sigma ** 2
+
+    @cached_property
+    def vcov_beta(self) -> np.ndarray:
+        L = np.asarray(self.estimates["Lxx"])
+        Linv = np.linalg.inv(L)
+        return self.scale * Linv.T @ Linv
+
+    @property
+    def b(self) -> list[np.ndarray]:
+        return [np.asarray(b) for b in self.estimates["b"]]
+
+    @cached_property
+    def condvar(self) -> list[np.ndarray]:
+        return [self.scale * np.asarray(v) for v in self.estimates["condvar"]]
+
+    @property
+    def n_params(self) -> int:
+        """Fixed effects + θ + σ (lme4's ``logLik`` df)."""
+        return self.spec.p + self.spec.n_theta + 1
+
+    @cached_property
+    def objective_value(self) -> float:
+        """The optimised criterion: REML criterion for REML fits, ML deviance otherwise."""
+        return float(self.estimates["deviance"])
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.objective_value
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """REML criterion at the optimum (None for ML fits)."""
+        return self.objective_value if self.reml else None
+
+    # -- variance components ---------------------------------------------------------------------
+    @cached_property
+    def _covs(self) -> list[np.ndarray]:
+        return term_covariances(self.spec.terms, self.theta, self.scale)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """As R's ``as.data.frame(VarCorr(fit))``: grp, var1, var2, vcov, sdcor (+ Residual)."""
+        return varcorr_frame(self.spec.terms, self._covs, self.scale)
+
+    @cached_property
+    def variance_components(self) -> dict:
+        """Group → variance (scalar terms) or covariance DataFrame (vector terms)."""
+        out = {}
+        for label, t, S in zip(group_labels(self.spec.terms), self.spec.terms, self._covs):
+            out[label] = float(S[0, 0]) if t.n_cols == 1 else pd.DataFrame(
+                S, index=t.column_names, columns=t.column_names)
+        return out
+
+    # -- fitted values ---------------------------------------------------------------------------
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values Xβ̂ + Zb̂ + offset."""
+        return self._eta(True)
+
+    def residuals(self, type: str = "response", scaled: bool = False) -> np.ndarray:
+        """y − fitted (``"response"``) or √w (y − fitted) (``"pearson"``); ``scaled`` divides by σ."""
+        r = self.spec.y - self.fitted()
+        if type == "pearson":
+            r = r * np.sqrt(self.spec.weights)
+        elif type != "response":
+            raise ValueError(f"type must be 'response' or 'pearson', got {type!r}")
+        return r / self.sigma if scaled else r
+
+    def predict(self, newdata: pd.DataFrame | None = None, include_random: bool = True) -> np.ndarray:
+        """Predictions Xβ̂ (+ Zb̂) (+ offset); levels unseen in the fit get random effect 0.
+
+        Examples
+        --------
+        >>> import mixedppl as mp, pandas as pd
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]})
+        >>> fit.predict(new).round(1).tolist()
+        [253.7, 303.7]
+        """
+        return self.linear_predictor(newdata, include_random)
+
+    # -- Satterthwaite t tests (lmerTest) --------------------------------------------------------
+    @cached_property
+    def df(self) -> pd.Series:
+        """Satterthwaite denominator df per coefficient (lmerTest's ``summary``)."""
+        return pd.Series(satterthwaite_df(self), index=self.spec.fe_names, name="df")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        return self.zvalues
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the t tests with Satterthwaite df."""
+        p = 2 * stats.t.sf(np.abs(self.tvalues.to_numpy()), self.df.to_numpy())
+        return pd.Series(p, index=self.spec.fe_names, name="Pr(>|t|)")
+
+    def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """Estimate, Std. Error, df, t value, Pr(>|t|) (``ddf``: "Satterthwaite", "residual", "none")."""
+        est, se = self.fe_params, self.fe_bse
+        t = est / se
+        key = ddf.lower()
+        if key == "satterthwaite":
+            df = self.df.to_numpy()
+        elif key == "residual":
+            df = np.full(len(est), self.nobs - self.spec.p, float)
+        elif key in ("none", "normal"):
+            p = 2 * stats.norm.sf(np.abs(t.to_numpy()))
+            return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|z|)": p})
+        else:
+            raise ValueError(f"ddf must be 'Satterthwaite', 'residual' or 'none', got {ddf!r}")
+        p = 2 * stats.t.sf(np.abs(t.to_numpy()), df)
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
+                             "Pr(>|t|)": p})
+
+    def summary(self) -> "Summary":
+        """lme4 / lmerTest-style summary (print it; ``str()`` gives the text)."""
+        from .summary import lmm_summary
+        return lmm_summary(self)
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.reml else "ML"
+        return (f"<LMMResult {kind}: {self.spec.formula} | n={self.nobs}, "
+                f"logLik={self.loglik:.4f}, converged={self.converged}>")
+
+
+class Summary(str):
+    """Text of a summary that prints without quotes in notebooks."""
+
+    def __repr__(self) -> str:
+        return str(self)

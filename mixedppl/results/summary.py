@@ -1,0 +1,78 @@
+"""Text summaries in the layout of lme4's / lmerTest's ``summary()`` print-out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .varcorr import group_labels
+
+__all__ = ["lmm_summary", "random_effects_table", "coef_block", "signif_stars"]
+
+
+def signif_stars(p: float) -> str:
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}g}"
+
+
+def random_effects_table(fit, residual: bool = True) -> str:
+    """The Groups / Name / Variance / Std.Dev. / Corr block."""
+    rows = []
+    for label, t, S in zip(group_labels(fit.spec.terms), fit.spec.terms, fit._covs):
+        sd = np.sqrt(np.clip(np.diag(S), 0, None))
+        for i, name in enumerate(t.column_names):
+            corr = [f"{S[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] > 0 and sd[j] > 0 else "NaN"
+                    for j in range(i)]
+            rows.append([label if i == 0 else "", name, _fmt(S[i, i]), _fmt(sd[i]), " ".join(corr)])
+    if residual:
+        rows.append(["Residual", "", _fmt(fit.scale), _fmt(fit.sigma), ""])
+    table = pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
+    if not table["Corr"].str.strip().any():
+        table = table.drop(columns="Corr")
+    return " " + table.to_string(index=False, justify="left").replace("\n", "\n ")
+
+
+def coef_block(table: pd.DataFrame, p_col: str) -> str:
+    """Coefficient table with significance stars."""
+    shown = table.copy()
+    for col in shown.columns:
+        if col == p_col:
+            shown[col] = [f"{p:.3g}" if p >= 2e-16 else "< 2e-16" for p in table[col]]
+        else:
+            shown[col] = [f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}" for v in table[col]]
+    shown[""] = [signif_stars(p) for p in table[p_col]]
+    return shown.to_string() + "\n---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+
+
+def _scaled_residuals(fit) -> str:
+    q = np.quantile(fit.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1])
+    return pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4).to_string(index=False)
+
+
+def lmm_summary(fit) -> str:
+    """lmerTest-style summary of an :class:`~mixedppl.results.lmm.LMMResult`."""
+    from .lmm import Summary
+    kind = "REML" if fit.reml else "maximum likelihood"
+    crit = (f"REML criterion at convergence: {fit.reml_criterion:.1f}" if fit.reml else
+            f"     AIC      BIC   logLik deviance\n{fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} "
+            f"{fit.deviance:8.1f}")
+    groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+    lines = [
+        f"Linear mixed model fit by {kind}. t-tests use Satterthwaite's method",
+        f"Formula: {fit.spec.formula}",
+        "", crit, "", "Scaled residuals: ", _scaled_residuals(fit), "",
+        "Random effects:", random_effects_table(fit),
+        f"Number of obs: {fit.nobs}, groups:  {groups}", "",
+        "Fixed effects:", coef_block(fit.coef_table(), "Pr(>|t|)"),
+    ]
+    notes = []
+    if fit.is_singular:
+        notes.append("boundary (singular) fit: see fit.is_singular")
+    if not fit.converged:
+        notes.append(f"optimizer did not converge: {fit.opt.message}")
+    if fit.spec.dropped_columns:
+        notes.append(f"fixed-effect columns dropped (rank deficient): {fit.spec.dropped_columns}")
+    return Summary("\n".join(lines + ([""] + notes if notes else [])))
