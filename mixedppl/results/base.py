@@ -49,7 +49,7 @@ class MixedResult:
         """Wald statistics β̂ / SE."""
         return (self.fe_params / self.fe_bse).rename(self.stat_name)
 
-    def confint(self, level: float = 0.95, method: str = "Wald") -> pd.DataFrame:
+    def confint(self, level: float = 0.95, method: str = "Wald", **kwargs) -> pd.DataFrame:
         """Wald confidence intervals for the fixed effects.
 
         lme4's ``confint`` defaults to profile intervals; here the default is Wald (fast and defined
@@ -63,7 +63,10 @@ class MixedResult:
         [7.44, 13.5]
         """
         if method.lower() != "wald":
-            raise NotImplementedError(f"confint(method={method!r}) is not available yet; use 'Wald'")
+            other = getattr(self, "_confint_method", None)
+            if other is None:
+                raise NotImplementedError(f"confint(method={method!r}) is not available; use 'Wald'")
+            return other(method.lower(), level=level, **kwargs)
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
         z = stats.norm.ppf(0.5 + level / 2)

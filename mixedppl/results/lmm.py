@@ -9,7 +9,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..bayes.mixin import SampleMixin
+from ..diagnostics.mixin import DiagnosticsMixin
 from ..fit.optimize import OptSummary
+from ..inference.intervals_mixin import IntervalsMixin
+from ..inference.tests_mixin import LMMTestsMixin
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult
 from .satterthwaite import satterthwaite_df
@@ -19,7 +23,7 @@ __all__ = ["LMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class LMMResult(MixedResult):
+class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, SampleMixin):
     """A linear mixed model fitted by REML or ML (see :func:`mixedppl.lmer`).
 
     Attributes

@@ -1,0 +1,1 @@
+"""Diagnostics of fitted models: ICC, R², influence, leverage, residual plots."""
