@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .exceptions import ModelSpecError
 
@@ -66,6 +66,6 @@ def anova(*fits, refit: bool = True) -> pd.DataFrame:
             chisq = max(2 * (f.loglik - prev.loglik), 0.0)
             df = f.n_params - prev.n_params
             row.update({"Chisq": chisq, "Df": df,
-                        "Pr(>Chisq)": stats.chi2.sf(chisq, df) if df > 0 else np.nan})
+                        "Pr(>Chisq)": special.chdtrc(df, chisq) if df > 0 else np.nan})
         rows.append(row)
     return pd.DataFrame(rows, index=[f.spec.formula for f in fits])

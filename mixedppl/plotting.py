@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 __all__ = ["caterpillar"]
 
@@ -39,7 +39,7 @@ def caterpillar(fit, group: str | None = None, level: float = 0.95, ax=None):
     if group not in fit.random_effects:
         raise ValueError(f"unknown grouping factor {group!r}; valid: {list(fit.random_effects)}")
     re, se = fit.random_effects[group], fit.random_effects_se[group]
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = special.ndtri(0.5 + level / 2)
     if ax is None:
         fig, axes = plt.subplots(1, re.shape[1], figsize=(3.2 * re.shape[1], 0.18 * len(re) + 1.2),
                                  sharey=False, squeeze=False)

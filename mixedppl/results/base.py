@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..exceptions import ModelSpecError
 from ..spec.reterm import value_labels
@@ -69,7 +69,7 @@ class MixedResult:
             return other(method.lower(), level=level, **kwargs)
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = special.ndtri(0.5 + level / 2)
         lo, hi = self.fe_params - z * self.fe_bse, self.fe_params + z * self.fe_bse
         pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
         return pd.DataFrame({pct[0]: lo.to_numpy(), pct[1]: hi.to_numpy()}, index=self.spec.fe_names)

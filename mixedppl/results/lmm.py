@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..bayes.mixin import SampleMixin
 from ..diagnostics.mixin import DiagnosticsMixin
@@ -160,7 +160,7 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values of the t tests with Satterthwaite df."""
-        p = 2 * stats.t.sf(np.abs(self.tvalues.to_numpy()), self.df.to_numpy())
+        p = 2 * special.stdtr(self.df.to_numpy(), -np.abs(self.tvalues.to_numpy()))
         return pd.Series(p, index=self.spec.fe_names, name="Pr(>|t|)")
 
     def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
@@ -173,11 +173,11 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
         elif key == "residual":
             df = np.full(len(est), self.nobs - self.spec.p, float)
         elif key in ("none", "normal"):
-            p = 2 * stats.norm.sf(np.abs(t.to_numpy()))
+            p = 2 * special.ndtr(-np.abs(t.to_numpy()))
             return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|z|)": p})
         else:
             raise ValueError(f"ddf must be 'Satterthwaite', 'residual' or 'none', got {ddf!r}")
-        p = 2 * stats.t.sf(np.abs(t.to_numpy()), df)
+        p = 2 * special.stdtr(df, -np.abs(t.to_numpy()))
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
                              "Pr(>|t|)": p})
 
