@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import time
+
 import numpy as np
 import pytensor.tensor as pt
 
@@ -81,13 +83,17 @@ class LMMObjective:
         self.structure = structure or lmm_structure(spec, self.cp)
         self.data = lmm_inputs(spec, self.cp, self.structure)
         self._reml = np.array(1.0 if reml else 0.0, dtype=np.float64)
+        self.compile_seconds = 0.0
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_fn")}
 
     @cached_property
     def _fn_dev(self):
-        return _deviance_fn(self.structure)
+        t0 = time.perf_counter()
+        fn = _deviance_fn(self.structure)
+        self.compile_seconds = time.perf_counter() - t0
+        return fn
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """d(θ) and ∇d(θ)."""

@@ -33,6 +33,9 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
     converged, is_singular : bool
     opt : OptSummary
         What the optimiser did.
+    timing : dict
+        Seconds spent: ``total``, ``compile`` (0 when the compiled function was cached),
+        ``optimize`` and ``estimates`` (extraction at the optimum).
     """
 
     spec: ModelSpec
@@ -43,8 +46,8 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
     converged: bool = True
     is_singular: bool = False
     objective: object = field(default=None, repr=False)
-    fit_seconds: float = 0.0
     fval: float = np.nan
+    timing: dict = field(default_factory=dict)
 
     stat_name = "t value"
 
