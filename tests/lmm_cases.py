@@ -11,4 +11,3 @@ CASES = {
     "lmm_cake": ("cake", True),
     "lmm_instevel": ("insteval", True),
 }
-FAST = [c for c in CASES if c != "lmm_instevel"]

@@ -15,7 +15,7 @@ import pytest
 
 import mixedppl as mp
 from conftest import reference, rel_close
-from lmm_cases import CASES, FAST
+from lmm_cases import CASES
 
 
 @lru_cache(maxsize=None)
@@ -87,7 +87,7 @@ def test_fitted_residuals_and_criteria(case):
     rel_close(fit.aic, ref["tight_refit"]["logLik"] * -2 + 2 * ref["logLik_df"], 0, 2e-3)
 
 
-@pytest.mark.parametrize("case", [c for c in FAST])
+@pytest.mark.parametrize("case", _cases())
 def test_satterthwaite_df(case):
     fit, ref = fitted(case), reference(case)
     rel_close(fit.df, ref["fixef"]["df_satterthwaite"], 1e-3)
