@@ -85,6 +85,14 @@ class LMMObjective:
         self._reml = np.array(1.0 if reml else 0.0, dtype=np.float64)
         self.compile_seconds = 0.0
 
+    @property
+    def flops_per_eval(self) -> float:
+        """Rough dense work per evaluation (Schur complement and, when dense, A_R1 M1 A_1R)."""
+        if self.structure.r_mode == "none":
+            return float(self.cp.A11.size * 10)
+        qR, q1 = self.cp.AR1.shape
+        return float(qR) ** 3 + (float(qR) ** 2 * q1 if self.structure.r_mode == "dense" else 0.0)
+
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_fn")}
 

@@ -33,7 +33,9 @@ def satterthwaite_df(fit, contrasts: np.ndarray | None = None) -> np.ndarray:
     """Satterthwaite df for each row of ``contrasts`` (default: each fixed effect)."""
     p = fit.spec.p
     L = np.eye(p) if contrasts is None else np.atleast_2d(contrasts)
-    hess, jac = fit.objective.satterthwaite_parts(fit.theta, fit.sigma)
+    from ..fit.lmm_fit import blas_threads_for
+    with blas_threads_for(fit.objective):
+        hess, jac = fit.objective.satterthwaite_parts(fit.theta, fit.sigma)
     A = varpar_covariance(hess)
     V = fit.vcov_beta
     J = jac.reshape(p, p, -1)
