@@ -12,8 +12,9 @@ from .control import LmerControl
 from .exceptions import (ConvergenceWarning, DataWarning, ModelSpecError, RankDeficiencyWarning,
                          SingularFitWarning)
 from .fit.compile import config
+from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "anova", "datasets", "LmerControl", "config", "ModelSpecError",
+__all__ = ["Model", "lmer", "anova", "lrt", "datasets", "LmerControl", "config", "ModelSpecError",
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]

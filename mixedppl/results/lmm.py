@@ -167,19 +167,35 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
         return pd.Series(p, index=self.spec.fe_names, name="Pr(>|t|)")
 
     def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
-        """Estimate, Std. Error, df, t value, Pr(>|t|) (``ddf``: "Satterthwaite", "residual", "none")."""
+        """Estimate, Std. Error, df, t value, Pr(>|t|).
+
+        ``ddf``: "Satterthwaite" (lmerTest's default), "Kenward-Roger" (pbkrtest: adjusted SEs and
+        df; REML fits, n ≤ 5000), "residual" (n − p) or "none" (normal z tests).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.coef_table(ddf="Kenward-Roger")["df"].round(3).tolist()
+        [17.0, 17.0]
+        """
         est, se = self.fe_params, self.fe_bse
+        key = ddf.lower().replace("_", "-")
+        if key in ("kenward-roger", "kr"):
+            se = pd.Series(np.sqrt(np.diag(self.vcov_beta_kr)), index=est.index, name="Std. Error")
         t = est / se
-        key = ddf.lower()
         if key == "satterthwaite":
             df = self.df.to_numpy()
+        elif key in ("kenward-roger", "kr"):
+            df = self.df_kr.to_numpy()
         elif key == "residual":
             df = np.full(len(est), self.nobs - self.spec.p, float)
         elif key in ("none", "normal"):
             p = 2 * special.ndtr(-np.abs(t.to_numpy()))
             return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|z|)": p})
         else:
-            raise ValueError(f"ddf must be 'Satterthwaite', 'residual' or 'none', got {ddf!r}")
+            raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger', 'residual' or 'none', "
+                             f"got {ddf!r}")
         p = 2 * special.stdtr(df, -np.abs(t.to_numpy()))
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
                              "Pr(>|t|)": p})
