@@ -123,14 +123,14 @@ class LMMTestsMixin:
         """Refit with a formula derived from this one (R's ``update``: ``"~ . - Days"``).
 
         ``.`` stands for the fitted formula's side; ``. - term``, ``. + term``, ``~ . - (1 | g)``
-        and a new response (``log(.) ~ .``) are understood. The result does not keep the data
-        it was fitted to, so ``data`` (the same DataFrame) must be given.
+        and a new response (``log(.) ~ .``) are understood. The data, weights, offset and
+        contrasts of the original fit are reused unless given.
 
         Parameters
         ----------
         formula : str
-        data : DataFrame
-            The data the model was fitted to.
+        data : DataFrame, optional
+            Data to refit on (default: the data the model was fitted to).
         **kwargs
             Passed to :func:`mixedppl.lmer` (``reml`` defaults to this fit's).
 
@@ -139,17 +139,17 @@ class LMMTestsMixin:
         >>> import mixedppl as mp
         >>> d = mp.datasets.load("sleepstudy")
         >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", d)
-        >>> fit.update("~ . - Days", data=d).spec.formula
+        >>> fit.update("~ . - Days").spec.formula
         'Reaction ~ (1 + Days | Subject)'
         """
         from ..api import lmer
         from .simulate import update_formula
+        if data is None:
+            data = self.spec.data
+            for key, value in self.spec.build_kwargs.items():
+                kwargs.setdefault(key, value)
         if not isinstance(data, pd.DataFrame):
-            raise ModelSpecError("update() needs the data the model was fitted to: pass data=<the "
-                                 "DataFrame> (results keep no reference to it)")
-        if len(data) != len(self.spec.keep):
-            raise ModelSpecError(f"data has {len(data)} rows but the model was fitted to data with "
-                                 f"{len(self.spec.keep)} rows")
+            raise ModelSpecError("update() needs data: pass data=<DataFrame>")
         kwargs.setdefault("reml", self.reml)
         return lmer(update_formula(self.spec, formula), data, **kwargs)
 

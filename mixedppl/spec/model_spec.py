@@ -48,6 +48,10 @@ class ModelSpec:
         Rows of the user's data that were used.
     dropped_columns : list of str
         Fixed-effect columns dropped for rank deficiency.
+    data : DataFrame
+        A reference (not a copy) to the user's data, for ``update`` and refits with a new formula.
+    build_kwargs : dict
+        The weights / offset / contrasts / na_action the spec was built with.
     """
 
     formula: str
@@ -62,7 +66,8 @@ class ModelSpec:
     keep: np.ndarray = field(repr=False)
     dropped_columns: list[str] = field(default_factory=list)
     response_name: str = ""
-    data_id: int = 0
+    data: pd.DataFrame | None = field(default=None, repr=False)
+    build_kwargs: dict = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -245,4 +250,5 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     return ModelSpec(formula=formula, parsed=parsed, y=np.asarray(y, float), X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
-                     data_id=id(data))
+                     data=data, build_kwargs={"weights": weights, "offset": offset,
+                                              "contrasts": contrasts, "na_action": na_action})
