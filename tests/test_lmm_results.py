@@ -122,3 +122,19 @@ def test_offset_shifts_the_intercept(sleep):
     a = mp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
     b = mp.lmer("Reaction ~ Days + (Days | Subject)", sleep, offset=np.full(len(sleep), 10.0))
     assert b.fe_params["(Intercept)"] == pytest.approx(a.fe_params["(Intercept)"] - 10, rel=1e-7)
+
+
+def test_double_bar_expands_like_lme4(sleep):
+    ref = reference("lmm_sleepstudy_uncorr")["tight_refit"]
+    fit = mp.lmer("Reaction ~ Days + (Days || Subject)", sleep)
+    assert fit.spec.theta_names() == ["Subject.(Intercept)", "Subject.Days"]
+    rel_close(fit.theta, ref["theta"], 1e-3, 1e-4)
+    rel_close(fit.loglik, ref["logLik"], 0, 1e-3)
+
+
+def test_nested_slash_equals_explicit_interaction():
+    pastes = mp.datasets.load("pastes")
+    a = mp.lmer("strength ~ 1 + (1 | batch/cask)", pastes)
+    b = mp.lmer("strength ~ 1 + (1 | batch) + (1 | cask:batch)", pastes)
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-8)
+    assert list(a.random_effects) == ["cask:batch", "batch"]
