@@ -1,0 +1,114 @@
+"""ICC, Nakagawa R², case-deletion influence and leverage against R (performance 0.10.2, lme4
+1.1-31; tests/reference/inf_icc_r2.json and inf_influence.json).
+
+Tolerances (issue 5): ICC / R² 1e-4 (against the ``by_hand_tight_fit`` blocks); influence measures
+1e-3 relative with a 1e-6 absolute floor (exact refits); leverage 1e-6.
+"""
+
+import doctest
+import importlib
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+import mixedppl as mp
+from conftest import reference, rel_close
+
+ICC_CASES = {
+    "sleepstudy_intercept": ("sleepstudy", "Reaction ~ Days + (1 | Subject)"),
+    "sleepstudy_slope": ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    "dyestuff": ("dyestuff", "Yield ~ 1 + (1 | Batch)"),
+    "penicillin": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+}
+
+
+@lru_cache(maxsize=None)
+def fitted(case):
+    data, formula = ICC_CASES[case]
+    return mp.lmer(formula, mp.datasets.load(data))
+
+
+@pytest.mark.parametrize("case", sorted(ICC_CASES))
+def test_icc_and_r2(case):
+    ref = reference("inf_icc_r2")["models"][case]["by_hand_tight_fit"]
+    fit = fitted(case)
+    icc, r2 = fit.icc(), fit.r_squared()
+    assert list(icc.index) == ["adjusted", "unadjusted"]
+    assert list(r2.index) == ["marginal", "conditional"]
+    rel_close(icc.to_numpy(), [ref["ICC_adjusted"], ref["ICC_unadjusted"]], 1e-4, 1e-8)
+    rel_close(r2.to_numpy(), [ref["R2_marginal"], ref["R2_conditional"]], 1e-4, 1e-8)
+
+
+@pytest.mark.parametrize("case", ["sleepstudy_intercept", "dyestuff", "penicillin"])
+def test_icc_by_group(case):
+    ref = reference("inf_icc_r2")["models"][case]["performance"]["icc_by_group"]
+    got = fitted(case).icc(by_group=True)
+    assert list(got.index) == ref["group"]
+    rel_close(got.to_numpy(), ref["ICC"], 1e-4)
+
+
+def test_icc_by_group_refuses_random_slopes():
+    with pytest.raises(ValueError, match="random slopes"):
+        fitted("sleepstudy_slope").icc(by_group=True)
+
+
+@pytest.mark.parametrize("part,key", [("total", "hat"), ("fixed", "hat_fixef"), ("random", "hat_ranef")])
+def test_leverage(part, key):
+    ref = reference("inf_influence")["leverage"]
+    rel_close(fitted("sleepstudy_slope").leverage(part), ref[key], 0, 1e-6)
+
+
+def test_leverage_bad_part():
+    with pytest.raises(ValueError, match="part"):
+        fitted("sleepstudy_slope").leverage("both")
+
+
+def _check_influence(frame, ref):
+    for col in ["cooks_d", "mdffits", "covtrace", "covratio"]:
+        rel_close(frame[col].to_numpy(), ref[col], 1e-3, 1e-6)
+    for name, values in ref["rvc"].items():
+        rel_close(frame[f"rvc_{name}"].to_numpy(), values, 1e-3, 1e-6)
+
+
+def test_influence_by_subject_exact():
+    ref = reference("inf_influence")["by_subject"]
+    frame = fitted("sleepstudy_slope").influence(level="Subject")
+    assert list(frame.index) == ref["deleted"]
+    assert frame.index.name == "Subject"
+    _check_influence(frame, ref)
+    assert frame["cooks_d"].idxmax() == reference("inf_influence")["largest_cooks_d_subject"]["subject"]
+
+
+def test_influence_by_observation_exact():
+    ref = reference("inf_influence")["by_observation"]
+    frame = fitted("sleepstudy_slope").influence(level="observation")
+    assert len(frame) == 180
+    rows = [i - 1 for i in ref["deleted"]]          # R's 1-based rows → 0-based positions
+    _check_influence(frame.loc[rows], ref)
+
+
+def test_influence_approx_close_to_exact():
+    fit = fitted("sleepstudy_slope")
+    exact = fit.influence(level="Subject")
+    approx = fit.influence(level="Subject", method="approx")
+    assert list(approx.columns) == list(exact.columns)
+    # θ held at θ̂: β and its vcov move little from the exact refit's
+    rel_close(approx["cooks_d"].to_numpy(), exact["cooks_d"].to_numpy(), 0.05, 1e-4)
+    assert np.all(approx["rvc_Subject.var((Intercept))"].to_numpy()
+                  == pytest.approx(approx["rvc_sigma2"].to_numpy()))   # Σ = σ²TTᵀ, T fixed
+
+
+def test_influence_unknown_level_names_valid_ones():
+    with pytest.raises(ValueError, match=r"\['Subject', 'observation'\]"):
+        fitted("sleepstudy_slope").influence(level="Days")
+    with pytest.raises(ValueError, match="method"):
+        fitted("sleepstudy_slope").influence(level="Subject", method="quick")
+
+
+@pytest.mark.parametrize("name", ["mixedppl.diagnostics.mixin", "mixedppl.diagnostics.variance",
+                                  "mixedppl.diagnostics.leverage", "mixedppl.diagnostics.influence"])
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
