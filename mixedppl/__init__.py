@@ -5,7 +5,7 @@
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
-from . import datasets
+from . import datasets, priors
 from .anova import anova
 from .api import Model, lmer
 from .control import LmerControl
@@ -16,5 +16,5 @@ from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "anova", "lrt", "datasets", "LmerControl", "config", "ModelSpecError",
-           "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]
+__all__ = ["Model", "lmer", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
+           "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]

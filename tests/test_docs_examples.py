@@ -6,8 +6,9 @@ import importlib
 import pytest
 
 MODULES = ["mixedppl.api", "mixedppl.anova", "mixedppl.datasets", "mixedppl.results.base",
-           "mixedppl.plotting",
-           "mixedppl.results.lmm", "mixedppl.spec.formula", "mixedppl.bayes.pymc"]
+           "mixedppl.plotting", "mixedppl.priors", "mixedppl.bayes.mixin",
+           "mixedppl.results.lmm", "mixedppl.spec.formula",
+           "mixedppl.bayes.pymc"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,327 @@
+"""BayesResult: the posterior of a mixed model sampled with PyMC, with the frequentist accessors.
+
+Every accessor is a posterior summary of the same quantity the frequentist result reports:
+``fe_params`` (means and sds of β), ``varcorr`` (lme4's ``as.data.frame(VarCorr())`` layout,
+posterior means with sds alongside), ``random_effects`` (posterior means per group, as ``ranef()``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from ..results.base import _select_columns
+from ..results.varcorr import group_labels
+from ..spec.reterm import value_labels
+from .pymc import _safe
+
+__all__ = ["BayesResult"]
+
+HDI_PROB = 0.94
+
+
+@dataclass(eq=False)
+class BayesResult:
+    """The posterior of a mixed model (from :meth:`SampleMixin.sample`).
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        posterior (named coords), sample_stats, log_likelihood (pointwise, ``y``), observed_data.
+    model : pymc.Model
+        The sampled model (``post.model``; extend it and sample again if you like).
+    spec : ModelSpec
+    priors : dict
+        The priors used (:mod:`mixedppl.priors` objects).
+    timing : dict
+        Seconds spent sampling (``sample``).
+    """
+
+    idata: az.InferenceData
+    model: object = field(repr=False)
+    spec: object = field(repr=False)
+    priors: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+
+    # -- draws -----------------------------------------------------------------------------------
+    def _draws(self, var: str) -> np.ndarray:
+        """(samples, ...) array of one posterior variable, chains stacked."""
+        x = self.idata.posterior[var].values
+        return x.reshape((-1,) + x.shape[2:])
+
+    def _terms(self):
+        for label, t in zip(group_labels(self.spec.terms), self.spec.terms):
+            yield label, _safe(label), t
+
+    def _sd_corr(self, name: str, t) -> tuple[np.ndarray, np.ndarray]:
+        """Draws of the SDs (S, ℓ) and correlation matrices (S, ℓ, ℓ) of one term."""
+        sd = self._draws(f"sd_{name}").reshape(-1, t.n_cols)
+        if t.n_cols == 1:
+            return sd, np.ones((len(sd), 1, 1))
+        return sd, self._draws(f"corr_{name}")
+
+    def _vc_draws(self) -> list[tuple]:
+        """(grp, var1, var2, vcov draws, sdcor draws) in ``varcorr`` row order."""
+        rows = []
+        for label, name, t in self._terms():
+            sd, corr = self._sd_corr(name, t)
+            names = t.column_names
+            rows += [(label, n, None, sd[:, i] ** 2, sd[:, i]) for i, n in enumerate(names)]
+            for j in range(len(names)):
+                for i in range(j + 1, len(names)):
+                    r = corr[:, i, j]
+                    rows.append((label, names[j], names[i], r * sd[:, i] * sd[:, j], r))
+        if "sigma" in self.idata.posterior:
+            s = self._draws("sigma")
+            rows.append(("Residual", None, None, s ** 2, s))
+        return rows
+
+    # -- accessors -------------------------------------------------------------------------------
+    @property
+    def fe_params(self) -> pd.DataFrame:
+        """Posterior mean and sd of the fixed effects (index: lme4's names).
+
+        Examples
+        --------
+        >>> post.fe_params.columns.tolist()  # doctest: +SKIP
+        ['mean', 'sd']
+        """
+        b = self._draws("beta")
+        return pd.DataFrame({"mean": b.mean(0), "sd": b.std(0, ddof=1)},
+                            index=pd.Index(self.spec.fe_names))
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Posterior means in ``as.data.frame(VarCorr(fit))``'s layout, with ``vcov_sd``,
+        ``sdcor_sd`` (posterior sds) alongside.
+
+        Examples
+        --------
+        >>> post.varcorr.columns.tolist()  # doctest: +SKIP
+        ['grp', 'var1', 'var2', 'vcov', 'sdcor', 'vcov_sd', 'sdcor_sd']
+        """
+        rows = [(g, a, b, v.mean(), s.mean(), v.std(ddof=1), s.std(ddof=1))
+                for g, a, b, v, s in self._vc_draws()]
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor", "vcov_sd",
+                                           "sdcor_sd"])
+
+    def _by_group(self, stat) -> dict[str, pd.DataFrame]:
+        out: dict[str, pd.DataFrame] = {}
+        for _, name, t in self._terms():
+            frame = pd.DataFrame(stat(self._draws(f"b_{name}")),
+                                 index=pd.Index(t.levels, name=t.group), columns=t.column_names)
+            out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
+        return out
+
+    @property
+    def random_effects(self) -> dict[str, pd.DataFrame]:
+        """Posterior means of the random effects per grouping factor (levels × terms, as ``ranef``).
+
+        Examples
+        --------
+        >>> post.random_effects["Subject"].shape  # doctest: +SKIP
+        (18, 2)
+        """
+        return self._by_group(lambda b: b.mean(0))
+
+    @property
+    def random_effects_sd(self) -> dict[str, pd.DataFrame]:
+        """Posterior sds of the random effects, laid out as :attr:`random_effects`.
+
+        Examples
+        --------
+        >>> post.random_effects_sd["Subject"].shape  # doctest: +SKIP
+        (18, 2)
+        """
+        return self._by_group(lambda b: b.std(0, ddof=1))
+
+    # -- summaries -------------------------------------------------------------------------------
+    def param_names(self) -> list[str]:
+        """Posterior variables of the model parameters (not the random effects themselves).
+
+        Examples
+        --------
+        >>> post.param_names()  # doctest: +SKIP
+        ['beta', 'sd_Subject', 'corr_Subject', 'sigma']
+        """
+        names = ["beta"]
+        for _, name, t in self._terms():
+            names += [f"sd_{name}"] + ([f"corr_{name}"] if t.n_cols > 1 else [])
+        return names + (["sigma"] if "sigma" in self.idata.posterior else [])
+
+    def describe_priors(self) -> str:
+        """The priors used, one line per parameter class.
+
+        Examples
+        --------
+        >>> print(post.describe_priors())  # doctest: +SKIP
+        Priors:
+          fixed: Normal(mu=[298.5, 0], sigma=[140.8, 49.03])
+          ...
+        """
+        lines = ["Priors:"] + [f"  {k}: {v}" for k, v in self.priors.items()]
+        return "\n".join(lines)
+
+    def _drop_redundant_corr(self, table: pd.DataFrame) -> pd.DataFrame:
+        drop = []
+        for _, name, t in self._terms():
+            names = t.column_names
+            drop += [f"corr_{name}[{names[i]}, {names[j]}]" for i in range(len(names))
+                     for j in range(len(names)) if i <= j]
+        return table.drop(index=[d for d in drop if d in table.index])
+
+    def summary(self, var_names: list[str] | None = None, verbose: bool = True) -> pd.DataFrame:
+        """ArviZ summary (mean, sd, 94% HDI, mcse, ess, r_hat) of the parameters.
+
+        Warns on divergences and on r_hat > 1.01; prints the priors used (``verbose``).
+
+        Examples
+        --------
+        >>> post.summary().loc["sigma", "r_hat"] <= 1.01  # doctest: +SKIP
+        True
+        """
+        import warnings
+        with warnings.catch_warnings():  # the correlation matrices' constant diagonals
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            table = az.summary(self.idata, var_names=var_names or self.param_names(),
+                               hdi_prob=HDI_PROB)
+        table = self._drop_redundant_corr(table)
+        n_div = self.n_divergences
+        if n_div:
+            warnings.warn(f"{n_div} divergent transitions: raise target_accept "
+                          "(fit.sample(target_accept=0.95)) or reparametrise", RuntimeWarning,
+                          stacklevel=2)
+        bad = table.index[table["r_hat"] > 1.01].tolist()
+        if bad:
+            warnings.warn(f"r_hat > 1.01 for {bad}: sample longer or check the model",
+                          RuntimeWarning, stacklevel=2)
+        if verbose:
+            print(self.describe_priors())
+        return table
+
+    @property
+    def n_divergences(self) -> int:
+        """Number of divergent transitions after tuning.
+
+        Examples
+        --------
+        >>> post.n_divergences  # doctest: +SKIP
+        0
+        """
+        return int(self.idata.sample_stats["diverging"].sum())
+
+    def compare_with(self, fit) -> pd.DataFrame:
+        """Frequentist estimate ± SE beside posterior mean, sd and 94% HDI, one row per parameter.
+
+        Rows: fixed effects, random-effect SDs and correlations, residual SD (``sigma``). The
+        frequentist SE is given for fixed effects only (NaN for variance components).
+
+        Examples
+        --------
+        >>> post.compare_with(fit).columns.tolist()  # doctest: +SKIP
+        ['estimate', 'se', 'mean', 'sd', 'hdi_3%', 'hdi_97%']
+        """
+        labels = list(self.spec.fe_names)
+        est, se = list(fit.fe_params.to_numpy()), list(fit.fe_bse.to_numpy())
+        b = self._draws("beta")
+        draws = [b[:, k] for k in range(b.shape[1])]
+        freq = fit.varcorr
+        for (g, a, v2, _, s), (_, row) in zip(self._vc_draws(), freq.iterrows()):
+            labels.append("sigma" if g == "Residual" else
+                          f"sd {g}: {a}" if v2 is None else f"corr {g}: {a}, {v2}")
+            est.append(row["sdcor"])
+            se.append(np.nan)
+            draws.append(s)
+        hdi = np.array([az.hdi(d, hdi_prob=HDI_PROB) for d in draws])
+        lo, hi = f"hdi_{50 * (1 - HDI_PROB):.3g}%", f"hdi_{100 - 50 * (1 - HDI_PROB):.3g}%"
+        return pd.DataFrame({"estimate": est, "se": se, "mean": [d.mean() for d in draws],
+                             "sd": [d.std(ddof=1) for d in draws], lo: hdi[:, 0], hi: hdi[:, 1]},
+                            index=pd.Index(labels, name="parameter"))
+
+    # -- predictive ------------------------------------------------------------------------------
+    def ppc(self, random_seed=None, progressbar: bool = False) -> az.InferenceData:
+        """Posterior predictive draws of ``y``, added to :attr:`idata` (``az.plot_ppc`` works).
+
+        Examples
+        --------
+        >>> az.plot_ppc(post.ppc())  # doctest: +SKIP
+        """
+        import pymc as pm
+        with self.model:
+            pm.sample_posterior_predictive(self.idata, extend_inferencedata=True,
+                                           random_seed=random_seed, progressbar=progressbar)
+        return self.idata
+
+    def prior_predictive(self, draws: int = 500, random_seed=None) -> az.InferenceData:
+        """Prior and prior predictive draws, added to :attr:`idata` (to check the priors).
+
+        Examples
+        --------
+        >>> post.prior_predictive(200).prior_predictive["y"].shape  # doctest: +SKIP
+        (1, 200, 180)
+        """
+        import pymc as pm
+        with self.model:
+            prior = pm.sample_prior_predictive(draws, random_seed=random_seed)
+        self.idata.extend(prior)
+        return self.idata
+
+    def predict(self, newdata: pd.DataFrame, include_random: bool = True, random_seed=None,
+                return_draws: bool = False) -> np.ndarray:
+        """Posterior mean of the linear predictor (the posterior predictive mean) on new rows.
+
+        Levels unseen in the data get, per posterior draw, a new random effect drawn from its prior
+        N(0, Σ_k) at that draw's Σ_k (as bambi's ``sample_new_groups``).
+
+        Parameters
+        ----------
+        newdata : DataFrame
+        include_random : bool
+            Add the random effects (otherwise Xβ + offset).
+        random_seed : int, optional
+            For the new levels' random effects.
+        return_draws : bool
+            Return all draws (samples × rows) instead of their mean.
+
+        Examples
+        --------
+        >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]})  # doctest: +SKIP
+        >>> post.predict(new).round(0)  # doctest: +SKIP
+        array([254., 304.])
+        """
+        X, offset = self.spec.fixed_design.transform(newdata)
+        X = _select_columns(np.asarray(X, float), self.spec)
+        eta = self._draws("beta") @ X.T + (0.0 if offset is None else offset)
+        if include_random:
+            rng = np.random.default_rng(random_seed)
+            for _, name, t in self._terms():
+                eta = eta + self._re_draws(name, t, newdata, rng)
+        return eta if return_draws else eta.mean(0)
+
+    def _re_draws(self, name: str, t, newdata: pd.DataFrame, rng) -> np.ndarray:
+        """(S, rows) contribution of one term; unseen levels drawn from N(0, Σ_k) per draw."""
+        missing = [v for v in t.group_vars if v not in newdata.columns]
+        if missing:
+            raise ValueError(f"newdata lacks grouping column(s) {missing} of term '{t.group}'; "
+                             "add them or use include_random=False")
+        z = np.asarray(t.design.transform(newdata)[0], float)
+        labels = [":".join(p) for p in zip(*[value_labels(newdata[v]) for v in t.group_vars])]
+        b = self._draws(f"b_{name}")
+        lookup = {lev: i for i, lev in enumerate(t.levels)}
+        new = sorted({lab for lab in labels if lab not in lookup})
+        if new:
+            sd, corr = self._sd_corr(name, t)
+            L = sd[:, :, None] * np.linalg.cholesky(corr)
+            eps = rng.standard_normal((len(b), len(new), t.n_cols))
+            b = np.concatenate([b, np.einsum("sgj,sij->sgi", eps, L)], axis=1)
+            lookup.update({lab: len(t.levels) + k for k, lab in enumerate(new)})
+        idx = np.array([lookup[lab] for lab in labels], dtype=int)
+        return np.einsum("rj,srj->sr", z, b[:, idx])
+
+    def __repr__(self) -> str:
+        post = self.idata.posterior
+        return (f"<BayesResult: {post.sizes['chain']} chains × {post.sizes['draw']} draws, "
+                f"{self.n_divergences} divergences>")

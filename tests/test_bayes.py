@@ -1,0 +1,128 @@
+"""fit.sample(): the same model sampled with PyMC; posterior accessors, priors, LOO, calibration."""
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedppl as mp
+
+
+@pytest.fixture(scope="module")
+def sleep_post():
+    fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    post = fit.sample(draws=300, tune=300, chains=2, cores=1, random_seed=3, progressbar=False)
+    return fit, post
+
+
+def test_idata_has_named_coords_and_loo_is_finite(sleep_post):
+    fit, post = sleep_post
+    pst = post.idata.posterior
+    assert list(pst["beta"].coords["fixed"].values) == ["(Intercept)", "Days"]
+    assert list(pst["sd_Subject"].coords["Subject__term"].values) == ["(Intercept)", "Days"]
+    assert pst["b_Subject"].sizes["Subject__level"] == 18
+    assert pst["corr_Subject"].shape[2:] == (2, 2)
+    assert post.idata.log_likelihood["y"].shape[2:] == (180,)
+    loo = az.loo(post.idata)
+    assert np.isfinite(loo.elpd_loo) and np.isfinite(loo.se)
+
+
+def test_accessors_and_compare_with(sleep_post):
+    fit, post = sleep_post
+    cmp = post.compare_with(fit)
+    assert list(cmp.index) == ["(Intercept)", "Days", "sd Subject: (Intercept)",
+                               "sd Subject: Days", "corr Subject: (Intercept), Days", "sigma"]
+    assert list(cmp.columns) == ["estimate", "se", "mean", "sd", "hdi_3%", "hdi_97%"]
+    assert (cmp["hdi_3%"] < cmp["estimate"]).all() and (cmp["estimate"] < cmp["hdi_97%"]).all()
+    vc = post.varcorr
+    assert list(vc[["grp", "var1"]].itertuples(index=False)) == \
+        list(fit.varcorr[["grp", "var1"]].itertuples(index=False))
+    re = post.random_effects["Subject"]
+    assert re.shape == (18, 2) and list(re.index) == list(fit.random_effects["Subject"].index)
+    assert np.corrcoef(re["Days"], fit.random_effects["Subject"]["Days"])[0, 1] > 0.95
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = post.summary(verbose=False)
+    assert "r_hat" in table.columns and "sigma" in table.index
+
+
+def test_ppc_prior_predictive_and_predict_unseen_level(sleep_post):
+    fit, post = sleep_post
+    idata = post.ppc(random_seed=1)
+    assert idata.posterior_predictive["y"].shape == (2, 300, 180)
+    assert "prior_predictive" in post.prior_predictive(50, random_seed=1).groups()
+    new = pd.DataFrame({"Days": [0, 5, 5], "Subject": ["308", "999", "999"]})
+    pred = post.predict(new, random_seed=1)
+    np.testing.assert_allclose(pred, fit.predict(new), rtol=0.03)
+    draws = post.predict(new, random_seed=1, return_draws=True)
+    assert draws.shape == (600, 3)
+    fixed = post.predict(new, include_random=False, return_draws=True)
+    # the unseen level's draws spread wider than the population line (new random effects)
+    assert draws[:, 1].std() > 2 * fixed[:, 1].std()
+
+
+def test_priors_override_changes_the_model():
+    m = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    default = m.to_pymc()
+    custom = m.to_pymc(priors={"fixed": mp.priors.Normal(0, 10), "sd": mp.priors.HalfNormal(5),
+                               "corr": mp.priors.LKJ(2), "sigma": mp.priors.Exponential(1.0)})
+    pt_ = default.initial_point()
+    assert default.compile_logp()(pt_) != pytest.approx(custom.compile_logp()(pt_))
+    with pytest.raises(ValueError, match="unknown prior key"):
+        m.to_pymc(priors={"slopes": mp.priors.Normal(0, 1)})
+    with pytest.raises(TypeError):
+        m.to_pymc(priors={"corr": mp.priors.HalfNormal(1)})
+
+
+def _simulate(rng, n_groups, n_per, beta, sd_b, sigma):
+    g = np.repeat(np.arange(n_groups), n_per)
+    x = rng.normal(size=g.size)
+    y = beta[0] + beta[1] * x + rng.normal(0, sd_b, n_groups)[g] + rng.normal(0, sigma, g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{k}" for k in g]})
+
+
+def test_posterior_means_agree_with_reml_large_n():
+    data = _simulate(np.random.default_rng(7), 40, 50, [1.0, 2.0], 1.0, 2.0)
+    fit = mp.lmer("y ~ x + (1 | g)", data)
+    post = fit.sample(draws=300, tune=300, chains=2, cores=1, random_seed=5, progressbar=False,
+                      priors={"fixed": mp.priors.Normal(0, 100)})
+    fe = post.fe_params
+    assert (np.abs(fe["mean"] - fit.fe_params) < 2 * fe["sd"]).all()
+
+
+@pytest.mark.slow
+def test_defaults_sleepstudy_no_divergences():
+    fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    post = fit.sample(chains=4, cores=2, random_seed=1, progressbar=False)
+    assert post.n_divergences == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (post.summary(verbose=False)["r_hat"] <= 1.01).all()
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration_pooled_coverage():
+    """Pooled coverage of central 90% intervals over parameters and replicates, within the
+    binomial 99% band (a per-parameter threshold would fail a correct sampler too often)."""
+    from scipy import stats
+    rng = np.random.default_rng(11)
+    hits = []
+    for rep in range(20):
+        beta = rng.normal(0, 1, 2)
+        sd_b, sigma = np.abs(rng.normal(0, 1)), np.abs(rng.normal(0, 1))
+        data = _simulate(rng, 8, 6, beta, sd_b, sigma)
+        fit = mp.lmer("y ~ x + (1 | g)", data)
+        pri = {"fixed": mp.priors.Normal(0, 1), "sd": mp.priors.HalfNormal(1),
+               "sigma": mp.priors.HalfNormal(1)}
+        post = fit.sample(draws=400, tune=400, chains=2, cores=1, random_seed=rep, priors=pri,
+                          progressbar=False)
+        b = post._draws("beta")
+        for draws, truth in [(b[:, 0], beta[0]), (b[:, 1], beta[1]),
+                             (post._draws("sd_g"), sd_b), (post._draws("sigma"), sigma)]:
+            lo, hi = np.quantile(draws, [0.05, 0.95])
+            hits.append(lo <= truth <= hi)
+    n = len(hits)
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, 0.9)
+    assert lo <= sum(hits) <= hi
