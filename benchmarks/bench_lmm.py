@@ -1,237 +1,243 @@
-"""Benchmark: mixedppl's LMM fits against R's lme4 and Python peers, in one run.
+"""Benchmark mixedppl's REML LMM fits against R's lme4 and Python peers, all in one run.
 
-What is measured (each tool in its own subprocess, so a hang or crash cannot stop the table):
+Usage::
 
-- mixedppl **cold**: a new process with an empty PyTensor compile directory
-  (``PYTENSOR_FLAGS=compiledir=<empty temp dir>``): the first ``mp.lmer`` call, i.e. C compilation
-  of the graphs + the fit. Import time is reported separately.
-- mixedppl **new process**: a new process with the default (warm) compile directory: first
-  ``mp.lmer`` call (graph rewriting and linking cached C modules + the fit).
-- mixedppl **warm**: later ``mp.lmer`` calls in the same process (compiled function cached
-  in-process): median of ``--repeats``.
-- **peak RSS** of the warm mixedppl process.
-- **lme4**: ``lme4::lmer`` via ``Rscript`` (if R is installed), median of ``--repeats`` after one
-  warm-up fit. **statsmodels** ``MixedLM`` (REML; crossed terms as variance components of one
-  all-encompassing group), **pystatistics** (``pystatistics.mixed.lmm``) and **interlace-lme**
-  (``interlace.fit``): one fit each in a new process (their own start-up not timed), with a
-  time limit; "n/a" where not installed (``pip install -r benchmarks/requirements.txt``).
+    python benchmarks/bench_lmm.py [--cases sleepstudy,penicillin,insteval,synth100k]
+        [--peers lme4,statsmodels,pystatistics,interlace] [--repeats 3]
+        [--timeout 600] [--statsmodels-timeout 300] [--max-repeat-s 60]
 
-Usage: ``python benchmarks/bench_lmm.py [--cases sleepstudy,penicillin,insteval,synth100k]
-[--repeats 3] [--timeout 600]``. Writes the table to ``benchmarks/results/lmm_latest.md``.
+What is measured. Every fit runs in its own child process (``lmm_worker.py``, or
+``lmm_worker.R`` for lme4) under a time limit, so a hang or crash only fills one cell:
+
+- mixedppl **cold**: a new process with ``PYTENSOR_FLAGS=compiledir=<new empty temp dir>``: the
+  whole first ``mp.lmer`` call (graph building, C compilation, the fit). Import time separately.
+- mixedppl **new process**: a second new process on that now-filled compile dir (as a user's
+  default compile dir is after a first run): the first ``mp.lmer`` call (graph building and
+  rewriting, loading the cached C modules, the fit).
+- mixedppl **warm**: the same process's later ``mp.lmer`` calls: median of ``--repeats``.
+- **peak RSS**: ``ru_maxrss`` of that new-process/warm child (the Python process itself).
+- **peers** (lme4 via ``Rscript``; statsmodels ``MixedLM``; pystatistics ``mixed.lmm``;
+  interlace-lme ``interlace.fit``): one warm-up fit, then the median of ``--repeats`` fits in
+  the same process, the fit call only (start-up, import and data preparation not timed). When
+  the warm-up alone takes longer than ``--max-repeat-s`` that single time is shown, marked
+  "(1 fit)". statsmodels runs only where its native forms express the model (one grouping
+  factor, or crossed random intercepts as variance components of one all-enclosing group).
+- **logLik** of every tool: a peer cell notes "ΔlogLik" when the peer's REML logLik differs from
+  lme4's by more than 1e-3 (it stopped short of lme4's optimum).
+
+The markdown table is printed and written to ``benchmarks/results/lmm_latest.md``, the raw
+numbers to ``benchmarks/results/lmm_latest.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
+import time
 from pathlib import Path
 
+from lmm_cases import CASES, Case
+
 HERE = Path(__file__).resolve().parent
-CASES = {
-    "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
-    "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin"),
-    "insteval": ("y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", "insteval"),
-    "synth100k": ("y ~ 1 + x + (1 + x | subject) + (1 | item)", str(HERE / "data" / "synth_crossed_100k.csv")),
-}
+RESULTS = HERE / "results"
 PEERS = ("lme4", "statsmodels", "pystatistics", "interlace")
-FACTORS = {"sleepstudy": ["Subject"], "penicillin": ["plate", "sample"],
-           "insteval": ["s", "d", "dept", "service"], "synth100k": ["subject", "item"]}
-
-_MIXEDPPL = textwrap.dedent("""
-    import json, resource, statistics, sys, time, warnings
-    t0 = time.perf_counter()
-    import mixedppl as mp
-    import pandas as pd
-    t_import = time.perf_counter() - t0
-    formula, source, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    data = pd.read_csv(source) if source.endswith(".csv") else mp.datasets.load(source)
-    warnings.simplefilter("ignore")
-    t0 = time.perf_counter(); fit = mp.lmer(formula, data); first = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
-        t0 = time.perf_counter(); fit = mp.lmer(formula, data); warm.append(time.perf_counter() - t0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"import": t_import, "first": first, "warm": statistics.median(warm) if warm else None,
-                      "loglik": fit.loglik, "rss_mb": rss, "converged": fit.converged}))
-""")
-
-_R = textwrap.dedent("""
-    suppressMessages(library(lme4))
-    args <- commandArgs(TRUE)
-    d <- read.csv(args[1]); for (f in strsplit(args[3], ",")[[1]]) d[[f]] <- factor(d[[f]])
-    form <- as.formula(args[2]); reps <- as.integer(args[4])
-    m <- lmer(form, d)
-    times <- sapply(seq_len(reps), function(i) system.time(m <<- lmer(form, d))[["elapsed"]])
-    cat(sprintf('{"time": %.6f, "loglik": %.6f}\\n', median(times), as.numeric(logLik(m))))
-""")
-
-_STATSMODELS = textwrap.dedent("""
-    import json, sys, time, warnings
-    import pandas as pd, statsmodels.formula.api as smf
-    import mixedppl as mp
-    warnings.simplefilter("ignore")
-    case = sys.argv[1]
-    if case == "sleepstudy":
-        d = mp.datasets.load("sleepstudy")
-        t0 = time.perf_counter()
-        r = smf.mixedlm("Reaction ~ Days", d, groups="Subject", re_formula="~Days").fit(reml=True)
-    else:
-        d = mp.datasets.load("penicillin").assign(one=1)
-        t0 = time.perf_counter()
-        r = smf.mixedlm("diameter ~ 1", d, groups="one", re_formula="0",
-                        vc_formula={"plate": "0 + C(plate)", "sample": "0 + C(sample)"}).fit(reml=True)
-    print(json.dumps({"time": time.perf_counter() - t0, "loglik": float(r.llf)}))
-""")
+PY_MODULES = {"statsmodels": "statsmodels", "pystatistics": "pystatistics",
+              "interlace": "interlace"}
+DISTRIBUTIONS = {"mixedppl": "mixedppl", "pytensor": "pytensor", "statsmodels": "statsmodels",
+                 "pystatistics": "pystatistics", "interlace": "interlace-lme"}
+STATSMODELS_CASES = ("sleepstudy", "penicillin")
+LOGLIK_TOL = 1e-3
 
 
-_PY_PEERS = textwrap.dedent("""
-    import json, sys, time, warnings
-    import numpy as np, pandas as pd
-    import mixedppl as mp
-    warnings.simplefilter("ignore")
-    peer, case, formula, source = sys.argv[1:5]
-    data = pd.read_csv(source) if source.endswith(".csv") else mp.datasets.load(source)
-    fixed = formula.split("+ (")[0].strip()
-    randoms = ["(" + t.strip() for t in formula.split("+ (")[1:]]
-    if peer == "interlace":
-        import interlace
-        t0 = time.perf_counter()
-        r = interlace.fit(fixed, data, random=randoms, method="REML")
-        out = {"time": time.perf_counter() - t0, "loglik": float(r.llf)}
-    else:
-        from pystatistics.mixed import lmm
-        spec = mp.Model(formula, data).spec
-        groups, re, rd = {}, {}, {}
-        for t in spec.terms:
-            labels = np.asarray(t.levels, dtype=object)[t.codes]
-            key = t.group if t.group not in groups else t.group + "_2"
-            groups[key] = labels
-            names = ["1" if c == "(Intercept)" else c for c in t.column_names]
-            re[key] = names
-            for c in t.column_names:
-                if c != "(Intercept)":
-                    rd[c] = t.z[:, t.column_names.index(c)]
-        t0 = time.perf_counter()
-        r = lmm(spec.y, spec.X, groups=groups, random_effects=re, random_data=rd or None,
-                compute_satterthwaite=False)
-        out = {"time": time.perf_counter() - t0, "loglik": float(r.log_likelihood)}
-    print(json.dumps(out))
-""")
+# --- running children -----------------------------------------------------------------------
 
-
-def _run(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
+def run_child(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> dict:
+    """Run one child; its last JSON line, or ``{"error": ...}`` on failure or timeout."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE,
                              env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"error": f"timeout ({timeout:.0f} s)"}
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
-        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": tail[0][:120]}
+        tail = (out.stderr.strip() or out.stdout.strip() or "no output").splitlines()[-1]
+        return {"error": f"error: {tail[:150]}"}
     return json.loads(lines[-1])
 
 
-def mixedppl_runs(case: str, repeats: int, timeout: float) -> dict:
-    formula, source = CASES[case]
-    cmd = [sys.executable, "-c", _MIXEDPPL, formula, source]
-    cold_dir = tempfile.mkdtemp(prefix="pytensor-cold-")
+def python_worker(tool: str, case: Case, repeats: int, args, env=None, timeout=None) -> dict:
+    cmd = [sys.executable, str(HERE / "lmm_worker.py"), tool, case.name, str(repeats),
+           str(args.max_repeat_s)]
+    return run_child(cmd, timeout or args.timeout, env)
+
+
+def run_mixedppl(case: Case, args) -> dict:
+    """Cold run on an empty compile dir, then new-process + warm runs on the filled dir."""
+    compiledir = tempfile.mkdtemp(prefix="mixedppl-bench-compiledir-")
+    flags = ",".join(f for f in (os.environ.get("PYTENSOR_FLAGS"), f"compiledir={compiledir}")
+                     if f)
     try:
-        cold = _run(cmd + ["0"], timeout, {"PYTENSOR_FLAGS": f"compiledir={cold_dir}"})
+        cold = python_worker("mixedppl", case, 0, args, env={"PYTENSOR_FLAGS": flags})
+        warm = python_worker("mixedppl", case, args.repeats, args, env={"PYTENSOR_FLAGS": flags})
     finally:
-        shutil.rmtree(cold_dir, ignore_errors=True)
-    _run(cmd + ["0"], timeout)  # make sure the default compile dir holds this structure
-    warm = _run(cmd + [str(repeats)], timeout)
+        shutil.rmtree(compiledir, ignore_errors=True)
     return {"cold": cold, "warm": warm}
 
 
-def lme4_run(case: str, repeats: int, timeout: float) -> dict:
+def lme4_available() -> bool:
     if shutil.which("Rscript") is None:
-        return {"error": "n/a (R not installed)"}
-    formula, source = CASES[case]
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = source
-        if not source.endswith(".csv"):
-            import mixedppl as mp
-            csv = str(Path(tmp) / f"{case}.csv")
-            mp.datasets.load(source).to_csv(csv, index=False)
-        script = Path(tmp) / "fit.R"
-        script.write_text(_R)
-        return _run(["Rscript", str(script), csv, formula, ",".join(FACTORS[case]), str(repeats)],
-                    timeout)
+        return False
+    probe = subprocess.run(["Rscript", "-e", 'cat(requireNamespace("lme4", quietly=TRUE))'],
+                           capture_output=True, text=True)
+    return probe.stdout.strip().endswith("TRUE")
 
 
-def statsmodels_run(case: str, timeout: float) -> dict:
-    if case not in ("sleepstudy", "penicillin"):
-        return {"error": "not run (crossed model of this size: > 600 s)"}
-    try:
-        import statsmodels  # noqa: F401
-    except ImportError:
+def run_lme4(case: Case, args) -> dict:
+    cmd = ["Rscript", str(HERE / "lmm_worker.R"), str(case.csv), case.formula,
+           ",".join(case.factors), str(args.repeats), str(args.max_repeat_s)]
+    return run_child(cmd, args.timeout)
+
+
+def run_peer(peer: str, case: Case, args, available: dict[str, bool]) -> dict:
+    if peer not in args.peers:
+        return {"error": "not run"}
+    if not available[peer]:
         return {"error": "n/a (not installed)"}
-    return _run([sys.executable, "-c", _STATSMODELS, case], timeout)
+    if peer == "lme4":
+        return run_lme4(case, args)
+    if peer == "statsmodels":
+        if case.name not in STATSMODELS_CASES:
+            return {"error": "not run (crossed model too large for MixedLM)"}
+        return python_worker(peer, case, args.repeats, args, timeout=args.statsmodels_timeout)
+    return python_worker(peer, case, args.repeats, args)
 
 
-def py_peer_run(peer: str, case: str, timeout: float) -> dict:
-    module = {"interlace": "interlace", "pystatistics": "pystatistics"}[peer]
-    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
-    if probe.returncode != 0:
-        return {"error": "n/a (not installed)"}
-    formula, source = CASES[case]
-    return _run([sys.executable, "-c", _PY_PEERS, peer, case, formula, source], timeout)
+def availability() -> dict[str, bool]:
+    found = {p: importlib.util.find_spec(m) is not None for p, m in PY_MODULES.items()}
+    return {"lme4": lme4_available(), **found}
 
 
-def _fmt(x, digits=2):
-    if x is None:
+# --- the table ------------------------------------------------------------------------------
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
         return "–"
-    return f"{x:.{digits}f}" if x >= 0.1 else f"{x * 1000:.0f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.1f} s" if seconds >= 10 else f"{seconds:.2f} s"
 
 
-def row(case: str, res: dict) -> str:
+def fit_time(res: dict) -> float | None:
+    """The time a result stands for: the warm median, else the single (warm-up) fit."""
+    return res.get("warm_s") if res.get("warm_s") is not None else res.get("first_s")
+
+
+def peer_cell(res: dict, reference: float | None) -> str:
+    if "error" in res:
+        return res["error"]
+    cell = fmt_s(fit_time(res)) + (" (1 fit)" if res.get("warm_s") is None else "")
+    if reference is not None and abs(res["loglik"] - reference) > LOGLIK_TOL:
+        cell += f" (ΔlogLik {res['loglik'] - reference:+.3g})"
+    if res.get("converged") is False:
+        cell += " (not converged)"
+    return cell
+
+
+def ratio_cell(peers: dict[str, dict], ours: float | None) -> str:
+    parts = [f"{p} {fit_time(r) / ours:.2g}×" for p, r in peers.items()
+             if "error" not in r and ours]
+    return ", ".join(parts) or "–"
+
+
+def table_row(case: Case, res: dict) -> str:
     cold, warm = res["mixedppl"]["cold"], res["mixedppl"]["warm"]
-    peers = [res[p] for p in PEERS]
+    peers = {p: res[p] for p in PEERS}
+    lme4_ll = peers["lme4"].get("loglik")
+    ours = warm.get("warm_s")
+    cells = [case.name]
+    cells.append(cold["error"] if "error" in cold
+                 else f"{fmt_s(cold['first_s'])} (+{fmt_s(cold['import_s'])} import)")
     if "error" in warm:
-        return f"| {case} | error: {warm['error']} |" + " |" * (4 + 2 * len(PEERS))
-    ours = warm["warm"]
-    cells = [case, f"{_fmt(cold.get('first'))} (+{_fmt(cold.get('import'))} import)",
-             f"{_fmt(warm['first'])} (+{_fmt(warm['import'])} import)", _fmt(ours),
-             f"{warm['rss_mb']:.0f} MB"]
-    for peer in peers:
-        cells.append(peer["error"] if "error" in peer else _fmt(peer["time"]))
-        cells.append("" if "error" in peer else f"{peer['time'] / ours:.1f}×")
-    logliks = [f"{warm['loglik']:.4f}"] + [f"{p['loglik']:.4f}" if "loglik" in p else "–"
-                                           for p in peers]
-    cells.append(" / ".join(logliks))
+        cells += [warm["error"], "–", "–"]
+    else:
+        cells += [f"{fmt_s(warm['first_s'])} (+{fmt_s(warm['import_s'])} import)",
+                  fmt_s(ours), f"{warm['rss_mb']:.0f} MB"]
+    reference = lme4_ll if lme4_ll is not None else warm.get("loglik")
+    cells += [peer_cell(peers[p], None if p == "lme4" else reference) for p in PEERS]
+    cells.append(ratio_cell(peers, ours))
+    ours_ll = warm.get("loglik", cold.get("loglik"))
+    ll = [f"{x:.4f}" if x is not None else "–" for x in (ours_ll, lme4_ll)]
+    if ours_ll is not None and lme4_ll is not None and abs(ours_ll - lme4_ll) > LOGLIK_TOL:
+        ll[0] += " (differs)"
+    cells.append(", ".join(ll))
     return "| " + " | ".join(cells) + " |"
 
 
-def main(argv=None) -> int:
+HEADER = ("| case | mixedppl cold | new process | warm | peak RSS | lme4 | statsmodels "
+          "| pystatistics | interlace | ratio (peer/mixedppl warm) | logLik (ours, lme4) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def versions() -> str:
+    found = []
+    for label, dist in DISTRIBUTIONS.items():
+        try:
+            found.append(f"{label} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
+def preamble(args) -> str:
+    return (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}; {versions()}. "
+            f"Warm and peer times: median of {args.repeats} fits after a first one.")
+
+
+# --- main -----------------------------------------------------------------------------------
+
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per child process")
+    ap.add_argument("--statsmodels-timeout", type=float, default=300)
+    ap.add_argument("--max-repeat-s", type=float, default=60,
+                    help="no repeats when the first fit takes longer than this")
     args = ap.parse_args(argv)
-    header = ("| case | mixedppl cold (empty compile dir) | new process | warm | peak RSS | "
-              + " | ".join(f"{p} | {p}/ours" for p in PEERS)
-              + " | logLik (ours / " + " / ".join(PEERS) + ") |\n|"
-              + "---|" * (6 + 2 * len(PEERS)))
-    lines = [header]
-    print(header, flush=True)
-    for case in args.cases.split(","):
-        res = {"mixedppl": mixedppl_runs(case, args.repeats, args.timeout),
-               "lme4": lme4_run(case, args.repeats, args.timeout),
-               "statsmodels": statsmodels_run(case, args.timeout),
-               "pystatistics": py_peer_run("pystatistics", case, args.timeout),
-               "interlace": py_peer_run("interlace", case, args.timeout)}
-        lines.append(row(case, res))
+    args.cases = [c for c in args.cases.split(",") if c]
+    args.peers = [p for p in args.peers.split(",") if p]
+    unknown = set(args.cases) - set(CASES) | set(args.peers) - set(PEERS)
+    if unknown:
+        ap.error(f"unknown case or peer: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    available = availability()
+    lines, raw = [preamble(args), "", HEADER], {}
+    print("\n".join(lines), flush=True)
+    for name in args.cases:
+        case = CASES[name]
+        res = {"mixedppl": run_mixedppl(case, args)}
+        for peer in PEERS:
+            res[peer] = run_peer(peer, case, args, available)
+        raw[name] = res
+        lines.append(table_row(case, res))
         print(lines[-1], flush=True)
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "lmm_latest.md").write_text("\n".join(lines) + "\n")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "lmm_latest.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "lmm_latest.json").write_text(json.dumps(raw, indent=1) + "\n")
     return 0
 
 
