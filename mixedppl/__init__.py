@@ -12,9 +12,10 @@ from .control import LmerControl
 from .exceptions import (ConvergenceWarning, DataWarning, ModelSpecError, RankDeficiencyWarning,
                          SingularFitWarning)
 from .fit.compile import config
+from .glmm_api import glmer
 from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
+__all__ = ["Model", "lmer", "glmer", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]

@@ -195,7 +195,7 @@ def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int) -> None:
 
 def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
                na_action: str = "omit", contrasts: dict | None = None,
-               require_random: bool = True, response=None) -> ModelSpec:
+               require_random: bool = True, response=None, lmm_checks: bool = True) -> ModelSpec:
     """Parse, check and build the :class:`ModelSpec` of an lme4 formula on a DataFrame.
 
     Parameters
@@ -213,6 +213,9 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
         Raise when the formula has no random term (lme4 does).
     response : callable, optional
         ``response(frame, expr) -> ndarray`` for non-gaussian responses (e.g. ``cbind``).
+    lmm_checks : bool
+        lmer's identifiability checks (levels < observations, random effects ≤ observations);
+        glmer does not apply them (lme4's ``glmerControl`` defaults).
     """
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
@@ -246,7 +249,8 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     off = np.zeros(n) if fixed.offset is None else np.asarray(fixed.offset, float)
     if o_all is not None:
         off = off + o_all[keep]
-    _check_lme4_counts(terms, n)
+    if lmm_checks:
+        _check_lme4_counts(terms, n)
     return ModelSpec(formula=formula, parsed=parsed, y=np.asarray(y, float), X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,

@@ -1,0 +1,213 @@
+"""Fit a GLMM by lme4's Laplace approximation: inner Newton for û, outer L-BFGS-B over (θ, β).
+
+The inner problem ``û = argmin_u g(u; θ, β)`` is solved by Newton's method with step halving on the
+compiled (g, ∂g/∂u, ∂²g/∂u²), warm-started from the previous mode. The outer objective is lme4's
+Laplace deviance D(θ, β) with its exact gradient (implicit function theorem, see
+:mod:`mixedppl.graph.laplace`). β starts from the GLM fit (θ = 0), θ from lme4's start (T = I);
+(θ, β) are then optimised jointly. SEs of β come from the Hessian of D over (θ, β) (central
+differences of the exact gradient): ``vcov(β) = [2 H⁻¹]_ββ``, as lme4's ``vcov(use.hessian=TRUE)``
+(which uses a finite-difference Hessian of the deviance: SEs agree to ~1e-3 relative).
+With ``nAGQ > 1`` (one scalar term) the outer objective is the adaptive Gauss–Hermite deviance
+around the same û, its gradient exact by the same implicit-function argument.
+
+References
+----------
+Bates et al. (2015), J. Stat. Softw. 67(1); lme4's ``glmer`` and ``vcov.merMod``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from scipy import linalg
+
+from ..exceptions import ConvergenceWarning, SingularFitWarning
+from ..graph.laplace import design_inputs, laplace_functions
+from .optimize import minimize_bounded
+
+__all__ = ["LaplaceObjective", "fit_glmm"]
+
+
+class LaplaceObjective:
+    """lme4's Laplace deviance D(θ, β) of one model, with its exact gradient.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    family, link : Family, Link
+    y, ntr : ndarray
+        Counts (successes) and trials / prior weights (see :mod:`mixedppl.families`).
+    nAGQ : int
+        1: Laplace; > 1 (one scalar random-effect term): adaptive Gauss–Hermite deviance.
+
+    Examples
+    --------
+    >>> import numpy as np, mixedppl as mp
+    >>> from mixedppl.glmm_api import glmm_model
+    >>> cbpp = mp.datasets.load("cbpp")
+    >>> f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    >>> spec, fam, link, y, n = glmm_model(f, cbpp, "binomial")
+    >>> obj = LaplaceObjective(spec, fam, link, y, n)
+    >>> d, grad = obj(np.array([0.642261, -1.398532, -0.992333, -1.128672, -1.580314]))
+    >>> round(d, 3)
+    184.053
+    """
+
+    def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1):
+        self.spec, self.family, self.link = spec, family, link
+        self.fns = laplace_functions(family, link, tuple(t.n_cols for t in spec.terms), nAGQ)
+        self.data = design_inputs(spec, y, ntr)
+        self.n_theta, self.q = spec.n_theta, spec.q
+        self.u = np.zeros(self.q)
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(x[:self.n_theta], float), np.asarray(x[self.n_theta:], float)
+
+    def mode(self, theta: np.ndarray, beta: np.ndarray, tol: float = 1e-12,
+             maxit: int = 60) -> np.ndarray:
+        """Conditional mode û(θ, β) by Newton's method with step halving."""
+        inner = self.fns["inner"]
+        u = self.u if np.all(np.isfinite(self.u)) else np.zeros(self.q)
+        g, gu, H = inner(u, theta, beta, *self.data)
+        if not np.isfinite(g):
+            u = np.zeros(self.q)
+            g, gu, H = inner(u, theta, beta, *self.data)
+        for _ in range(maxit):
+            step = linalg.solve(H, gu, assume_a="pos")
+            dec = float(gu @ step)
+            if dec < tol * max(1.0, abs(g)) * 1e-3:
+                break
+            t = 1.0
+            while t > 1e-10:
+                un = u - t * step
+                gn, gun, Hn = inner(un, theta, beta, *self.data)
+                if np.isfinite(gn) and gn <= g + 1e-14 * abs(g):
+                    break
+                t /= 2
+            else:
+                break
+            u, g, gu, H = un, gn, gun, Hn
+            if dec < tol * max(1.0, abs(g)):
+                break
+        self.u = u
+        return u
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(D, ∂D/∂(θ, β)) at x = (θ, β)."""
+        theta, beta = self.split(x)
+        try:
+            u = self.mode(theta, beta)
+            D, g_theta, g_beta = self.fns["outer"](u, theta, beta, *self.data)
+        except (np.linalg.LinAlgError, ValueError):
+            self.u = np.zeros(self.q)
+            return np.inf, np.zeros(len(x))
+        return float(D), np.concatenate([g_theta, g_beta])
+
+    def estimates(self, x: np.ndarray) -> dict:
+        """D, g, log|L|², log p(y|û) per row, η, μ and LLᵀ at the mode."""
+        theta, beta = self.split(x)
+        u = self.mode(theta, beta)
+        out = self.fns["estimates"](u, theta, beta, *self.data)
+        keys = ("D", "g", "ldL2", "ll", "eta", "mu", "A")
+        return dict(zip(keys, (np.asarray(v) for v in out)), u=u.copy())
+
+
+def numeric_hessian(fun_grad, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
+    """Symmetrised central-difference Hessian of an exact gradient."""
+    k = len(x)
+    Hm = np.zeros((k, k))
+    for i in range(k):
+        h = rel * max(1.0, abs(x[i]))
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        Hm[:, i] = (fun_grad(xp)[1] - fun_grad(xm)[1]) / (2 * h)
+    return (Hm + Hm.T) / 2
+
+
+def _random_effects(spec, theta: np.ndarray, u: np.ndarray, A: np.ndarray):
+    """b = Λû per term (G, ℓ) and conditional covariances Λ (LLᵀ)⁻¹ Λᵀ per level (G, ℓ, ℓ)."""
+    Ainv = linalg.inv(A)
+    b, condvar, start_u, start_t = [], [], 0, 0
+    for t in spec.terms:
+        T = t.T(theta[start_t:start_t + t.n_theta])
+        G, ell = t.n_levels, t.n_cols
+        uk = u[start_u:start_u + G * ell].reshape(G, ell)
+        idx = start_u + np.arange(G * ell).reshape(G, ell)
+        blocks = Ainv[idx[:, :, None], idx[:, None, :]]
+        b.append(uk @ T.T)
+        condvar.append(np.einsum("ij,gjk,lk->gil", T, blocks, T))
+        start_u += G * ell
+        start_t += t.n_theta
+    return b, condvar
+
+
+def _glm_beta(spec, family, link, y, ntr, maxit: int = 50) -> np.ndarray:
+    """β of the GLM without random effects by IRLS (R's ``glm.fit`` start values for μ)."""
+    n = np.where(ntr > 0, ntr, 1.0)
+    if family.name == "binomial":
+        mu = (y + 0.5) / (n + 1)
+    else:
+        mu = y + 0.1
+    eta = link.link_np(mu)
+    beta = np.zeros(spec.p)
+    for _ in range(maxit):
+        h = 1e-6
+        mu_eta = (link.linkinv_np(eta + h) - link.linkinv_np(eta - h)) / (2 * h)
+        w = ntr * mu_eta ** 2 / (family.variance(mu, 1.0) + 1e-300)
+        z = eta - spec.offset + (y / n - mu if family.name == "binomial" else y - mu) / mu_eta
+        sw = np.sqrt(w)
+        new = np.linalg.lstsq(spec.X * sw[:, None], z * sw, rcond=None)[0]
+        done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(new)))
+        beta = new
+        eta = spec.X @ beta + spec.offset
+        mu = link.linkinv_np(eta)
+        if done:
+            break
+    return beta if np.all(np.isfinite(beta)) else np.zeros(spec.p)
+
+
+def _start(obj: LaplaceObjective, y, ntr, control: dict) -> np.ndarray:
+    """β from the GLM fit (IRLS), θ from lme4's start (T = I)."""
+    spec = obj.spec
+    beta = _glm_beta(spec, obj.family, obj.link, y, ntr)
+    start = control.get("start_theta", spec.theta_start())
+    return np.concatenate([np.asarray(start, float), beta])
+
+
+def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int = 1) -> dict:
+    """Fit by Laplace (nAGQ = 1) or adaptive GHQ; returns the pieces of a :class:`GLMMResult`."""
+    control = dict(control or {})
+    t0 = time.perf_counter()
+    obj = LaplaceObjective(spec, family, link, y, ntr, nAGQ)
+    t1 = time.perf_counter()
+    x0 = _start(obj, y, ntr, control)
+    lower = np.concatenate([spec.theta_lower(), np.full(spec.p, -np.inf)])
+    opt = minimize_bounded(obj, x0, lower, ftol=control.get("ftol", 1e-15),
+                           gtol=control.get("gtol", 1e-6), maxiter=control.get("maxiter", 2000))
+    t2 = time.perf_counter()
+    H = numeric_hessian(obj, opt.x)
+    est = obj.estimates(opt.x)
+    theta, beta = obj.split(opt.x)
+    p = spec.p
+    try:
+        vcov = 2 * linalg.inv(H)[-p:, -p:]
+    except linalg.LinAlgError:
+        vcov = np.full((p, p), np.nan)
+    b, condvar = _random_effects(spec, theta, est["u"], est["A"])
+    pg = opt.projected_gradient()
+    converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
+    if not converged:
+        warnings.warn(f"glmer: optimizer did not converge ({opt.message}); max |gradient| "
+                      f"{np.max(np.abs(pg)):.2g}", ConvergenceWarning, stacklevel=3)
+    singular = bool(np.any(theta[spec.theta_lower() == 0] < 1e-4))
+    if singular:
+        warnings.warn("boundary (singular) fit: see fit.is_singular", SingularFitWarning,
+                      stacklevel=3)
+    return dict(theta=theta, beta=beta, vcov_beta=vcov, b=b, condvar=condvar,
+                deviance_laplace=float(obj(opt.x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,
+                hessian=H, converged=converged, is_singular=singular,
+                timing={"compile": t1 - t0, "optimize": t2 - t1,
+                        "total": time.perf_counter() - t0})

@@ -1,0 +1,187 @@
+"""GLMMResult: a fitted generalized linear mixed model (lme4's ``glmerMod``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ..fit.optimize import OptSummary
+from ..spec.model_spec import ModelSpec
+from .base import MixedResult
+from .summary import coef_block, random_effects_table
+from .varcorr import term_covariances, varcorr_frame
+
+__all__ = ["GLMMResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class GLMMResult(MixedResult):
+    """A GLMM fitted by maximum likelihood (Laplace or adaptive GHQ; see :func:`mixedppl.glmer`).
+
+    Attributes
+    ----------
+    theta : ndarray
+        lme4's θ: the random effects' covariance factors (no residual scale: σ = 1).
+    beta, vcov_beta : ndarray
+        Fixed effects and their covariance ``[2 H⁻¹]_ββ`` (H: Hessian of the Laplace deviance over
+        (θ, β)).
+    b, condvar : list of ndarray
+        Conditional modes b = Λû per term (G, ℓ) and conditional covariances Λ(LLᵀ)⁻¹Λᵀ.
+    counts, trials : ndarray
+        The response as counts (successes) and trials / prior weights.
+    converged, is_singular : bool
+    opt : OptSummary
+    timing : dict
+        Seconds: ``compile`` (0 when cached), ``optimize``, ``total``.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> from mixedppl.glmm_api import glmer
+    >>> g = glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...           mp.datasets.load("cbpp"))
+    >>> g.varcorr.round(3).to_dict("records")[0]["sdcor"]
+    0.642
+    >>> g.odds_ratios().round(3).loc["period2"].tolist()
+    [0.371, 0.203, 0.676]
+    """
+
+    spec: ModelSpec
+    family: object
+    link: object
+    theta: np.ndarray
+    beta: np.ndarray
+    vcov_beta: np.ndarray
+    b: list = field(repr=False)
+    condvar: list = field(repr=False)
+    deviance_laplace: float
+    counts: np.ndarray = field(repr=False)
+    trials: np.ndarray = field(repr=False)
+    mu: np.ndarray = field(repr=False)
+    eta: np.ndarray = field(repr=False)
+    opt: OptSummary = field(repr=False)
+    hessian: np.ndarray = field(repr=False)
+    nAGQ: int = 1
+    converged: bool = True
+    is_singular: bool = False
+    timing: dict = field(default_factory=dict)
+
+    # -- likelihood ------------------------------------------------------------------------------
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood −D/2, constants included (R's ``logLik`` for Laplace; for nAGQ > 1 with
+        binomial trials > 1 lme4 drops the saturated log-likelihood, we do not)."""
+        return -0.5 * self.deviance_laplace
+
+    @property
+    def n_params(self) -> int:
+        return len(self.theta) + self.spec.p
+
+    @property
+    def deviance(self) -> float:
+        """−2 · log-likelihood (summary()'s ``deviance``; R's ``deviance()`` is conditional)."""
+        return -2 * self.loglik
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.n_params
+
+    # -- Wald inference --------------------------------------------------------------------------
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided Wald z p-values."""
+        return pd.Series(2 * special.ndtr(-np.abs(self.zvalues.to_numpy())),
+                         index=self.spec.fe_names, name="Pr(>|z|)")
+
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|) (summary()'s coefficient table)."""
+        return pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.fe_bse,
+                             "z value": self.zvalues, "Pr(>|z|)": self.pvalues})
+
+    def _exp_table(self, level: float) -> pd.DataFrame:
+        ci = np.exp(self.confint(level=level))
+        out = pd.DataFrame({"estimate": np.exp(self.fe_params)})
+        return pd.concat([out, ci], axis=1)
+
+    def odds_ratios(self, level: float = 0.95) -> pd.DataFrame:
+        """exp(β̂) with exponentiated Wald intervals (meaningful for the logit link)."""
+        return self._exp_table(level)
+
+    def incidence_rate_ratios(self, level: float = 0.95) -> pd.DataFrame:
+        """exp(β̂) with exponentiated Wald intervals (meaningful for the log link)."""
+        return self._exp_table(level)
+
+    # -- variance components ---------------------------------------------------------------------
+    @cached_property
+    def _covs(self) -> list[np.ndarray]:
+        return term_covariances(self.spec.terms, self.theta, 1.0)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations."""
+        return varcorr_frame(self.spec.terms, self._covs, None)
+
+    @cached_property
+    def variance_components(self) -> dict:
+        """Covariance matrix of each term's random effects, by grouping factor label."""
+        return {f"{t.group}": pd.DataFrame(S, index=t.column_names, columns=t.column_names)
+                for t, S in zip(self.spec.terms, self._covs)}
+
+    # -- predictions -----------------------------------------------------------------------------
+    def fitted(self) -> np.ndarray:
+        """Fitted means μ̂ on the response scale (proportions for the binomial)."""
+        return self.link.linkinv_np(self._eta(True))
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",
+                include_random: bool = True) -> np.ndarray:
+        """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0)."""
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        eta = self.linear_predictor(newdata, include_random)
+        return eta if type == "link" else self.link.linkinv_np(eta)
+
+    def residuals(self, type: str = "pearson") -> np.ndarray:
+        """Pearson ((y − μ)/√V) or response (y − μ) residuals on the proportion / count scale."""
+        n = self.trials
+        y = self.counts / np.where(n > 0, n, 1) if self.family.name == "binomial" else self.counts
+        mu = self.fitted()
+        if type == "response":
+            return y - mu
+        if type == "pearson":
+            return (y - mu) / np.sqrt(self.family.variance(mu, np.where(n > 0, n, 1)))
+        raise ValueError(f"type must be 'pearson' or 'response', got {type!r}")
+
+    # -- printing --------------------------------------------------------------------------------
+    def summary(self):
+        """Text summary in the layout of lme4's ``summary(glmer(...))``."""
+        from .lmm import Summary
+        q = np.quantile(self.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1])
+        resid = pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4)
+        ic = pd.DataFrame([[self.aic, self.bic, self.loglik, self.deviance, self.df_resid]],
+                          columns=["AIC", "BIC", "logLik", "deviance", "df.resid"])
+        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
+        method = ("Laplace Approximation" if self.nAGQ == 1 else
+                  f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}")
+        lines = [
+            f"Generalized linear mixed model fit by maximum likelihood ({method}) ['glmerMod']",
+            f" Family: {self.family.name}  ( {self.link.name} )",
+            f"Formula: {self.spec.formula}", "",
+            ic.round(1).to_string(index=False), "", "Scaled residuals: ",
+            resid.to_string(index=False), "", "Random effects:",
+            random_effects_table(self, residual=False),
+            f"Number of obs: {self.nobs}, groups:  {groups}", "",
+            "Fixed effects:", coef_block(self.coef_table(), "Pr(>|z|)"),
+        ]
+        if self.is_singular:
+            lines += ["", "boundary (singular) fit: see fit.is_singular"]
+        if not self.converged:
+            lines += ["", f"optimizer did not converge: {self.opt.message}"]
+        return Summary("\n".join(lines))
+
+    def __repr__(self) -> str:
+        return (f"<GLMMResult {self.family.name}({self.link.name}) {self.spec.formula!r}: "
+                f"logLik {self.loglik:.4f}, {self.nobs} obs>")
