@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["caterpillar"]
+__all__ = ["caterpillar", "residual_plot", "qq_plot"]
 
 
 def caterpillar(fit, group: str | None = None, level: float = 0.95, ax=None):
@@ -58,3 +58,51 @@ def caterpillar(fit, group: str | None = None, level: float = 0.95, ax=None):
         a.set_title(f"{group}: {term}")
     fig.tight_layout()
     return fig
+
+
+def residual_plot(fit, ax=None):
+    """Pearson residuals (scaled by σ) against fitted values, with a zero line.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> residual_plot(fit).axes[0].get_xlabel()
+    'fitted'
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.scatter(fit.fitted(), fit.residuals(type="pearson", scaled=True), s=8)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("fitted")
+    ax.set_ylabel("scaled Pearson residual")
+    return ax.figure
+
+
+def qq_plot(fit, ax=None):
+    """Normal quantile–quantile plot of the scaled Pearson residuals.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> qq_plot(fit).axes[0].get_ylabel()
+    'sample quantiles'
+    """
+    import matplotlib.pyplot as plt
+
+    r = np.sort(fit.residuals(type="pearson", scaled=True))
+    n = len(r)
+    theo = special.ndtri((np.arange(1, n + 1) - 0.5) / n)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(theo, r, s=8)
+    lim = [min(theo[0], r[0]), max(theo[-1], r[-1])]
+    ax.plot(lim, lim, color="grey", lw=0.8)
+    ax.set_xlabel("normal quantiles")
+    ax.set_ylabel("sample quantiles")
+    return ax.figure

@@ -114,11 +114,14 @@ class MixedResult:
         return out
 
     def plot(self, kind: str = "caterpillar", **kwargs):
-        """Plot the fit: ``"caterpillar"`` (conditional modes ± 95% intervals)."""
-        if kind == "caterpillar":
-            from ..plotting import caterpillar
-            return caterpillar(self, **kwargs)
-        raise ValueError(f"unknown plot kind {kind!r}; available: 'caterpillar'")
+        """Plot the fit: ``"caterpillar"`` (conditional modes ± 95% intervals), ``"residuals"``
+        (scaled residuals against fitted values) or ``"qq"`` (normal QQ plot of the residuals)."""
+        from .. import plotting
+        kinds = {"caterpillar": plotting.caterpillar, "residuals": plotting.residual_plot,
+                 "qq": plotting.qq_plot}
+        if kind not in kinds:
+            raise ValueError(f"unknown plot kind {kind!r}; available: {', '.join(kinds)}")
+        return kinds[kind](self, **kwargs)
 
     # -- linear predictor ------------------------------------------------------------------------
     def _eta(self, include_random: bool = True) -> np.ndarray:
