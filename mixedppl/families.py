@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
@@ -83,10 +82,12 @@ def _int(x):
 
 
 def _binomial_logp(y, mu, n):
+    import pymc as pm  # on use: importing pymc costs seconds at `import mixedppl`
     return pm.logp(pm.Binomial.dist(n=_int(n), p=mu), _int(y))
 
 
 def _poisson_logp(y, mu, n):
+    import pymc as pm
     return n * pm.logp(pm.Poisson.dist(mu=mu), _int(y))
 
 
