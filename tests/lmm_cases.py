@@ -1,5 +1,8 @@
 """The LMM reference cases: R's result file, the bundled dataset, and the call."""
 
+import warnings
+from functools import lru_cache
+
 CASES = {
     "lmm_sleepstudy_reml": ("sleepstudy", True),
     "lmm_sleepstudy_ml": ("sleepstudy", False),
@@ -11,3 +14,14 @@ CASES = {
     "lmm_cake": ("cake", True),
     "lmm_instevel": ("insteval", True),
 }
+
+
+@lru_cache(maxsize=None)
+def fitted(case):
+    """The lmer fit of one reference case (cached: shared by every test module)."""
+    import mixedppl as mp
+    from conftest import reference
+    data, reml = CASES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mp.SingularFitWarning)
+        return mp.lmer(reference(case)["formula"], mp.datasets.load(data), reml=reml)

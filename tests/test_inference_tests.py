@@ -7,7 +7,6 @@ absolute, p-values 1e-6 relative.
 
 import doctest
 import importlib
-import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 
 import mixedppl as mp
 from conftest import reference, rel_close
-from lmm_cases import CASES
+from lmm_cases import CASES, fitted
 from mixedppl.inference import kenward_roger
 from mixedppl.inference.ftests import fstat_ddf
 from mixedppl.inference.simulate import update_formula
@@ -23,14 +22,6 @@ from mixedppl.inference.simulate import update_formula
 FAST = [c for c in CASES if c != "lmm_instevel"]  # InstEval: n = 73421, no KR reference
 KR_CASES = [c for c in FAST if reference(c)["fixef"].get("df_kr") is not None]
 ANOVA_COLS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
-
-
-@lru_cache(maxsize=None)
-def fitted(case):
-    data, reml = CASES[case]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mp.SingularFitWarning)
-        return mp.lmer(reference(case)["formula"], mp.datasets.load(data), reml=reml)
 
 
 @lru_cache(maxsize=None)

@@ -6,8 +6,6 @@ logLik 1e-3 absolute; SEs 1e-3 relative; Satterthwaite df 1e-3 relative; BLUPs a
 (R's default fit only) within 1e-3·max|R| by level label.
 """
 
-import warnings
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -15,15 +13,7 @@ import pytest
 
 import mixedppl as mp
 from conftest import reference, rel_close
-from lmm_cases import CASES
-
-
-@lru_cache(maxsize=None)
-def fitted(case):
-    data, reml = CASES[case]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mp.SingularFitWarning)
-        return mp.lmer(reference(case)["formula"], mp.datasets.load(data), reml=reml)
+from lmm_cases import CASES, fitted
 
 
 def _cases():
