@@ -112,3 +112,25 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def test_influence_plot_one_bar_per_level():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = fitted("sleepstudy_slope").influence(level="Subject")
+    ax = frame.plot()
+    assert len(ax.patches) == len(frame) == 18
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, frame["cooks_d"].to_numpy())
+    axes = frame.plot(["cooks_d", "covratio"])
+    assert len(axes) == 2 and all(len(a.patches) == 18 for a in axes)
+    # still a DataFrame: numbers, slicing and pandas' own plot methods unchanged
+    assert isinstance(frame, pd.DataFrame)
+    assert type(frame.loc[["308", "309"]]).__name__ == "InfluenceFrame"
+    assert frame.plot.bar(y="cooks_d") is not None
+    with pytest.raises(ValueError, match="unknown measure"):
+        frame.plot("leverage")
+    plt.close("all")

@@ -18,6 +18,9 @@ the row, so n, and σ̂'s degrees of freedom, drop as in a refit without it), st
 fit's θ. ``method="approx"`` is the one-step update: θ held at the full fit's θ̂, β̂, σ̂ and
 vcov recomputed once without the case (no optimisation).
 
+The table is an :class:`InfluenceFrame`, a DataFrame whose ``.plot()`` draws the measures per
+deleted case (:func:`plot_influence`, as HLMdiag's ``dotplot_diag``).
+
 References
 ----------
 Christensen, R., Pearson, L. M. & Johnson, W. (1992). Case-deletion diagnostics for mixed models.
@@ -34,7 +37,7 @@ import pandas as pd
 from ..control import LmerControl
 from ..results.varcorr import term_covariances
 
-__all__ = ["influence_frame", "varcomp_names"]
+__all__ = ["InfluenceFrame", "influence_frame", "plot_influence", "varcomp_names"]
 
 _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
@@ -104,4 +107,132 @@ def influence_frame(fit, level: str = "observation", method: str = "exact") -> p
     cols = ["cooks_d", "mdffits", "covtrace", "covratio"]
     cols += [f"rvc_{n}" for n in varcomp_names(fit.spec)]
     name = "observation" if level == "observation" else level
-    return pd.DataFrame(rows, index=pd.Index(labels, name=name), columns=cols)
+    return InfluenceFrame(rows, index=pd.Index(labels, name=name), columns=cols)
+
+
+_LABELS = {"cooks_d": "Cook's distance", "mdffits": "MDFFITS", "covtrace": "COVTRACE",
+           "covratio": "COVRATIO"}
+
+
+class _PlotAccessor:
+    """``frame.plot``: called, draws :func:`plot_influence`; its attributes are pandas' own
+    plot accessor's (``frame.plot.scatter(...)``, ``frame.plot.line()`` …)."""
+
+    def __init__(self, frame: "InfluenceFrame"):
+        self._frame = frame
+
+    def __call__(self, measures="cooks_d", ax=None, **kwargs):
+        return plot_influence(self._frame, measures=measures, ax=ax, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(pd.DataFrame(self._frame).plot, name)
+
+
+class InfluenceFrame(pd.DataFrame):
+    """The influence table (one row per deleted case), a DataFrame with a ``.plot()`` of its own.
+
+    Everything a DataFrame does is unchanged, except that ``frame.plot()`` draws
+    :func:`plot_influence` (Cook's distance per deleted case by default); pandas' plots stay
+    available as ``frame.plot.bar(...)``, ``frame.plot.scatter(...)``, etc.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> infl = fit.influence(level="Subject")
+    >>> ax = infl.plot()
+    >>> len(ax.patches), ax.get_ylabel()
+    (18, "Cook's distance")
+    >>> axes = infl.plot(["cooks_d", "covratio"])
+    >>> [a.get_ylabel() for a in axes]
+    ["Cook's distance", 'COVRATIO']
+    """
+
+    @property
+    def _constructor(self):
+        return InfluenceFrame
+
+    @property
+    def plot(self):
+        return _PlotAccessor(self)
+
+
+def plot_influence(frame: pd.DataFrame, measures="cooks_d", ax=None, highlight: int = 3,
+                   color: str = "C0", highlight_color: str = "C3"):
+    r"""Bar chart of case-deletion influence measures, one bar per deleted case.
+
+    As HLMdiag's ``dotplot_diag``, drawn as bars: one panel per measure, the cases in the table's
+    order (levels of the grouping factor, or observations), the ``highlight`` largest values in
+    another colour and labelled. For ``covratio`` (1 = no influence) the bars start at 1.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The output of :meth:`~mixedppl.diagnostics.mixin.DiagnosticsMixin.influence`.
+    measures : str or list of str
+        Columns to draw: ``"cooks_d"`` (default), ``"mdffits"``, ``"covtrace"``, ``"covratio"`` or
+        an ``rvc_…`` column.
+    ax : matplotlib Axes or sequence of Axes, optional
+        Where to draw (one per measure); a new figure otherwise.
+    highlight : int
+        How many of the largest values (for covratio: farthest from 1) to colour and label.
+    color, highlight_color : str
+        Bar colours.
+
+    Returns
+    -------
+    matplotlib Axes (one measure) or ndarray of Axes (several)
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> ax = plot_influence(fit.influence(level="Subject"))
+    >>> len(ax.patches), ax.get_title()
+    (18, "Cook's distance by Subject")
+    """
+    import matplotlib.pyplot as plt
+
+    single = isinstance(measures, str)
+    measures = [measures] if single else list(measures)
+    unknown = [m for m in measures if m not in frame.columns]
+    if unknown:
+        raise ValueError(f"unknown measure(s) {unknown}; valid: {list(frame.columns)}")
+    if ax is None:
+        n = len(frame)
+        fig, axes = plt.subplots(len(measures), 1, squeeze=False, sharex=True,
+                                 figsize=(min(max(4.0, 0.28 * n + 1.5), 14.0),
+                                          2.6 * len(measures) + 0.6))
+        axes = axes[:, 0]
+    else:
+        axes = np.atleast_1d(ax)
+        fig = axes[0].figure
+    if len(axes) != len(measures):
+        raise ValueError(f"{len(measures)} measure(s) but {len(axes)} Axes")
+    labels = [str(v) for v in frame.index]
+    x = np.arange(len(frame))
+    group = frame.index.name or "case"
+    for a, m in zip(axes, measures):
+        vals = frame[m].to_numpy(float)
+        base = 1.0 if m == "covratio" else 0.0
+        dev = np.nan_to_num(np.abs(vals - base), nan=-np.inf)
+        top = np.argsort(-dev, kind="stable")[:max(0, int(highlight))]
+        colors = np.full(len(vals), color, dtype=object)
+        colors[top] = highlight_color
+        a.bar(x, vals - base, bottom=base, color=list(colors), width=0.8)
+        a.axhline(base, color="grey", lw=0.8)
+        for i in top:
+            if np.isfinite(vals[i]):
+                a.annotate(labels[i], (x[i], vals[i]), xytext=(0, 2), textcoords="offset points",
+                           ha="center", va="bottom" if vals[i] >= base else "top", fontsize=7)
+        a.set_ylabel(_LABELS.get(m, m))
+        a.set_title(f"{_LABELS.get(m, m)} by {group}")
+    last = axes[-1]
+    if len(frame) <= 60:
+        last.set_xticks(x)
+        last.set_xticklabels(labels, rotation=90, fontsize=7)
+    last.set_xlabel(group)
+    fig.tight_layout()
+    return axes[0] if single else axes

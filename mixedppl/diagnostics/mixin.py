@@ -102,8 +102,11 @@ class DiagnosticsMixin:
 
         Returns
         -------
-        DataFrame
-            One row per deleted case.
+        InfluenceFrame
+            One row per deleted case: a DataFrame (numbers and pandas methods unchanged) whose
+            ``.plot()`` draws Cook's distance per case, or other measures with
+            ``.plot(["cooks_d", "covratio"])`` (see
+            :func:`mixedppl.diagnostics.influence.plot_influence`); it returns the Axes.
 
         References
         ----------
@@ -117,6 +120,10 @@ class DiagnosticsMixin:
         >>> infl = fit.influence(level="Subject")
         >>> infl["cooks_d"].idxmax(), round(float(infl["cooks_d"].max()), 4)
         ('309', 0.1485)
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> ax = infl.plot()                  # Cook's distance, one bar per subject
+        >>> len(ax.patches)
+        18
         """
         from .influence import influence_frame
         return influence_frame(self, level=level, method=method)
