@@ -13,9 +13,10 @@ from .exceptions import (ConvergenceWarning, DataWarning, ModelSpecError, RankDe
                          SingularFitWarning)
 from .fit.compile import config
 from .glmm_api import glmer
+from .clmm_api import clmm
 from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "glmer", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
+__all__ = ["Model", "lmer", "glmer", "clmm", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]

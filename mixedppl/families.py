@@ -1,13 +1,23 @@
 """GLMM families and links as data: tables of PyTensor expressions (NumPy twins for prediction).
 
 A :class:`Link` holds the inverse link μ = g⁻¹(η) as a PyTensor expression and its NumPy twin. A
-:class:`Family` holds the conditional log-density log p(y | μ) — PyMC's ``pm.logp`` of the matching
-distribution, so the GLMM graph and the Bayesian model share one likelihood — and the variance
-function V(μ) used for lme4's IRLS (Fisher) weights ``W = n·(dμ/dη)² / V(μ)``.
+:class:`Family` holds the conditional log-density log p(y | μ, φ) — PyMC's ``pm.logp`` of the
+matching distribution, so the GLMM graph and the Bayesian model share one likelihood — the variance
+function V(μ) and, for families with a dispersion parameter φ (negative binomial, Gamma, Beta),
+its name; φ enters the graphs on the log scale (``phi = log φ``), as glmmTMB's ``betadisp``.
+
+The Laplace approximation's log-determinant uses lme4's IRLS (Fisher) weights
+``W = n·(dμ/dη)² / V(μ)`` for the binomial and Poisson (``hessian="fisher"``, lme4's ``glmer``), and
+the exact Hessian of −log p(y | η) for the dispersion families (``hessian="observed"``, TMB's
+Laplace, which is what glmmTMB maximises).
 
 Responses are carried as *counts*: for the binomial, ``y`` = successes and ``n`` = trials (lme4's
-proportion × prior weights); for the Poisson, ``y`` = counts and ``n`` = prior weights (multiplying
-the log-density, as R's ``poisson()$aic``).
+proportion × prior weights); for the others ``y`` is the response and ``n`` the prior weights
+(multiplying the log-density, as R's ``poisson()$aic`` and glmmTMB's ``weights``).
+
+Dispersion conventions (glmmTMB's ``sigma()``): negative binomial NB2 ``Var(y) = μ + μ²/φ`` (φ: the
+``size``, R's ``theta``); Gamma shape ``1/φ²`` (φ: coefficient of variation); Beta
+``Beta(μφ, (1 − μ)φ)`` (φ: precision).
 
 References
 ----------
@@ -59,11 +69,17 @@ class Family:
         Links available; the first is the canonical / default one.
     logp : callable
         ``logp(y, mu, n)`` → elementwise PyTensor log-density of the counts ``y``.
+    logp : callable
+        ``logp(y, mu, n, disp)`` → elementwise PyTensor log-density (``disp``: φ, or None).
     variance : callable
-        ``variance(mu, n)`` → Var(y/n | μ) for PyTensor or NumPy inputs (Fisher weights, Pearson
-        residuals).
+        ``variance(mu, n, disp)`` → Var(y/n | μ) for PyTensor or NumPy inputs (Fisher weights,
+        Pearson residuals).
     check : callable
         ``check(y, n, column)`` raises :class:`ModelSpecError` for responses outside the support.
+    dispersion : str or None
+        Name of the dispersion parameter φ (``"size"``, ``"cv"``, ``"precision"``), None if fixed.
+    hessian : {"fisher", "observed"}
+        Weights of the Laplace log-determinant (see the module docstring).
     """
 
     name: str
@@ -71,24 +87,85 @@ class Family:
     logp: Callable
     variance: Callable
     check: Callable
+    dispersion: str | None = None
+    hessian: str = "fisher"
 
     @property
     def default_link(self) -> str:
         return self.links[0]
+
+    @property
+    def key(self) -> tuple:
+        """Identifies the compiled graphs of this family."""
+        return ("glm", self.name)
+
+    @property
+    def n_phi(self) -> int:
+        """Number of extra (dispersion) parameters in the graphs."""
+        return 0 if self.dispersion is None else 1
+
+    def phi_names(self) -> list[str]:
+        return [] if self.dispersion is None else [f"log({self.dispersion})"]
+
+    def loglik(self, y, eta, n, phi, link):
+        """Elementwise log p(y | η, φ) as a PyTensor expression (φ on the log scale)."""
+        disp = None if self.dispersion is None else pt.exp(phi[0])
+        return self.logp(y, link.linkinv(eta), n, disp)
+
+    def simulate_np(self, rng, eta, n, disp, link) -> np.ndarray:
+        """Responses drawn from p(y | η, φ) in NumPy (posterior predictive; counts for the
+        binomial)."""
+        mu = link.linkinv_np(np.asarray(eta, float))
+        n = np.broadcast_to(np.asarray(n, float), mu.shape)
+        if self.name == "binomial":
+            return rng.binomial(np.round(n).astype(int), np.clip(mu, 0, 1)).astype(float)
+        if self.name == "poisson":
+            return rng.poisson(mu).astype(float)
+        if self.name == "negative_binomial":
+            return rng.negative_binomial(disp, disp / (disp + mu)).astype(float)
+        if self.name == "gamma":
+            shape = 1.0 / disp ** 2
+            return rng.gamma(shape, mu / shape)
+        if self.name == "beta":
+            return rng.beta(mu * disp, (1 - mu) * disp)
+        raise NotImplementedError(f"no simulator for family {self.name!r}")
+
+    def fisher_weights(self, eta, n, phi, link):
+        """IRLS weights n·(dμ/dη)²/V(μ) (PyTensor)."""
+        mu = link.linkinv(eta)
+        mu_eta = pt.grad(mu.sum(), eta)
+        disp = None if self.dispersion is None else pt.exp(phi[0])
+        return mu_eta ** 2 / self.variance(mu, n, disp)
 
 
 def _int(x):
     return pt.round(x).astype("int64")
 
 
-def _binomial_logp(y, mu, n):
+def _binomial_logp(y, mu, n, disp=None):
     import pymc as pm  # on use: importing pymc costs seconds at `import mixedppl`
     return pm.logp(pm.Binomial.dist(n=_int(n), p=mu), _int(y))
 
 
-def _poisson_logp(y, mu, n):
+def _poisson_logp(y, mu, n, disp=None):
     import pymc as pm
     return n * pm.logp(pm.Poisson.dist(mu=mu), _int(y))
+
+
+def _negbin_logp(y, mu, n, size):
+    import pymc as pm
+    return n * pm.logp(pm.NegativeBinomial.dist(mu=mu, alpha=size), _int(y))
+
+
+def _gamma_logp(y, mu, n, cv):
+    import pymc as pm
+    shape = 1.0 / cv ** 2
+    return n * pm.logp(pm.Gamma.dist(alpha=shape, beta=shape / mu), y)
+
+
+def _beta_logp(y, mu, n, prec):
+    import pymc as pm
+    return n * pm.logp(pm.Beta.dist(alpha=mu * prec, beta=(1 - mu) * prec), y)
 
 
 def _is_integer(v: np.ndarray) -> np.ndarray:
@@ -114,6 +191,29 @@ def _check_poisson(y: np.ndarray, n: np.ndarray, column: str) -> None:
         raise ModelSpecError(f"poisson response {column!r} has non-integer counts")
 
 
+def _check_negbin(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y < 0) or not np.all(_is_integer(y)):
+        raise ModelSpecError(f"negative binomial response {column!r} must be non-negative integer "
+                             "counts")
+
+
+def _check_gamma(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y <= 0):
+        raise ModelSpecError(f"Gamma response {column!r} must be positive (found "
+                             f"{int(np.sum(y <= 0))} value(s) <= 0)")
+
+
+def _check_beta(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any((y <= 0) | (y >= 1)):
+        raise ModelSpecError(f"Beta response {column!r} must lie strictly between 0 and 1 (found "
+                             f"{int(np.sum((y <= 0) | (y >= 1)))} value(s) outside); squeeze "
+                             "exact 0s and 1s, e.g. (y·(n − 1) + 0.5)/n (Smithson & Verkuilen 2006)")
+
+
+def _disp(d, default=1.0):
+    return default if d is None else d
+
+
 LINKS: dict[str, Link] = {
     "logit": Link("logit", pt.sigmoid, special.expit, special.logit),
     "probit": Link("probit", lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)), special.ndtr,
@@ -121,13 +221,31 @@ LINKS: dict[str, Link] = {
     "cloglog": Link("cloglog", lambda e: -pt.expm1(-pt.exp(e)),
                     lambda e: -np.expm1(-np.exp(e)), lambda m: np.log(-np.log1p(-m))),
     "log": Link("log", pt.exp, np.exp, np.log),
+    "loglog": Link("loglog", lambda e: pt.exp(-pt.exp(-e)), lambda e: np.exp(-np.exp(-e)),
+                   lambda m: -np.log(-np.log(m))),
+    "cauchit": Link("cauchit", lambda e: 0.5 + pt.arctan(e) / np.pi,
+                    lambda e: 0.5 + np.arctan(e) / np.pi, lambda m: np.tan(np.pi * (m - 0.5))),
 }
 
 FAMILIES: dict[str, Family] = {
-    "binomial": Family("binomial", ("logit", "probit", "cloglog"), _binomial_logp,
-                       lambda mu, n: mu * (1 - mu) / n, _check_binomial),
-    "poisson": Family("poisson", ("log",), _poisson_logp, lambda mu, n: mu / n, _check_poisson),
+    "binomial": Family("binomial", ("logit", "probit", "cloglog", "cauchit"), _binomial_logp,
+                       lambda mu, n, d=None: mu * (1 - mu) / n, _check_binomial),
+    "poisson": Family("poisson", ("log",), _poisson_logp, lambda mu, n, d=None: mu / n,
+                      _check_poisson),
+    "negative_binomial": Family("negative_binomial", ("log",), _negbin_logp,
+                                lambda mu, n, d=None: (mu + mu ** 2 / _disp(d)) / n, _check_negbin,
+                                dispersion="size", hessian="observed"),
+    "gamma": Family("gamma", ("log",), _gamma_logp,
+                    lambda mu, n, d=None: _disp(d) ** 2 * mu ** 2 / n, _check_gamma,
+                    dispersion="cv", hessian="observed"),
+    "beta": Family("beta", ("logit",), _beta_logp,
+                   lambda mu, n, d=None: mu * (1 - mu) / (1 + _disp(d)) / n, _check_beta,
+                   dispersion="precision", hessian="observed"),
 }
+
+_ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
+            "negativebinomial": "negative_binomial", "nb": "negative_binomial",
+            "gamma": "gamma", "beta": "beta", "beta_family": "beta"}
 
 
 def get_family(family, link: str | None = None) -> tuple[Family, Link]:
@@ -138,7 +256,11 @@ def get_family(family, link: str | None = None) -> tuple[Family, Link]:
     ModelSpecError
         For an unknown family or a link the family does not offer.
     """
-    fam = family if isinstance(family, Family) else FAMILIES.get(str(family).lower())
+    if isinstance(family, Family):
+        fam = family
+    else:
+        key = str(family).lower().replace("-", "_").replace(" ", "_")
+        fam = FAMILIES.get(_ALIASES.get(key, key))
     if fam is None:
         raise ModelSpecError(f"family={family!r} is not available; choose from {sorted(FAMILIES)}")
     name = fam.default_link if link is None else str(link).lower()

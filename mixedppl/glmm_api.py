@@ -113,9 +113,13 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     formula : str
         lme4 formula; binomial responses may be ``cbind(successes, failures)``.
     data : DataFrame
-    family : {"binomial", "poisson"} or Family
+    family : {"binomial", "poisson", "negative_binomial", "gamma", "beta"} or Family
+        Negative binomial (NB2, glmmTMB's ``nbinom2``), Gamma and Beta estimate a dispersion φ
+        by maximum likelihood (``fit.dispersion``, glmmTMB's ``sigma()`` convention), with TMB's
+        Laplace approximation (exact Hessian), as glmmTMB.
     link : str, optional
-        ``"logit"`` (default), ``"probit"``, ``"cloglog"`` for the binomial; ``"log"`` for Poisson.
+        ``"logit"`` (default), ``"probit"``, ``"cloglog"``, ``"cauchit"`` for the binomial;
+        ``"log"`` for Poisson, negative binomial and Gamma; ``"logit"`` for Beta.
     nAGQ : int
         1: Laplace. > 1: adaptive Gauss–Hermite quadrature with that many nodes (one scalar
         random-effect term only, as lme4). Unlike lme4, the log-likelihood keeps the binomial

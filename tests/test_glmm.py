@@ -201,3 +201,71 @@ def test_cbpp_agq25_matches_lme4(cbpp):
     rel_close(fit.theta, tight["theta"], 1e-3, 1e-4)
     rel_close(fit.fe_bse, tight["se"], 1e-2)
     assert abs(fit.loglik - ref["logLik_consistent"]["value"]) <= 1e-3
+
+
+# -- families with a dispersion parameter, against glmmTMB (TMB's Laplace, exact Hessian) --------
+# glmmTMB's conditional SDs of the random effects (``ranef(condVar=TRUE)``, from TMB's sdreport)
+# include the uncertainty of the estimated parameters; ours are lme4's conditional SDs given
+# them, so only the conditional modes are compared.
+TMB_CASES = {
+    "glmm_negbin_grouse": ("TICKS ~ YEAR + (1 | LOCATION)", "grouseticks", "negative_binomial"),
+    "glmm_gamma_sleepstudy": ("Reaction ~ Days + (1 | Subject)", "sleepstudy", "gamma"),
+    "glmm_beta_cbpp": ("prop ~ period + (1 | herd)", "cbpp", "beta"),
+}
+
+
+def _tmb_data(name):
+    d = mp.datasets.load(name)
+    if name == "cbpp":
+        d["prop"] = (d["incidence"] + 0.5) / (d["size"] + 1)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tmb_fits():
+    return {case: glmer(f, _tmb_data(data), family=fam)
+            for case, (f, data, fam) in TMB_CASES.items()}
+
+
+@pytest.mark.parametrize("case", list(TMB_CASES))
+def test_dispersion_families_match_glmmtmb(tmb_fits, case):
+    fit, ref = tmb_fits[case], reference(case)
+    fe = np.asarray(ref["fixef"]["estimate"])
+    # glmm_negbin_grouse is glmmTMB's default fit (max |gradient| 1.5e-3, no tight refit): its
+    # fixed effects are good to ~4e-5 (ours, at |gradient| < 1e-5, differ by at most 3.5e-5).
+    assert np.all(np.abs(fit.fe_params.to_numpy() - fe) <= np.maximum(1e-4 * np.abs(fe), 1e-4))
+    assert list(fit.fe_params.index) == ref["fixef"]["names"]
+    rel_close(fit.fe_bse, ref["fixef"]["se"], 1e-2)
+    assert abs(fit.loglik - ref["logLik"]) <= 1e-3
+    if case == "glmm_negbin_grouse":
+        sd, disp = ref["varcorr"]["groups"][0]["sd"], ref["nb_theta"]
+    else:
+        sd, disp = list(ref["re_sd"].values()), ref["sigma"]
+    rel_close(fit.theta, sd, 1e-3, 1e-4)
+    assert fit.dispersion == pytest.approx(disp, rel=1e-3)
+    assert fit.n_params == len(fe) + 2 and fit.converged
+    np.testing.assert_allclose(fit.fitted()[:10], ref["fitted_first10"], rtol=1e-3)
+    for group, blk in ref["ranef"].items():
+        terms = blk.get("terms", {"(Intercept)": blk})
+        r = np.asarray(terms["(Intercept)"]["condval"])
+        ours = fit.random_effects[group]["(Intercept)"].to_numpy()
+        assert list(fit.random_effects[group].index) == [str(v) for v in blk["levels"]]
+        assert np.max(np.abs(ours - r)) <= 2e-3 * np.max(np.abs(r))
+
+
+def test_dispersion_in_summary(tmb_fits):
+    text = str(tmb_fits["glmm_negbin_grouse"].summary())
+    assert "negative_binomial" in text and "dispersion (size): 2.04" in text
+    assert tmb_fits["glmm_gamma_sleepstudy"].dispersion_se > 0
+
+
+def test_bad_dispersion_family_responses():
+    sleep = mp.datasets.load("sleepstudy")
+    bad = sleep.assign(Reaction=sleep["Reaction"] - 300)
+    with pytest.raises(ModelSpecError, match="Gamma response 'Reaction' must be positive"):
+        glmer("Reaction ~ Days + (1 | Subject)", bad, family="gamma")
+    cbpp = mp.datasets.load("cbpp").assign(p=lambda d: d["incidence"] / d["size"])
+    with pytest.raises(ModelSpecError, match="strictly between 0 and 1"):
+        glmer("p ~ period + (1 | herd)", cbpp, family="beta")
+    with pytest.raises(ModelSpecError, match="non-negative integer"):
+        glmer("Reaction ~ Days + (1 | Subject)", sleep, family="negative_binomial")

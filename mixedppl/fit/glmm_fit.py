@@ -25,6 +25,7 @@ from scipy import linalg
 
 from ..exceptions import ConvergenceWarning, SingularFitWarning
 from ..graph.laplace import design_inputs, laplace_functions
+from .lmm_fit import blas_threads_for
 from .optimize import minimize_bounded
 
 __all__ = ["LaplaceObjective", "fit_glmm"]
@@ -59,30 +60,36 @@ class LaplaceObjective:
         self.spec, self.family, self.link = spec, family, link
         self.fns = laplace_functions(family, link, tuple(t.n_cols for t in spec.terms), nAGQ)
         self.data = design_inputs(spec, y, ntr)
-        self.n_theta, self.q = spec.n_theta, spec.q
+        self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
+        self.n_phi = family.n_phi
         self.u = np.zeros(self.q)
+        # dense graph: ZΛ is n×q, H and LLᵀ are q×q (used to pick the BLAS thread count)
+        self.flops_per_eval = float(spec.n * self.q ** 2 + self.q ** 3)
 
-    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(x[:self.n_theta], float), np.asarray(x[self.n_theta:], float)
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(θ, β, φ) from the optimiser's vector."""
+        x = np.asarray(x, float)
+        k = self.n_theta + self.p
+        return x[:self.n_theta], x[self.n_theta:k], x[k:k + self.n_phi]
 
-    def mode(self, theta: np.ndarray, beta: np.ndarray, tol: float = 1e-12,
+    def mode(self, theta: np.ndarray, beta: np.ndarray, phi: np.ndarray, tol: float = 1e-12,
              maxit: int = 60) -> np.ndarray:
-        """Conditional mode û(θ, β) by Newton's method with step halving."""
+        """Conditional mode û(θ, β, φ) by Newton's method with step halving."""
         inner = self.fns["inner"]
         u = self.u if np.all(np.isfinite(self.u)) else np.zeros(self.q)
-        g, gu, H = inner(u, theta, beta, *self.data)
+        g, gu, H = inner(u, theta, beta, phi, *self.data)
         if not np.isfinite(g):
             u = np.zeros(self.q)
-            g, gu, H = inner(u, theta, beta, *self.data)
+            g, gu, H = inner(u, theta, beta, phi, *self.data)
         for _ in range(maxit):
-            step = linalg.solve(H, gu, assume_a="pos")
+            step = _newton_step(H, gu)
             dec = float(gu @ step)
             if dec < tol * max(1.0, abs(g)) * 1e-3:
                 break
             t = 1.0
             while t > 1e-10:
                 un = u - t * step
-                gn, gun, Hn = inner(un, theta, beta, *self.data)
+                gn, gun, Hn = inner(un, theta, beta, phi, *self.data)
                 if np.isfinite(gn) and gn <= g + 1e-14 * abs(g):
                     break
                 t /= 2
@@ -95,23 +102,42 @@ class LaplaceObjective:
         return u
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """(D, ∂D/∂(θ, β)) at x = (θ, β)."""
-        theta, beta = self.split(x)
+        """(D, ∂D/∂(θ, β, φ)) at x = (θ, β, φ)."""
+        theta, beta, phi = self.split(x)
         try:
-            u = self.mode(theta, beta)
-            D, g_theta, g_beta = self.fns["outer"](u, theta, beta, *self.data)
+            u = self.mode(theta, beta, phi)
+            D, g_theta, g_beta, g_phi = self.fns["outer"](u, theta, beta, phi, *self.data)
         except (np.linalg.LinAlgError, ValueError):
             self.u = np.zeros(self.q)
             return np.inf, np.zeros(len(x))
-        return float(D), np.concatenate([g_theta, g_beta])
+        if not np.isfinite(D):
+            self.u = np.zeros(self.q)
+            return np.inf, np.zeros(len(x))
+        return float(D), np.concatenate([g_theta, g_beta, g_phi])
 
     def estimates(self, x: np.ndarray) -> dict:
         """D, g, log|L|², log p(y|û) per row, η, μ and LLᵀ at the mode."""
-        theta, beta = self.split(x)
-        u = self.mode(theta, beta)
-        out = self.fns["estimates"](u, theta, beta, *self.data)
+        theta, beta, phi = self.split(x)
+        u = self.mode(theta, beta, phi)
+        out = self.fns["estimates"](u, theta, beta, phi, *self.data)
         keys = ("D", "g", "ldL2", "ll", "eta", "mu", "A")
         return dict(zip(keys, (np.asarray(v) for v in out)), u=u.copy())
+
+
+def _newton_step(H: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """H⁻¹ ∇g, with Levenberg damping H + λI where H is not positive definite (log-concave
+    likelihoods never need it; e.g. the cauchit link far from the mode does)."""
+    try:
+        return linalg.solve(H, grad, assume_a="pos")
+    except linalg.LinAlgError:
+        pass
+    lam = 1e-6 * max(np.trace(H) / len(H), 1.0)
+    for _ in range(30):
+        try:
+            return linalg.solve(H + lam * np.eye(len(H)), grad, assume_a="pos")
+        except linalg.LinAlgError:
+            lam *= 10
+    return grad / max(np.max(np.abs(np.diag(H))), 1.0)
 
 
 def numeric_hessian(fun_grad, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
@@ -149,6 +175,10 @@ def _glm_beta(spec, family, link, y, ntr, maxit: int = 50) -> np.ndarray:
     n = np.where(ntr > 0, ntr, 1.0)
     if family.name == "binomial":
         mu = (y + 0.5) / (n + 1)
+    elif family.name == "beta":
+        mu = np.clip(y, 0.01, 0.99)
+    elif family.name == "gamma":
+        mu = y
     else:
         mu = y + 0.1
     eta = link.link_np(mu)
@@ -170,11 +200,32 @@ def _glm_beta(spec, family, link, y, ntr, maxit: int = 50) -> np.ndarray:
 
 
 def _start(obj: LaplaceObjective, y, ntr, control: dict) -> np.ndarray:
-    """β from the GLM fit (IRLS), θ from lme4's start (T = I)."""
-    spec = obj.spec
-    beta = _glm_beta(spec, obj.family, obj.link, y, ntr)
+    """β (and φ) from the model without random effects, θ from lme4's start (T = I)."""
+    spec, fam = obj.spec, obj.family
+    starter = getattr(fam, "start_values", None)
+    if starter is not None:
+        beta, phi = starter(spec, obj.link, y, ntr)
+    else:
+        beta = _glm_beta(spec, fam, obj.link, y, ntr)
+        phi = _glm_phi(spec, fam, obj.link, beta, y, ntr)
     start = control.get("start_theta", spec.theta_start())
-    return np.concatenate([np.asarray(start, float), beta])
+    return np.concatenate([np.asarray(start, float), beta, phi])
+
+
+def _glm_phi(spec, family, link, beta, y, ntr) -> np.ndarray:
+    """Moment start for log φ from the GLM's Pearson residuals (empty without dispersion)."""
+    if family.n_phi == 0:
+        return np.zeros(0)
+    mu = link.linkinv_np(spec.X @ beta + spec.offset)
+    w = np.where(ntr > 0, ntr, 1.0)
+    if family.name == "negative_binomial":
+        excess = np.sum(w * ((y - mu) ** 2 - mu)) / np.sum(w * mu ** 2)
+        disp = 1.0 / excess if excess > 1e-3 else 1e3
+    elif family.name == "gamma":
+        disp = np.sqrt(np.sum(w * ((y - mu) / mu) ** 2) / np.sum(w))
+    else:  # beta: Var = μ(1−μ)/(1+φ)
+        disp = max(np.sum(w * mu * (1 - mu)) / np.sum(w * (y - mu) ** 2) - 1.0, 1.0)
+    return np.array([np.log(disp)])
 
 
 def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int = 1) -> dict:
@@ -184,18 +235,21 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
     obj = LaplaceObjective(spec, family, link, y, ntr, nAGQ)
     t1 = time.perf_counter()
     x0 = _start(obj, y, ntr, control)
-    lower = np.concatenate([spec.theta_lower(), np.full(spec.p, -np.inf)])
-    opt = minimize_bounded(obj, x0, lower, ftol=control.get("ftol", 1e-15),
-                           gtol=control.get("gtol", 1e-6), maxiter=control.get("maxiter", 2000))
-    t2 = time.perf_counter()
-    H = numeric_hessian(obj, opt.x)
-    est = obj.estimates(opt.x)
-    theta, beta = obj.split(opt.x)
-    p = spec.p
+    lower = np.concatenate([spec.theta_lower(), np.full(spec.p + obj.n_phi, -np.inf)])
+    with blas_threads_for(obj):
+        opt = minimize_bounded(obj, x0, lower, ftol=control.get("ftol", 1e-15),
+                               gtol=control.get("gtol", 1e-6),
+                               maxiter=control.get("maxiter", 2000))
+        t2 = time.perf_counter()
+        H = numeric_hessian(obj, opt.x)
+        est = obj.estimates(opt.x)
+    theta, beta, phi = obj.split(opt.x)
+    k = spec.p + obj.n_phi
     try:
-        vcov = 2 * linalg.inv(H)[-p:, -p:]
+        vcov_all = 2 * linalg.inv(H)[-k:, -k:]
     except linalg.LinAlgError:
-        vcov = np.full((p, p), np.nan)
+        vcov_all = np.full((k, k), np.nan)
+    vcov = vcov_all[:spec.p, :spec.p]
     b, condvar = _random_effects(spec, theta, est["u"], est["A"])
     pg = opt.projected_gradient()
     converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
@@ -206,7 +260,8 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
     if singular:
         warnings.warn("boundary (singular) fit: see fit.is_singular", SingularFitWarning,
                       stacklevel=3)
-    return dict(theta=theta, beta=beta, vcov_beta=vcov, b=b, condvar=condvar,
+    return dict(theta=theta, beta=beta, phi=phi, vcov_beta=vcov, vcov_beta_phi=vcov_all,
+                b=b, condvar=condvar,
                 deviance_laplace=float(obj(opt.x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,
                 hessian=H, converged=converged, is_singular=singular,
                 timing={"compile": t1 - t0, "optimize": t2 - t1,

@@ -3,15 +3,18 @@
 With spherical random effects u ~ N(0, I) and b = Λu, the linear predictor is
 ``η = Xβ + offset + ZΛu``; term k contributes ``z_k[i]·T_k u_{k,g(i)}`` (an index gather over the
 level codes, written as the dense product with the level indicator ``J_k``). The penalised
-deviance is ``g(u) = −2 log p(y | η) + ‖u‖²`` and lme4's Laplace deviance at the conditional
+deviance is ``g(u) = −2 log p(y | η, φ) + ‖u‖²`` and lme4's Laplace deviance at the conditional
 mode û is
 
-    D(θ, β) = g(û) + log|L|²,   L Lᵀ = ΛᵀZᵀ W(û) ZΛ + I,
+    D(θ, β, φ) = g(û) + log|L|²,   L Lᵀ = ΛᵀZᵀ W(û) ZΛ + I,
 
-with W the IRLS (Fisher) weights. The outer gradient is exact by the implicit function theorem:
-with G(u, φ) = g + log|L|² and H = ∂²g/∂u²,
+with W the IRLS (Fisher) weights (lme4) or the exact −∂² log p/∂η² (TMB / glmmTMB, ordinal's
+clmm), as the family says (``family.hessian``). φ holds the family's extra parameters (log
+dispersion; the thresholds of a cumulative link model); the family supplies the elementwise
+``loglik(y, η, n, φ, link)``. The outer gradient is exact by the implicit function theorem: with
+G(u, ψ) = g + log|L|², ψ = (θ, β, φ) and H = ∂²g/∂u²,
 
-    dD/dφ = ∂G/∂φ − ∂/∂φ [vᵀ ∂g/∂u],   v = H⁻¹ ∂G/∂u held constant.
+    dD/dψ = ∂G/∂ψ − ∂/∂ψ [vᵀ ∂g/∂u],   v = H⁻¹ ∂G/∂u held constant.
 
 References
 ----------
@@ -37,7 +40,7 @@ def _T(theta_k, ell: int):
 
 
 def _symbols(n_terms: int) -> dict:
-    s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "y", "ntr", "offset")}
+    s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "phi", "y", "ntr", "offset")}
     s["X"] = pt.dmatrix("X")
     s["J"] = [pt.dmatrix(f"J{k}") for k in range(n_terms)]
     s["Z"] = [pt.dmatrix(f"Z{k}") for k in range(n_terms)]
@@ -73,23 +76,26 @@ def _pieces(s: dict, ells: tuple[int, ...], family, link) -> dict:
     u = s["u"]
     M = _zlambda(s, ells)
     eta = s["X"] @ s["beta"] + s["offset"] + M @ u
-    mu = link.linkinv(eta)
-    ll = family.logp(s["y"], mu, s["ntr"])
+    ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link)
     d1 = pt.grad(ll.sum(), eta)
     h = -pt.grad(d1.sum(), eta)
     eye = pt.eye(M.shape[1])
     g = -2.0 * ll.sum() + u @ u
     g_u = -2.0 * (M.T @ d1) + 2.0 * u
     H = 2.0 * (M.T @ (h[:, None] * M) + eye)
-    mu_eta = pt.grad(mu.sum(), eta)
-    w = mu_eta ** 2 / family.variance(mu, s["ntr"])
-    A = M.T @ (w[:, None] * M) + eye
+    if family.hessian == "fisher":
+        w = family.fisher_weights(eta, s["ntr"], s["phi"], link)
+        A = M.T @ (w[:, None] * M) + eye
+    else:
+        w, A = h, H / 2.0
+    mu = link.linkinv(eta)
     ldL2 = _logdet(A)
     return dict(M=M, eta=eta, mu=mu, ll=ll, g=g, g_u=g_u, H=H, w=w, A=A, ldL2=ldL2, G=g + ldL2)
 
 
 def _inputs(s: dict) -> list:
-    return [s["u"], s["theta"], s["beta"], s["y"], s["ntr"], s["offset"], s["X"], *s["J"], *s["Z"]]
+    return [s["u"], s["theta"], s["beta"], s["phi"], s["y"], s["ntr"], s["offset"], s["X"],
+            *s["J"], *s["Z"]]
 
 
 def _build_inner(ells, family, link):
@@ -111,8 +117,8 @@ def _agq_deviance(s: dict, p: dict, family, link, K: int):
     sigma = 1.0 / pt.sqrt(pt.diag(p["A"]))
     U = s["u"][:, None] + sigma[:, None] * z[None, :]
     eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + p["M"] @ U
-    ll = family.logp(pt.repeat(s["y"], K), link.linkinv(eta.ravel()),
-                     pt.repeat(s["ntr"], K)).reshape((n, K))
+    ll = family.loglik(pt.repeat(s["y"], K), eta.ravel(), pt.repeat(s["ntr"], K), s["phi"],
+                       link).reshape((n, K))
     gi = -2.0 * (s["J"][0].T @ ll) + U ** 2
     terms = np.log(w)[None, :] - gi / 2 + (z ** 2 / 2)[None, :]
     return -2.0 * (pt.logsumexp(terms, axis=1) + pt.log(sigma)).sum()
@@ -125,8 +131,8 @@ def _build_outer(ells, family, link, K: int = 1):
     D_u = pt.grad(D, s["u"])
     v = disconnected_grad(pt.linalg.solve(p["H"], D_u, assume_a="sym"))
     obj = D - v @ p["g_u"]
-    grad_theta, grad_beta = pt.grad(obj, [s["theta"], s["beta"]])
-    return _inputs(s), [D, grad_theta, grad_beta]
+    grads = pt.grad(obj, [s["theta"], s["beta"], s["phi"]], disconnected_inputs="ignore")
+    return _inputs(s), [D, *grads]
 
 
 def _build_estimates(ells, family, link):
@@ -136,13 +142,14 @@ def _build_estimates(ells, family, link):
 
 
 def laplace_functions(family, link, ells: tuple[int, ...], nAGQ: int = 1) -> dict:
-    """Compiled ``inner`` (g, ∂g/∂u, ∂²g/∂u²), ``outer`` (D, ∂D/∂θ, ∂D/∂β) and ``estimates``.
+    """Compiled ``inner`` (g, ∂g/∂u, ∂²g/∂u²), ``outer`` (D, ∂D/∂θ, ∂D/∂β, ∂D/∂φ) and
+    ``estimates``.
 
-    All take ``(u, θ, β, y, n, offset, X, J_1…J_K, Z_1…Z_K)``; they are cached per (family, link,
-    term widths), so every dataset with that structure reuses them. With ``nAGQ > 1`` (one scalar
-    term only) ``outer`` is the adaptive Gauss–Hermite deviance and its exact gradient.
+    All take ``(u, θ, β, φ, y, n, offset, X, J_1…J_K, Z_1…Z_K)``; they are cached per (family,
+    link, term widths), so every dataset with that structure reuses them. With ``nAGQ > 1`` (one
+    scalar term only) ``outer`` is the adaptive Gauss–Hermite deviance and its exact gradient.
     """
-    key = ("glmm-laplace", family.name, link.name, tuple(ells))
+    key = ("glmm-laplace", family.key, link.name, tuple(ells))
     return {
         "inner": compiled(key + ("inner",), lambda: _build_inner(ells, family, link)),
         "outer": compiled(key + ("outer", nAGQ), lambda: _build_outer(ells, family, link, nAGQ)),

@@ -70,9 +70,14 @@ class MixedResult:
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
         z = special.ndtri(0.5 + level / 2)
-        lo, hi = self.fe_params - z * self.fe_bse, self.fe_params + z * self.fe_bse
+        est, se = self._wald_estimates()
+        lo, hi = est - z * se, est + z * se
         pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
-        return pd.DataFrame({pct[0]: lo.to_numpy(), pct[1]: hi.to_numpy()}, index=self.spec.fe_names)
+        return pd.DataFrame({pct[0]: lo.to_numpy(), pct[1]: hi.to_numpy()}, index=est.index)
+
+    def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
+        """The estimates and SEs Wald intervals cover (β; a CLMM adds its thresholds)."""
+        return self.fe_params, self.fe_bse
 
     # -- random effects --------------------------------------------------------------------------
     @property

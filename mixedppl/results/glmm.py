@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..bayes.mixin import SampleMixin
 from ..fit.optimize import OptSummary
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult
@@ -19,7 +20,7 @@ __all__ = ["GLMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class GLMMResult(MixedResult):
+class GLMMResult(MixedResult, SampleMixin):
     """A GLMM fitted by maximum likelihood (Laplace or adaptive GHQ; see :func:`mixedppl.glmer`).
 
     Attributes
@@ -66,9 +67,15 @@ class GLMMResult(MixedResult):
     opt: OptSummary = field(repr=False)
     hessian: np.ndarray = field(repr=False)
     nAGQ: int = 1
+    phi: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    vcov_beta_phi: np.ndarray | None = field(default=None, repr=False)
     converged: bool = True
     is_singular: bool = False
     timing: dict = field(default_factory=dict)
+
+    def _pymc_model(self, priors: dict | None = None):
+        from ..bayes.glmm_pymc import glmm_to_pymc
+        return glmm_to_pymc(self.spec, self.family, self.link, self.counts, self.trials, priors)
 
     # -- likelihood ------------------------------------------------------------------------------
     @property
@@ -79,7 +86,20 @@ class GLMMResult(MixedResult):
 
     @property
     def n_params(self) -> int:
-        return len(self.theta) + self.spec.p
+        return len(self.theta) + self.spec.p + len(self.phi)
+
+    @property
+    def dispersion(self) -> float | None:
+        """The family's dispersion φ, as glmmTMB's ``sigma()``: NB2 size (R's ``theta``), Gamma
+        coefficient of variation (shape = 1/φ²), Beta precision; None for binomial / Poisson."""
+        return float(np.exp(self.phi[0])) if len(self.phi) else None
+
+    @property
+    def dispersion_se(self) -> float | None:
+        """Delta-method SE of :attr:`dispersion` (from the Hessian over log φ)."""
+        if not len(self.phi) or self.vcov_beta_phi is None:
+            return None
+        return float(self.dispersion * np.sqrt(self.vcov_beta_phi[-1, -1]))
 
     @property
     def deviance(self) -> float:
@@ -152,7 +172,8 @@ class GLMMResult(MixedResult):
         if type == "response":
             return y - mu
         if type == "pearson":
-            return (y - mu) / np.sqrt(self.family.variance(mu, np.where(n > 0, n, 1)))
+            return (y - mu) / np.sqrt(self.family.variance(mu, np.where(n > 0, n, 1),
+                                                           self.dispersion))
         raise ValueError(f"type must be 'pearson' or 'response', got {type!r}")
 
     # -- printing --------------------------------------------------------------------------------
@@ -168,7 +189,9 @@ class GLMMResult(MixedResult):
                   f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}")
         lines = [
             f"Generalized linear mixed model fit by maximum likelihood ({method}) ['glmerMod']",
-            f" Family: {self.family.name}  ( {self.link.name} )",
+            f" Family: {self.family.name}  ( {self.link.name} )"
+            + ("" if self.dispersion is None else
+               f"  dispersion ({self.family.dispersion}): {self.dispersion:.4g}"),
             f"Formula: {self.spec.formula}", "",
             ic.round(1).to_string(index=False), "", "Scaled residuals: ",
             resid.to_string(index=False), "", "Random effects:",

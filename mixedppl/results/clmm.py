@@ -1,0 +1,234 @@
+"""CLMMResult: a fitted cumulative link mixed model (ordinal's ``clmm``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ..bayes.mixin import SampleMixin
+from ..exceptions import ModelSpecError
+from ..fit.optimize import OptSummary
+from ..spec.model_spec import ModelSpec
+from ..spec.reterm import value_labels
+from .base import MixedResult
+from .summary import coef_block, random_effects_table
+from .varcorr import term_covariances, varcorr_frame
+
+__all__ = ["CLMMResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class CLMMResult(MixedResult, SampleMixin):
+    r"""A cumulative link mixed model fitted by maximum likelihood (see :func:`mixedppl.clmm`).
+
+    The model is :math:`P(Y_i \le j) = F(\alpha_j - x_i^\top\beta - z_i^\top b)` with thresholds
+    :math:`\alpha_1 < \dots < \alpha_{K-1}` and no intercept in :math:`x_i`.
+
+    Attributes
+    ----------
+    thresholds : Series
+        α, named ``"1|2"``, ``"2|3"``, … from the response levels (ordinal's ``alpha``).
+    theta : ndarray
+        Random-effect covariance factors (scalar terms: the SD).
+    beta, vcov_beta : ndarray
+        Fixed effects (no intercept) and their covariance.
+    vcov_all : ndarray
+        Covariance of (α, β) (ordinal's ``vcov()`` without the variance parameters).
+    levels : list of str
+        Response categories in order.
+    converged, is_singular : bool
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+    >>> r.thresholds.round(3).to_dict()
+    {'1|2': -1.624, '2|3': 1.513, '3|4': 4.229, '4|5': 6.089}
+    >>> round(r.variance_components["judge"], 3)
+    1.279
+    """
+
+    spec: ModelSpec
+    family: object
+    link: object
+    theta: np.ndarray
+    beta: np.ndarray
+    phi: np.ndarray
+    vcov_all: np.ndarray = field(repr=False)
+    b: list = field(repr=False)
+    condvar: list = field(repr=False)
+    deviance_laplace: float
+    counts: np.ndarray = field(repr=False)
+    weights: np.ndarray = field(repr=False)
+    levels: list = field(default_factory=list)
+    opt: OptSummary | None = field(default=None, repr=False)
+    hessian: np.ndarray | None = field(default=None, repr=False)
+    nAGQ: int = 1
+    converged: bool = True
+    is_singular: bool = False
+    timing: dict = field(default_factory=dict)
+
+    def _pymc_model(self, priors: dict | None = None):
+        from ..bayes.glmm_pymc import clmm_to_pymc
+        return clmm_to_pymc(self.spec, self.family, self.link, self.counts, self.weights,
+                            self.levels, priors)
+
+    # -- parameters --------------------------------------------------------------------------
+    @property
+    def threshold_names(self) -> list[str]:
+        return [f"{a}|{b}" for a, b in zip(self.levels[:-1], self.levels[1:])]
+
+    @cached_property
+    def alpha(self) -> np.ndarray:
+        return self.family.thresholds_np(self.phi)
+
+    @cached_property
+    def thresholds(self) -> pd.Series:
+        """Threshold estimates α (ordinal's ``fit$alpha``)."""
+        return pd.Series(self.alpha, index=self.threshold_names, name="Estimate")
+
+    @cached_property
+    def thresholds_bse(self) -> pd.Series:
+        k = len(self.alpha)
+        return pd.Series(np.sqrt(np.diag(self.vcov_all)[:k]), index=self.threshold_names,
+                         name="Std. Error")
+
+    @property
+    def vcov_beta(self) -> np.ndarray:
+        k = len(self.alpha)
+        return self.vcov_all[k:, k:]
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (Laplace or adaptive Gauss–Hermite), as ordinal's ``logLik``."""
+        return -0.5 * self.deviance_laplace
+
+    @property
+    def n_params(self) -> int:
+        return len(self.alpha) + self.spec.p + len(self.theta)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided Wald z p-values of β."""
+        return pd.Series(2 * special.ndtr(-np.abs(self.zvalues.to_numpy())),
+                         index=self.spec.fe_names, name="Pr(>|z|)")
+
+    def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
+        """Thresholds then β (what :meth:`confint` covers, as ordinal's ``confint``)."""
+        return (pd.concat([self.thresholds, self.fe_params]),
+                pd.concat([self.thresholds_bse, self.fe_bse]))
+
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|) of β (summary's "Coefficients")."""
+        return pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.fe_bse,
+                             "z value": self.zvalues, "Pr(>|z|)": self.pvalues})
+
+    def threshold_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value of α (summary's "Threshold coefficients")."""
+        return pd.DataFrame({"Estimate": self.thresholds, "Std. Error": self.thresholds_bse,
+                             "z value": self.thresholds / self.thresholds_bse})
+
+    # -- variance components -----------------------------------------------------------------
+    @cached_property
+    def _covs(self) -> list[np.ndarray]:
+        return term_covariances(self.spec.terms, self.theta, 1.0)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """``as.data.frame(VarCorr(fit))``-style table: variances / covariances, SDs / corrs."""
+        return varcorr_frame(self.spec.terms, self._covs, None)
+
+    @cached_property
+    def variance_components(self) -> dict:
+        """Random-effect variance per grouping factor (a float for a scalar term, as
+        ``VarCorr(fit)`` in ordinal; the covariance DataFrame for a vector term)."""
+        out = {}
+        for t, S in zip(self.spec.terms, self._covs):
+            out[t.group] = (float(S[0, 0]) if t.n_cols == 1 else
+                            pd.DataFrame(S, index=t.column_names, columns=t.column_names))
+        return out
+
+    # -- predictions -------------------------------------------------------------------------
+    def _check_newdata_response(self, newdata: pd.DataFrame) -> None:
+        col = self.spec.response_name
+        if newdata is None or col not in newdata.columns:
+            return
+        labels = value_labels(newdata[col].dropna())
+        unknown = sorted(set(labels) - set(self.levels))
+        if unknown:
+            raise ModelSpecError(f"newdata column {col!r} has level(s) {unknown} that the "
+                                 f"response never had; its levels are {self.levels}")
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob",
+                include_random: bool = True) -> np.ndarray:
+        """Predictions: ``"prob"`` (n, K) category probabilities, ``"cum.prob"`` (n, K − 1)
+        P(Y ≤ j), ``"class"`` (most probable level) or ``"linear.predictor"`` x'β + z'b
+        (unseen group levels get b = 0; ``include_random=False`` gives the population level).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> wine = mp.datasets.load("wine")
+        >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", wine)
+        >>> r.predict(wine.head(1)).round(3).tolist()
+        [[0.035, 0.42, 0.472, 0.061, 0.012]]
+        """
+        kinds = ("prob", "cum.prob", "class", "linear.predictor")
+        if type not in kinds:
+            raise ValueError(f"type must be one of {kinds}, got {type!r}")
+        self._check_newdata_response(newdata)
+        eta = self.linear_predictor(newdata, include_random)
+        if type == "linear.predictor":
+            return eta
+        if type == "cum.prob":
+            return self.family.cumprob_np(self.alpha, eta, self.link)
+        prob = self.family.prob_np(self.alpha, eta, self.link)
+        if type == "class":
+            return np.asarray(self.levels, dtype=object)[np.argmax(prob, axis=1)]
+        return prob
+
+    def fitted(self) -> np.ndarray:
+        """Probability of the observed category given the conditional modes (ordinal's
+        ``fitted()``)."""
+        prob = self.family.prob_np(self.alpha, self._eta(True), self.link)
+        return prob[np.arange(len(prob)), self.counts.astype(int)]
+
+    # -- printing ----------------------------------------------------------------------------
+    def summary(self):
+        """Text summary in the layout of ordinal's ``summary(clmm(...))``."""
+        from .lmm import Summary
+        method = ("the Laplace approximation" if self.nAGQ == 1 else
+                  f"the adaptive Gauss-Hermite quadrature approximation with {self.nAGQ} "
+                  "quadrature points")
+        grad = (np.max(np.abs(self.opt.projected_gradient())) if self.opt is not None
+                else np.nan)
+        cond = np.linalg.cond(self.hessian) if self.hessian is not None else np.nan
+        info = pd.DataFrame([[self.link.name, self.family.threshold, self.nobs,
+                              f"{self.loglik:.2f}", f"{self.aic:.2f}",
+                              getattr(self.opt, "n_evals", ""), f"{grad:.2e}", f"{cond:.1e}"]],
+                            columns=["link", "threshold", "nobs", "logLik", "AIC", "neval",
+                                     "max.grad", "cond.H"])
+        groups = "  ".join(f"{g} {n}" for g, n in self.ngroups.items())
+        thr = self.threshold_table().copy()
+        lines = [f"Cumulative Link Mixed Model fitted with {method}", "",
+                 f"formula: {self.spec.formula}", "", info.to_string(index=False), "",
+                 "Random effects:", random_effects_table(self, residual=False),
+                 f"Number of groups:  {groups}", ""]
+        if self.spec.p:
+            lines += ["Coefficients:", coef_block(self.coef_table(), "Pr(>|z|)"), ""]
+        else:
+            lines += ["No Coefficients", ""]
+        lines += ["Threshold coefficients:", thr.round(4).to_string()]
+        if self.is_singular:
+            lines += ["", "boundary (singular) fit: a random-effect variance is estimated as 0"]
+        if not self.converged:
+            lines += ["", f"optimizer did not converge: {getattr(self.opt, 'message', '')}"]
+        return Summary("\n".join(lines))
+
+    def __repr__(self) -> str:
+        return (f"<CLMMResult cumulative({self.link.name}) {self.spec.formula!r}: "
+                f"logLik {self.loglik:.4f}, {self.nobs} obs, {len(self.levels)} levels>")
