@@ -12,6 +12,11 @@ parameter class they apply to:
     the correlation matrix of each vector-valued term (:class:`LKJ`).
 ``"sigma"``
     the residual standard deviation of a Gaussian model (a positive distribution as for ``"sd"``).
+``"dispersion"``
+    the dispersion φ of a negative binomial, Gamma or Beta GLMM (a positive distribution, e.g.
+    :class:`LogNormal`).
+``"thresholds"``
+    the cut-points of a cumulative link model (a :class:`Normal`; they are kept ordered).
 
 Anything not given keeps its default (see :mod:`mixedppl.bayes.pymc`).
 
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Prior", "Normal", "HalfNormal", "HalfStudentT", "Exponential", "LKJ"]
+__all__ = ["Prior", "Normal", "HalfNormal", "HalfStudentT", "Exponential", "LogNormal", "LKJ"]
 
 
 class Prior:
@@ -139,6 +144,22 @@ class Exponential(Prior):
 
     lam: float = 1.0
     _pm = "Exponential"
+
+
+@dataclass(frozen=True)
+class LogNormal(Prior):
+    """LogNormal(mu, sigma) prior: log φ ~ Normal(mu, sigma) (dispersion parameters).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> str(mp.priors.LogNormal(0.7, 2))
+    'LogNormal(mu=0.7, sigma=2)'
+    """
+
+    mu: float = 0.0
+    sigma: float = 1.0
+    _pm = "LogNormal"
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,89 @@ def test_simulation_based_calibration_pooled_coverage():
     n = len(hits)
     lo, hi = stats.binom.ppf([0.005, 0.995], n, 0.9)
     assert lo <= sum(hits) <= hi
+
+
+# -- GLMM and CLMM: the same family log-density, sampled -----------------------------------------
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+WINE = "rating ~ temp + contact + (1 | judge)"
+
+
+@pytest.fixture(scope="module")
+def cbpp_post():
+    fit = mp.glmer(CBPP, mp.datasets.load("cbpp"), family="binomial")
+    return fit, fit.sample(draws=300, tune=300, chains=2, cores=1, random_seed=2,
+                           progressbar=False)
+
+
+@pytest.fixture(scope="module")
+def wine_post():
+    fit = mp.clmm(WINE, mp.datasets.load("wine"))
+    return fit, fit.sample(draws=300, tune=300, chains=2, cores=1, random_seed=2,
+                           progressbar=False)
+
+
+def test_glmm_likelihood_is_the_laplace_family_logp(cbpp_post):
+    """Pointwise log_likelihood at a draw equals log Binomial(y | n, logit⁻¹(η)) at that draw."""
+    from scipy import stats
+    fit, post = cbpp_post
+    ll = post.idata.log_likelihood["y"].values[0, 0]
+    beta = post.idata.posterior["beta"].values[0, 0]
+    b = post.idata.posterior["b_herd"].values[0, 0][:, 0]
+    t = fit.spec.terms[0]
+    eta = fit.spec.X @ beta + b[t.codes]
+    expected = stats.binom.logpmf(fit.counts, fit.trials, 1 / (1 + np.exp(-eta)))
+    np.testing.assert_allclose(ll, expected, rtol=1e-10)
+    assert ll.shape == (fit.nobs,)
+
+
+def test_glmm_posterior_near_laplace_and_ppc(cbpp_post):
+    fit, post = cbpp_post
+    table = post.compare_with(fit)
+    fe = table.loc[list(fit.spec.fe_names)]
+    assert np.all(np.abs(fe["mean"] - fe["estimate"]) < 2 * fe["sd"])
+    assert "sd herd: (Intercept)" in table.index
+    idata = post.ppc(random_seed=1)
+    yrep = idata.posterior_predictive["y"].values
+    assert yrep.shape[-1] == fit.nobs
+    assert np.all(yrep <= fit.trials) and np.all(yrep >= 0)
+    assert np.isfinite(az.loo(post.idata).elpd_loo)
+
+
+def test_clmm_sample_thresholds_and_ppc(wine_post):
+    fit, post = wine_post
+    table = post.compare_with(fit)
+    rows = [f"threshold {n}" for n in fit.thresholds.index]
+    assert np.all(np.diff(post._draws("thresholds"), axis=1) > 0)
+    th = table.loc[rows]
+    assert np.all(np.abs(th["mean"] - th["estimate"]) < 2 * th["sd"])
+    assert "thresholds" in post.param_names()
+    yrep = post.ppc(random_seed=1).posterior_predictive["y"].values
+    assert set(np.unique(yrep)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert post.idata.log_likelihood["y"].shape[-1] == fit.nobs
+
+
+def test_dispersion_family_samples():
+    fit = mp.glmer("TICKS ~ YEAR + (1 | LOCATION)", mp.datasets.load("grouseticks"),
+                   family="negative_binomial")
+    post = fit.sample(draws=200, tune=300, chains=2, cores=1, random_seed=4, progressbar=False)
+    row = post.compare_with(fit).loc["dispersion (size)"]
+    assert abs(row["mean"] - row["estimate"]) < 2 * row["sd"]
+    assert "dispersion" in post.param_names()
+
+
+def test_bad_thresholds_prior(wine_post):
+    fit, _ = wine_post
+    with pytest.raises(ValueError, match="increasing means"):
+        fit.sample(draws=10, tune=10, chains=1, priors={"thresholds": mp.priors.Normal(0, 5)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["cbpp", "wine"])
+def test_defaults_glmm_clmm_no_divergences(which):
+    fit = (mp.glmer(CBPP, mp.datasets.load("cbpp"), family="binomial") if which == "cbpp"
+           else mp.clmm(WINE, mp.datasets.load("wine")))
+    post = fit.sample(chains=4, cores=2, random_seed=1, progressbar=False)
+    assert post.n_divergences == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (post.summary(verbose=False)["r_hat"] <= 1.01).all()

@@ -150,7 +150,8 @@ class BayesResult:
         names = ["beta"]
         for _, name, t in self._terms():
             names += [f"sd_{name}"] + ([f"corr_{name}"] if t.n_cols > 1 else [])
-        return names + (["sigma"] if "sigma" in self.idata.posterior else [])
+        extra = [v for v in ("sigma", "dispersion", "thresholds") if v in self.idata.posterior]
+        return names + extra
 
     def describe_priors(self) -> str:
         """The priors used, one line per parameter class.
@@ -235,6 +236,18 @@ class BayesResult:
             est.append(row["sdcor"])
             se.append(np.nan)
             draws.append(s)
+        if "dispersion" in self.idata.posterior and getattr(fit, "dispersion", None) is not None:
+            labels.append(f"dispersion ({fit.family.dispersion})")
+            est.append(fit.dispersion)
+            se.append(fit.dispersion_se)
+            draws.append(self._draws("dispersion"))
+        if "thresholds" in self.idata.posterior and hasattr(fit, "thresholds"):
+            a = self._draws("thresholds")
+            for k, name in enumerate(fit.thresholds.index):
+                labels.append(f"threshold {name}")
+                est.append(fit.thresholds.iloc[k])
+                se.append(fit.thresholds_bse.iloc[k])
+                draws.append(a[:, k])
         hdi = np.array([az.hdi(d, hdi_prob=HDI_PROB) for d in draws])
         lo, hi = f"hdi_{50 * (1 - HDI_PROB):.3g}%", f"hdi_{100 - 50 * (1 - HDI_PROB):.3g}%"
         return pd.DataFrame({"estimate": est, "se": se, "mean": [d.mean() for d in draws],

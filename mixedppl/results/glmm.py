@@ -188,7 +188,9 @@ class GLMMResult(MixedResult, SampleMixin):
         method = ("Laplace Approximation" if self.nAGQ == 1 else
                   f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}")
         lines = [
-            f"Generalized linear mixed model fit by maximum likelihood ({method}) ['glmerMod']",
+            f"Generalized linear mixed model fit by maximum likelihood ({method}) "
+            + ("['glmerMod']" if self.family.hessian == "fisher" else
+               "[exact-Hessian Laplace, as glmmTMB]"),
             f" Family: {self.family.name}  ( {self.link.name} )"
             + ("" if self.dispersion is None else
                f"  dispersion ({self.family.dispersion}): {self.dispersion:.4g}"),
