@@ -3,12 +3,16 @@
 Data are graph inputs, so one compiled function serves every dataset and refit with the same
 structure. The linker is a setting (``mixedppl.config.linker`` / env ``MIXEDPPL_LINKER``):
 
-- ``"cvm"`` (default, PyTensor's C linker): slow first compile on a machine (C compile, cached on
-  disk in PyTensor's compiledir), then the fastest start-up in new processes and fastest evaluations;
+- ``"cvm"`` (default): PyTensor's C virtual machine, with compiled C code only for the
+  elementwise loops and reductions (:class:`_SelectiveCVM`); every other node runs its NumPy
+  ``perform``. Each C module costs ~1 s of C compiler on the first run on a machine (cached on
+  disk in PyTensor's compiledir): sleepstudy's first fit on an empty compile dir took 149 s
+  (128 modules) with C for every node and takes 30 s (12 modules) this way;
+  ``MIXEDPPL_C_THUNKS=all`` gives C for every node (small models evaluate ~3x faster,
+  sleepstudy 0.2 ms instead of 0.6 ms; large ones the same);
 - ``"numba"``: little C compile but a long first JIT in every new process;
 - one-off functions (estimates at the optimum, Satterthwaite pieces) skip most graph rewrites
-  (``optimizer="fast_compile"``) with the C linker: measured on InstEval, 0.8 s compile + 0.2 s run,
-  where the pure-Python linker took 0.6 s + 9.5 s.
+  (``optimizer="fast_compile"``) with the same linker.
 
 PyTensor's "could not link to a BLAS installation" warning is avoided by telling PyTensor to use
 NumPy's own BLAS (``blas__ldflags=""``) unless the user configured BLAS flags themselves.
@@ -20,18 +24,28 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Hashable
+from functools import partial
 
+import numpy as np
 import pytensor
 from pytensor.compile.mode import Mode
+from pytensor.link.vm import VMLinker
+from pytensor.scalar.basic import Composite
+from pytensor.tensor.elemwise import CAReduce, Elemwise
 
 __all__ = ["config", "compiled", "clear_cache", "configure_pytensor"]
 
 
 class _Config:
-    """Package settings; ``linker`` picks the PyTensor linker for fitting functions."""
+    """Package settings.
+
+    ``linker`` picks the PyTensor linker for fitting functions; ``c_thunks`` (``"loops"`` or
+    ``"all"``) which nodes of a ``cvm`` function get compiled C code (see :class:`_SelectiveCVM`).
+    """
 
     def __init__(self):
         self.linker = os.environ.get("MIXEDPPL_LINKER", "cvm")
+        self.c_thunks = os.environ.get("MIXEDPPL_C_THUNKS", "loops")
 
 
 config = _Config()
@@ -53,20 +67,92 @@ def configure_pytensor() -> None:
     logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
 
 
-# Rewrites that, on these graphs, duplicate the dense linear algebra (a second copy of the Schur
-# complement and its factorisation per evaluation): lifting DimShuffles through elementwise
-# nodes with several clients, and elementwise fusion. Excluding them made InstEval's evaluation
-# 1.7x and the 100k-row crossed model's 2x faster (measured; see benchmarks/).
-_EXCLUDED = ("fusion", "local_dimshuffle_lift")
+# Graph rewrites left out of "fast_run". Since ProfiledLMM no longer differentiates through
+# PyTensor's Cholesky (whose gradient had made the rewriter duplicate the dense factorisation),
+# only ``blockwise_inplace``: it makes ``Solve`` overwrite its right-hand side, and with the
+# Python ``perform`` that :class:`_SelectiveCVM` picks for Solve the result was WRONG (the GLMM
+# Laplace gradient graph evaluated to 165.79 instead of 163.13 on wine, or raised "assignment
+# destination is read-only"; tests/test_clmm.py catches it). The copy it saves is negligible.
+_EXCLUDED: tuple[str, ...] = ("blockwise_inplace",)
+
+
+def _wants_c(node) -> bool:
+    """Whether ``node`` gets a C thunk (a compiled module) rather than its Python ``perform``.
+
+    Only loops that NumPy cannot run as one call: fused elementwise ``Composite`` loops, and
+    elementwise ops without a NumPy ufunc of their arity (a 3-input ``Mul``: PyTensor's Python
+    fallback is ``np.frompyfunc``, ~9 s on InstEval's 1,156² matrices) — plus the reductions,
+    whose few modules are shared by every model. Everything else (views, indexing, BLAS calls,
+    the package's own Ops) runs through NumPy at the same speed on large inputs.
+    """
+    op = node.op
+    if config.c_thunks == "all":
+        return True
+    if isinstance(op, CAReduce):
+        return True
+    if not isinstance(op, Elemwise):
+        return False
+    if isinstance(op.scalar_op, Composite):
+        return True
+    spec = op.nfunc_spec
+    return spec is None or not hasattr(np, spec[0]) or len(node.inputs) != spec[1]
+
+
+def _py_thunk(op, node, storage_map, compute_map, no_recycling, impl=None):
+    return type(op).make_thunk(op, node, storage_map, compute_map, no_recycling, impl="py")
+
+
+class _SelectiveCVM(VMLinker):
+    """PyTensor's C virtual machine (``cvm``), with C thunks only where :func:`_wants_c` says.
+
+    With the default ``cvm`` every distinct Op signature (each Subtensor index pattern, each
+    DimShuffle, each unfused elementwise op) is compiled to its own C module, ~1 s of C compiler
+    each: sleepstudy's first fit compiled 128 modules (fitting and estimates graphs) and took
+    149 s on an empty compile dir. Keeping C for the loops and reductions compiles 12 modules
+    there (first fit 30 s wall, 27 s of compiler CPU); evaluations of small models pay the Python
+    dispatch (sleepstudy: 0.6 ms per evaluation instead of 0.2 ms), large ones are unchanged
+    (their time is in LAPACK and sparse products: InstEval 0.17 s, 100k-row crossed 0.10 s).
+    ``MIXEDPPL_C_THUNKS=all`` (or ``config.c_thunks = "all"``) restores C everywhere.
+
+    The Python-only ops get an instance attribute ``make_thunk`` for the duration of
+    ``make_all``; a function compiled concurrently in another thread that shares such an op
+    instance may then also run it in Python (correct, only slower).
+    """
+
+    def make_all(self, *args, **kwargs):
+        # ``make_all`` calls ``node.op.make_thunk(...)`` for every node: the ops that should stay
+        # in Python get a bound override for the duration of the call (removed afterwards).
+        # The choice is per Op instance, and one instance (``pt.mul``) can serve nodes of
+        # different arity: an op keeps C when any of its nodes wants it.
+        c_ops = {id(node.op) for node in self.fgraph.apply_nodes if _wants_c(node)}
+        patched = []
+        for node in self.fgraph.apply_nodes:
+            op = node.op
+            if id(op) not in c_ops and "make_thunk" not in vars(op):
+                op.make_thunk = partial(_py_thunk, op)
+                patched.append(op)
+        try:
+            return super().make_all(*args, **kwargs)
+        finally:
+            for op in patched:
+                vars(op).pop("make_thunk", None)
 
 
 def _mode(kind: str) -> Mode:
     """Compile mode for ``kind`` ("fast_run": the configured linker; "fast_compile": one-offs)."""
     if kind == "fast_compile":
-        return Mode(linker="cvm", optimizer="fast_compile")
+        return Mode(linker=_SelectiveCVM(use_cloop=True),
+                    optimizer="fast_compile").excluding(*_EXCLUDED)
     linker = config.linker
+    if kind == "fast_run_c" and linker == "cvm":
+        # small graphs evaluated hundreds of times per fit (GLMM / CLMM inner and outer
+        # functions): C thunks everywhere. wine's CLMM fit: 0.06 s warm, against 0.26 s with
+        # Python thunks (~64 per call at ~15 µs each); the price is more C modules when cold.
+        return Mode(linker="cvm", optimizer="fast_run").excluding(*_EXCLUDED)
     if linker == "numba":
         return pytensor.compile.mode.get_mode("NUMBA").excluding(*_EXCLUDED)
+    if linker == "cvm":
+        linker = _SelectiveCVM(use_cloop=True)
     return Mode(linker=linker, optimizer="fast_run").excluding(*_EXCLUDED)
 
 
@@ -75,9 +161,9 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
     """Return the compiled function for ``key``, building it with ``build()`` on first use.
 
     ``build`` returns ``(inputs, outputs)``; ``kind`` is ``"fast_run"`` (the configured linker) or
-    ``"fast_compile"`` (Python linker, for one-off evaluations).
+    ``"fast_compile"`` (few graph rewrites, for one-off evaluations).
     """
-    full_key = (key, kind, config.linker)
+    full_key = (key, kind, config.linker, config.c_thunks)
     with _LOCK:
         fn = _CACHE.get(full_key)
     if fn is None:

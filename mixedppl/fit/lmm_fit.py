@@ -23,13 +23,16 @@ __all__ = ["fit_lmm", "check_boundary"]
 
 
 def blas_threads_for(objective):
-    """One BLAS thread for small problems, the default otherwise.
+    """One BLAS thread unless the dense work per evaluation is very large.
 
-    NumPy and SciPy each load their own OpenBLAS; when a small evaluation alternates between them,
+    NumPy and SciPy each load their own OpenBLAS; when an evaluation alternates between them,
     each library's spinning worker threads compete for the cores (measured: Penicillin's fit took
-    0.70 s with 2 threads each, 0.035 s with 1). Large problems keep all threads.
+    0.70 s with 2 threads each, 0.035 s with 1). The same holds at InstEval's size (a 1,156² dense
+    Schur block, ~1.5e9 flops per evaluation): on a loaded 2-core machine its fit took 121 s wall
+    (80 s CPU) with the default threads and 11.8 s (7.9 s CPU) with one. Only problems whose dense
+    factorisation dominates by far (above 2e10 flops, q_R ≳ 2,700) keep all threads.
     """
-    if objective.flops_per_eval < 5e7:
+    if objective.flops_per_eval < 2e10:
         return threadpool_limits(limits=1, user_api="blas")
     return contextlib.nullcontext()
 

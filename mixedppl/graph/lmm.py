@@ -181,15 +181,27 @@ class ProfiledLMM:
             ld_S, quad = spd_logdet_quad(self.S, self.BR)[:2]
             ldL2 = ldL2 + ld_S
             FF = FF - quad
-        LF = cholesky(FF, lower=True, on_error="nan")
         p = FF.shape[0] - 1
-        self.LF, self.p = LF, p
-        self.pwrss = LF[p, p] ** 2
-        self.ldRX2 = 2.0 * pt.sum(pt.log(pt.diag(LF)[:p]))
+        self.FF, self.p, self._LF = FF, p, None
+        # log|R_X|² and r² from the same op as the Schur block rather than from cholesky(FF):
+        # pwrss = FF_yy − FF_yXᵀ FF_XX⁻¹ FF_Xy. PyTensor's Cholesky gradient brings an
+        # AllocDiag (an OpFromGraph) whose late inlining re-imported the whole factorisation:
+        # the rewritten graph held two copies of every dense factorisation per evaluation
+        # (measured: 2 Cholesky and 2 SPDLogdetQuad nodes instead of one each).
+        self.ldRX2, quad_F = spd_logdet_quad(FF[:p, :p], FF[:p, p:])[:2]
+        self.pwrss = FF[p, p] - quad_F[0, 0]
         self.ldL2 = ldL2
         nmp = self.n - self.reml * p
         self.deviance = (ldL2 + self.reml * self.ldRX2
                          + nmp * (1.0 + pt.log(2 * np.pi * self.pwrss / nmp)) - self.ldW)
+
+    @property
+    def LF(self):
+        """Lower Cholesky factor of the fixed-effects block ``FF`` (built on first use: only the
+        estimates and variance-parameter graphs need it, never the deviance)."""
+        if self._LF is None:
+            self._LF = cholesky(self.FF, lower=True, on_error="nan")
+        return self._LF
 
     def _schur_products(self):
         """P = A_R1 M1 A_1R and Q = A_R1 M1 A_1F (dense or from the non-zero blocks)."""

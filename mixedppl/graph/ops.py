@@ -51,6 +51,12 @@ class SPDLogdetQuad(Op):
 
     def perform(self, node, inputs, outputs):
         S, B = inputs
+        if S.shape[0] == 0:  # no fixed effects: log|S| = 0, C = 0
+            m = B.shape[1]
+            for k, val in enumerate([np.array(0.0), np.zeros((m, m)), np.zeros((0, 0)),
+                                     np.zeros((0, m))]):
+                outputs[k][0] = val
+            return
         try:
             c, _ = sla.cho_factor(S, lower=True, check_finite=False)
             ok = bool(np.all(np.isfinite(np.diag(c))))
@@ -89,6 +95,10 @@ class SPDLogdetQuadGrad(Op):
 
     def perform(self, node, inputs, outputs):
         c, W, g_ld, g_C = inputs
+        if c.shape[0] == 0:
+            outputs[0][0] = np.zeros((0, 0))
+            outputs[1][0] = np.zeros(W.shape)
+            return
         Cs = (g_C + g_C.T) / 2
         inv, _ = sla.lapack.dpotri(c, lower=1)
         gS = np.tril(inv)
