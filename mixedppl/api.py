@@ -24,11 +24,17 @@ class Model:
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : DataFrame
     family : str
-        ``"gaussian"`` (linear mixed model).
+        ``"gaussian"`` (linear mixed model, :func:`lmer`); a GLMM family (``"binomial"``,
+        ``"poisson"``, ``"negative_binomial"``, ``"gamma"``, ``"beta"``, :func:`mixedppl.glmer`);
+        or ``"cumulative"`` / ``"ordinal"`` (cumulative link model, :func:`mixedppl.clmm`).
+    link : str, optional
+        Link of a GLMM or cumulative model (default: the family's first).
     weights, offset : str or array-like, optional
     na_action : {"omit", "raise"}
     contrasts : dict, optional
-        Column → contrast name or matrix (as R's ``contrasts=``).
+        Column → contrast name or matrix (as R's ``contrasts=``; gaussian only).
+    **kwargs
+        ``levels``, ``threshold`` for the cumulative family.
 
     Examples
     --------
@@ -38,31 +44,72 @@ class Model:
     ['Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days']
     >>> round(m.fit().loglik, 3)
     -871.814
+    >>> g = mp.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"), family="binomial")
+    >>> sorted(v.name for v in g.to_pymc().free_RVs)
+    ['beta', 'sd_herd', 'z_herd']
     """
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", *,
-                 weights=None, offset=None, na_action: str = "omit",
-                 contrasts: dict | None = None):
-        if family not in ("gaussian", "normal"):
-            raise NotImplementedError(f"family={family!r}: only 'gaussian' (mp.lmer) is available yet")
-        self.family = "gaussian"
-        self.spec: ModelSpec = build_spec(formula, data, weights=weights, offset=offset,
-                                          na_action=na_action, contrasts=contrasts)
+                 link: str | None = None, weights=None, offset=None, na_action: str = "omit",
+                 contrasts: dict | None = None, **kwargs):
+        name = family if isinstance(family, str) else getattr(family, "name", family)
+        self.formula, self.data = formula, data
+        if str(name).lower() in ("gaussian", "normal"):
+            self.family = "gaussian"
+            self.spec: ModelSpec = build_spec(formula, data, weights=weights, offset=offset,
+                                              na_action=na_action, contrasts=contrasts)
+            return
+        if str(name).lower() in ("cumulative", "ordinal", "clmm"):
+            from .clmm_api import clmm_model
+            (self.spec, self.family, self.link, self._y, self._n,
+             self.levels) = clmm_model(formula, data, link or "logit",
+                                       kwargs.pop("threshold", "flexible"),
+                                       kwargs.pop("levels", None), weights=weights,
+                                       offset=offset, na_action=na_action)
+            self._kind = "clmm"
+        else:
+            from .glmm_api import glmm_model
+            self.spec, self.family, self.link, self._y, self._n = glmm_model(
+                formula, data, family, link, weights, offset)
+            self._kind = "glmm"
+        self._kwargs = dict(link=link, weights=weights, offset=offset, **kwargs)
 
     def objective(self, reml: bool = True):
-        """The compiled profiled deviance d(θ) → (value, gradient) (lme4's ``devFunOnly=TRUE``)."""
-        from .fit.lmm_objective import LMMObjective
-        return LMMObjective(self.spec, reml=reml)
+        """The compiled objective: the profiled deviance d(θ) → (value, gradient) for an LMM
+        (lme4's ``devFunOnly=TRUE``), the Laplace deviance over (θ, β, φ) otherwise."""
+        if self.family == "gaussian":
+            from .fit.lmm_objective import LMMObjective
+            return LMMObjective(self.spec, reml=reml)
+        from .fit.glmm_fit import LaplaceObjective
+        return LaplaceObjective(self.spec, self.family, self.link, self._y, self._n)
 
-    def fit(self, reml: bool = True, control: LmerControl | None = None, start=None):
-        """Fit by profiled REML (default) or ML; returns an :class:`LMMResult`."""
-        from .fit.lmm_fit import fit_lmm
-        return fit_lmm(self.spec, reml=reml, control=control, start=start)
+    def fit(self, reml: bool = True, control=None, start=None, nAGQ: int = 1):
+        """Fit: REML / ML for an LMM (:class:`LMMResult`), Laplace or AGQ otherwise."""
+        if self.family == "gaussian":
+            from .fit.lmm_fit import fit_lmm
+            return fit_lmm(self.spec, reml=reml, control=control, start=start)
+        kw = dict(self._kwargs)
+        if self._kind == "clmm":
+            from .clmm_api import clmm
+            return clmm(self.formula, self.data, kw.pop("link") or "logit", nAGQ,
+                        levels=self.levels, threshold=self.family.threshold, control=control,
+                        **kw)
+        from .glmm_api import glmer
+        return glmer(self.formula, self.data, self.family, kw.pop("link"), nAGQ,
+                     control=control, **kw)
 
     def to_pymc(self, priors: dict | None = None):
-        """The unprofiled joint density log p(y, b | β, θ, σ) as a ``pm.Model`` (see mixedppl.bayes)."""
-        from .bayes.pymc import lmm_to_pymc
-        return lmm_to_pymc(self.spec, priors=priors)
+        """The joint density log p(y, b | parameters) as a ``pm.Model`` (see mixedppl.bayes)."""
+        if self.family == "gaussian":
+            from .bayes.pymc import lmm_to_pymc
+            return lmm_to_pymc(self.spec, priors=priors)
+        if self._kind == "clmm":
+            from .bayes.glmm_pymc import clmm_to_pymc
+            return clmm_to_pymc(self.spec, self.family, self.link, self._y, self._n,
+                                self.levels, priors)[0]
+        from .bayes.glmm_pymc import glmm_to_pymc
+        return glmm_to_pymc(self.spec, self.family, self.link, self._y, self._n, priors)[0]
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, offset=None,

@@ -212,3 +212,12 @@ def test_defaults_glmm_clmm_no_divergences(which):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert (post.summary(verbose=False)["r_hat"] <= 1.01).all()
+
+
+def test_model_family_dispatch_shares_the_fit():
+    m = mp.Model(WINE, mp.datasets.load("wine"), family="ordinal")
+    assert m.fit().loglik == pytest.approx(-81.5654128, abs=1e-3)
+    assert "thresholds" in [v.name for v in m.to_pymc().free_RVs]
+    g = mp.Model(CBPP, mp.datasets.load("cbpp"), family="binomial")
+    d, grad = g.objective()(np.array([0.642261, -1.398532, -0.992333, -1.128672, -1.580314]))
+    assert d == pytest.approx(184.0525637, abs=1e-3) and np.max(np.abs(grad)) < 0.05

@@ -67,8 +67,12 @@ def test_leverage_bad_part():
 def _check_influence(frame, ref):
     for col in ["cooks_d", "mdffits", "covtrace", "covratio"]:
         rel_close(frame[col].to_numpy(), ref[col], 1e-3, 1e-6)
+    # rvc = φ₍ᵢ₎/φ − 1 is near 0 for one deleted observation, so a relative bound on it is a
+    # bound far below the optimiser's precision on φ₍ᵢ₎: the absolute floor 1e-5 bounds φ₍ᵢ₎/φ to
+    # 1e-5 relative (the brief asks 1e-3 of variance components). Observed: ≤ 4.3e-6 (obs. 16,
+    # whose refit ends at |gradient| 3e-5 with the deviance equal to R's to 1e-11).
     for name, values in ref["rvc"].items():
-        rel_close(frame[f"rvc_{name}"].to_numpy(), values, 1e-3, 1e-6)
+        rel_close(frame[f"rvc_{name}"].to_numpy(), values, 1e-3, 1e-5)
 
 
 def test_influence_by_subject_exact():
@@ -134,3 +138,16 @@ def test_influence_plot_one_bar_per_level():
     with pytest.raises(ValueError, match="unknown measure"):
         frame.plot("leverage")
     plt.close("all")
+
+
+def test_glmm_icc_and_r2_match_performance():
+    """cbpp binomial logit: performance::icc / r2_nakagawa by hand at the tight fit."""
+    ref = reference("inf_icc_r2")["models"]["cbpp"]["by_hand_tight_fit"]
+    g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 mp.datasets.load("cbpp"), family="binomial")
+    rel_close(g.icc().to_numpy(), [ref["ICC_adjusted"], ref["ICC_unadjusted"]], 1e-3)
+    rel_close(g.r_squared().to_numpy(), [ref["R2_marginal"], ref["R2_conditional"]], 1e-3)
+    p = mp.glmer("TICKS ~ YEAR + (1 | LOCATION)", mp.datasets.load("grouseticks"),
+                 family="poisson")
+    with pytest.raises(NotImplementedError, match="binomial GLMMs"):
+        p.icc()

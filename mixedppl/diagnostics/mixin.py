@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["DiagnosticsMixin"]
+__all__ = ["DiagnosticsMixin", "VarianceDecompositionMixin"]
 
 
-class DiagnosticsMixin:
-    """Methods added to the result classes."""
+class VarianceDecompositionMixin:
+    """``icc()`` and ``r_squared()`` (LMM and GLMM results)."""
 
     def icc(self, by_group: bool = False) -> pd.Series:
         r"""Intra-class correlation, as ``performance::icc``.
@@ -82,6 +82,11 @@ class DiagnosticsMixin:
         total = v["var_fixed"] + v["var_random"] + v["var_residual"]
         return pd.Series({"marginal": v["var_fixed"] / total,
                           "conditional": (v["var_fixed"] + v["var_random"]) / total}, name="R2")
+
+
+
+class DiagnosticsMixin(VarianceDecompositionMixin):
+    """Methods added to the LMM result: variance decomposition, influence, leverage."""
 
     def influence(self, level: str = "observation", method: str = "exact") -> pd.DataFrame:
         r"""Case-deletion influence measures, as HLMdiag (Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC).

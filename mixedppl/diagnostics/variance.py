@@ -3,7 +3,9 @@ r"""Variance decomposition of an LMM: ICC and Nakagawa R², as ``performance::ic
 With :math:`\sigma^2_f = \widehat{\operatorname{var}}(X\hat\beta)` (denominator n − 1),
 :math:`\sigma^2_r = \sum_k \frac1n\sum_i z_{ki}^\top\hat\Sigma_k z_{ki}` (Johnson 2014: the mean
 random-effect variance over the observations, which reduces to :math:`\hat\sigma^2_k` for a random
-intercept) and the residual variance :math:`\sigma^2_\varepsilon = \hat\sigma^2`:
+intercept) and the residual variance :math:`\sigma^2_\varepsilon = \hat\sigma^2` (for a binomial
+GLMM, the distribution-specific variance of the latent scale: π²/3 for the logit link, 1 for the
+probit, π²/6 for the cloglog; Nakagawa & Schielzeth 2013, Table 1):
 
 .. math:: \text{ICC}_\text{adj} = \frac{\sigma^2_r}{\sigma^2_r + \sigma^2_\varepsilon},\quad
           \text{ICC}_\text{unadj} = \frac{\sigma^2_r}{\sigma^2_f + \sigma^2_r + \sigma^2_\varepsilon},
@@ -33,10 +35,12 @@ def variance_parts(fit) -> dict:
     """var_fixed, var_random (Johnson's mean z'Σz per term, summed), var_residual, per-term parts."""
     spec = fit.spec
     var_fixed = float(np.var(spec.X @ np.asarray(fit.beta), ddof=1))
-    covs = term_covariances(spec.terms, fit.theta, fit.scale)
+    scale = float(getattr(fit, "scale", 1.0))
+    covs = term_covariances(spec.terms, fit.theta, scale)
     per_term = [float(np.mean(np.einsum("ij,jk,ik->i", t.z, S, t.z))) for t, S in zip(spec.terms, covs)]
+    latent = getattr(fit, "latent_residual_variance", None)
     return {"var_fixed": var_fixed, "var_random": float(sum(per_term)),
-            "var_residual": float(fit.scale), "per_term": per_term}
+            "var_residual": scale if latent is None else float(latent()), "per_term": per_term}
 
 
 def icc_by_group(fit) -> pd.Series:

@@ -151,8 +151,10 @@ def laplace_functions(family, link, ells: tuple[int, ...], nAGQ: int = 1) -> dic
     """
     key = ("glmm-laplace", family.key, link.name, tuple(ells))
     return {
-        "inner": compiled(key + ("inner",), lambda: _build_inner(ells, family, link)),
-        "outer": compiled(key + ("outer", nAGQ), lambda: _build_outer(ells, family, link, nAGQ)),
+        "inner": compiled(key + ("inner",), lambda: _build_inner(ells, family, link),
+                          kind="fast_run_c"),
+        "outer": compiled(key + ("outer", nAGQ), lambda: _build_outer(ells, family, link, nAGQ),
+                          kind="fast_run_c"),
         "estimates": compiled(key + ("estimates",), lambda: _build_estimates(ells, family, link),
                               kind="fast_compile"),
     }

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import special
 
 from ..bayes.mixin import SampleMixin
+from ..diagnostics.mixin import VarianceDecompositionMixin
 from ..fit.optimize import OptSummary
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult
@@ -20,7 +21,7 @@ __all__ = ["GLMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class GLMMResult(MixedResult, SampleMixin):
+class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     """A GLMM fitted by maximum likelihood (Laplace or adaptive GHQ; see :func:`mixedppl.glmer`).
 
     Attributes
@@ -87,6 +88,17 @@ class GLMMResult(MixedResult, SampleMixin):
     @property
     def n_params(self) -> int:
         return len(self.theta) + self.spec.p + len(self.phi)
+
+    def latent_residual_variance(self) -> float:
+        """Distribution-specific variance of the latent scale for ``icc()`` / ``r_squared()``
+        (binomial: π²/3 logit, 1 probit, π²/6 cloglog; Nakagawa & Schielzeth 2013)."""
+        table = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
+        if self.family.name != "binomial" or self.link.name not in table:
+            raise NotImplementedError(
+                f"icc() / r_squared() are available for LMMs and binomial GLMMs (logit, probit, "
+                f"cloglog); {self.family.name}({self.link.name}) needs the observation-level "
+                "variance approximations of Nakagawa et al. (2017), not implemented yet")
+        return float(table[self.link.name])
 
     @property
     def dispersion(self) -> float | None:
