@@ -15,6 +15,7 @@ import pytest
 import mixedppl as mp
 from conftest import reference, rel_close
 from lmm_cases import CASES, fitted
+from mixedppl.anova import NonNestedWarning, is_nested
 from mixedppl.inference import kenward_roger
 from mixedppl.inference.ftests import fstat_ddf
 from mixedppl.inference.simulate import update_formula
@@ -78,6 +79,43 @@ def test_anova_type3(case, ddf):
         rel_close(table[col], ref[col], 1e-3)
 
 
+TRANSFORMED = reference("inf_anova_transformed")["models"]
+
+
+@lru_cache(maxsize=None)
+def transformed_fit(case):
+    m = TRANSFORMED[case]
+    return mp.lmer(m["formula"], dataset(m["data"]))
+
+
+@pytest.mark.parametrize("case", sorted(TRANSFORMED))
+@pytest.mark.parametrize("ddf", ["Satterthwaite", "Kenward-Roger"])
+def test_anova_type3_transformed_terms(case, ddf):
+    """Transformed variables (log, I(), poly, scale, a logical / factor() of a numeric) and
+    factor × numeric interactions: lmerTest's term grouping, contrasts and F tests
+    (scripts/inf_anova_transformed.R)."""
+    m = TRANSFORMED[case]
+    key = "anova_type3_satterthwaite" if ddf == "Satterthwaite" else "anova_type3_kenward_roger"
+    ref = m[key]
+    fit = transformed_fit(case)
+    assert list(fit.fe_params.index) == list(m["fixef"])
+    table = fit.anova(ddf=ddf)
+    assert list(table.index) == ref["terms"]
+    assert table["NumDF"].tolist() == ref["NumDF"]
+    rel_close(table["Sum Sq"], ref["Sum Sq"], 1e-6)
+    rel_close(table["F value"], ref["F value"], 1e-6)
+    rel_close(table["DenDF"], ref["DenDF"], 1e-3)
+    rel_close(table["Pr(>F)"], ref["Pr(>F)"], 1e-4)
+
+
+def test_anova_type3_transformed_data_changed():
+    d = dataset("sleepstudy").copy()
+    fit = mp.lmer(TRANSFORMED["sleep_log_sq"]["formula"], d)
+    d["Days"] = d["Days"] + 1.0                       # the fit keeps a reference to d
+    with pytest.raises(mp.ModelSpecError, match="changed since the fit"):
+        fit.anova()
+
+
 def test_fstat_ddf_rules():
     assert fstat_ddf([7.0]) == 7.0
     assert fstat_ddf([10.0, 10.0 + 1e-10]) == pytest.approx(10.0)
@@ -125,6 +163,69 @@ def test_lrt_one_of_two_terms_of_a_factor():
         mp.lrt(fit, drop="(1 | Days)")
     with pytest.raises(mp.ModelSpecError, match="no fixed term"):
         mp.lrt(fit, drop="Weight")
+
+
+NONNESTED = reference("inf_anova_nonnested")
+
+
+@lru_cache(maxsize=None)
+def ml_fit(name):
+    return mp.lmer(NONNESTED["formulas"][name], dataset("sleepstudy"), reml=False)
+
+
+def _check_anova_table(table, ref):
+    """Rows in lme4's order (by npar, stable); ML logLik 1e-3 absolute (tolerance of the
+    preamble), Chisq as a difference of two of them."""
+    assert list(table.index) == [NONNESTED["formulas"][m.split("$")[1]] for m in ref["models"]]
+    rel_close(table["npar"], ref["npar"], 0)
+    rel_close(table["logLik"], ref["logLik"], 0, 1e-3)
+    rel_close(table["AIC"], ref["AIC"], 0, 2e-3)
+    rel_close(table["Df"].iloc[1:], ref["Df"][1:], 0)
+    rel_close(table["Chisq"].iloc[1:], ref["Chisq"][1:], 0, 2e-3)
+    p_ref = np.array([np.nan if v is None else v for v in ref["Pr(>Chisq)"]], float)
+    assert np.array_equal(np.isnan(table["Pr(>Chisq)"].to_numpy()), np.isnan(p_ref))
+    rel_close(table["Pr(>Chisq)"].to_numpy()[~np.isnan(p_ref)], p_ref[~np.isnan(p_ref)], 1e-3)
+
+
+@pytest.mark.parametrize("case", ["equal_npar_nonnested", "equal_npar_reversed", "nested_three"])
+def test_anova_equal_npar_as_lme4(case, recwarn):
+    """Equal npar: lme4 keeps the given order, reports Chisq = 2·max(0, ΔlogLik), Df 0, no p
+    (and so do we, without a warning: no test is reported)."""
+    ref = NONNESTED["comparisons"][case]
+    table = mp.anova(*[ml_fit(name) for name in ref["args"]])
+    _check_anova_table(table, ref)
+    assert not [w for w in recwarn if issubclass(w.category, NonNestedWarning)]
+
+
+def test_anova_nonnested_warns_but_matches_lme4():
+    ref = NONNESTED["comparisons"]["nonnested_diff_npar"]
+    fits = [ml_fit(name) for name in ref["args"]]
+    with pytest.warns(NonNestedWarning, match="not nested"):
+        table = mp.anova(*fits)
+    _check_anova_table(table, ref)
+
+
+def test_is_nested():
+    assert is_nested(ml_fit("intercept"), ml_fit("correlated"))
+    assert is_nested(ml_fit("slope_only"), ml_fit("correlated"))
+    assert not is_nested(ml_fit("intercept"), ml_fit("slope_only"))
+    assert not is_nested(ml_fit("intercept"), ml_fit("transformed"))
+    assert not is_nested(ml_fit("correlated"), ml_fit("intercept"))
+    uncorr = mp.lmer("Reaction ~ Days + (Days || Subject)", dataset("sleepstudy"), reml=False)
+    assert is_nested(uncorr, ml_fit("correlated")) and not is_nested(ml_fit("correlated"), uncorr)
+    quad = mp.lmer("Reaction ~ poly(Days, 2) + (1 | Subject)", dataset("sleepstudy"), reml=False)
+    assert is_nested(ml_fit("intercept"), quad)         # Days lies in the span of poly(Days, 2)
+
+
+def test_anova_rejects_different_response_and_nobs():
+    assert "error" in NONNESTED["comparisons"]["different_nobs"]       # lme4 stops too
+    assert "error" not in NONNESTED["comparisons"]["different_response"]  # lme4 does not check
+    with pytest.raises(mp.ModelSpecError, match="'Reaction' and 'log\\(Reaction\\)'"):
+        mp.anova(ml_fit("intercept"), ml_fit("log_response"))
+    small = mp.lmer(NONNESTED["formulas"]["intercept"], dataset("sleepstudy").iloc[:170],
+                    reml=False)
+    with pytest.raises(mp.ModelSpecError, match="same size of dataset"):
+        mp.anova(ml_fit("intercept"), small)
 
 
 # -- refit / update / simulate ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.slinalg import cholesky, solve_triangular
 
 from .lmm import ProfiledLMM
+from .ops import _pair_gather
 
 __all__ = ["estimates"]
 
@@ -81,6 +82,8 @@ def _condvar(g: ProfiledLMM):
     D = [[sum(Li[k][i] * Li[k][j] for k in range(max(i, j), ell)) for j in range(ell)]
          for i in range(ell)]
     out_rest = []
+    if g.s.r_mode == "sparse" and all(e == 1 for e in g.s.ell_rest):
+        return _condvar_pairs(g, D)
     if g.s.r_mode != "none":
         AR1 = _dense_ar1(g)
         qR, G1 = AR1.shape[0], AR1.shape[1]
@@ -97,6 +100,33 @@ def _condvar(g: ProfiledLMM):
             Dk = [[(X3[:, :, i] * X3[:, :, j]).sum(axis=0) for j in range(ellk)] for i in range(ellk)]
             out_rest.append(_sandwich(T, Dk, ellk))
     return [_sandwich(g.T1, D, ell)] + out_rest
+
+
+def _condvar_pairs(g: ProfiledLMM, D):
+    r""":func:`_condvar` from the non-zero block pairs of A_R1 (sparse storage, scalar Λ_R).
+
+    Term 1's correction is :math:`E_g^\top E_g = N_g^\top (A_{1R}\Lambda_R S^{-1}\Lambda_R
+    A_{R1})_g N_g`; the middle factor is the transpose of the Schur product's pair scatter
+    applied to :math:`\Lambda_R S^{-1}\Lambda_R` — O(pairs · ℓ₁²) after one q_R³ inverse,
+    instead of a triangular solve with G₁·ℓ₁ right-hand sides and a dense q_R × G₁ copy of A_R1
+    (InstEval: 1,156 × 2,972).
+    """
+    ell, Li, K = g.s.ell1, g.Li, g.K
+    qR, G1 = g.ARR.shape[0], g.A11.shape[0]
+    LRinv = solve_triangular(g.LR, pt.eye(qR), lower=True)
+    Sinv = pt.dot(LRinv.T, LRinv)
+    lam = g._lam_diag()
+    Pbar = (lam[:, None] * Sinv * lam[None, :]).ravel()
+    C = _pair_gather(Pbar, g.prods, g.pgrp, g.pdest, qR * qR, G1).reshape((G1, ell * ell))
+    N = [[sum(K[a][k] * Li[k][j] for k in range(j, ell)) for j in range(ell)] for a in range(ell)]
+    D = [[D[i][j] + sum(N[c][i] * C[:, c * ell + d] * N[d][j]
+                        for c in range(ell) for d in range(ell))
+          for j in range(ell)] for i in range(ell)]
+    out = [_sandwich(g.T1, D, ell)]
+    dS = pt.diagonal(Sinv)
+    for start, G, ellk, T in g._r_blocks():
+        out.append(_sandwich(T, [[dS[start:start + G]]], 1))
+    return out
 
 
 def estimates(g: ProfiledLMM) -> dict:

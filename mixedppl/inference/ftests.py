@@ -8,7 +8,10 @@ terms it builds type III contrasts in treatment coding (``extract_contrasts_type
 factor of each term), orthogonalises the columns of a term against those of the terms containing it
 (higher-order terms first), keeps the rows of the model's coefficients, and maps to the coding
 actually used with :math:`X_{trt}^{+} X`. The linear relations between these columns do not depend
-on the rows, so they are computed on the grid of all factor-level combinations.
+on the rows, so with plain variables they are computed on the grid of all factor-level
+combinations; with transformed variables (``log(x)``, ``I(x^2)``, ``poly(x, 2)``, ``scale(x)``,
+``factor(x > 2)``, …) on the fitted rows, as lmerTest (each transformed variable is one variable
+of its term, numeric or factor by its value, exactly as in R's ``terms``).
 
 **Satterthwaite F** (lmerTest ``contestMD``): eigen-decompose :math:`L V_\beta L^\top = P D P^\top`,
 :math:`F = \frac1q\sum_m (P_m^\top L\beta)^2 / d_m`, one Satterthwaite :math:`\nu_m` per row of
@@ -26,6 +29,7 @@ J. Stat. Softw. 82(13). Goodnight (1980), Tests of hypotheses in fixed effects l
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -33,7 +37,8 @@ from scipy import special
 
 from ..exceptions import ModelSpecError
 from ..results.satterthwaite import satterthwaite_df
-from ..spec.design import _bits, model_matrix, rhs_variables
+from ..spec.contrasts import EvalState
+from ..spec.design import _bits, _new_var, _term_columns, model_matrix, rhs_variables
 
 __all__ = ["term_contrasts", "anova_table", "fstat_ddf"]
 
@@ -55,17 +60,42 @@ def _type1(spec) -> dict[str, np.ndarray]:
     return {name: U[assign == k + 1] for k, name in enumerate(fd.term_names)}
 
 
+_CHANGED = ("type III contrasts of a transformed variable are computed on the rows the model was "
+            "fitted to, and that data frame has changed since the fit (or is missing): refit the "
+            "model")
+
+
+def _rows(spec) -> pd.DataFrame:
+    """The rows the contrasts are computed on.
+
+    With plain variables only: every combination of the factor levels, numeric variables at 1, 2,
+    3, 4 (small, and the linear relations between the columns of X, X_trt and the full design do
+    not depend on the rows). With a transformed variable (``log(x)``, ``I(x^2)``, ``poly(x, 2)``,
+    ``scale(x)``, ``factor(x)``, …): the rows the model was fitted to, as lmerTest (which works on
+    the model frame), so that every transform sees the values it was fitted on.
+    """
+    plan = spec.fixed_design.plan
+    if _uses_fitted_rows(spec):
+        if spec.data is None or len(spec.data) != len(spec.keep):
+            raise ModelSpecError(_CHANGED)
+        return spec.data.loc[np.asarray(spec.keep, bool)].reset_index(drop=True)
+    return _grid(plan)
+
+
+def _uses_fitted_rows(spec) -> bool:
+    """Whether a fixed term has a transformed variable (see :func:`_rows`)."""
+    plan = spec.fixed_design.plan
+    plain = set(rhs_variables(plan.rhs))
+    return any(v.label not in plain and not v.label.startswith("offset(") for v in plan.vars)
+
+
 def _grid(plan) -> pd.DataFrame:
     """Every combination of the factor levels (numeric variables at 1, 2, 3, 4)."""
     plain = set(rhs_variables(plan.rhs))
     cols, values = [], []
     for v in plan.vars:
-        if v.label.startswith("offset("):
+        if v.label.startswith("offset(") or v.label not in plain:
             continue
-        if v.label not in plain:
-            raise NotImplementedError(
-                f"type III contrasts for the transformed variable {v.label!r} are not available; "
-                "create the column in the data first")
         cols.append(v)
         values.append(v.levels if v.is_factor else [1.0, 2.0, 3.0, 4.0])
     rows = list(itertools.product(*values))
@@ -82,23 +112,20 @@ def _grid(plan) -> pd.DataFrame:
     return grid
 
 
-def _full_design(plan, grid: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """lmerTest's ``get_rdX``: intercept + each term with every level of its factors."""
-    n = len(grid)
+def _full_design(plan, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """lmerTest's ``get_rdX``: intercept + each term with every level of its factors
+    (``model.matrix(~ 0 + term)`` per term), the variables evaluated on ``frame`` as ``plan``
+    (the treatment-coded design's plan) evaluated them."""
+    n = len(frame)
+    st = EvalState(frame, False, plan.params, plan.rhs)
+    used = {i for t in plan.terms for i in _bits(t)}
+    values = [_new_var(v, st) if i in used else None for i, v in enumerate(plan.vars)]
+    full = replace(plan, codes=[[(i, 2 if plan.vars[i].is_factor else c) for i, c in term]
+                                for term in plan.codes])
     blocks = [np.ones((n, 1))] if plan.intercept else []
     names = ["(Intercept)"] if plan.intercept else []
-    for t in plan.terms:
-        mat, nm = np.ones((n, 1)), [""]
-        for i in _bits(t):
-            v = plan.vars[i]
-            if v.is_factor:
-                lab = grid[v.label].astype(str).replace({"True": "TRUE", "False": "FALSE"})
-                blk = (lab.to_numpy()[:, None] == np.array(v.levels)[None, :]).astype(float)
-                bn = [v.label + lev for lev in v.levels]
-            else:
-                blk, bn = grid[[v.label]].to_numpy(float), [v.label]
-            mat = (blk[:, :, None] * mat[:, None, :]).reshape(n, -1)
-            nm = [f"{p}:{b}" if p else b for b in bn for p in nm]
+    for j in range(len(plan.terms)):
+        mat, nm = _term_columns(full, j, values, n)
         blocks.append(mat)
         names += nm
     return np.hstack(blocks), names
@@ -127,11 +154,14 @@ def _orthogonalise(L: np.ndarray, plan, assign: np.ndarray) -> np.ndarray:
 def _type3(spec) -> dict[str, np.ndarray]:
     """lmerTest's ``get_contrasts_type3`` (see the module docstring)."""
     fd = spec.fixed_design
-    plan = fd.plan
-    grid = _grid(plan)
+    grid = _rows(spec)
     X_orig = fd.transform(grid)[0][:, _kept(spec)]
-    factors = {v.label: "contr.treatment" for v in plan.vars if v.is_factor}
-    trt = model_matrix(plan.rhs, grid, contrasts=factors)
+    if _uses_fitted_rows(spec) and (X_orig.shape != spec.X.shape
+                                    or not np.allclose(X_orig, spec.X, rtol=1e-10, atol=1e-12)):
+        raise ModelSpecError(_CHANGED)
+    factors = {v.label: "contr.treatment" for v in fd.plan.vars if v.is_factor}
+    trt = model_matrix(fd.plan.rhs, grid, contrasts=factors)
+    plan = trt.plan
     X_trt = trt.matrix
     if np.linalg.matrix_rank(X_trt) < X_trt.shape[1] or np.linalg.matrix_rank(X_orig) < spec.p:
         raise NotImplementedError("type III contrasts for rank-deficient designs are not available")

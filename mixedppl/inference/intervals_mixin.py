@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["IntervalsMixin"]
+__all__ = ["IntervalsMixin", "other_confint"]
 
 
 class IntervalsMixin:
@@ -33,12 +33,37 @@ class IntervalsMixin:
         >>> boot.shape
         (3, 2)
         """
-        if method == "profile":
-            if kwargs:
-                raise TypeError(f"confint(method='profile') got unexpected arguments {sorted(kwargs)}")
-            from .profile import profile_confint
-            return profile_confint(self, level=level)
-        if method in ("boot", "bootstrap"):
-            from .bootstrap import bootstrap_confint
-            return bootstrap_confint(self, level=level, **kwargs)
+        return other_confint(self, method, level=level, **kwargs)
+
+
+def other_confint(fit, method: str, level: float = 0.95, **kwargs) -> pd.DataFrame:
+    """``confint(method=...)`` beyond Wald for any result: LMMs get ``"profile"`` and ``"boot"``,
+    GLMMs (``glmer``, families without a dispersion parameter) ``"profile"``.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> cbpp = mp.datasets.load("cbpp")
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    >>> g.confint(method="profile").round(3).loc["period2"].tolist()
+    [-1.617, -0.408]
+    """
+    from ..results.glmm import GLMMResult
+    from ..results.lmm import LMMResult
+    if method not in ("profile", "boot", "bootstrap"):
         raise ValueError(f"confint method must be 'Wald', 'profile' or 'boot', got {method!r}")
+    if method == "profile":
+        if kwargs:
+            raise TypeError(f"confint(method='profile') got unexpected arguments {sorted(kwargs)}")
+        if isinstance(fit, LMMResult):
+            from .profile import profile_confint
+            return profile_confint(fit, level=level)
+        if isinstance(fit, GLMMResult):
+            from .glmm_profile import glmm_profile_confint
+            return glmm_profile_confint(fit, level=level)
+    elif isinstance(fit, LMMResult):
+        from .bootstrap import bootstrap_confint
+        return bootstrap_confint(fit, level=level, **kwargs)
+    raise NotImplementedError(
+        f"confint(method={method!r}) is not available for {type(fit).__name__}; "
+        + ("use 'Wald' or 'profile'" if isinstance(fit, GLMMResult) else "use 'Wald'"))

@@ -53,7 +53,8 @@ class MixedResult:
         """Wald confidence intervals for the fixed effects.
 
         lme4's ``confint`` defaults to profile intervals; here the default is Wald (fast and defined
-        for every family). Profile and bootstrap intervals are separate methods.
+        for every family). ``method="profile"`` (LMMs and GLMMs) and ``method="boot"`` (LMMs) are
+        computed by :func:`mixedppl.inference.intervals_mixin.other_confint`.
 
         Examples
         --------
@@ -63,9 +64,10 @@ class MixedResult:
         [7.44, 13.5]
         """
         if method.lower() != "wald":
+            from ..inference.intervals_mixin import other_confint
             other = getattr(self, "_confint_method", None)
-            if other is None:
-                raise NotImplementedError(f"confint(method={method!r}) is not available; use 'Wald'")
+            if other is None:                    # GLMM / CLMM results: dispatch by result type
+                return other_confint(self, method.lower(), level=level, **kwargs)
             return other(method.lower(), level=level, **kwargs)
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
