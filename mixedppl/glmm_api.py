@@ -7,6 +7,8 @@ Poisson, non-negative integer counts (``offset(log(exposure))`` in the formula o
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -121,8 +123,21 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
         ``"logit"`` (default), ``"probit"``, ``"cloglog"``, ``"cauchit"`` for the binomial;
         ``"log"`` for Poisson, negative binomial and Gamma; ``"logit"`` for Beta.
     nAGQ : int
-        1: Laplace. > 1: adaptive Gauss–Hermite quadrature with that many nodes (one scalar
-        random-effect term only, as lme4). Unlike lme4, the log-likelihood keeps the binomial
+        0: lme4's fast approximation ``glmer(..., nAGQ = 0)`` (binomial / Poisson only): the
+        optimisation is over θ alone, β being estimated jointly with the random effects inside
+        the penalised IRLS, ``(û, β̂)(θ) = argmin_{u,β} −2 log p(y | u, β) + ‖u‖²``; the
+        objective is the Laplace formula at that point, ``D₀(θ) = −2 log p(y | û, β̂) + ‖û‖² +
+        log|L|²``. β̂ is thus a penalised-quasi-likelihood-type estimate, not the Laplace ML
+        estimate: ``fit.loglik = −D₀(θ̂)/2`` (lme4's ``logLik``, constants included) is not the
+        maximised Laplace log-likelihood (it is ≤ the nAGQ = 1 value; cbpp: −92.0543 vs
+        −92.0263), and ``vcov(β̂) = (R_XᵀR_X)⁻¹`` comes from the IRLS matrix at the mode (lme4's
+        ``pp$unsc()``; no Hessian is computed), i.e. it treats θ as known. Prefer nAGQ ≥ 1 for
+        inference; nAGQ = 0 is a quick fit or a start.
+        1: Laplace. > 1: adaptive Gauss–Hermite quadrature with that many nodes, for a single
+        random-effect term. For a scalar term, as lme4; for a vector term such as
+        ``(1 + x | g)`` (which lme4 refuses) a product rule of nAGQ^ℓ nodes per group in the
+        coordinates adapted to each group's mode and conditional Hessian, ``u = û_i + L_i⁻ᵀz``
+        (a warning when nAGQ^ℓ > 1000). Unlike lme4, the log-likelihood keeps the binomial
         saturated constant for trials > 1, so it is on the same scale as the Laplace one (cbpp,
         nAGQ=25: −91.9834 here, −50.0050 in lme4, whose Laplace value is −92.0263).
     weights, offset : str or array-like, optional
@@ -142,14 +157,35 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     >>> round(g.loglik, 3), g.fe_params.round(3).tolist()
     (-92.026, [-1.399, -0.992, -1.129, -1.58])
     """
+    from .fit.glmm_checks import check_glmm_data, separated_columns, warn_diverging_coefficients
     from .fit.glmm_fit import fit_glmm
     from .results.glmm import GLMMResult
     spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset)
-    if int(nAGQ) != nAGQ or nAGQ < 1:
-        raise ModelSpecError(f"nAGQ must be a positive integer, got {nAGQ!r} (nAGQ=0 is not "
-                             "available yet)")
-    if nAGQ > 1 and (len(spec.terms) != 1 or spec.terms[0].n_cols != 1):
-        raise NotImplementedError("nAGQ > 1 needs a single scalar random-effect term, e.g. "
-                                  "(1 | g), as in lme4")
-    pieces = fit_glmm(spec, fam, lnk, y, ntr, control, int(nAGQ))
-    return GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ, **pieces)
+    if int(nAGQ) != nAGQ or nAGQ < 0:
+        raise ModelSpecError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+    if nAGQ > 1 and len(spec.terms) != 1:
+        raise NotImplementedError(
+            f"nAGQ > 1 needs a single random-effect term on one grouping factor, e.g. (1 | g) or "
+            f"(1 + x | g); this model has {len(spec.terms)} terms "
+            f"({', '.join(t.group for t in spec.terms)}): use nAGQ=1 (Laplace)")
+    if nAGQ > 1 and spec.terms[0].n_cols > 1:
+        ell = spec.terms[0].n_cols
+        if nAGQ ** ell > 1000:
+            warnings.warn(
+                f"nAGQ={nAGQ} with the {ell}-dimensional random effect of '{spec.terms[0].group}' "
+                f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
+                "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
+                "logLik across nAGQ", UserWarning, stacklevel=2)
+    check_glmm_data(spec, fam, y, ntr)
+    if nAGQ == 0:
+        from .fit.glmm_nagq0 import fit_glmm_nagq0
+        pieces = fit_glmm_nagq0(spec, fam, lnk, y, ntr, control)
+    else:
+        pieces = fit_glmm(spec, fam, lnk, y, ntr, control, int(nAGQ))
+    fit = GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ, **pieces)
+    if fam.name == "binomial":
+        var = np.diag(fit.vcov_beta)
+        se = np.sqrt(np.where(var > 0, var, np.nan))
+        warn_diverging_coefficients(spec.fe_names, fit.beta, se,
+                                    already=separated_columns(spec, y, ntr))
+    return fit

@@ -7,8 +7,10 @@ Laplace deviance D(θ, β) with its exact gradient (implicit function theorem, s
 (θ, β) are then optimised jointly. SEs of β come from the Hessian of D over (θ, β) (central
 differences of the exact gradient): ``vcov(β) = [2 H⁻¹]_ββ``, as lme4's ``vcov(use.hessian=TRUE)``
 (which uses a finite-difference Hessian of the deviance: SEs agree to ~1e-3 relative).
-With ``nAGQ > 1`` (one scalar term) the outer objective is the adaptive Gauss–Hermite deviance
-around the same û, its gradient exact by the same implicit-function argument.
+With ``nAGQ > 1`` (one grouping factor) the outer objective is the adaptive Gauss–Hermite deviance
+around the same û (for a vector random effect a product rule in the coordinates adapted by the
+Cholesky factor of each group's block of LLᵀ), its gradient exact by the same implicit-function
+argument.
 
 References
 ----------
@@ -41,7 +43,10 @@ class LaplaceObjective:
     y, ntr : ndarray
         Counts (successes) and trials / prior weights (see :mod:`mixedppl.families`).
     nAGQ : int
-        1: Laplace; > 1 (one scalar random-effect term): adaptive Gauss–Hermite deviance.
+        1: Laplace; > 1 (one grouping factor): adaptive Gauss–Hermite deviance (product rule of
+        nAGQ^ℓ nodes per group for an ℓ-vector random effect).
+    vector_rule : bool
+        Use the product-rule code for a scalar term too (a cross-check of the two).
 
     Examples
     --------
@@ -56,9 +61,10 @@ class LaplaceObjective:
     184.053
     """
 
-    def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1):
+    def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1, vector_rule: bool = False):
         self.spec, self.family, self.link = spec, family, link
-        self.fns = laplace_functions(family, link, tuple(t.n_cols for t in spec.terms), nAGQ)
+        self.fns = laplace_functions(family, link, tuple(t.n_cols for t in spec.terms), nAGQ,
+                                     vector_rule)
         self.data = design_inputs(spec, y, ntr)
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.n_phi = family.n_phi
@@ -189,7 +195,12 @@ def _glm_beta(spec, family, link, y, ntr, maxit: int = 50) -> np.ndarray:
         w = ntr * mu_eta ** 2 / (family.variance(mu, 1.0) + 1e-300)
         z = eta - spec.offset + (y / n - mu if family.name == "binomial" else y - mu) / mu_eta
         sw = np.sqrt(w)
-        new = np.linalg.lstsq(spec.X * sw[:, None], z * sw, rcond=None)[0]
+        if not (np.all(np.isfinite(sw)) and np.all(np.isfinite(z))):
+            break  # separated data: IRLS diverges; keep the last finite β (a start only)
+        try:
+            new = np.linalg.lstsq(spec.X * sw[:, None], z * sw, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            break
         done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(new)))
         beta = new
         eta = spec.X @ beta + spec.offset

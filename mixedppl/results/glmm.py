@@ -10,8 +10,10 @@ import pandas as pd
 from scipy import special
 
 from ..bayes.mixin import SampleMixin
+from ..exceptions import ModelSpecError
 from ..diagnostics.mixin import VarianceDecompositionMixin
 from ..fit.optimize import OptSummary
+from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult
 from .summary import coef_block, random_effects_table
@@ -30,7 +32,7 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
         lme4's θ: the random effects' covariance factors (no residual scale: σ = 1).
     beta, vcov_beta : ndarray
         Fixed effects and their covariance ``[2 H⁻¹]_ββ`` (H: Hessian of the Laplace deviance over
-        (θ, β)).
+        (θ, β)); for ``nAGQ = 0`` lme4's ``(R_XᵀR_X)⁻¹`` from the penalised IRLS (θ held fixed).
     b, condvar : list of ndarray
         Conditional modes b = Λû per term (G, ℓ) and conditional covariances Λ(LLᵀ)⁻¹Λᵀ.
     counts, trials : ndarray
@@ -81,8 +83,9 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     # -- likelihood ------------------------------------------------------------------------------
     @property
     def loglik(self) -> float:
-        """Log-likelihood −D/2, constants included (R's ``logLik`` for Laplace; for nAGQ > 1 with
-        binomial trials > 1 lme4 drops the saturated log-likelihood, we do not)."""
+        """Log-likelihood −D/2, constants included (R's ``logLik`` for Laplace and nAGQ = 0, where
+        D is the Laplace formula at the joint IRLS mode (û, β̂); for nAGQ > 1 with binomial
+        trials > 1 lme4 drops the saturated log-likelihood, we do not)."""
         return -0.5 * self.deviance_laplace
 
     @property
@@ -169,12 +172,54 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
         return self.link.linkinv_np(self._eta(True))
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",
-                include_random: bool = True) -> np.ndarray:
-        """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0)."""
+                include_random: bool = True, offset=None) -> np.ndarray:
+        """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0).
+
+        Offsets on new rows, as lme4's ``predict.merMod``: ``offset(...)`` terms of the formula
+        are evaluated on ``newdata``; the fit's ``offset=`` argument, when it named a column, is
+        read from that column of ``newdata``. An array ``offset=`` of the fit belongs to the
+        fitted rows, so ``newdata`` then needs its own: pass ``offset=`` here (a column name or
+        one value per row of ``newdata``; it replaces the fit's ``offset=`` argument, never the
+        formula's offset terms).
+
+        Examples
+        --------
+        >>> import numpy as np, mixedppl as mp
+        >>> cbpp = mp.datasets.load("cbpp")
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+        ...              offset=np.full(len(cbpp), 0.5))
+        >>> eta = g.predict(cbpp.head(2), type="link", offset=[0.5, 0.5])
+        >>> bool(np.allclose(eta, g.linear_predictor()[:2]))
+        True
+        """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
-        eta = self.linear_predictor(newdata, include_random)
+        if newdata is None:
+            if offset is not None:
+                raise ValueError("offset= is for the rows of newdata; the fitted rows use the "
+                                 "fit's own offset")
+            eta = self.linear_predictor(None, include_random)
+        else:
+            eta = self.linear_predictor(newdata, include_random) + self._new_offset(newdata,
+                                                                                   offset)
         return eta if type == "link" else self.link.linkinv_np(eta)
+
+    def _new_offset(self, newdata: pd.DataFrame, offset) -> np.ndarray | float:
+        """The ``offset=`` part of η on ``newdata`` (the formula's offset terms are in X's
+        transform)."""
+        arg = offset if offset is not None else (self.spec.build_kwargs or {}).get("offset")
+        if arg is None:
+            return 0.0
+        if isinstance(arg, str):
+            check_columns(newdata, [arg], "offset=")
+            return numeric_vector(newdata[arg], f"offset column {arg!r}", len(newdata))
+        if offset is None:
+            raise ModelSpecError(
+                "the model was fitted with an array offset= (one value per fitted row), so the "
+                f"{len(newdata)} rows of newdata need their own: pass predict(newdata, "
+                "offset=...) with one value per row (or a column name), or fit with "
+                "offset='column' / offset(...) in the formula")
+        return numeric_vector(offset, "offset", len(newdata))
 
     def residuals(self, type: str = "pearson") -> np.ndarray:
         """Pearson ((y − μ)/√V) or response (y − μ) residuals on the proportion / count scale."""
