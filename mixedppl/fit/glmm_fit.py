@@ -69,8 +69,10 @@ class LaplaceObjective:
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.n_phi = family.n_phi
         self.u = np.zeros(self.q)
-        # dense graph: ZΛ is n×q, H and LLᵀ are q×q (used to pick the BLAS thread count)
-        self.flops_per_eval = float(spec.n * self.q ** 2 + self.q ** 3)
+        # blocked graph: the dense part is the Schur block of the terms after the first
+        # (used to pick the BLAS thread count)
+        q_rest = self.q - spec.terms[0].n_levels * spec.terms[0].n_cols
+        self.flops_per_eval = float(spec.n * len(spec.terms) ** 2 + q_rest ** 3)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(θ, β, φ) from the optimiser's vector."""
@@ -82,30 +84,13 @@ class LaplaceObjective:
              maxit: int = 60) -> np.ndarray:
         """Conditional mode û(θ, β, φ) by Newton's method with step halving."""
         inner = self.fns["inner"]
+
+        def fn(u, lam):
+            return inner(lam, u, theta, beta, phi, *self.data)
+
         u = self.u if np.all(np.isfinite(self.u)) else np.zeros(self.q)
-        g, gu, H = inner(u, theta, beta, phi, *self.data)
-        if not np.isfinite(g):
-            u = np.zeros(self.q)
-            g, gu, H = inner(u, theta, beta, phi, *self.data)
-        for _ in range(maxit):
-            step = _newton_step(H, gu)
-            dec = float(gu @ step)
-            if dec < tol * max(1.0, abs(g)) * 1e-3:
-                break
-            t = 1.0
-            while t > 1e-10:
-                un = u - t * step
-                gn, gun, Hn = inner(un, theta, beta, phi, *self.data)
-                if np.isfinite(gn) and gn <= g + 1e-14 * abs(g):
-                    break
-                t /= 2
-            else:
-                break
-            u, g, gu, H = un, gn, gun, Hn
-            if dec < tol * max(1.0, abs(g)):
-                break
-        self.u = u
-        return u
+        self.u = newton_minimize(fn, u, np.zeros(self.q), tol, maxit)
+        return self.u
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """(D, ∂D/∂(θ, β, φ)) at x = (θ, β, φ)."""
@@ -130,20 +115,53 @@ class LaplaceObjective:
         return dict(zip(keys, (np.asarray(v) for v in out)), u=u.copy())
 
 
-def _newton_step(H: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """H⁻¹ ∇g, with Levenberg damping H + λI where H is not positive definite (log-concave
-    likelihoods never need it; e.g. the cauchit link far from the mode does)."""
-    try:
-        return linalg.solve(H, grad, assume_a="pos")
-    except linalg.LinAlgError:
-        pass
-    lam = 1e-6 * max(np.trace(H) / len(H), 1.0)
-    for _ in range(30):
+def _damped_step(fn, x: np.ndarray, g: float, grad: np.ndarray, step: np.ndarray):
+    """The Newton step, or with Levenberg damping (H + λI) where H is not positive definite at x
+    (log-concave likelihoods never need it; e.g. the cauchit link far from the mode does)."""
+    lam = 0.0
+    for _ in range(32):
+        if np.all(np.isfinite(step)) and float(grad @ step) >= 0:
+            return step
+        lam = 1e-6 * max(float(np.mean(np.abs(grad))), 1.0) if lam == 0.0 else lam * 10
         try:
-            return linalg.solve(H + lam * np.eye(len(H)), grad, assume_a="pos")
-        except linalg.LinAlgError:
-            lam *= 10
-    return grad / max(np.max(np.abs(np.diag(H))), 1.0)
+            _, _, step = fn(x, lam)
+        except (np.linalg.LinAlgError, ValueError):
+            step = np.full_like(x, np.nan)
+    return grad / max(float(np.max(np.abs(grad))), 1.0)
+
+
+def newton_minimize(fn, x: np.ndarray, fallback: np.ndarray, tol: float = 1e-12,
+                    maxit: int = 60) -> np.ndarray:
+    """Minimise g by Newton's method with step halving; ``fn(x, λ)`` returns (g, ∇g, the step
+    (H + λI)⁻¹∇g). Restarts from ``fallback`` when g is not finite at the start."""
+    def call(x, lam=0.0):
+        try:
+            return fn(x, lam)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.inf, np.full_like(x, np.nan), np.full_like(x, np.nan)
+
+    g, grad, step = call(x)
+    if not np.isfinite(g):
+        x = fallback.copy()
+        g, grad, step = call(x)
+    for _ in range(maxit):
+        step = _damped_step(call, x, g, grad, step)
+        dec = float(grad @ step)
+        if dec < tol * max(1.0, abs(g)) * 1e-3:
+            break
+        t = 1.0
+        while t > 1e-10:
+            xn = x - t * step
+            gn, gradn, stepn = call(xn)
+            if np.isfinite(gn) and gn <= g + 1e-14 * abs(g):
+                break
+            t /= 2
+        else:
+            break
+        x, g, grad, step = xn, gn, gradn, stepn
+        if dec < tol * max(1.0, abs(g)):
+            break
+    return x
 
 
 def numeric_hessian(fun_grad, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:

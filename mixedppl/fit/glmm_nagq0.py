@@ -27,7 +27,7 @@ from scipy import linalg
 
 from ..exceptions import ConvergenceWarning, SingularFitWarning
 from ..graph.laplace import design_inputs, joint_functions
-from .glmm_fit import LaplaceObjective, _glm_beta, _newton_step, _random_effects
+from .glmm_fit import LaplaceObjective, _glm_beta, _random_effects, newton_minimize
 from .lmm_fit import blas_threads_for
 from .optimize import minimize_bounded
 
@@ -60,35 +60,21 @@ class JointObjective:
         self.phi = np.zeros(0)
         self.beta0 = _glm_beta(spec, family, link, y, ntr)
         self.u, self.beta = np.zeros(self.q), self.beta0.copy()
-        self.flops_per_eval = float(spec.n * (self.q + self.p) ** 2 + (self.q + self.p) ** 3)
+        q_rest = self.q - spec.terms[0].n_levels * spec.terms[0].n_cols + self.p
+        self.flops_per_eval = float(spec.n * len(spec.terms) ** 2 + q_rest ** 3)
 
     def mode(self, theta: np.ndarray, tol: float = 1e-12, maxit: int = 100) -> None:
         """Joint mode (û, β̂) at θ by Newton's method with step halving (warm-started)."""
         inner, q = self.fns["inner"], self.q
+
+        def fn(x, lam):
+            return inner(lam, x[:q], theta, x[q:], self.phi, *self.data)
+
         x = np.concatenate([self.u, self.beta])
+        start = np.concatenate([np.zeros(q), self.beta0])
         if not np.all(np.isfinite(x)):
-            x = np.concatenate([np.zeros(q), self.beta0])
-        g, grad, H = inner(x[:q], theta, x[q:], self.phi, *self.data)
-        if not np.isfinite(g):
-            x = np.concatenate([np.zeros(q), self.beta0])
-            g, grad, H = inner(x[:q], theta, x[q:], self.phi, *self.data)
-        for _ in range(maxit):
-            step = _newton_step(H, grad)
-            dec = float(grad @ step)
-            if dec < tol * max(1.0, abs(g)) * 1e-3:
-                break
-            t = 1.0
-            while t > 1e-10:
-                xn = x - t * step
-                gn, gradn, Hn = inner(xn[:q], theta, xn[q:], self.phi, *self.data)
-                if np.isfinite(gn) and gn <= g + 1e-14 * abs(g):
-                    break
-                t /= 2
-            else:
-                break
-            x, g, grad, H = xn, gn, gradn, Hn
-            if dec < tol * max(1.0, abs(g)):
-                break
+            x = start
+        x = newton_minimize(fn, x, start, tol, maxit)
         self.u, self.beta = x[:q].copy(), x[q:].copy()
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:

@@ -2,7 +2,7 @@
 
 With spherical random effects u ~ N(0, I) and b = Λu, the linear predictor is
 ``η = Xβ + offset + ZΛu``; term k contributes ``z_k[i]·T_k u_{k,g(i)}`` (an index gather over the
-level codes, written as the dense product with the level indicator ``J_k``). The penalised
+level codes: ZΛ is never formed, and its transpose products are scatter-adds). The penalised
 deviance is ``g(u) = −2 log p(y | η, φ) + ‖u‖²`` and lme4's Laplace deviance at the conditional
 mode û is
 
@@ -16,6 +16,11 @@ G(u, ψ) = g + log|L|², ψ = (θ, β, φ) and H = ∂²g/∂u²,
 
     dD/dψ = ∂G/∂ψ − ∂/∂ψ [vᵀ ∂g/∂u],   v = H⁻¹ ∂G/∂u held constant.
 
+LLᵀ and H are held in MixedModels.jl's blocked form (:class:`_Blocked`): the first term's block
+is block diagonal and factorised elementwise over its levels; only the Schur complement of the
+other terms is dense. Nothing costs O(n·q²) (grouseticks, q = 584: a Laplace evaluation went
+from dense q×q products and inverses to a 181×181 dense block).
+
 References
 ----------
 Bates et al. (2015), J. Stat. Softw. 67(1), section 5 (GLMMs); lme4's ``vignette("PIRLSmod")``.
@@ -28,6 +33,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..fit.compile import compiled
+from .smallmat import bchol, btri_inv
 
 __all__ = ["laplace_functions", "joint_functions", "design_inputs"]
 
@@ -42,21 +48,153 @@ def _T(theta_k, ell: int):
 def _symbols(n_terms: int) -> dict:
     s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "phi", "y", "ntr", "offset")}
     s["X"] = pt.dmatrix("X")
-    s["J"] = [pt.dmatrix(f"J{k}") for k in range(n_terms)]
+    s["nlev"] = pt.lvector("nlev")
+    s["codes"] = [pt.lvector(f"codes{k}") for k in range(n_terms)]
     s["Z"] = [pt.dmatrix(f"Z{k}") for k in range(n_terms)]
+    s["lam"] = pt.dscalar("lam")
     return s
 
 
-def _zlambda(s: dict, ells: tuple[int, ...]):
-    """The dense n×q matrix ZΛ (level-major columns, as lme4's Zt)."""
-    blocks, start = [], 0
-    n = s["X"].shape[0]
-    for k, ell in enumerate(ells):
-        nt = ell * (ell + 1) // 2
-        zT = s["Z"][k] @ _T(s["theta"][start:start + nt], ell)
-        start += nt
-        blocks.append((s["J"][k][:, :, None] * zT[:, None, :]).reshape((n, -1)))
-    return blocks[0] if len(blocks) == 1 else pt.concatenate(blocks, axis=1)
+class _SparseZL:
+    """ZΛ without forming it: row i has one non-zero per random-effect column, in column
+    ``C[c][i]`` with value ``V[c][i]`` (c runs over the columns of every term; term k's column a
+    at level g is ``off_k + g·ℓ_k + a``, level-major as lme4's Zt)."""
+
+    def __init__(self, s: dict, ells: tuple[int, ...]):
+        self.ells = ells
+        self.C, self.V, self.term_start = [], [], []
+        start, off = 0, 0
+        for k, ell in enumerate(ells):
+            nt = ell * (ell + 1) // 2
+            zT = s["Z"][k] @ _T(s["theta"][start:start + nt], ell)
+            start += nt
+            self.term_start.append(off)
+            base = off + s["codes"][k] * ell
+            for a in range(ell):
+                self.C.append(base + a)
+                self.V.append(zT[:, a])
+            off = off + s["nlev"][k] * ell
+        self.q = off
+
+    def times(self, u):
+        """ZΛ u (length n)."""
+        return sum(v * u[c] for c, v in zip(self.C, self.V))
+
+    def times_mat(self, U):
+        """ZΛ U for U of shape (q, K)."""
+        return sum(v[:, None] * U[c] for c, v in zip(self.C, self.V))
+
+    def t_times(self, d):
+        """(ZΛ)ᵀ d (length q): a scatter-add over the level codes."""
+        return pt.zeros((self.q,))[pt.concatenate(self.C)].inc(
+            pt.concatenate([v * d for v in self.V]))
+
+    def t_times_mat(self, D, cols=None):
+        """(ZΛ)ᵀ D for D of shape (n, m), restricted to the columns ``cols`` (indices into C)."""
+        cols = range(len(self.C)) if cols is None else cols
+        idx = pt.concatenate([self.C[c] for c in cols])
+        vals = pt.concatenate([self.V[c][:, None] * D for c in cols], axis=0)
+        return pt.zeros((self.q, D.shape[1]))[idx].inc(vals)
+
+
+def _scatter_pairs(shape, rows: list, cols: list, weights):
+    """Σ over rows i of weights·(value products) into a dense matrix: ``rows``/``cols`` are lists
+    of (index vector, value vector) pairs; every (r, c) combination contributes."""
+    ri = pt.concatenate([r[0] for r in rows for _ in cols])
+    ci = pt.concatenate([c[0] for _ in rows for c in cols])
+    vals = pt.concatenate([weights * r[1] * c[1] for r in rows for c in cols])
+    return pt.zeros(shape)[ri, ci].inc(vals)
+
+
+def _dense_A(D: _SparseZL, w):
+    """ΛᵀZᵀWZΛ + I as a dense q×q matrix (for one-off evaluations at the optimum)."""
+    pairs = list(zip(D.C, D.V))
+    return _scatter_pairs((D.q, D.q), pairs, pairs, w) + pt.eye(D.q)
+
+
+class _Blocked:
+    r"""The SPD matrix :math:`A = \Lambda^\top Z^\top W Z\Lambda + I + \lambda I` (optionally bordered
+    by the fixed effects: ``[[A, ΛᵀZᵀWX], [XᵀWZΛ, XᵀWX]]``) in the blocked form of
+    MixedModels.jl: the first term's block is block diagonal (one ℓ₁×ℓ₁ block per level,
+    factorised elementwise over the levels), the rest (other terms, fixed effects) is dense, and
+
+    .. math:: |A| = \prod_g |A_{11,g}|\;|S|, \qquad S = A_{RR} - A_{R1} A_{11}^{-1} A_{1R}.
+
+    Nothing is O(n·q²): the blocks are scatter-adds over the level codes. Only S (q − q₁ [+ p]
+    square) is dense.
+    """
+
+    def __init__(self, s: dict, D: _SparseZL, w, with_X: bool = False, lam=0.0):
+        ell1, self.ell1 = D.ells[0], D.ells[0]
+        self.G1, self.q1 = s["nlev"][0], s["nlev"][0] * ell1
+        codes1 = s["codes"][0]
+        V1 = D.V[:ell1]
+        A11 = [[None] * ell1 for _ in range(ell1)]
+        for a in range(ell1):
+            for b in range(a + 1):
+                blk = pt.zeros((self.G1,))[codes1].inc(w * V1[a] * V1[b])
+                A11[a][b] = A11[b][a] = blk + (1.0 + lam if a == b else 0.0)
+        self.A11 = A11
+        self.L1 = bchol(A11, ell1)
+        Li = btri_inv(self.L1, ell1)
+        self.A11inv = [[sum(Li[k][a] * Li[k][b] for k in range(max(a, b), ell1))
+                        for b in range(ell1)] for a in range(ell1)]
+        self.ld1 = 2.0 * sum(pt.sum(pt.log(self.L1[a][a])) for a in range(ell1))
+        rest_c = list(range(ell1, len(D.C)))
+        self.has_rest = bool(rest_c) or with_X
+        if not self.has_rest:
+            return
+        q1 = self.q1
+        # the rest's columns, renumbered from 0; then the p fixed-effect columns
+        R = [(D.C[c] - q1, D.V[c]) for c in rest_c]
+        qRz = D.q - q1
+        one = [(codes1 * ell1 + a, V1[a]) for a in range(ell1)]
+        blocks_RR, blocks_R1 = [], []
+        if R:
+            ARR = _scatter_pairs((qRz, qRz), R, R, w) + (1.0 + lam) * pt.eye(qRz)
+            AR1 = _scatter_pairs((qRz, q1), R, one, w)
+        if with_X:
+            X = s["X"]
+            WX = w[:, None] * X
+            AX1 = pt.zeros((q1, X.shape[1]))[pt.concatenate([c for c, _ in one])].inc(
+                pt.concatenate([v[:, None] * WX for _, v in one], axis=0)).T
+            AXX = X.T @ WX + lam * pt.eye(X.shape[1])
+            if R:
+                AXR = pt.zeros((qRz, X.shape[1]))[pt.concatenate([c for c, _ in R])].inc(
+                    pt.concatenate([v[:, None] * WX for _, v in R], axis=0)).T
+                ARR = pt.concatenate([pt.concatenate([ARR, AXR.T], axis=1),
+                                      pt.concatenate([AXR, AXX], axis=1)], axis=0)
+                AR1 = pt.concatenate([AR1, AX1], axis=0)
+            else:
+                ARR, AR1 = AXX, AX1
+        self.ARR, self.AR1 = ARR, AR1
+        qR = ARR.shape[0]
+        AR1_3 = AR1.reshape((qR, self.G1, ell1))
+        W3 = pt.stack([sum(AR1_3[:, :, a] * self.A11inv[a][b][None, :] for a in range(ell1))
+                       for b in range(ell1)], axis=2)
+        self.W2 = W3.reshape((qR, q1))
+        self.S = ARR - self.W2 @ AR1.T
+
+    def logdet(self):
+        """log|A| (first derivatives exact; see :func:`_logdet`)."""
+        if not self.has_rest:
+            return self.ld1
+        return self.ld1 + _logdet(self.S)
+
+    def _a11_solve(self, r1):
+        ell1 = self.ell1
+        R3 = r1.reshape((self.G1, ell1))
+        return pt.stack([sum(self.A11inv[a][b] * R3[:, a] for a in range(ell1))
+                         for b in range(ell1)], axis=1).reshape((-1,))
+
+    def solve(self, r):
+        """A⁻¹ r by block elimination (r ordered as A: term 1, the rest, [β])."""
+        if not self.has_rest:
+            return self._a11_solve(r)
+        r1, rR = r[:self.q1], r[self.q1:]
+        xR = pt.linalg.solve(self.S, rR - self.W2 @ r1, assume_a="sym")
+        x1 = self._a11_solve(r1 - self.AR1.T @ xR)
+        return pt.concatenate([x1, xR])
 
 
 def _logdet(A):
@@ -72,37 +210,38 @@ def _logdet(A):
 
 
 def _pieces(s: dict, ells: tuple[int, ...], family, link) -> dict:
-    """g, ∂g/∂u, ∂²g/∂u², G = g + log|L|² and the quantities needed at the optimum."""
+    """g, ∂g/∂u, G = g + log|L|² (with L in blocked form) and what the optimum needs."""
     u = s["u"]
-    M = _zlambda(s, ells)
-    eta = s["X"] @ s["beta"] + s["offset"] + M @ u
+    D = _SparseZL(s, ells)
+    eta = s["X"] @ s["beta"] + s["offset"] + D.times(u)
     ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link)
     d1 = pt.grad(ll.sum(), eta)
     h = -pt.grad(d1.sum(), eta)
-    eye = pt.eye(M.shape[1])
     g = -2.0 * ll.sum() + u @ u
-    g_u = -2.0 * (M.T @ d1) + 2.0 * u
-    H = 2.0 * (M.T @ (h[:, None] * M) + eye)
+    g_u = -2.0 * D.t_times(d1) + 2.0 * u
     if family.hessian == "fisher":
         w = family.fisher_weights(eta, s["ntr"], s["phi"], link)
-        A = M.T @ (w[:, None] * M) + eye
     else:
-        w, A = h, H / 2.0
+        w = h
+    A = _Blocked(s, D, w)
     mu = link.linkinv(eta)
-    ldL2 = _logdet(A)
-    return dict(M=M, eta=eta, mu=mu, ll=ll, g=g, g_u=g_u, H=H, w=w, A=A, ldL2=ldL2, G=g + ldL2,
-                d1=d1, h=h)
+    ldL2 = A.logdet()
+    return dict(D=D, eta=eta, mu=mu, ll=ll, g=g, g_u=g_u, w=w, h=h, A=A, ldL2=ldL2,
+                G=g + ldL2, d1=d1)
 
 
 def _inputs(s: dict) -> list:
     return [s["u"], s["theta"], s["beta"], s["phi"], s["y"], s["ntr"], s["offset"], s["X"],
-            *s["J"], *s["Z"]]
+            s["nlev"], *s["codes"], *s["Z"]]
 
 
 def _build_inner(ells, family, link):
+    """(g, ∂g/∂u, Newton step (H + λI)⁻¹ ∂g/∂u); inputs ``(λ, *_inputs)``."""
     s = _symbols(len(ells))
     p = _pieces(s, ells, family, link)
-    return _inputs(s), [p["g"], p["g_u"], p["H"]]
+    Hb = _Blocked(s, p["D"], p["h"], lam=s["lam"] / 2.0)
+    step = Hb.solve(p["g_u"]) / 2.0
+    return [s["lam"], *_inputs(s)], [p["g"], p["g_u"], step]
 
 
 def _agq_deviance(s: dict, p: dict, family, link, K: int):
@@ -115,29 +254,15 @@ def _agq_deviance(s: dict, p: dict, family, link, K: int):
     z, w = np.polynomial.hermite_e.hermegauss(K)
     w = w / w.sum()
     n = s["X"].shape[0]
-    sigma = 1.0 / pt.sqrt(pt.diag(p["A"]))
+    codes = s["codes"][0]
+    sigma = 1.0 / pt.sqrt(p["A"].A11[0][0])
     U = s["u"][:, None] + sigma[:, None] * z[None, :]
-    eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + p["M"] @ U
+    eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + p["D"].V[0][:, None] * U[codes]
     ll = family.loglik(pt.repeat(s["y"], K), eta.ravel(), pt.repeat(s["ntr"], K), s["phi"],
                        link).reshape((n, K))
-    gi = -2.0 * (s["J"][0].T @ ll) + U ** 2
+    gi = -2.0 * pt.zeros((s["nlev"][0], K))[codes].inc(ll) + U ** 2
     terms = np.log(w)[None, :] - gi / 2 + (z ** 2 / 2)[None, :]
     return -2.0 * (pt.logsumexp(terms, axis=1) + pt.log(sigma)).sum()
-
-
-def _block_cholesky(A, G: int, ell: int) -> list[list]:
-    """Cholesky factors of the G diagonal ℓ×ℓ blocks of A (level-major), unrolled: entry
-    ``L[a][b]`` (a ≥ b) is a length-G vector (plain elementwise graph, cheap exact gradients)."""
-    def block(a, b):
-        return pt.diagonal(A[a::ell, b::ell])
-    L = [[None] * ell for _ in range(ell)]
-    for b in range(ell):
-        diag = block(b, b) - sum((L[b][k] ** 2 for k in range(b)), start=0.0)
-        L[b][b] = pt.sqrt(diag)
-        for a in range(b + 1, ell):
-            off = block(a, b) - sum((L[a][k] * L[b][k] for k in range(b)), start=0.0)
-            L[a][b] = off / L[b][b]
-    return L
 
 
 def _agq_deviance_vector(s: dict, p: dict, family, link, K: int, ell: int):
@@ -158,9 +283,8 @@ def _agq_deviance_vector(s: dict, p: dict, family, link, K: int, ell: int):
                                        axis=-1).reshape(-1, ell)], axis=1)
     nk = grid.shape[0]
     n = s["X"].shape[0]
-    J = s["J"][0]
-    G = J.shape[1]
-    L = _block_cholesky(p["A"], G, ell)
+    codes, G = s["codes"][0], s["nlev"][0]
+    L = p["A"].L1
     uhat = s["u"].reshape((G, ell))
     # back substitution Lᵀ x = z for every group (rows) and node (columns)
     x = [None] * ell
@@ -169,15 +293,22 @@ def _agq_deviance_vector(s: dict, p: dict, family, link, K: int, ell: int):
             (L[b][a][:, None] * x[b] for b in range(a + 1, ell)), start=0.0)
         x[a] = rhs / L[a][a][:, None]
     U = [uhat[:, a][:, None] + x[a] for a in range(ell)]          # ℓ × (G, nk)
-    zT = s["Z"][0] @ _T(s["theta"], ell)                           # (n, ℓ)
+    V = p["D"].V
     eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + sum(
-        (zT[:, a][:, None] * (J @ U[a]) for a in range(ell)), start=0.0)
+        (V[a][:, None] * U[a][codes] for a in range(ell)), start=0.0)
     ll = family.loglik(pt.repeat(s["y"], nk), eta.ravel(), pt.repeat(s["ntr"], nk), s["phi"],
                        link).reshape((n, nk))
-    gi = -2.0 * (J.T @ ll) + sum((Ua ** 2 for Ua in U), start=0.0)
+    gi = -2.0 * pt.zeros((G, nk))[codes].inc(ll) + sum((Ua ** 2 for Ua in U), start=0.0)
     terms = logw[None, :] - gi / 2 + (np.sum(grid ** 2, axis=1) / 2)[None, :]
     logdet = sum((pt.log(L[a][a]) for a in range(ell)), start=0.0)
     return -2.0 * (pt.logsumexp(terms, axis=1) - logdet).sum()
+
+
+def _newton_blocked(s: dict, p: dict, family, with_X: bool = False) -> _Blocked:
+    """½ ∂²g/∂u² (or over (u, β) jointly) in blocked form."""
+    if not with_X and family.hessian != "fisher":
+        return p["A"]
+    return _Blocked(s, p["D"], p["h"], with_X=with_X)
 
 
 def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False):
@@ -190,7 +321,7 @@ def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False):
     else:
         D = _agq_deviance(s, p, family, link, K)
     D_u = pt.grad(D, s["u"])
-    v = disconnected_grad(pt.linalg.solve(p["H"], D_u, assume_a="sym"))
+    v = disconnected_grad(_newton_blocked(s, p, family).solve(D_u) / 2.0)
     obj = D - v @ p["g_u"]
     grads = pt.grad(obj, [s["theta"], s["beta"], s["phi"]], disconnected_inputs="ignore")
     return _inputs(s), [D, *grads]
@@ -199,24 +330,23 @@ def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False):
 def _build_estimates(ells, family, link):
     s = _symbols(len(ells))
     p = _pieces(s, ells, family, link)
-    return _inputs(s), [p[k] for k in ("G", "g", "ldL2", "ll", "eta", "mu", "A")]
+    A = _dense_A(p["D"], p["w"])
+    return _inputs(s), [p["G"], p["g"], p["ldL2"], p["ll"], p["eta"], p["mu"], A]
 
 
-def _joint_blocks(s: dict, p: dict, weights):
-    """The (u, β) matrix ``[[MᵀWM + c·I, MᵀWX], [XᵀWM, XᵀWX]]`` for per-row weights W."""
-    X, M = s["X"], p["M"]
-    MX = M.T @ (weights[:, None] * X)
-    top = pt.concatenate([M.T @ (weights[:, None] * M) + pt.eye(M.shape[1]), MX], axis=1)
-    bottom = pt.concatenate([MX.T, X.T @ (weights[:, None] * X)], axis=1)
-    return pt.concatenate([top, bottom], axis=0)
+def _joint_grad(s: dict, p: dict):
+    """∂g/∂(u, β)."""
+    return pt.concatenate([p["g_u"], -2.0 * (s["X"].T @ p["d1"])])
 
 
 def _build_inner_joint(ells, family, link):
-    """g and its gradient and Hessian over (u, β) jointly (PIRLS with β inside, nAGQ = 0)."""
+    """g, its gradient over (u, β) jointly and the Newton step (PIRLS with β inside, nAGQ = 0);
+    inputs ``(λ, *_inputs)``."""
     s = _symbols(len(ells))
     p = _pieces(s, ells, family, link)
-    grad = pt.concatenate([p["g_u"], -2.0 * (s["X"].T @ p["d1"])])
-    return _inputs(s), [p["g"], grad, 2.0 * _joint_blocks(s, p, p["h"])]
+    grad = _joint_grad(s, p)
+    Hb = _Blocked(s, p["D"], p["h"], with_X=True, lam=s["lam"] / 2.0)
+    return [s["lam"], *_inputs(s)], [p["g"], grad, Hb.solve(grad) / 2.0]
 
 
 def _build_outer_joint(ells, family, link):
@@ -228,29 +358,32 @@ def _build_outer_joint(ells, family, link):
     s = _symbols(len(ells))
     p = _pieces(s, ells, family, link)
     D = p["G"]
-    grad_g = pt.concatenate([p["g_u"], -2.0 * (s["X"].T @ p["d1"])])
     D_ub = pt.concatenate(pt.grad(D, [s["u"], s["beta"]]))
-    Hj = 2.0 * _joint_blocks(s, p, p["h"])
-    v = disconnected_grad(pt.linalg.solve(Hj, D_ub, assume_a="sym"))
-    obj = D - v @ grad_g
+    v = disconnected_grad(_newton_blocked(s, p, family, with_X=True).solve(D_ub) / 2.0)
+    obj = D - v @ _joint_grad(s, p)
     grads = pt.grad(obj, [s["theta"], s["phi"]], disconnected_inputs="ignore")
     return _inputs(s), [D, *grads]
 
 
 def _build_fisher_joint(ells, family, link):
-    """The joint (u, β) matrix with the family's IRLS weights: its inverse's ββ block is lme4's
-    ``(R_XᵀR_X)⁻¹`` (``pp$unsc()``), the nAGQ = 0 covariance of β̂."""
+    """The joint (u, β) matrix ``[[ΛᵀZᵀWZΛ + I, ΛᵀZᵀWX], [XᵀWZΛ, XᵀWX]]`` with the family's IRLS
+    weights, dense: its inverse's ββ block is lme4's ``(R_XᵀR_X)⁻¹`` (``pp$unsc()``), the
+    nAGQ = 0 covariance of β̂."""
     s = _symbols(len(ells))
     p = _pieces(s, ells, family, link)
-    return _inputs(s), [_joint_blocks(s, p, p["w"])]
+    D, w, X = p["D"], p["w"], s["X"]
+    MX = D.t_times_mat(w[:, None] * X)
+    top = pt.concatenate([_dense_A(D, w), MX], axis=1)
+    bottom = pt.concatenate([MX.T, X.T @ (w[:, None] * X)], axis=1)
+    return _inputs(s), [pt.concatenate([top, bottom], axis=0)]
 
 
 def joint_functions(family, link, ells: tuple[int, ...]) -> dict:
     """Compiled functions for lme4's ``nAGQ = 0`` (β estimated inside the penalised IRLS).
 
-    ``inner``: (g, ∂g/∂(u, β), ∂²g/∂(u, β)²); ``outer``: (D₀, ∂D₀/∂θ, ∂D₀/∂φ) at the joint mode;
-    ``fisher``: the joint matrix with IRLS weights (see :func:`_build_fisher_joint`). Same inputs
-    as :func:`laplace_functions`.
+    ``inner``: (g, ∂g/∂(u, β), Newton step (H + λI)⁻¹∂g/∂(u, β)), inputs ``(λ, ...)``;
+    ``outer``: (D₀, ∂D₀/∂θ, ∂D₀/∂φ) at the joint mode; ``fisher``: the joint matrix with IRLS
+    weights (see :func:`_build_fisher_joint`). Otherwise the inputs of :func:`laplace_functions`.
     """
     key = ("glmm-joint", family.key, link.name, tuple(ells))
     return {
@@ -265,10 +398,11 @@ def joint_functions(family, link, ells: tuple[int, ...]) -> dict:
 
 def laplace_functions(family, link, ells: tuple[int, ...], nAGQ: int = 1,
                       vector_rule: bool = False) -> dict:
-    """Compiled ``inner`` (g, ∂g/∂u, ∂²g/∂u²), ``outer`` (D, ∂D/∂θ, ∂D/∂β, ∂D/∂φ) and
-    ``estimates``.
+    """Compiled ``inner`` (g, ∂g/∂u, the Newton step (H + λI)⁻¹ ∂g/∂u with H = ∂²g/∂u²),
+    ``outer`` (D, ∂D/∂θ, ∂D/∂β, ∂D/∂φ) and ``estimates`` (including the dense LLᵀ).
 
-    All take ``(u, θ, β, φ, y, n, offset, X, J_1…J_K, Z_1…Z_K)``; they are cached per (family,
+    All take ``(u, θ, β, φ, y, n, offset, X, nlev, codes_1…codes_K, Z_1…Z_K)`` (``inner`` takes
+    λ first); they are cached per (family,
     link, term widths), so every dataset with that structure reuses them. With ``nAGQ > 1`` (one
     grouping factor only) ``outer`` is the adaptive Gauss–Hermite deviance and its exact
     gradient: the scalar rule for an intercept-only term, the product rule in the adapted
@@ -287,11 +421,9 @@ def laplace_functions(family, link, ells: tuple[int, ...], nAGQ: int = 1,
 
 
 def design_inputs(spec, y: np.ndarray, ntr: np.ndarray) -> list[np.ndarray]:
-    """The data inputs (y, n, offset, X, J_k…, Z_k…) of the compiled functions, in order."""
-    Js = []
-    for t in spec.terms:
-        J = np.zeros((spec.n, t.n_levels))
-        J[np.arange(spec.n), t.codes] = 1.0
-        Js.append(J)
+    """The data inputs (y, n, offset, X, levels per term, level codes…, Z_k…) of the compiled
+    functions, in order."""
+    nlev = np.array([t.n_levels for t in spec.terms], dtype=np.int64)
+    codes = [np.ascontiguousarray(t.codes, dtype=np.int64) for t in spec.terms]
     return [np.asarray(y, float), np.asarray(ntr, float), np.asarray(spec.offset, float),
-            np.asarray(spec.X, float), *Js, *[np.asarray(t.z, float) for t in spec.terms]]
+            np.asarray(spec.X, float), nlev, *codes, *[np.asarray(t.z, float) for t in spec.terms]]
