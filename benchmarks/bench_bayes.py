@@ -3,41 +3,102 @@
 
 Usage::
 
-    python benchmarks/bench_bayes.py [--draws 1000] [--tune 1000] [--chains 4] [--cores 4]
+    python benchmarks/bench_bayes.py [--draws 1000] [--tune 1000] [--chains 4] [--cores N]
+                                     [--no-bambi] [--note TEXT]
 
-Timed: the whole call (PyMC model building, compilation, sampling) from a fitted result for
-mixedppl, and from ``bmb.Model(...)`` through ``fit()`` for bambi. Both use PyMC's NUTS with
-target_accept 0.9, and the same priors: bambi's model is given mixedppl's default priors
-(Normal on the fixed effects, HalfStudentT(3, 2.5 SD(y)) on σ and the group SDs). bambi has no
-LKJ prior: its random intercept and slope are independent, so its model has one parameter fewer.
-bambi is not a dependency of mixedppl; when it is not installed the row says so.
+Timed: the whole call (PyMC model building, compilation, sampling, the pointwise log-likelihood)
+from a fitted result for mixedppl, and from ``bmb.Model(...)`` through ``fit()`` for bambi. Both
+use PyMC's NUTS (``nuts_sampler="pymc"``) with target_accept 0.9, store the pointwise
+log-likelihood (bambi is asked for it: ``idata_kwargs={"log_likelihood": True}``), and use the
+same priors: bambi's model is given mixedppl's default priors (Normal on the fixed effects,
+HalfStudentT(3, 2.5 SD(y)) on σ and the group SDs). bambi has no LKJ prior: its random intercept
+and slope are independent, so its model has one parameter fewer (no correlation); the row
+``mixedppl, (Days || Subject)`` samples that same uncorrelated model with mixedppl.
+
+Where the time goes, per tool: ``sampling`` is PyMC's own ``sampling_time`` (the NUTS loop, all
+chains, wall); ``other`` is the rest of the call (model building, compiling the logp / gradient
+and the pointwise log-likelihood functions, InferenceData). Outside the timed call, on a model
+built the same way: ``grad µs`` is one evaluation of the compiled logp + gradient (best of 15 ×
+300), ``steps/draw`` the mean number of leapfrog steps per post-warmup draw (its product with the
+gradient cost is the model's share of a draw; the rest is PyMC's Python NUTS loop).
+
+The table is printed and written to ``benchmarks/results/bayes_latest.md``, the raw numbers to
+``benchmarks/results/bayes_latest.json``. bambi is not a dependency of mixedppl
+(``benchmarks/requirements.txt``); when it is not installed its row says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import time
 import warnings
+from importlib.metadata import version
+from pathlib import Path
 
 import arviz as az
+import numpy as np
 
 import mixedppl as mp
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"
+#: bambi's model: independent random intercept and slope (no correlation parameter)
+UNCORRELATED = "Reaction ~ Days + (Days || Subject)"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _grad_us(model) -> float:
+    """Best-of-15 time of one compiled logp + gradient evaluation (µs), at the initial point."""
+    f = model.logp_dlogp_function(ravel_inputs=True)
+    f.set_extra_values({})
+    ip = model.initial_point()
+    x = np.concatenate([np.ravel(ip[v.name]) for v in f._grad_vars]) + 0.1
+    f(x)
+    best = np.inf
+    for _ in range(15):
+        start = time.perf_counter()
+        for _ in range(300):
+            f(x)
+        best = min(best, (time.perf_counter() - start) / 300)
+    return 1e6 * best
 
 
 def _stats(idata, elapsed: float, names: list[str]) -> dict:
     s = az.summary(idata, var_names=names)
-    return {"seconds": round(elapsed, 1), "divergences": int(idata.sample_stats["diverging"].sum()),
-            "max_r_hat": float(s["r_hat"].max()), "min_ess_bulk": float(s["ess_bulk"].min())}
+    ss = idata.sample_stats
+    sampling = float(idata.posterior.attrs.get("sampling_time", np.nan))
+    return {"seconds": round(elapsed, 1), "sampling_s": round(sampling, 1),
+            "other_s": round(elapsed - sampling, 1),
+            "divergences": int(ss["diverging"].sum()),
+            "max_r_hat": float(s["r_hat"].max()), "min_ess_bulk": float(s["ess_bulk"].min()),
+            "steps_per_draw": round(float(ss["n_steps"].mean()), 1),
+            "step_size": round(float(ss["step_size"].mean()), 3)}
 
 
-def run_mixedppl(args) -> dict:
-    fit = mp.lmer(FORMULA, mp.datasets.load("sleepstudy"))
+def run_mixedppl(args, formula: str = FORMULA) -> dict:
+    fit = mp.lmer(formula, mp.datasets.load("sleepstudy"))
     start = time.perf_counter()
     post = fit.sample(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
-                      random_seed=1, progressbar=False)
-    return _stats(post.idata, time.perf_counter() - start, post.param_names())
+                      random_seed=1, progressbar=False, nuts_sampler="pymc")
+    out = _stats(post.idata, time.perf_counter() - start, post.param_names())
+    out["grad_us"] = round(_grad_us(fit._pymc_model()[0]), 1)
+    out["posterior_mean"] = {k: np.round(post._draws(k).mean(0), 3).tolist()
+                             for k in post.param_names() if not k.startswith("corr_")}
+    return out
+
+
+def _bambi_priors(bmb, data):
+    from mixedppl.bayes.pymc import default_priors
+    pri = default_priors(mp.Model(FORMULA, data).spec)
+    hst = {"nu": 3, "sigma": float(pri["sd"].sigma)}
+    return {"Intercept": bmb.Prior("Normal", mu=float(pri["fixed"].mu[0]),
+                                   sigma=float(pri["fixed"].sigma[0])),
+            "Days": bmb.Prior("Normal", mu=0, sigma=float(pri["fixed"].sigma[1])),
+            "sigma": bmb.Prior("HalfStudentT", **hst),
+            "1|Subject": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfStudentT", **hst)),
+            "Days|Subject": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfStudentT", **hst))}
 
 
 def run_bambi(args) -> dict:
@@ -45,36 +106,81 @@ def run_bambi(args) -> dict:
         import bambi as bmb
     except ImportError:
         return {"seconds": "n/a (bambi not installed)"}
-    from mixedppl.bayes.pymc import default_priors
     data = mp.datasets.load("sleepstudy")
-    pri = default_priors(mp.Model(FORMULA, data).spec)
-    hst = {"nu": 3, "sigma": pri["sd"].sigma}
-    priors = {"Intercept": bmb.Prior("Normal", mu=pri["fixed"].mu[0], sigma=pri["fixed"].sigma[0]),
-              "Days": bmb.Prior("Normal", mu=0, sigma=pri["fixed"].sigma[1]),
-              "sigma": bmb.Prior("HalfStudentT", **hst),
-              "1|Subject": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfStudentT", **hst)),
-              "Days|Subject": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfStudentT", **hst))}
+    formula = FORMULA.replace("(Days | Subject)", "(Days|Subject)")
+    priors = _bambi_priors(bmb, data)
     start = time.perf_counter()
-    model = bmb.Model(FORMULA.replace("(Days | Subject)", "(Days|Subject)"), data, priors=priors)
+    model = bmb.Model(formula, data, priors=priors)
     idata = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
-                      random_seed=1, target_accept=0.9, progressbar=False)
-    return _stats(idata, time.perf_counter() - start, ["Intercept", "Days", "sigma"])
+                      random_seed=1, target_accept=0.9, progressbar=False,
+                      idata_kwargs={"log_likelihood": True})
+    names = ["Intercept", "Days", "1|Subject_sigma", "Days|Subject_sigma", "sigma"]
+    out = _stats(idata, time.perf_counter() - start, names)
+    out["version"] = bmb.__version__
+    built = bmb.Model(formula, data, priors=priors)
+    built.build()
+    out["grad_us"] = round(_grad_us(built.backend.model), 1)
+    out["posterior_mean"] = {k: np.round(idata.posterior[k].values.mean((0, 1)), 3).tolist()
+                             for k in names}
+    return out
 
 
-def main() -> None:
+HEADER = ("| tool | seconds (whole call) | sampling | other (build, compile, log-lik) | "
+          "grad µs | steps/draw | step size | divergences | max r_hat | min ess_bulk |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _row(tool: str, r: dict) -> str:
+    cells = [r.get(k, "") for k in ("seconds", "sampling_s", "other_s", "grad_us",
+                                    "steps_per_draw", "step_size", "divergences", "max_r_hat",
+                                    "min_ess_bulk")]
+    return "| " + " | ".join([tool.replace("|", "\\|")] + [str(c) for c in cells]) + " |"
+
+
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--cores", type=int, default=4)
-    args = p.parse_args()
+    p.add_argument("--cores", type=int, default=None,
+                   help="parallel chains (default: min(chains, CPUs))")
+    p.add_argument("--no-bambi", action="store_true", help="time mixedppl only")
+    p.add_argument("--note", default="", help="free text appended to the preamble")
+    args = p.parse_args(argv)
+    args.cores = args.cores or min(args.chains, os.cpu_count() or 1)
     warnings.simplefilter("ignore")
-    rows = {"mixedppl": run_mixedppl(args), "bambi": run_bambi(args)}
-    print(f"sleepstudy {FORMULA}: {args.chains} chains × {args.draws} draws ({args.tune} tune)")
-    print("| tool | seconds | divergences | max r_hat | min ess_bulk |\n|---|---|---|---|---|")
-    for tool, r in rows.items():
-        print(f"| {tool} | {r['seconds']} | {r.get('divergences', '')} | "
-              f"{r.get('max_r_hat', '')} | {r.get('min_ess_bulk', '')} |")
+    import pymc
+    import pytensor
+    load = os.getloadavg()
+    rows = {"mixedppl": run_mixedppl(args),
+            "mixedppl, `(Days || Subject)` (bambi's model)": run_mixedppl(args, UNCORRELATED)}
+    if not args.no_bambi:
+        rows["bambi"] = run_bambi(args)
+    load_end = os.getloadavg()
+    bambi_v = rows.get("bambi", {}).get("version", "not run")
+    pre = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+           f"{os.cpu_count()} CPUs, Python {platform.python_version()}; mixedppl "
+           f"{version('mixedppl')}, pymc {pymc.__version__}, "
+           f"pytensor {pytensor.__version__}, bambi {bambi_v}. sleepstudy `{FORMULA}`: "
+           f"{args.chains} chains × {args.draws} draws ({args.tune} tuning), {args.cores} in "
+           f"parallel, PyMC NUTS, target_accept 0.9. Load average (1 / 5 / 15 min) at the start: "
+           f"{' / '.join(f'{x:.2f}' for x in load)}, at the end: "
+           f"{' / '.join(f'{x:.2f}' for x in load_end)}. {args.note}").strip()
+    lines = [pre, "", HEADER] + [_row(t, r) for t, r in rows.items()]
+    if "bambi" in rows and isinstance(rows["bambi"].get("seconds"), float):
+        lines.append("")
+        for tool, r in rows.items():
+            if tool != "bambi":
+                lines.append(f"- bambi / {tool.replace('|', chr(92) + '|')}: whole call "
+                             f"{rows['bambi']['seconds'] / r['seconds']:.2f}×, sampling "
+                             f"{rows['bambi']['sampling_s'] / r['sampling_s']:.2f}× (above 1: "
+                             "mixedppl is faster).")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bayes_latest.md").write_text(text + "\n")
+    raw = {"preamble": pre, "args": vars(args), "rows": rows}
+    (RESULTS / "bayes_latest.json").write_text(json.dumps(raw, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ __all__ = ["Prior", "Normal", "HalfNormal", "HalfStudentT", "Exponential", "LogN
 
 class Prior:
     """Base class: ``rv(name, **kw)`` adds the variable to the current model; ``dist(**kw)`` is the
-    unnamed distribution (for ``pm.LKJCholeskyCov``'s ``sd_dist``)."""
+    unnamed distribution (``pm.<Dist>.dist``, e.g. to sample the prior)."""
 
     _pm: str = ""
 
@@ -166,7 +166,8 @@ class LogNormal(Prior):
 class LKJ(Prior):
     """LKJ(eta) prior on a correlation matrix (``eta=1``: uniform over correlation matrices).
 
-    Only usable as the ``"corr"`` entry: it becomes ``eta`` of ``pm.LKJCholeskyCov``.
+    Only usable as the ``"corr"`` entry. It is sampled through the canonical partial
+    correlations, independent scaled Betas under LKJ(η) (:func:`mixedppl.bayes.pymc._corr_cholesky`).
 
     Examples
     --------

@@ -102,8 +102,9 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     Returns
     -------
     (pymc.Model, dict)
-        The model (free ``beta``, ``z_<g>``, ``sd_<g>`` / ``chol_<g>``, ``dispersion`` where the
-        family has one; deterministics ``b_<g>``; observed ``y``) and the priors used.
+        The model (free ``beta``, ``z_<g>``, ``sd_<g>``, ``cpc_<g>`` for vector terms,
+        ``dispersion`` where the family has one; deterministics ``b_<g>`` and ``corr_<g>``;
+        observed ``y``) and the priors used.
 
     Examples
     --------
