@@ -9,7 +9,8 @@ from . import datasets, priors
 from .anova import anova
 from .api import Model, lmer
 from .control import LmerControl
-from .exceptions import (ConvergenceWarning, DataWarning, ModelSpecError, RankDeficiencyWarning,
+from .exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning, ModelSpecError,
+                         NonNestedWarning, RankDeficiencyWarning, SeparationWarning,
                          SingularFitWarning)
 from .fit.compile import config
 from .glmm_api import glmer
@@ -19,4 +20,5 @@ from .inference.lrt import lrt
 __version__ = "0.1.0"
 
 __all__ = ["Model", "lmer", "glmer", "clmm", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
-           "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning"]
+           "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning",
+           "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning"]

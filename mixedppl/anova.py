@@ -8,13 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .exceptions import ModelSpecError
+from .exceptions import ModelSpecError, NonNestedWarning
 
 __all__ = ["anova", "is_nested", "NonNestedWarning"]
-
-
-class NonNestedWarning(UserWarning):
-    """``anova()`` was given models that are not nested, so its χ² test is meaningless."""
 
 
 def _ml(fit):

@@ -28,3 +28,15 @@ class RankDeficiencyWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """Something about the data was changed on the way in (e.g. rows with missing values dropped)."""
+
+
+class SeparationWarning(UserWarning):
+    """A binomial fixed effect has no finite estimate (complete or quasi-complete separation)."""
+
+
+class DegenerateGroupsWarning(UserWarning):
+    """Many levels of a grouping factor have only zero (or only full-success) responses."""
+
+
+class NonNestedWarning(UserWarning):
+    """``anova()`` was given models that are not nested, so its χ² test is meaningless."""

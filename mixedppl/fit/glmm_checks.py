@@ -26,20 +26,12 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import ModelSpecError
+from ..exceptions import DegenerateGroupsWarning, ModelSpecError, SeparationWarning
 
 __all__ = ["SeparationWarning", "DegenerateGroupsWarning", "check_glmm_data",
            "separated_columns", "separation_direction", "degenerate_levels", "warn_diverging_coefficients"]
 
 DEGENERATE_SHARE = 0.25
-
-
-class SeparationWarning(UserWarning):
-    """A binomial fixed effect has no finite estimate (complete or quasi-complete separation)."""
-
-
-class DegenerateGroupsWarning(UserWarning):
-    """Many levels of a grouping factor have only zero (or only full-success) responses."""
 
 
 def separated_columns(spec, y: np.ndarray, ntr: np.ndarray) -> dict[str, str]:
