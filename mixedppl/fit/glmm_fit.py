@@ -26,7 +26,7 @@ import numpy as np
 from scipy import linalg
 
 from ..exceptions import ConvergenceWarning, SingularFitWarning
-from ..graph.laplace import design_inputs, laplace_functions
+from ..graph.laplace import design_inputs, laplace_functions, row_pairs
 from .lmm_fit import blas_threads_for
 from .optimize import minimize_bounded
 
@@ -63,9 +63,10 @@ class LaplaceObjective:
 
     def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1, vector_rule: bool = False):
         self.spec, self.family, self.link = spec, family, link
+        pairs = row_pairs(spec)
         self.fns = laplace_functions(family, link, tuple(t.n_cols for t in spec.terms), nAGQ,
-                                     vector_rule)
-        self.data = design_inputs(spec, y, ntr)
+                                     vector_rule, pairs is not None)
+        self.data = design_inputs(spec, y, ntr, pairs)
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.n_phi = family.n_phi
         self.u = np.zeros(self.q)
