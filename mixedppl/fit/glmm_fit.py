@@ -271,6 +271,21 @@ def _glm_phi(spec, family, link, beta, y, ntr) -> np.ndarray:
     return np.array([np.log(disp)])
 
 
+def fit_checks(spec, opt, theta: np.ndarray, who: str) -> tuple[bool, bool]:
+    """(converged, singular), with lme4's warnings: not converged unless the optimiser says so or
+    the projected gradient is below 1e-3; singular when a diagonal θ is below 1e-4."""
+    pg = opt.projected_gradient()
+    converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
+    if not converged:
+        warnings.warn(f"{who}: optimizer did not converge ({opt.message}); max |gradient| "
+                      f"{np.max(np.abs(pg)):.2g}", ConvergenceWarning, stacklevel=4)
+    singular = bool(np.any(theta[spec.theta_lower() == 0] < 1e-4))
+    if singular:
+        warnings.warn("boundary (singular) fit: see fit.is_singular", SingularFitWarning,
+                      stacklevel=4)
+    return converged, singular
+
+
 def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int = 1) -> dict:
     """Fit by Laplace (nAGQ = 1) or adaptive GHQ; returns the pieces of a :class:`GLMMResult`."""
     control = dict(control or {})
@@ -294,15 +309,7 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
         vcov_all = np.full((k, k), np.nan)
     vcov = vcov_all[:spec.p, :spec.p]
     b, condvar = _random_effects(spec, theta, est["u"], est["A"])
-    pg = opt.projected_gradient()
-    converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
-    if not converged:
-        warnings.warn(f"glmer: optimizer did not converge ({opt.message}); max |gradient| "
-                      f"{np.max(np.abs(pg)):.2g}", ConvergenceWarning, stacklevel=3)
-    singular = bool(np.any(theta[spec.theta_lower() == 0] < 1e-4))
-    if singular:
-        warnings.warn("boundary (singular) fit: see fit.is_singular", SingularFitWarning,
-                      stacklevel=3)
+    converged, singular = fit_checks(spec, opt, theta, "glmer")
     return dict(theta=theta, beta=beta, phi=phi, vcov_beta=vcov, vcov_beta_phi=vcov_all,
                 b=b, condvar=condvar,
                 deviance_laplace=float(obj(opt.x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,

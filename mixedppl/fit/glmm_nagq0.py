@@ -20,14 +20,12 @@ Bates et al. (2015), J. Stat. Softw. 67(1); lme4's ``mkdevfun`` / ``glmerPwrssUp
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 from scipy import linalg
 
-from ..exceptions import ConvergenceWarning, SingularFitWarning
 from ..graph.laplace import design_inputs, joint_functions
-from .glmm_fit import LaplaceObjective, _glm_beta, _random_effects, newton_minimize
+from .glmm_fit import LaplaceObjective, _glm_beta, _random_effects, fit_checks, newton_minimize
 from .lmm_fit import blas_threads_for
 from .optimize import minimize_bounded
 
@@ -118,15 +116,7 @@ def fit_glmm_nagq0(spec, family, link, y, ntr, control: dict | None = None) -> d
         lap.u = obj.u.copy()
         est = lap.estimates(np.concatenate([theta, obj.beta]))
     b, condvar = _random_effects(spec, theta, est["u"], est["A"])
-    pg = opt.projected_gradient()
-    converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
-    if not converged:
-        warnings.warn(f"glmer(nAGQ=0): optimizer did not converge ({opt.message}); max "
-                      f"|gradient| {np.max(np.abs(pg)):.2g}", ConvergenceWarning, stacklevel=3)
-    singular = bool(np.any(theta[spec.theta_lower() == 0] < 1e-4))
-    if singular:
-        warnings.warn("boundary (singular) fit: see fit.is_singular", SingularFitWarning,
-                      stacklevel=3)
+    converged, singular = fit_checks(spec, opt, theta, "glmer(nAGQ=0)")
     return dict(theta=theta, beta=obj.beta.copy(), phi=np.zeros(0), vcov_beta=vcov,
                 vcov_beta_phi=vcov, b=b, condvar=condvar, deviance_laplace=float(D),
                 mu=est["mu"], eta=est["eta"], opt=opt, hessian=None, converged=converged,
