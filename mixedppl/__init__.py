@@ -9,9 +9,9 @@ from . import datasets, priors
 from .anova import anova
 from .api import Model, lmer
 from .control import LmerControl
-from .exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning, ModelSpecError,
-                         NonNestedWarning, RankDeficiencyWarning, SeparationWarning,
-                         SingularFitWarning)
+from .exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning,
+                         IdentifiabilityWarning, ModelSpecError, NonNestedWarning,
+                         RankDeficiencyWarning, SeparationWarning, SingularFitWarning)
 from .fit.compile import config
 from .glmm_api import glmer
 from .clmm_api import clmm
@@ -21,4 +21,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Model", "lmer", "glmer", "clmm", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning",
-           "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning"]
+           "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning", "IdentifiabilityWarning"]

@@ -22,6 +22,10 @@ class SingularFitWarning(UserWarning):
     """The fit is singular: a variance is estimated as 0 or a correlation as ±1 (``is_singular``)."""
 
 
+class IdentifiabilityWarning(UserWarning):
+    """The likelihood does not depend on a parameter (flat in it): the data cannot estimate it."""
+
+
 class RankDeficiencyWarning(UserWarning):
     """The fixed-effects model matrix is rank deficient; columns were dropped as lme4 drops them."""
 

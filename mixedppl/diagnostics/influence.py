@@ -80,8 +80,9 @@ def _deleted_fit(fit, mask: np.ndarray, method: str, start_hessian=None):
     instead of ~20), then lme4's boundary checks; β̂, σ̂² = r²/(n − p·reml) and
     vcov β̂ = σ̂² (R_XᵀR_X)⁻¹ from the estimates at the refit's θ, as :func:`fit_lmm` gives them.
     """
-    from ..fit.lmm_fit import check_boundary, fit_lmm, restart_off_boundary
+    from ..fit.lmm_fit import check_boundary, fit_lmm, restart_from
     from ..fit.lmm_objective import LMMObjective
+    from ..fit.optimize import leave_boundary
     from ..inference.bootstrap import _quasi_newton_fit
     w = np.where(mask, 0.0, fit.spec.weights)
     spec = fit.spec.with_weights(w)
@@ -92,8 +93,8 @@ def _deleted_fit(fit, mask: np.ndarray, method: str, start_hessian=None):
             f = fit_lmm(spec, reml=fit.reml, control=_QUIET, start=fit.theta, objective=obj)
             return f.beta, f.vcov_beta, _varcomp(spec, f.theta, f.scale)
         lower = spec.theta_lower()
-        opt = _quasi_newton_fit(obj, theta, lower, *start_hessian)
-        opt = restart_off_boundary(obj, opt, spec.theta_start(), _QUIET)
+        opt = leave_boundary(obj, _quasi_newton_fit(obj, theta, lower, *start_hessian),
+                             restart_from(obj, lower, _QUIET))
         theta, _ = check_boundary(obj, opt.x, opt.fun, lower, _QUIET.boundary_tol)
     est = obj.estimates(theta)
     scale = float(est["pwrss"]) / (obj.cp.n - (spec.p if fit.reml else 0))

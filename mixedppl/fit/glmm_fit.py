@@ -27,7 +27,7 @@ from scipy import linalg
 
 from ..exceptions import ConvergenceWarning, SingularFitWarning
 from ..graph.laplace import design_inputs, laplace_functions, row_pairs
-from .lmm_fit import blas_threads_for
+from .lmm_fit import blas_threads_for, warn_unidentified
 from .optimize import minimize_bounded
 
 __all__ = ["LaplaceObjective", "fit_glmm"]
@@ -273,7 +273,9 @@ def _glm_phi(spec, family, link, beta, y, ntr) -> np.ndarray:
 
 def fit_checks(spec, opt, theta: np.ndarray, who: str) -> tuple[bool, bool]:
     """(converged, singular), with lme4's warnings: not converged unless the optimiser says so or
-    the projected gradient is below 1e-3; singular when a diagonal θ is below 1e-4."""
+    the projected gradient is below 1e-3; singular when a diagonal θ is below 1e-4; a warning
+    when the deviance is flat in a θ (not identified)."""
+    warn_unidentified(spec, opt, who)
     pg = opt.projected_gradient()
     converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
     if not converged:

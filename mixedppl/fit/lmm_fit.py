@@ -1,25 +1,28 @@
 """Fit a linear mixed model: optimise the profiled deviance, check the boundary, extract estimates.
 
 As lme4's ``optimizeLmer`` + ``mkMerMod``: L-BFGS-B on d(θ) with the exact gradient from the graph,
-bounds 0 on the diagonal of each T_k; then lme4's ``check.boundary`` (a θ within ``boundary_tol``
-of its bound is tried at the bound) and the convergence / singularity checks.
+bounds 0 on the diagonal of each T_k, an end point on a bound accepted only when d does not
+decrease into the interior (:func:`~mixedppl.fit.optimize.leave_boundary`); then lme4's
+``check.boundary`` (a θ within ``boundary_tol`` of its bound is tried at the bound) and the
+convergence / singularity / identifiability checks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ..control import LmerControl, act
-from ..exceptions import ConvergenceWarning, SingularFitWarning
+from ..exceptions import ConvergenceWarning, IdentifiabilityWarning, SingularFitWarning
 from ..spec.model_spec import ModelSpec
 from .lmm_objective import LMMObjective
 from .optimize import OptSummary, minimize_bounded
 
-__all__ = ["fit_lmm", "check_boundary"]
+__all__ = ["fit_lmm", "check_boundary", "restart_from", "warn_unidentified"]
 
 _CONTROLLER: ThreadpoolController | None = None
 
@@ -65,25 +68,26 @@ def check_boundary(objective, theta: np.ndarray, fval: float, lower: np.ndarray,
     return theta, fval
 
 
-def restart_off_boundary(objective, opt: OptSummary, start: np.ndarray,
-                         control: LmerControl) -> OptSummary:
-    """Re-optimise from each diagonal θ that ended on its bound, moved back to its start value.
+def restart_from(objective, lower: np.ndarray, control: LmerControl, fixed=None):
+    """``x -> OptSummary``: L-BFGS-B on the profiled deviance from x (the restart that
+    :func:`~mixedppl.fit.optimize.leave_boundary` uses after a warm-started quasi-Newton refit)."""
+    def restart(x):
+        return minimize_bounded(objective, x, lower, fixed=fixed, ftol=control.ftol,
+                                gtol=control.gtol, maxiter=control.maxiter, probe_boundary=False)
+    return restart
 
-    The deviance depends on the last diagonal of each T_k only through its square, so 0 is a
-    stationary point there and a gradient method started elsewhere can stop on that saddle (lme4's
-    derivative-free BOBYQA steps over it). A true singular fit comes back to the bound.
-    """
-    fixed = opt.fixed or {}
-    for i in np.flatnonzero((opt.lower == 0) & (opt.x <= 0)):
-        if i in fixed:
-            continue
-        x0 = opt.x.copy()
-        x0[i] = start[i]
-        trial = minimize_bounded(objective, x0, opt.lower, fixed=fixed, ftol=control.ftol,
-                                 gtol=control.gtol, maxiter=control.maxiter)
-        if trial.fun < opt.fun - 1e-10 * max(1.0, abs(opt.fun)):
-            opt = trial
-    return opt
+
+def warn_unidentified(spec, opt: OptSummary, who: str) -> None:
+    """Warn when the deviance does not depend on some θ (``opt.flat``): the data cannot
+    estimate that variance (e.g. fewer rows than levels + 2, or one row per level)."""
+    names = spec.theta_names()
+    flat = [names[i] for i in opt.flat if i < len(names)]
+    if flat:
+        warnings.warn(f"{who}: the likelihood does not depend on {', '.join(flat)} (it is flat "
+                      "from 0 to the start value): the data do not identify this variance "
+                      "component; its estimate is the start value, not an estimate. Simplify "
+                      "the random effects or collect more groups / rows per group.",
+                      IdentifiabilityWarning, stacklevel=4)
 
 
 def fit_lmm(spec: ModelSpec, reml: bool = True, control: LmerControl | None = None,
@@ -115,10 +119,10 @@ def fit_lmm(spec: ModelSpec, reml: bool = True, control: LmerControl | None = No
     with blas_threads_for(objective):
         opt = minimize_bounded(objective, x0, lower, fixed=fixed, ftol=control.ftol,
                                gtol=control.gtol, maxiter=control.maxiter)
-        opt = restart_off_boundary(objective, opt, spec.theta_start(), control)
         theta, fval = check_boundary(objective, opt.x, opt.fun, lower, control.boundary_tol)
         t_est = time.perf_counter()
         est = objective.estimates(theta)
+    warn_unidentified(spec, opt, "lmer")
     converged = _converged(opt, control)
     if not converged:
         act(control.check_conv, f"model failed to converge ({opt.message}): max|projected "

@@ -69,7 +69,7 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
     """Refit the model to each column of Y; one row (ψ, β) per column.
 
     The refit is :func:`~mixedppl.fit.lmm_fit.fit_lmm`'s numerical path (minimise the profiled
-    deviance from the fit's θ, the restart off a zero bound and lme4's boundary check, then β̂ and
+    deviance from the fit's θ, the probe off a zero bound and lme4's boundary check, then β̂ and
     σ̂ = √(r²/(n − p·reml)) from the estimates) without building a result object per replicate,
     and with the BLAS thread limit set once per block, not once per refit (finding the BLAS
     libraries took ~12 ms a refit, more than the refit itself on small models). The minimiser is
@@ -77,11 +77,11 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
     H)`` (:func:`_start_hessian`), from the Hessian there (a projected quasi-Newton method);
     otherwise L-BFGS-B.
     """
-    from ..fit.lmm_fit import blas_threads_for, check_boundary, restart_off_boundary
+    from ..fit.lmm_fit import blas_threads_for, check_boundary, restart_from
     from ..fit.lmm_objective import LMMObjective
-    from ..fit.optimize import minimize_bounded
+    from ..fit.optimize import leave_boundary, minimize_bounded
     c = _QUIET
-    lower, start = spec.theta_lower(), spec.theta_start()
+    lower = spec.theta_lower()
     sc, H = start_hessian if start_hessian is not None else (None, None)
     out = []
     objectives = (LMMObjective(spec.with_response(y), reml, structure=structure) for y in Y.T)
@@ -91,11 +91,11 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
     with blas_threads_for(first):
         for obj in (first, *objectives):
             if H is not None:
-                opt = _quasi_newton_fit(obj, theta0, lower, sc, H)
+                opt = leave_boundary(obj, _quasi_newton_fit(obj, theta0, lower, sc, H),
+                                     restart_from(obj, lower, c))
             else:
                 opt = minimize_bounded(obj, theta0, lower, ftol=c.ftol, gtol=c.gtol,
                                        maxiter=c.maxiter)
-            opt = restart_off_boundary(obj, opt, start, c)
             theta, _ = check_boundary(obj, opt.x, opt.fun, lower, c.boundary_tol)
             est = obj.estimates(theta)
             sigma = float(np.sqrt(est["pwrss"] / (obj.cp.n - (spec.p if reml else 0))))
