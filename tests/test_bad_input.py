@@ -251,6 +251,8 @@ def test_infinite_weights_named(sleep):
         mp.lmer(FORMULA, sleep.assign(w=w), weights="w")
     with pytest.raises(mp.ModelSpecError, match=r"weights column 'w' must be finite and non-neg"):
         mp.lmer(FORMULA, sleep.assign(w=-np.ones(len(sleep))), weights="w")
+    with pytest.raises(mp.ModelSpecError, match=r"offset column 'o' has 1 infinite value"):
+        mp.lmer(FORMULA, sleep.assign(o=w), offset="o")
     w[4] = np.nan  # a missing weight still drops its row
     with pytest.warns(mp.DataWarning, match="1 row"):
         assert mp.lmer(FORMULA, sleep, weights=w).nobs == 179
@@ -305,7 +307,7 @@ def test_more_random_effects_than_observations_lme4_wording():
     d = _crossed_too_many_res()
     with pytest.raises(mp.ModelSpecError, match=re.escape(
             "number of observations (=30) <= number of random effects (=34) for term "
-            "((Intercept) + x | a); the random-effects parameters and the residual variance "
+            "(1 + x | a); the random-effects parameters and the residual variance "
             "(or scale parameter) are probably unidentifiable")):
         mp.lmer("y ~ x + (1 + x | a) + (1 | b)", d)
     with pytest.warns(UserWarning, match="number of random effects"):
@@ -322,7 +324,7 @@ def test_nobs_vs_nRE_glmer_allows_n_not_more():
     d = _crossed_too_many_res().assign(y=lambda x: (x["y"] > 0).astype(int))
     with pytest.raises(mp.ModelSpecError, match=re.escape(
             "number of observations (=30) < number of random effects (=34) for term "
-            "((Intercept) + x | a); the random-effects parameters are probably unidentifiable")):
+            "(1 + x | a); the random-effects parameters are probably unidentifiable")):
         mp.Model("y ~ x + (1 + x | a)", d, family="binomial")
     m = mp.Model("y ~ x + (1 + x | a)", d, family="binomial",
                  control={"check_nobs_vs_nRE": "ignore"})

@@ -187,7 +187,7 @@ def _resolve_vector(arg, data: pd.DataFrame, name: str) -> np.ndarray | None:
 
 
 def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int, allow_n: bool = False,
-                       nobs_vs_nRE: str = "raise") -> None:
+                       nobs_vs_nRE: str = "raise", labels: list[str] | None = None) -> None:
     """lme4's ``checkNlevels`` (``check.nobs.vs.nlev``) and ``checkZdims`` (``check.nobs.vs.nRE``).
 
     Parameters
@@ -200,6 +200,8 @@ def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int, allow_n: bool = False,
         glmer (``<=``: a level or a random effect per observation is allowed).
     nobs_vs_nRE : {"ignore", "warn", "raise"}
         What to do when a term has too many random effects (lme4's ``check.nobs.vs.nRE``).
+    labels : list of str, optional
+        Each term as the formula writes it (``"1 + x | g"``), for the messages.
     """
     bad = [t.group for t in terms if (t.n_levels > n if allow_n else t.n_levels >= n)]
     if bad:
@@ -213,13 +215,13 @@ def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int, allow_n: bool = False,
             "the term")
     if nobs_vs_nRE == "ignore":
         return
-    for t in terms:
+    for k, t in enumerate(terms):
         if n < t.q if allow_n else n <= t.q:
             cmp, rstr = ("<", "") if allow_n else (
                 "<=", " and the residual variance (or scale parameter)")
-            lhs = " + ".join(t.column_names)
+            label = labels[k] if labels else f"{' + '.join(t.column_names)} | {t.group}"
             message = (f"number of observations (={n}) {cmp} number of random effects (={t.q}) "
-                       f"for term ({lhs} | {t.group}); the random-effects parameters{rstr} are "
+                       f"for term ({label}); the random-effects parameters{rstr} are "
                        "probably unidentifiable. Simplify the term, or pass "
                        "control=mp.Control(check_nobs_vs_nRE='warn') (or 'ignore') to fit anyway")
             if nobs_vs_nRE == "raise":
@@ -290,6 +292,7 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
                   for t in parsed.random)
     order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
     terms = tuple(terms[k] for k in order)
+    labels = [f"{parsed.random[k].lhs} | {parsed.random[k].group}" for k in order]
     n = len(frame)
     w = np.ones(n) if w_all is None else _check_weights(w_all[keep], _vector_name(weights, "weights"))
     off = np.zeros(n) if fixed.offset is None else np.asarray(fixed.offset, float)
@@ -297,7 +300,7 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     if o_all is not None:
         off = off + o_all[keep]
     if lmm_checks:
-        _check_lme4_counts(terms, n, allow_n, nobs_vs_nRE)
+        _check_lme4_counts(terms, n, allow_n, nobs_vs_nRE, labels)
     return ModelSpec(formula=formula, parsed=parsed, y=np.asarray(y, float), X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
