@@ -8,7 +8,7 @@
 from . import datasets, priors
 from .anova import anova
 from .api import Model, lmer
-from .control import LmerControl
+from .control import Control, LmerControl
 from .exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning,
                          IdentifiabilityWarning, ModelSpecError, NonNestedWarning,
                          RankDeficiencyWarning, SeparationWarning, SingularFitWarning)
@@ -19,6 +19,6 @@ from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "glmer", "clmm", "anova", "lrt", "datasets", "LmerControl", "config", "priors",
+__all__ = ["Model", "lmer", "glmer", "clmm", "anova", "lrt", "datasets", "Control", "LmerControl", "config", "priors",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning",
            "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning", "IdentifiabilityWarning"]

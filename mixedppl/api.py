@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .control import LmerControl
+from .control import Control, as_control
+from .spec.frame import check_arguments
 from .spec.model_spec import ModelSpec, build_spec
 
 __all__ = ["Model", "lmer"]
@@ -33,6 +34,9 @@ class Model:
     na_action : {"omit", "raise"}
     contrasts : dict, optional
         Column → contrast name or matrix (as R's ``contrasts=``; gaussian only).
+    control : Control or dict, optional
+        Its ``check_nobs_vs_nRE`` applies when the model is built; the whole control is the default
+        of :meth:`fit`.
     **kwargs
         ``levels``, ``threshold`` for the cumulative family.
 
@@ -52,13 +56,16 @@ class Model:
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", *,
                  link: str | None = None, weights=None, offset=None, na_action: str = "omit",
-                 contrasts: dict | None = None, **kwargs):
+                 contrasts: dict | None = None, control: Control | dict | None = None,
+                 **kwargs):
+        check_arguments(formula, data, "Model")
         name = family if isinstance(family, str) else getattr(family, "name", family)
-        self.formula, self.data = formula, data
+        self.formula, self.data, self.control = formula, data, control
         if str(name).lower() in ("gaussian", "normal"):
             self.family = "gaussian"
-            self.spec: ModelSpec = build_spec(formula, data, weights=weights, offset=offset,
-                                              na_action=na_action, contrasts=contrasts)
+            self.spec: ModelSpec = build_spec(
+                formula, data, weights=weights, offset=offset, na_action=na_action,
+                contrasts=contrasts, nobs_vs_nRE=as_control(control, "lmer").nobs_vs_nRE("lmer"))
             return
         if str(name).lower() in ("cumulative", "ordinal", "clmm"):
             from .clmm_api import clmm_model
@@ -66,12 +73,12 @@ class Model:
              self.levels) = clmm_model(formula, data, link or "logit",
                                        kwargs.pop("threshold", "flexible"),
                                        kwargs.pop("levels", None), weights=weights,
-                                       offset=offset, na_action=na_action)
+                                       offset=offset, na_action=na_action, control=control)
             self._kind = "clmm"
         else:
             from .glmm_api import glmm_model
             self.spec, self.family, self.link, self._y, self._n = glmm_model(
-                formula, data, family, link, weights, offset)
+                formula, data, family, link, weights, offset, control)
             self._kind = "glmm"
         self._kwargs = dict(link=link, weights=weights, offset=offset, **kwargs)
 
@@ -85,10 +92,15 @@ class Model:
         return LaplaceObjective(self.spec, self.family, self.link, self._y, self._n)
 
     def fit(self, reml: bool = True, control=None, start=None, nAGQ: int = 1):
-        """Fit: REML / ML for an LMM (:class:`LMMResult`), Laplace or AGQ otherwise."""
+        """Fit: REML / ML for an LMM (:class:`LMMResult`), Laplace or AGQ otherwise.
+
+        ``control`` (a :class:`Control`, or for glmer / clmm a dict) defaults to the Model's.
+        """
+        control = self.control if control is None else control
         if self.family == "gaussian":
             from .fit.lmm_fit import fit_lmm
-            return fit_lmm(self.spec, reml=reml, control=control, start=start)
+            return fit_lmm(self.spec, reml=reml, control=as_control(control, "lmer"),
+                           start=start)
         kw = dict(self._kwargs)
         if self._kind == "clmm":
             from .clmm_api import clmm
@@ -114,7 +126,7 @@ class Model:
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, offset=None,
          na_action: str = "omit", contrasts: dict | None = None,
-         control: LmerControl | None = None, start=None):
+         control: Control | None = None, start=None):
     """Fit a linear mixed model by REML (default) or ML, as lme4's ``lmer``.
 
     Parameters
@@ -129,7 +141,9 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
         Prior weights / offset (column name or one value per row).
     na_action : {"omit", "raise"}
     contrasts : dict, optional
-    control : LmerControl, optional
+    control : Control, optional
+        Optimiser tolerances (lmer's defaults ftol 1e-14, gtol 1e-9, maxiter 3000) and checks;
+        ``check_nobs_vs_nRE`` defaults to "raise", as lme4's lmerControl.
     start : array-like, optional
         Starting θ.
 
@@ -146,6 +160,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
     >>> round(fit.reml_criterion, 4)
     1743.6283
     """
+    check_arguments(formula, data, "lmer")
     model = Model(formula, data, weights=weights, offset=offset, na_action=na_action,
-                  contrasts=contrasts)
+                  contrasts=contrasts, control=control)
     return model.fit(reml=reml, control=control, start=start)

@@ -13,10 +13,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .control import Control, as_control
 from .cumulative import CUMULATIVE_LINKS, CumulativeFamily
 from .exceptions import ModelSpecError, RankDeficiencyWarning
 from .families import LINKS
 from .spec.formula import parse_formula
+from .spec.frame import check_arguments
 from .spec.model_spec import build_spec, drop_rank_deficient
 from .spec.reterm import value_labels
 
@@ -107,8 +109,11 @@ def _drop_intercept(spec):
 
 def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold="flexible",
                levels=None, groups=None, random=None, weights=None, offset=None,
-               na_action: str = "omit"):
+               na_action: str = "omit", control: Control | dict | None = None):
     """Parse and check a CLMM: ``(spec, family, link, codes, weights, levels)``.
+
+    Grouping factors may have as many levels as observations, not more (lme4's glmer rule);
+    ``control.check_nobs_vs_nRE`` defaults to "ignore" (ordinal's clmm does not check).
 
     Examples
     --------
@@ -118,6 +123,8 @@ def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold=
     >>> spec.fe_names, fam.K, levels
     (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
+    check_arguments(formula, data, "clmm")
+    control = as_control(control, "clmm")
     name = str(link).lower()
     if name not in CUMULATIVE_LINKS:
         raise ModelSpecError(f"link={link!r} is not available for clmm; choose from "
@@ -129,11 +136,8 @@ def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold=
                              "add one (or groups='judge'); for a model without random effects "
                              "use statsmodels' OrderedModel")
     spec = build_spec(full, data, weights=weights, offset=offset, response=resp,
-                      lmm_checks=False, na_action=na_action)
-    for t in spec.terms:
-        if t.n_levels > spec.n:
-            raise ModelSpecError(f"number of levels of grouping factor '{t.group}' "
-                                 f"({t.n_levels}) must be <= number of observations ({spec.n})")
+                      na_action=na_action, allow_n=True,
+                      nobs_vs_nRE=control.nobs_vs_nRE("clmm"))
     spec = _drop_intercept(spec)
     fam = CumulativeFamily(len(resp.levels), threshold)
     return spec, fam, LINKS[name], spec.y.copy(), np.asarray(spec.weights, float), resp.levels
@@ -141,7 +145,7 @@ def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold=
 
 def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *,
          groups=None, random=None, levels=None, threshold: str = "flexible", weights=None,
-         offset=None, na_action: str = "omit", control: dict | None = None):
+         offset=None, na_action: str = "omit", control: Control | dict | None = None):
     r"""Fit a cumulative link mixed model by maximum likelihood (as ``ordinal::clmm``).
 
     .. math:: P(Y_i \le j \mid b) = F(\alpha_j - x_i^\top\beta - z_i^\top b),\qquad
@@ -170,8 +174,10 @@ def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *
         Order of the response categories.
     threshold : {"flexible", "equidistant"}
     weights, offset : str or array-like, optional
-    control : dict, optional
-        ``ftol``, ``gtol``, ``maxiter`` (L-BFGS-B), ``start_theta``.
+    control : Control or dict, optional
+        :class:`mixedppl.Control` (or a dict of its fields): ``ftol``, ``gtol``, ``maxiter``
+        (L-BFGS-B; clmm's defaults 1e-15, 1e-6, 2000 where not given), ``start_theta``,
+        ``check_nobs_vs_nRE`` (default "ignore").
 
     Returns
     -------
@@ -189,14 +195,16 @@ def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *
     """
     from .fit.glmm_fit import fit_glmm
     from .results.clmm import CLMMResult
+    check_arguments(formula, data, "clmm")
+    control = as_control(control, "clmm")
     spec, fam, lnk, y, w, levs = clmm_model(formula, data, link, threshold, levels, groups,
-                                            random, weights, offset, na_action)
+                                            random, weights, offset, na_action, control)
     if int(nAGQ) != nAGQ or nAGQ < 1:
         raise ModelSpecError(f"nAGQ must be a positive integer, got {nAGQ!r}")
     if nAGQ > 1 and (len(spec.terms) != 1 or spec.terms[0].n_cols != 1):
         raise NotImplementedError("nAGQ > 1 needs a single scalar random-effect term, e.g. "
                                   "(1 | judge), as in ordinal::clmm")
-    pieces = fit_glmm(spec, fam, lnk, y, w, control, int(nAGQ))
+    pieces = fit_glmm(spec, fam, lnk, y, w, control.options("clmm"), int(nAGQ))
     p, k = spec.p, fam.n_phi
     J = np.zeros((fam.K - 1 + p, p + k))
     J[:fam.K - 1, p:] = fam.thresholds_jacobian(pieces["phi"])

@@ -12,10 +12,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .control import Control, as_control
 from .exceptions import ModelSpecError
 from .families import get_family
 from .spec.design import model_matrix
 from .spec.formula import split_top_level
+from .spec.frame import check_arguments
 from .spec.model_spec import build_spec
 
 __all__ = ["glmer", "glmm_model"]
@@ -60,20 +62,13 @@ class _Response:
         return _evaluate(frame, expr)
 
 
-def _build(formula, data, weights, offset, response):
-    """build_spec without lme4's ``nlev < nobs`` check (glmer allows a level per observation)."""
-    spec = build_spec(formula, data, weights=weights, offset=offset, response=response,
-                      lmm_checks=False)
-    for t in spec.terms:
-        if t.n_levels > spec.n:
-            raise ModelSpecError(f"number of levels of grouping factor '{t.group}' "
-                                 f"({t.n_levels}) must be <= number of observations ({spec.n})")
-    return spec
-
-
 def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, weights=None,
-               offset=None):
+               offset=None, control: Control | dict | None = None):
     """Parse and check a GLMM: ``(spec, family, link, counts, trials)``.
+
+    lme4's glmer checks apply with ``allow.n = TRUE``: a grouping factor may have as many levels,
+    and a term as many random effects, as there are observations, not more (the latter as
+    ``control.check_nobs_vs_nRE`` says).
 
     Examples
     --------
@@ -84,9 +79,12 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     >>> int(y.sum()), int(n.sum()), link.name
     (99, 842, 'logit')
     """
+    check_arguments(formula, data, "glmer")
+    control = as_control(control, "glmer")
     fam, lnk = get_family(family, link)
     resp = _Response()
-    spec = _build(formula, data, weights, offset, resp)
+    spec = build_spec(formula, data, weights=weights, offset=offset, response=resp,
+                      allow_n=True, nobs_vs_nRE=control.nobs_vs_nRE("glmer"))
     w = np.asarray(spec.weights, float)
     column = resp.expr or spec.response_name
     if fam.name == "binomial":
@@ -99,11 +97,17 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     else:
         y, ntr = spec.y, w
     fam.check(y, ntr, column)
+    used = spec.y[w > 0]
+    # As lme4's check.response.not.const; all zeros / all successes get check_glmm_data's message.
+    if (resp.trials is None and len(used) and np.ptp(used) == 0 and used[0] != 0
+            and not (fam.name == "binomial" and used[0] == 1)):
+        raise ModelSpecError(f"response {column!r} is constant (every used row is {used[0]:g}): "
+                             "there is no variation to model; check the column and the rows kept")
     return spec, fam, lnk, y, ntr
 
 
 def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None = None,
-          nAGQ: int = 1, weights=None, offset=None, control: dict | None = None):
+          nAGQ: int = 1, weights=None, offset=None, control: Control | dict | None = None):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace approximation).
 
     Maximises lme4's Laplace approximation to the marginal likelihood,
@@ -142,8 +146,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
         nAGQ=25: −91.9834 here, −50.0050 in lme4, whose Laplace value is −92.0263).
     weights, offset : str or array-like, optional
         Prior weights (binomial: number of trials for proportions) and an offset on the link scale.
-    control : dict, optional
-        ``ftol``, ``gtol``, ``maxiter`` (L-BFGS-B), ``start_theta``.
+    control : Control or dict, optional
+        :class:`mixedppl.Control` (or a dict of its fields): ``ftol``, ``gtol``, ``maxiter``
+        (L-BFGS-B; glmer's defaults 1e-15, 1e-6, 2000 where not given), ``start_theta``,
+        ``check_nobs_vs_nRE`` (default "raise", as lme4's glmerControl).
 
     Returns
     -------
@@ -160,7 +166,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     from .fit.glmm_checks import check_glmm_data, separated_columns, warn_diverging_coefficients
     from .fit.glmm_fit import fit_glmm
     from .results.glmm import GLMMResult
-    spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset)
+    check_arguments(formula, data, "glmer")
+    control = as_control(control, "glmer")
+    spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset, control)
+    options = control.options("glmer")
     if int(nAGQ) != nAGQ or nAGQ < 0:
         raise ModelSpecError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
     if nAGQ > 1 and len(spec.terms) != 1:
@@ -179,9 +188,9 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     check_glmm_data(spec, fam, y, ntr)
     if nAGQ == 0:
         from .fit.glmm_nagq0 import fit_glmm_nagq0
-        pieces = fit_glmm_nagq0(spec, fam, lnk, y, ntr, control)
+        pieces = fit_glmm_nagq0(spec, fam, lnk, y, ntr, options)
     else:
-        pieces = fit_glmm(spec, fam, lnk, y, ntr, control, int(nAGQ))
+        pieces = fit_glmm(spec, fam, lnk, y, ntr, options, int(nAGQ))
     fit = GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ, **pieces)
     if fam.name == "binomial":
         var = np.diag(fit.vcov_beta)

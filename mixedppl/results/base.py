@@ -142,6 +142,8 @@ class MixedResult:
     def _eta_new(self, newdata: pd.DataFrame, include_random: bool) -> np.ndarray:
         if not isinstance(newdata, pd.DataFrame):
             raise ModelSpecError("newdata must be a pandas DataFrame")
+        if len(newdata) == 0:
+            return np.zeros(0)
         X, offset = self.spec.fixed_design.transform(newdata)
         X = _select_columns(X, self.spec)
         eta = X @ np.asarray(self.beta) + (0.0 if offset is None else offset)

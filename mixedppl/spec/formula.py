@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from ..exceptions import ModelSpecError
 
-__all__ = ["ParsedFormula", "RandomTermSpec", "parse_formula", "split_top_level"]
+__all__ = ["ParsedFormula", "RandomTermSpec", "check_syntax", "parse_formula", "split_top_level"]
+
+_TOKEN = re.compile(r"""\s*(?:(?P<string>"[^"]*"|'[^']*'|`[^`]*`)"""
+                    r"|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[Li]?)"
+                    r"|(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)"
+                    r"|(?P<open>[(\[])|(?P<close>[)\]])|(?P<op>%[^%]*%|\|\||[^\s]))")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,63 @@ class ParsedFormula:
     response: str
     fixed: str
     random: tuple[RandomTermSpec, ...]
+
+
+def _caret(formula: str, pos: int, problem: str, hint: str = "") -> ModelSpecError:
+    """A ModelSpecError showing the formula with a caret under position ``pos``."""
+    return ModelSpecError(f"{problem} in the formula\n    {formula}\n    {' ' * pos}^"
+                          + (f"\n{hint}" if hint else ""))
+
+
+def check_syntax(formula: str) -> None:
+    """Raise a ModelSpecError pointing at unbalanced brackets or a missing operator.
+
+    Two operands in a row (``(1 g)``: a random term without its bar) and unclosed or unmatched
+    parentheses are reported with the formula and a caret under the offending character.
+
+    Examples
+    --------
+    >>> check_syntax("y ~ x + (1 | g")
+    Traceback (most recent call last):
+    ...
+    mixedppl.exceptions.ModelSpecError: unclosed '(' in the formula
+        y ~ x + (1 | g
+                ^
+    add the missing ')'; a random term reads (terms | group), e.g. (1 | g)
+    """
+    stack: list[tuple[str, int]] = []
+    prev = None  # kind of the previous token: "operand", "name", "open", "op"
+    pos = 0
+    while pos < len(formula):
+        m = _TOKEN.match(formula, pos)
+        if m is None or m.end() == pos:  # only trailing whitespace is left
+            break
+        kind = m.lastgroup
+        start, pos = m.start(kind), m.end()
+        text = m.group(kind)
+        operand = kind in ("string", "number", "name")
+        if operand and prev in ("operand", "name") or kind == "open" and prev == "operand":
+            inside = stack and stack[-1][0] == "("
+            hint = ("a random term needs a bar between its terms and its grouping factor, e.g. "
+                    "(1 | g) or (1 + x | g)" if inside else
+                    "join terms with an operator such as +, * or :")
+            raise _caret(formula, start, f"missing operator before {text!r}", hint)
+        if kind == "open":
+            stack.append((text, start))
+        elif kind == "close":
+            want = {")": "(", "]": "["}[text]
+            if not stack or stack[-1][0] != want:
+                raise _caret(formula, start, f"unmatched {text!r}",
+                             f"remove it or add the matching {want!r}")
+            stack.pop()
+        prev = ("name" if kind == "name" else "operand" if operand or kind == "close"
+                else "open" if kind == "open" else "op")
+    if stack:
+        text, start = stack[-1]
+        close = {"(": ")", "[": "]"}[text]
+        raise _caret(formula, start, f"unclosed {text!r}",
+                     f"add the missing {close!r}; a random term reads (terms | group), e.g. "
+                     "(1 | g)")
 
 
 def split_top_level(s: str, sep: str) -> list[str]:
@@ -163,8 +225,12 @@ def parse_formula(formula: str) -> ParsedFormula:
     >>> [t.group for t in parse_formula("y ~ 1 + (1 | batch/cask)").random]
     ['batch', 'cask:batch']
     """
-    if not isinstance(formula, str) or "~" not in formula:
+    if not isinstance(formula, str):
+        raise ModelSpecError("formula must be a string like 'y ~ x + (1 | g)', got a "
+                             f"{type(formula).__name__}")
+    if "~" not in formula:
         raise ModelSpecError(f"formula must be a string like 'y ~ x + (1 | g)', got {formula!r}")
+    check_syntax(formula)
     sides = split_top_level(formula, "~")
     if len(sides) != 2 or not sides[0].strip():
         raise ModelSpecError(f"formula {formula!r} needs exactly one '~' with a response on its left")

@@ -7,6 +7,7 @@ formula uses are dropped (and the number is reported); the user's DataFrame is n
 from __future__ import annotations
 
 import difflib
+import numbers
 import warnings
 from collections.abc import Iterable
 
@@ -15,13 +16,41 @@ import pandas as pd
 
 from ..exceptions import DataWarning, ModelSpecError
 
-__all__ = ["check_columns", "model_frame", "numeric_vector"]
+__all__ = ["check_arguments", "check_columns", "check_finite", "model_frame", "numeric_vector"]
+
+
+def check_arguments(formula, data, who: str) -> None:
+    """One-line errors for a formula that is not a string or data that is not a DataFrame.
+
+    The message never prints the data (a swapped call would otherwise show all of it).
+
+    Parameters
+    ----------
+    formula, data
+        The first two arguments the user passed.
+    who : str
+        The function called (``"lmer"``, ``"glmer"``, ``"clmm"``, ``"Model"``).
+    """
+    if isinstance(formula, pd.DataFrame) and isinstance(data, str):
+        raise ModelSpecError(f"{who}(formula, data): the arguments are swapped — the formula "
+                             f"comes first, e.g. mp.{who}({data!r}, data)")
+    if not isinstance(formula, str):
+        raise ModelSpecError(f"{who}: formula must be a string like 'y ~ x + (1 | g)', got a "
+                             f"{type(formula).__name__}")
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecError(f"{who}: data must be a pandas DataFrame, got a "
+                             f"{type(data).__name__}; e.g. pd.DataFrame(...) of your columns")
 
 
 def check_columns(data: pd.DataFrame, columns: Iterable[str], where: str) -> None:
     """Raise a ModelSpecError naming each unknown column and suggesting close matches."""
     known = [str(c) for c in data.columns]
+    duplicated = set(data.columns[data.columns.duplicated()])
     for col in columns:
+        if col in duplicated:
+            raise ModelSpecError(
+                f"column {col!r} used in {where} appears {known.count(col)} times in the data; "
+                "rename or drop the duplicates (e.g. data.loc[:, ~data.columns.duplicated()])")
         if col not in data.columns:
             close = difflib.get_close_matches(col, known, n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -74,7 +103,54 @@ def model_frame(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
         warnings.warn(f"{int(bad.sum())} row(s) with missing values dropped ({detail})",
                       DataWarning, stacklevel=4)
     frame = data.loc[~bad, cols].reset_index(drop=True).copy()
+    for col in cols:
+        frame[col] = _column_values(frame[col], col)
     return frame, ~bad
+
+
+_TIME_HINT = ("convert it to a number (e.g. days since a date: (d[{c!r}] - d[{c!r}].min()).dt.days) "
+              "or to a category (d[{c!r}].astype(str) or .astype('category'))")
+
+
+def _column_values(col: pd.Series, name: str) -> pd.Series:
+    """Refuse dates and ±inf; turn an object column holding only numbers into floats."""
+    if (pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col)
+            or isinstance(col.dtype, pd.PeriodDtype)):
+        raise ModelSpecError(f"column {name!r} holds dates/times (dtype {col.dtype}), which a "
+                             f"model cannot use directly: {_TIME_HINT.format(c=name)}")
+    if col.dtype == object:
+        values = col.dropna()
+        if len(values) and all(isinstance(v, (pd.Timestamp, np.datetime64, pd.Timedelta,
+                                              np.timedelta64)) or hasattr(v, "isoformat")
+                               for v in values):
+            raise ModelSpecError(f"column {name!r} holds dates/times (python objects), which a "
+                                 f"model cannot use directly: {_TIME_HINT.format(c=name)}")
+        if len(values) and all(isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_))
+                               for v in values):
+            warnings.warn(f"column {name!r} has dtype object but holds only numbers: used as "
+                          "numeric (float); convert it with pd.to_numeric to silence this, or "
+                          "with .astype(str) to use it as a factor", DataWarning, stacklevel=5)
+            col = col.astype(float)
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        check_finite(col.to_numpy(dtype=float), f"column {name!r}")
+    return col
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Raise a ModelSpecError naming ``what`` and how many rows are ±inf.
+
+    Parameters
+    ----------
+    values : ndarray
+        Numeric values (NaN is allowed: missing values are handled elsewhere).
+    what : str
+        How the user knows these values, e.g. ``"column 'Days'"``.
+    """
+    n_inf = int(np.isinf(values).sum())
+    if n_inf:
+        raise ModelSpecError(
+            f"{what} has {n_inf} infinite value(s) (±inf) in the rows used; a model needs finite "
+            "values — fix them, or set them to NaN to drop those rows")
 
 
 def numeric_vector(values, name: str, n: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import pandas as pd
 from ..exceptions import ModelSpecError, RankDeficiencyWarning
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula
-from .frame import check_columns, model_frame, numeric_vector
+from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector
 from .reterm import ReTerm, build_reterm
 
 __all__ = ["ModelSpec", "build_spec", "drop_rank_deficient"]
@@ -120,12 +120,18 @@ def _replace(spec: ModelSpec, **changes) -> ModelSpec:
     return replace(spec, **changes)
 
 
-def _check_weights(w: np.ndarray) -> np.ndarray:
+def _check_weights(w: np.ndarray, name: str = "weights") -> np.ndarray:
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ModelSpecError("weights must be finite and non-negative")
+        raise ModelSpecError(f"{name} must be finite and non-negative "
+                             f"({int(np.sum(~np.isfinite(w) | (w < 0)))} value(s) are not)")
     if not np.any(w > 0):
-        raise ModelSpecError("all weights are zero")
+        raise ModelSpecError(f"all {name} are zero")
     return w
+
+
+def _vector_name(arg, name: str) -> str:
+    """How the user knows a weights / offset argument: its column or the argument."""
+    return f"{name} column {arg!r}" if isinstance(arg, str) else f"{name}="
 
 
 def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> tuple[np.ndarray, list[str], list[str]]:
@@ -180,22 +186,53 @@ def _resolve_vector(arg, data: pd.DataFrame, name: str) -> np.ndarray | None:
     return numeric_vector(arg, name, len(data))
 
 
-def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int) -> None:
-    for t in terms:
-        if t.n_levels >= n:
-            raise ModelSpecError(
-                f"number of levels of grouping factor '{t.group}' ({t.n_levels}) must be < number "
-                f"of observations ({n}): the random effect and the residual are not identifiable")
-        if t.q > n:
-            raise ModelSpecError(
-                f"number of observations ({n}) < number of random effects ({t.q}) for term "
-                f"({' + '.join(t.column_names)} | {t.group}); the random-effects parameters and "
-                "the residual variance are probably unidentifiable")
+def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int, allow_n: bool = False,
+                       nobs_vs_nRE: str = "raise", labels: list[str] | None = None) -> None:
+    """lme4's ``checkNlevels`` (``check.nobs.vs.nlev``) and ``checkZdims`` (``check.nobs.vs.nRE``).
+
+    Parameters
+    ----------
+    terms : tuple of ReTerm
+    n : int
+        Number of observations.
+    allow_n : bool
+        lme4's ``allow.n``: False for lmer (levels < n and random effects < n per term), True for
+        glmer (``<=``: a level or a random effect per observation is allowed).
+    nobs_vs_nRE : {"ignore", "warn", "raise"}
+        What to do when a term has too many random effects (lme4's ``check.nobs.vs.nRE``).
+    labels : list of str, optional
+        Each term as the formula writes it (``"1 + x | g"``), for the messages.
+    """
+    bad = [t.group for t in terms if (t.n_levels > n if allow_n else t.n_levels >= n)]
+    if bad:
+        cmp = "<=" if allow_n else "<"
+        counts = ", ".join(f"'{t.group}' ({t.n_levels})" for t in terms if t.group in bad)
+        raise ModelSpecError(
+            f"number of levels of grouping factor {counts} must be {cmp} number of "
+            f"observations ({n}) (lme4: number of levels of each grouping factor must be {cmp} "
+            f"number of observations (problems: {', '.join(dict.fromkeys(bad))})): the random "
+            "effect and the residual are not identifiable; group the data more coarsely or drop "
+            "the term")
+    if nobs_vs_nRE == "ignore":
+        return
+    for k, t in enumerate(terms):
+        if n < t.q if allow_n else n <= t.q:
+            cmp, rstr = ("<", "") if allow_n else (
+                "<=", " and the residual variance (or scale parameter)")
+            label = labels[k] if labels else f"{' + '.join(t.column_names)} | {t.group}"
+            message = (f"number of observations (={n}) {cmp} number of random effects (={t.q}) "
+                       f"for term ({label}); the random-effects parameters{rstr} are "
+                       "probably unidentifiable. Simplify the term, or pass "
+                       "control=mp.Control(check_nobs_vs_nRE='warn') (or 'ignore') to fit anyway")
+            if nobs_vs_nRE == "raise":
+                raise ModelSpecError(message)
+            warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
                na_action: str = "omit", contrasts: dict | None = None,
-               require_random: bool = True, response=None, lmm_checks: bool = True) -> ModelSpec:
+               require_random: bool = True, response=None, lmm_checks: bool = True,
+               allow_n: bool = False, nobs_vs_nRE: str = "raise") -> ModelSpec:
     """Parse, check and build the :class:`ModelSpec` of an lme4 formula on a DataFrame.
 
     Parameters
@@ -214,9 +251,12 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     response : callable, optional
         ``response(frame, expr) -> ndarray`` for non-gaussian responses (e.g. ``cbind``).
     lmm_checks : bool
-        lmer's identifiability checks (levels < observations, random effects ≤ observations);
-        glmer does not apply them (lme4's ``glmerControl`` defaults).
+        Apply lme4's identifiability checks (:func:`_check_lme4_counts`) and, with the default
+        gaussian response, refuse a constant response.
+    allow_n, nobs_vs_nRE
+        Passed to :func:`_check_lme4_counts`: lmer's ``False, "raise"``, glmer's ``True, "raise"``.
     """
+    check_arguments(formula, data, "build_spec")
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
         raise ModelSpecError(
@@ -229,12 +269,20 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     w_all = _resolve_vector(weights, data, "weights")
     o_all = _resolve_vector(offset, data, "offset")
     extra = np.zeros(len(data), bool)
-    for v in (w_all, o_all):
+    for v, arg, name in ((w_all, weights, "weights"), (o_all, offset, "offset")):
         if v is not None:
-            extra |= ~np.isfinite(v)
+            check_finite(v, _vector_name(arg, name))
+            extra |= np.isnan(v)
     frame, keep = model_frame(data, columns, na_action, extra)
     y = (response or _response)(frame, parsed.response)
+    check_finite(np.asarray(y, float), f"response {parsed.response!r}")
+    if response is None and lmm_checks and np.ptp(y) == 0:
+        raise ModelSpecError(
+            f"response {parsed.response!r} is constant (every used row is {y[0]:g}): there is "
+            "no variation to model; check the column and the rows kept")
     fixed = model_matrix(parsed.fixed, frame, contrasts=contrasts)
+    for j, name in enumerate(fixed.column_names):
+        check_finite(np.asarray(fixed.matrix[:, j], float), f"fixed-effect column {name!r}")
     X, fe_names, dropped = drop_rank_deficient(np.asarray(fixed.matrix, float),
                                                list(fixed.column_names))
     if dropped:
@@ -244,13 +292,15 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
                   for t in parsed.random)
     order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
     terms = tuple(terms[k] for k in order)
+    labels = [f"{parsed.random[k].lhs} | {parsed.random[k].group}" for k in order]
     n = len(frame)
-    w = np.ones(n) if w_all is None else _check_weights(w_all[keep])
+    w = np.ones(n) if w_all is None else _check_weights(w_all[keep], _vector_name(weights, "weights"))
     off = np.zeros(n) if fixed.offset is None else np.asarray(fixed.offset, float)
+    check_finite(off, "the formula's offset(...) term")
     if o_all is not None:
         off = off + o_all[keep]
     if lmm_checks:
-        _check_lme4_counts(terms, n)
+        _check_lme4_counts(terms, n, allow_n, nobs_vs_nRE, labels)
     return ModelSpec(formula=formula, parsed=parsed, y=np.asarray(y, float), X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
