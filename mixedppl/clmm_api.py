@@ -110,6 +110,8 @@ def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold=
                na_action: str = "omit"):
     """Parse and check a CLMM: ``(spec, family, link, codes, weights, levels)``.
 
+    The arguments are those of :func:`clmm`.
+
     Examples
     --------
     >>> import mixedppl as mp
@@ -170,6 +172,10 @@ def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *
         Order of the response categories.
     threshold : {"flexible", "equidistant"}
     weights, offset : str or array-like, optional
+    na_action : {"omit", "exclude", "raise"}
+        Rows with a missing value in a used column: dropped with a warning (``"omit"``); dropped
+        with ``fitted()`` padded with NaN to every row of ``data`` (``"exclude"``, R's
+        ``na.exclude``); or a ModelSpecError (``"raise"``).
     control : dict, optional
         ``ftol``, ``gtol``, ``maxiter`` (L-BFGS-B), ``start_theta``.
 

@@ -60,10 +60,10 @@ class _Response:
         return _evaluate(frame, expr)
 
 
-def _build(formula, data, weights, offset, response):
+def _build(formula, data, weights, offset, response, na_action="omit"):
     """build_spec without lme4's ``nlev < nobs`` check (glmer allows a level per observation)."""
     spec = build_spec(formula, data, weights=weights, offset=offset, response=response,
-                      lmm_checks=False)
+                      lmm_checks=False, na_action=na_action)
     for t in spec.terms:
         if t.n_levels > spec.n:
             raise ModelSpecError(f"number of levels of grouping factor '{t.group}' "
@@ -72,8 +72,10 @@ def _build(formula, data, weights, offset, response):
 
 
 def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, weights=None,
-               offset=None):
+               offset=None, na_action: str = "omit"):
     """Parse and check a GLMM: ``(spec, family, link, counts, trials)``.
+
+    ``na_action`` is as in :func:`glmer`.
 
     Examples
     --------
@@ -86,7 +88,7 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     """
     fam, lnk = get_family(family, link)
     resp = _Response()
-    spec = _build(formula, data, weights, offset, resp)
+    spec = _build(formula, data, weights, offset, resp, na_action)
     w = np.asarray(spec.weights, float)
     column = resp.expr or spec.response_name
     if fam.name == "binomial":
@@ -103,7 +105,8 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
 
 
 def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None = None,
-          nAGQ: int = 1, weights=None, offset=None, control: dict | None = None):
+          nAGQ: int = 1, weights=None, offset=None, control: dict | None = None,
+          na_action: str = "omit"):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace approximation).
 
     Maximises lme4's Laplace approximation to the marginal likelihood,
@@ -144,6 +147,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
         Prior weights (binomial: number of trials for proportions) and an offset on the link scale.
     control : dict, optional
         ``ftol``, ``gtol``, ``maxiter`` (L-BFGS-B), ``start_theta``.
+    na_action : {"omit", "exclude", "raise"}
+        Rows with a missing value in a used column: dropped with a warning (``"omit"``); dropped
+        with ``fitted()`` / ``residuals()`` padded with NaN to every row of ``data``
+        (``"exclude"``, R's ``na.exclude``); or a ModelSpecError (``"raise"``).
 
     Returns
     -------
@@ -160,7 +167,7 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     from .fit.glmm_checks import check_glmm_data, separated_columns, warn_diverging_coefficients
     from .fit.glmm_fit import fit_glmm
     from .results.glmm import GLMMResult
-    spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset)
+    spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset, na_action)
     if int(nAGQ) != nAGQ or nAGQ < 0:
         raise ModelSpecError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
     if nAGQ > 1 and len(spec.terms) != 1:
