@@ -31,7 +31,10 @@ class Model:
     link : str, optional
         Link of a GLMM or cumulative model (default: the family's first).
     weights, offset : str or array-like, optional
-    na_action : {"omit", "raise"}
+    na_action : {"omit", "exclude", "raise"}
+        Rows with a missing value in a used column are dropped (``"omit"``, with a warning;
+        ``"exclude"``, R's ``na.exclude``: ``fitted()`` / ``residuals()`` then have one value
+        per row of ``data``, NaN on the dropped rows) or raise a ModelSpecError (``"raise"``).
     contrasts : dict, optional
         Column → contrast name or matrix (as R's ``contrasts=``; gaussian only).
     control : Control or dict, optional
@@ -78,9 +81,10 @@ class Model:
         else:
             from .glmm_api import glmm_model
             self.spec, self.family, self.link, self._y, self._n = glmm_model(
-                formula, data, family, link, weights, offset, control)
+                formula, data, family, link, weights, offset, control, na_action=na_action)
             self._kind = "glmm"
-        self._kwargs = dict(link=link, weights=weights, offset=offset, **kwargs)
+        self._kwargs = dict(link=link, weights=weights, offset=offset, na_action=na_action,
+                            **kwargs)
 
     def objective(self, reml: bool = True):
         """The compiled objective: the profiled deviance d(θ) → (value, gradient) for an LMM
@@ -139,7 +143,10 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
         REML (default) or maximum likelihood.
     weights, offset : str or array-like, optional
         Prior weights / offset (column name or one value per row).
-    na_action : {"omit", "raise"}
+    na_action : {"omit", "exclude", "raise"}
+        ``"omit"``: drop incomplete rows (per-row results are indexed by the kept rows' labels);
+        ``"exclude"`` (R's ``na.exclude``): drop them too, but ``fitted()`` / ``residuals()``
+        have one value per row of ``data``, NaN on the dropped ones; ``"raise"``: an error.
     contrasts : dict, optional
     control : Control, optional
         Optimiser tolerances (lmer's defaults ftol 1e-14, gtol 1e-9, maxiter 3000) and checks;

@@ -174,6 +174,10 @@ def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *
         Order of the response categories.
     threshold : {"flexible", "equidistant"}
     weights, offset : str or array-like, optional
+    na_action : {"omit", "exclude", "raise"}
+        Rows with a missing value in a used column: dropped with a warning (``"omit"``); dropped
+        with ``fitted()`` padded with NaN to every row of ``data`` (``"exclude"``, R's
+        ``na.exclude``); or a ModelSpecError (``"raise"``).
     control : Control or dict, optional
         :class:`mixedppl.Control` (or a dict of its fields): ``ftol``, ``gtol``, ``maxiter``
         (L-BFGS-B; clmm's defaults 1e-15, 1e-6, 2000 where not given), ``start_theta``,

@@ -214,32 +214,86 @@ def _disp(d, default=1.0):
     return default if d is None else d
 
 
+# Links and variance functions are module-level functions, not lambdas, so that a Family, a Link
+# and every result holding them pickle (by reference to these names).
+def _probit_inv(e):
+    return 0.5 * pt.erfc(-e / np.sqrt(2.0))
+
+
+def _cloglog_inv(e):
+    return -pt.expm1(-pt.exp(e))
+
+
+def _cloglog_inv_np(e):
+    return -np.expm1(-np.exp(e))
+
+
+def _cloglog_np(m):
+    return np.log(-np.log1p(-m))
+
+
+def _loglog_inv(e):
+    return pt.exp(-pt.exp(-e))
+
+
+def _loglog_inv_np(e):
+    return np.exp(-np.exp(-e))
+
+
+def _loglog_np(m):
+    return -np.log(-np.log(m))
+
+
+def _cauchit_inv(e):
+    return 0.5 + pt.arctan(e) / np.pi
+
+
+def _cauchit_inv_np(e):
+    return 0.5 + np.arctan(e) / np.pi
+
+
+def _cauchit_np(m):
+    return np.tan(np.pi * (m - 0.5))
+
+
+def _binomial_var(mu, n, d=None):
+    return mu * (1 - mu) / n
+
+
+def _poisson_var(mu, n, d=None):
+    return mu / n
+
+
+def _negbin_var(mu, n, d=None):
+    return (mu + mu ** 2 / _disp(d)) / n
+
+
+def _gamma_var(mu, n, d=None):
+    return _disp(d) ** 2 * mu ** 2 / n
+
+
+def _beta_var(mu, n, d=None):
+    return mu * (1 - mu) / (1 + _disp(d)) / n
+
+
 LINKS: dict[str, Link] = {
     "logit": Link("logit", pt.sigmoid, special.expit, special.logit),
-    "probit": Link("probit", lambda e: 0.5 * pt.erfc(-e / np.sqrt(2.0)), special.ndtr,
-                   special.ndtri),
-    "cloglog": Link("cloglog", lambda e: -pt.expm1(-pt.exp(e)),
-                    lambda e: -np.expm1(-np.exp(e)), lambda m: np.log(-np.log1p(-m))),
+    "probit": Link("probit", _probit_inv, special.ndtr, special.ndtri),
+    "cloglog": Link("cloglog", _cloglog_inv, _cloglog_inv_np, _cloglog_np),
     "log": Link("log", pt.exp, np.exp, np.log),
-    "loglog": Link("loglog", lambda e: pt.exp(-pt.exp(-e)), lambda e: np.exp(-np.exp(-e)),
-                   lambda m: -np.log(-np.log(m))),
-    "cauchit": Link("cauchit", lambda e: 0.5 + pt.arctan(e) / np.pi,
-                    lambda e: 0.5 + np.arctan(e) / np.pi, lambda m: np.tan(np.pi * (m - 0.5))),
+    "loglog": Link("loglog", _loglog_inv, _loglog_inv_np, _loglog_np),
+    "cauchit": Link("cauchit", _cauchit_inv, _cauchit_inv_np, _cauchit_np),
 }
 
 FAMILIES: dict[str, Family] = {
     "binomial": Family("binomial", ("logit", "probit", "cloglog", "cauchit"), _binomial_logp,
-                       lambda mu, n, d=None: mu * (1 - mu) / n, _check_binomial),
-    "poisson": Family("poisson", ("log",), _poisson_logp, lambda mu, n, d=None: mu / n,
-                      _check_poisson),
-    "negative_binomial": Family("negative_binomial", ("log",), _negbin_logp,
-                                lambda mu, n, d=None: (mu + mu ** 2 / _disp(d)) / n, _check_negbin,
-                                dispersion="size", hessian="observed"),
-    "gamma": Family("gamma", ("log",), _gamma_logp,
-                    lambda mu, n, d=None: _disp(d) ** 2 * mu ** 2 / n, _check_gamma,
+                       _binomial_var, _check_binomial),
+    "poisson": Family("poisson", ("log",), _poisson_logp, _poisson_var, _check_poisson),
+    "negative_binomial": Family("negative_binomial", ("log",), _negbin_logp, _negbin_var,
+                                _check_negbin, dispersion="size", hessian="observed"),
+    "gamma": Family("gamma", ("log",), _gamma_logp, _gamma_var, _check_gamma,
                     dispersion="cv", hessian="observed"),
-    "beta": Family("beta", ("logit",), _beta_logp,
-                   lambda mu, n, d=None: mu * (1 - mu) / (1 + _disp(d)) / n, _check_beta,
+    "beta": Family("beta", ("logit",), _beta_logp, _beta_var, _check_beta,
                    dispersion="precision", hessian="observed"),
 }
 

@@ -63,12 +63,12 @@ class _Response:
 
 
 def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, weights=None,
-               offset=None, control: Control | dict | None = None):
+               offset=None, control: Control | dict | None = None, na_action: str = "omit"):
     """Parse and check a GLMM: ``(spec, family, link, counts, trials)``.
 
     lme4's glmer checks apply with ``allow.n = TRUE``: a grouping factor may have as many levels,
     and a term as many random effects, as there are observations, not more (the latter as
-    ``control.check_nobs_vs_nRE`` says).
+    ``control.check_nobs_vs_nRE`` says). ``na_action`` is as in :func:`glmer`.
 
     Examples
     --------
@@ -84,7 +84,8 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     fam, lnk = get_family(family, link)
     resp = _Response()
     spec = build_spec(formula, data, weights=weights, offset=offset, response=resp,
-                      allow_n=True, nobs_vs_nRE=control.nobs_vs_nRE("glmer"))
+                      allow_n=True, nobs_vs_nRE=control.nobs_vs_nRE("glmer"),
+                      na_action=na_action)
     w = np.asarray(spec.weights, float)
     column = resp.expr or spec.response_name
     if fam.name == "binomial":
@@ -107,7 +108,8 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
 
 
 def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None = None,
-          nAGQ: int = 1, weights=None, offset=None, control: Control | dict | None = None):
+          nAGQ: int = 1, weights=None, offset=None, control: Control | dict | None = None,
+          na_action: str = "omit"):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace approximation).
 
     Maximises lme4's Laplace approximation to the marginal likelihood,
@@ -150,6 +152,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
         :class:`mixedppl.Control` (or a dict of its fields): ``ftol``, ``gtol``, ``maxiter``
         (L-BFGS-B; glmer's defaults 1e-15, 1e-6, 2000 where not given), ``start_theta``,
         ``check_nobs_vs_nRE`` (default "raise", as lme4's glmerControl).
+    na_action : {"omit", "exclude", "raise"}
+        Rows with a missing value in a used column: dropped with a warning (``"omit"``); dropped
+        with ``fitted()`` / ``residuals()`` padded with NaN to every row of ``data``
+        (``"exclude"``, R's ``na.exclude``); or a ModelSpecError (``"raise"``).
 
     Returns
     -------
@@ -168,7 +174,8 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     from .results.glmm import GLMMResult
     check_arguments(formula, data, "glmer")
     control = as_control(control, "glmer")
-    spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset, control)
+    spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset, control,
+                                        na_action)
     options = control.options("glmer")
     if int(nAGQ) != nAGQ or nAGQ < 0:
         raise ModelSpecError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")

@@ -95,7 +95,7 @@ def qq_plot(fit, ax=None):
     """
     import matplotlib.pyplot as plt
 
-    r = np.sort(fit.residuals(type="pearson", scaled=True))
+    r = np.sort(fit.residuals(type="pearson", scaled=True).dropna().to_numpy())
     n = len(r)
     theo = special.ndtri((np.arange(1, n + 1) - 0.5) / n)
     if ax is None:

@@ -1,10 +1,17 @@
 """The disk cache of compiled functions (mixedppl.fit.compile): a function comes back from disk,
 gives the same numbers, and broken or unsafe entries are rebuilt rather than used."""
 
+import os
+import pickle
+import shutil
+import stat
+import warnings
+
 import numpy as np
 import pytensor.tensor as pt
 import pytest
 
+import mixedppl as mp
 from mixedppl.fit import compile as C
 
 
@@ -18,12 +25,33 @@ def _fail():
     raise AssertionError("must come from the disk cache, not be rebuilt")
 
 
+def _build_other():
+    x = pt.dvector("x")
+    return [x], [pt.sum(x ** 2)]
+
+
+class _Planted:
+    """A pickle that, when loaded, creates a marker file (stands in for ``os.system``)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
 @pytest.fixture
 def disk(tmp_path, monkeypatch):
-    real = C._disk_path
-    monkeypatch.setattr(C, "_disk_path", lambda key: None if real(key) is None
-                        else tmp_path / real(key).name)
-    return tmp_path
+    """A private temporary cache folder as ``mp.config.cache_dir`` (restored afterwards)."""
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    old = mp.config._cache_dir
+    mp.config.cache_dir = folder
+    monkeypatch.setattr(C, "_WARNED_DIRS", set())
+    C.clear_cache()
+    yield folder
+    mp.config._cache_dir = old
+    C.clear_cache()
 
 
 def test_function_comes_back_from_disk(disk):
@@ -60,3 +88,114 @@ def test_keys_that_differ_between_processes_are_not_kept(monkeypatch):
     assert C._disk_path(("k", 1)) != C._disk_path(("k", 2))
     monkeypatch.setattr(C.config, "disk_cache", False)
     assert C._disk_path(("k", 1)) is None
+
+
+def test_cache_dir_is_public_and_settable(tmp_path):
+    old = mp.config._cache_dir
+    try:
+        assert mp.config is C.config
+        mp.config.cache_dir = str(tmp_path / "elsewhere")
+        assert mp.config.cache_dir == tmp_path / "elsewhere"
+        assert C._disk_path(("k", 1)).parent == tmp_path / "elsewhere"
+        assert stat.S_IMODE(os.stat(tmp_path / "elsewhere").st_mode) & 0o077 == 0
+        mp.config.cache_dir = None
+        assert mp.config.cache_dir == C.Path(C.pytensor.config.compiledir) / "mixedppl"
+    finally:
+        mp.config._cache_dir = old
+
+
+def test_planted_pickle_in_a_group_writable_dir_is_not_loaded(disk, tmp_path):
+    key = ("test-disk-cache", 3)
+    marker = tmp_path / "planted-code-ran"
+    path = C._disk_path(C_full(key))
+    # a well-formed entry with the right key: only the folder's permissions give it away
+    with open(path, "wb") as fh:
+        C._write_entry(fh, C._key_text(C_full(key)), _Planted(marker))
+    os.chmod(disk, 0o775)
+    compiled_before, untrusted = C.cache_stats["compiled"], C.cache_stats["untrusted"]
+    with pytest.warns(UserWarning, match="not used because it is writable by group"):
+        fn = C.compiled(key, _build)
+    assert not marker.exists()
+    assert C.cache_stats["compiled"] == compiled_before + 1
+    assert C.cache_stats["untrusted"] > untrusted
+    np.testing.assert_allclose(fn(np.array([1.0]))[0], np.e, rtol=1e-14)
+    C.clear_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # said once per folder, not on every fit
+        C.compiled(key, _build)
+    assert not marker.exists()
+    os.chmod(disk, 0o700)
+
+
+def test_raw_pickle_without_the_header_is_never_unpickled(disk, tmp_path):
+    key = ("test-disk-cache", 4)
+    marker = tmp_path / "raw-pickle-ran"
+    path = C._disk_path(C_full(key))
+    path.write_bytes(pickle.dumps(_Planted(marker)))
+    errors = C.cache_stats["disk_errors"]
+    fn = C.compiled(key, _build)
+    assert not marker.exists()
+    assert C.cache_stats["disk_errors"] == errors + 1
+    np.testing.assert_allclose(fn(np.array([1.0]))[0], np.e, rtol=1e-14)
+    assert path.read_bytes().startswith(C._MAGIC)    # overwritten by the rebuilt entry
+
+
+def test_swapped_entry_is_detected_and_rebuilt(disk):
+    key_a, key_b = ("test-disk-cache", "a"), ("test-disk-cache", "b")
+    x = np.array([0.5, -1.0, 2.0])
+    want_b = C.compiled(key_b, _build_other)(x)
+    C.compiled(key_a, _build)
+    path_a, path_b = C._disk_path(C_full(key_a)), C._disk_path(C_full(key_b))
+    shutil.copyfile(path_a, path_b)                  # B's name now holds A's function
+    C.clear_cache()
+    errors, compiled = C.cache_stats["disk_errors"], C.cache_stats["compiled"]
+    got = C.compiled(key_b, _build_other)(x)
+    assert C.cache_stats["disk_errors"] == errors + 1
+    assert C.cache_stats["compiled"] == compiled + 1
+    np.testing.assert_allclose(got[0], want_b[0], rtol=1e-14)
+    np.testing.assert_allclose(got[0], np.sum(x ** 2), rtol=1e-14)
+    C.clear_cache()                                  # the rebuilt entry was written back
+    disk_before = C.cache_stats["disk"]
+    np.testing.assert_allclose(C.compiled(key_b, _fail)(x)[0], np.sum(x ** 2), rtol=1e-14)
+    assert C.cache_stats["disk"] == disk_before + 1
+
+
+def test_truncated_entry_is_rebuilt(disk):
+    key = ("test-disk-cache", 5)
+    x = np.array([0.25, 3.0])
+    want = C.compiled(key, _build)(x)
+    path = C._disk_path(C_full(key))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    C.clear_cache()
+    errors = C.cache_stats["disk_errors"]
+    got = C.compiled(key, _build)(x)
+    assert C.cache_stats["disk_errors"] == errors + 1
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    head = len(C._MAGIC) + 8 + len(C._key_text(C_full(key)).encode())
+    assert path.read_bytes()[:head] == data[:head]   # a whole entry of the same key again
+    C.clear_cache()                                  # the rewritten entry is whole again
+    np.testing.assert_array_equal(C.compiled(key, _fail)(x)[0], want[0])
+
+
+def test_fit_is_the_same_from_a_rebuilt_cache(disk):
+    sleep = mp.datasets.load("sleepstudy")
+    first = mp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    entries = sorted(disk.glob("*.pkl"))
+    assert entries
+    for f in entries:                                # truncate or scramble every entry
+        data = f.read_bytes()
+        f.write_bytes(data[: len(data) // 3])
+    C.clear_cache()
+    errors = C.cache_stats["disk_errors"]
+    again = mp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    assert C.cache_stats["disk_errors"] > errors
+    np.testing.assert_array_equal(again.theta, first.theta)
+    np.testing.assert_array_equal(again.fe_params.to_numpy(), first.fe_params.to_numpy())
+    assert again.loglik == first.loglik
+
+
+def C_full(key, kind="fast_run"):
+    """The full key :func:`compiled` files ``key`` under (with the current linker settings)."""
+    return (key, kind, C.config.linker, C.config.c_thunks, ())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import arviz as az
+import cloudpickle
 import numpy as np
 import pandas as pd
 
@@ -45,6 +46,22 @@ class BayesResult:
     spec: object = field(repr=False)
     priors: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
+
+    # -- pickling --------------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """Pickle state: the PyMC model goes through cloudpickle, since PyMC binds
+        ``functools.partial`` objects as methods of its variables (for their LaTeX repr), which
+        the standard pickle cannot save. The model holds graphs, not compiled functions
+        (those are rebuilt when it is sampled or evaluated again)."""
+        state = dict(self.__dict__)
+        state["model"] = None if self.model is None else cloudpickle.dumps(self.model)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        model = state.get("model")
+        if isinstance(model, bytes):
+            state = {**state, "model": cloudpickle.loads(model)}
+        self.__dict__.update(state)
 
     # -- draws -----------------------------------------------------------------------------------
     def _draws(self, var: str) -> np.ndarray:

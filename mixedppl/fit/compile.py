@@ -14,10 +14,17 @@ structure. The linker is a setting (``mixedppl.config.linker`` / env ``MIXEDPPL_
 - one-off functions (estimates at the optimum, Satterthwaite pieces) skip most graph rewrites
   (``optimizer="fast_compile"``) with the same linker.
 
-Compiled functions are also kept on disk (pickled after PyTensor's graph rewrites, under
-``<pytensor compiledir>/mixedppl/``), so a new process skips building the gradient graph and
-rewriting it and only links the thunks: sleepstudy's first fit in a new process took 2.9 s of CPU
-compiling, and 0.3 s loading (see :func:`compiled`). ``MIXEDPPL_DISK_CACHE=0`` turns it off.
+Compiled functions are also kept on disk (pickled after PyTensor's graph rewrites, in
+``mixedppl.config.cache_dir``, by default ``<pytensor compiledir>/mixedppl/``; env
+``MIXEDPPL_CACHE_DIR``), so a new process skips building the gradient graph and rewriting it and
+only links the thunks: sleepstudy's first fit in a new process took 2.9 s of CPU compiling, and
+0.3 s loading (see :func:`compiled`). ``MIXEDPPL_DISK_CACHE=0`` turns it off.
+
+Unpickling runs code, so an entry is only read when it can only have been written by this user:
+the folder must be owned by the current user and not writable by group or others (otherwise
+functions are compiled in memory only, with one warning). Each entry carries its key and a
+SHA-256 of its payload, checked before anything is unpickled: an entry stored under another
+key's name (swapped), truncated or foreign is rebuilt and overwritten, never used.
 
 PyTensor's "could not link to a BLAS installation" warning is avoided by telling PyTensor to use
 NumPy's own BLAS (``blas__ldflags=""``) unless the user configured BLAS flags themselves.
@@ -29,10 +36,13 @@ import hashlib
 import logging
 import os
 import pickle
+import stat
+import struct
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Hashable
 from functools import partial
 from pathlib import Path
@@ -51,22 +61,47 @@ class _Config:
     """Package settings.
 
     ``linker`` picks the PyTensor linker for fitting functions; ``c_thunks`` (``"loops"`` or
-    ``"all"``) which nodes of a ``cvm`` function get compiled C code (see :class:`_SelectiveCVM`).
+    ``"all"``) which nodes of a ``cvm`` function get compiled C code (see :class:`_SelectiveCVM`);
+    ``disk_cache`` whether compiled functions are kept on disk, in ``cache_dir``.
     """
 
     def __init__(self):
         self.linker = os.environ.get("MIXEDPPL_LINKER", "cvm")
         self.c_thunks = os.environ.get("MIXEDPPL_C_THUNKS", "loops")
         self.disk_cache = os.environ.get("MIXEDPPL_DISK_CACHE", "1") != "0"
+        self._cache_dir: Path | None = (Path(os.environ["MIXEDPPL_CACHE_DIR"])
+                                        if os.environ.get("MIXEDPPL_CACHE_DIR") else None)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder of the on-disk cache of compiled functions (a :class:`pathlib.Path`).
+
+        Defaults to ``<pytensor compiledir>/mixedppl``; set it to a path (or ``None`` for the
+        default). Entries are only read from a folder owned by the current user and not
+        writable by group or others.
+        """
+        if self._cache_dir is not None:
+            return self._cache_dir
+        return Path(pytensor.config.compiledir) / "mixedppl"
+
+    @cache_dir.setter
+    def cache_dir(self, value) -> None:
+        self._cache_dir = None if value is None else Path(value).expanduser()
 
 
 config = _Config()
 _CACHE: dict[Hashable, Callable] = {}
 _LOCK = threading.Lock()
 #: How the functions of this process were obtained: ``compiled`` (built and rewritten here),
-#: ``disk`` (unpickled from the disk cache), ``disk_errors`` (unreadable entries, rebuilt).
-cache_stats = {"compiled": 0, "disk": 0, "disk_errors": 0}
+#: ``disk`` (unpickled from the disk cache), ``disk_errors`` (entries rebuilt because they were
+#: unreadable, truncated or stored under another key), ``untrusted`` (lookups that skipped the
+#: disk because its folder is not private to this user).
+cache_stats = {"compiled": 0, "disk": 0, "disk_errors": 0, "untrusted": 0}
 _SOURCE_HASH: str | None = None
+_WARNED_DIRS: set[str] = set()
+#: First bytes of every entry: the format, then the key (length-prefixed), the payload's
+#: SHA-256 and the pickled function.
+_MAGIC = b"mixedppl-compiled-function-v2\n"
 
 
 def _source_hash() -> str:
@@ -85,28 +120,103 @@ def _source_hash() -> str:
     return _SOURCE_HASH
 
 
+def _key_text(full_key: Hashable) -> str | None:
+    """The text identifying ``full_key`` on disk (its repr and :func:`_source_hash`), or None
+    when its repr differs between processes (it holds an object address)."""
+    text = repr(full_key)
+    if " at 0x" in text:
+        return None
+    return text + "|" + _source_hash()
+
+
+def _private_dir(folder: Path) -> bool:
+    """Whether ``folder`` exists (created mode 0700 if missing), is a directory owned by the
+    current user and is writable by nobody else, so that only this user can have put entries
+    there. Warns once per folder when it is not."""
+    reason = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.stat(folder)
+        if not stat.S_ISDIR(st.st_mode):
+            reason = "it is not a directory"
+        elif hasattr(os, "getuid") and st.st_uid != os.getuid():
+            reason = f"it is owned by uid {st.st_uid}, not by the current user"
+        elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            reason = f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    except OSError as exc:
+        reason = f"it cannot be used ({exc})"
+    if reason is None:
+        return True
+    cache_stats["untrusted"] += 1
+    if str(folder) not in _WARNED_DIRS:
+        _WARNED_DIRS.add(str(folder))
+        warnings.warn(f"mixedppl's compile cache {folder} is not used because {reason}; "
+                      "compiled functions are kept in memory only (make the folder private, "
+                      "e.g. chmod 700, or set mixedppl.config.cache_dir)", UserWarning,
+                      stacklevel=4)
+    return False
+
+
 def _disk_path(full_key: Hashable) -> Path | None:
     """Where the function for ``full_key`` is kept on disk, or None when it must not be.
 
     Only keys whose ``repr`` is the same in every process (strings, numbers, tuples, frozen
-    dataclasses) are kept.
+    dataclasses) are kept, and only in a folder private to the current user
+    (:func:`_private_dir`).
     """
     if not config.disk_cache:
         return None
-    text = repr(full_key)
-    if " at 0x" in text:
+    text = _key_text(full_key)
+    if text is None:
         return None
-    digest = hashlib.sha256((text + _source_hash()).encode()).hexdigest()[:40]
-    return Path(pytensor.config.compiledir) / "mixedppl" / f"{digest}.pkl"
+    folder = config.cache_dir
+    if not _private_dir(folder):
+        return None
+    digest = hashlib.sha256(text.encode()).hexdigest()[:40]
+    return folder / f"{digest}.pkl"
 
 
-def _load(path: Path | None):
-    if path is None or not path.exists():
+def _read_entry(fh, key: str):
+    """The function in an open entry, or None unless its format, key and payload hash check
+    out (nothing is unpickled before they do)."""
+    if fh.read(len(_MAGIC)) != _MAGIC:
+        return None
+    (n,) = struct.unpack(">Q", fh.read(8) or b"\xff" * 8)
+    want = key.encode()
+    if n != len(want) or fh.read(n) != want:
+        return None
+    digest = fh.read(32)
+    payload = fh.read()
+    if len(digest) != 32 or hashlib.sha256(payload).digest() != digest:
+        return None
+    return pickle.loads(payload)
+
+
+def _write_entry(fh, key: str, fn) -> None:
+    """Write ``fn`` with its key and payload hash (the format :func:`_read_entry` checks)."""
+    payload = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+    want = key.encode()
+    fh.write(_MAGIC + struct.pack(">Q", len(want)) + want + hashlib.sha256(payload).digest())
+    fh.write(payload)
+
+
+def _load(path: Path | None, key: str | None = None):
+    """The function stored at ``path`` for ``key``; None when absent, or (counted in
+    ``cache_stats["disk_errors"]``) when the entry is unreadable, truncated, of another key, or
+    not a private file of this user's — the caller then rebuilds and overwrites it."""
+    if path is None or key is None or not path.exists():
         return None
     try:
         with open(path, "rb") as fh:
-            fn = pickle.load(fh)
+            st = os.fstat(fh.fileno())
+            if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or \
+                    st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                fn = None
+            else:
+                fn = _read_entry(fh, key)
     except Exception:  # a partial, stale or foreign entry: rebuild (and overwrite) it
+        fn = None
+    if fn is None:
         cache_stats["disk_errors"] += 1
         return None
     cache_stats["disk"] += 1
@@ -138,16 +248,16 @@ def _prune(folder: Path) -> None:
             pass
 
 
-def _save(path: Path | None, fn) -> None:
-    """Pickle a freshly compiled ``fn`` (its input storage still empty) atomically to ``path``."""
-    if path is None:
+def _save(path: Path | None, fn, key: str | None = None) -> None:
+    """Pickle a freshly compiled ``fn`` (its input storage still empty) with its ``key``,
+    atomically, to ``path`` (a private file: mode 0600)."""
+    if path is None or key is None:
         return
     fh = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         _prune(path.parent)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as fh:
-            pickle.dump(fn, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            _write_entry(fh, key, fn)
         os.replace(fh.name, path)
     except Exception:  # not picklable or not writable: the in-process cache still works
         if fh is not None:
@@ -268,8 +378,9 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
     ``"fast_compile"`` (few graph rewrites, for one-off evaluations).
 
     Looked up in this process's cache, then on disk (a function pickled after its graph rewrites,
-    keyed by ``key``, ``kind``, the linker settings and :func:`_source_hash`); built, rewritten and
-    saved there otherwise. Unpickling only re-links the thunks (C modules come from PyTensor's own
+    keyed by ``key``, ``kind``, the linker settings and :func:`_source_hash`, in
+    ``config.cache_dir`` when that folder is private to this user; the key stored in the entry
+    must match); built, rewritten and saved there otherwise. Unpickling only re-links the thunks (C modules come from PyTensor's own
     cache), which is what makes a new process's first fit fast.
     """
     full_key = (key, kind, config.linker, config.c_thunks, tuple(sorted(kwargs.items())))
@@ -278,13 +389,14 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
     if fn is None:
         configure_pytensor()
         path = _disk_path(full_key)
-        fn = _load(path)
+        text = _key_text(full_key) if path is not None else None
+        fn = _load(path, text)
         if fn is None:
             inputs, outputs = build()
             fn = pytensor.function(inputs, outputs, mode=_mode(kind), on_unused_input="ignore",
                                    **kwargs)
             cache_stats["compiled"] += 1
-            _save(path, fn)
+            _save(path, fn, text)
         with _LOCK:
             _CACHE[full_key] = fn
     return fn

@@ -18,7 +18,50 @@ from ..exceptions import ModelSpecError
 from ..spec.reterm import value_labels
 from .varcorr import group_labels
 
-__all__ = ["MixedResult"]
+__all__ = ["MixedResult", "per_row"]
+
+
+def per_row(spec, values, columns=None, name: str | None = None):
+    """Per-row values of the fitted rows, labelled with the user's row labels.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The fit's spec: ``row_index`` labels the fitted rows; with ``na_action="exclude"`` the
+        result is padded with NaN to every row of the user's data (``data_index``), as R's
+        ``naresid`` / ``napredict``.
+    values : array-like
+        One value (or one row, with ``columns``) per fitted row.
+    columns : list, optional
+        Column labels of a 2-D ``values`` (a DataFrame is returned).
+    name : str, optional
+        Name of the returned Series.
+
+    Returns
+    -------
+    Series or DataFrame
+    """
+    values = np.asarray(values)
+    n = values.shape[0]
+    index = spec.row_index if spec.row_index is not None and len(spec.row_index) == n \
+        else pd.RangeIndex(n)
+    keep = np.asarray(spec.keep, bool)
+    if (spec.na_action == "exclude" and spec.data_index is not None
+            and keep.shape[0] == len(spec.data_index) and int(keep.sum()) == n and n < keep.shape[0]):
+        dtype = float if values.dtype.kind in "biuf" else object
+        full = np.full((keep.shape[0],) + values.shape[1:], np.nan, dtype=dtype)
+        full[keep] = values
+        values, index = full, spec.data_index
+    if columns is not None:
+        return pd.DataFrame(values, index=index, columns=columns)
+    return pd.Series(values, index=index, name=name)
+
+
+def new_rows(newdata: pd.DataFrame, values, columns=None, name: str | None = None):
+    """Predictions on ``newdata`` as a Series (or, with ``columns``, a DataFrame) indexed like it."""
+    if columns is not None:
+        return pd.DataFrame(np.asarray(values), index=newdata.index, columns=columns)
+    return pd.Series(np.asarray(values), index=newdata.index, name=name)
 
 
 class MixedResult:

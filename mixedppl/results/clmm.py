@@ -14,7 +14,7 @@ from ..exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import value_labels
-from .base import MixedResult
+from .base import MixedResult, new_rows, per_row
 from .summary import coef_block, random_effects_table
 from .varcorr import term_covariances, varcorr_frame
 
@@ -164,17 +164,21 @@ class CLMMResult(MixedResult, SampleMixin):
                                  f"response never had; its levels are {self.levels}")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob",
-                include_random: bool = True) -> np.ndarray:
+                include_random: bool = True) -> pd.DataFrame | pd.Series:
         """Predictions: ``"prob"`` (n, K) category probabilities, ``"cum.prob"`` (n, K − 1)
         P(Y ≤ j), ``"class"`` (most probable level) or ``"linear.predictor"`` x'β + z'b
         (unseen group levels get b = 0; ``include_random=False`` gives the population level).
+
+        ``"prob"`` is a DataFrame with a column per level, ``"cum.prob"`` one per threshold
+        (``"1|2"``, …); ``"class"`` and ``"linear.predictor"`` are Series. Rows are indexed like
+        ``newdata`` (without it: the fitted rows, indexed as :meth:`fitted`).
 
         Examples
         --------
         >>> import mixedppl as mp
         >>> wine = mp.datasets.load("wine")
         >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", wine)
-        >>> r.predict(wine.head(1)).round(3).tolist()
+        >>> r.predict(wine.head(1)).round(3).values.tolist()
         [[0.035, 0.42, 0.472, 0.061, 0.012]]
         """
         kinds = ("prob", "cum.prob", "class", "linear.predictor")
@@ -182,20 +186,31 @@ class CLMMResult(MixedResult, SampleMixin):
             raise ValueError(f"type must be one of {kinds}, got {type!r}")
         self._check_newdata_response(newdata)
         eta = self.linear_predictor(newdata, include_random)
+        columns = None
         if type == "linear.predictor":
-            return eta
-        if type == "cum.prob":
-            return self.family.cumprob_np(self.alpha, eta, self.link)
-        prob = self.family.prob_np(self.alpha, eta, self.link)
-        if type == "class":
-            return np.asarray(self.levels, dtype=object)[np.argmax(prob, axis=1)]
-        return prob
+            out = eta
+        elif type == "cum.prob":
+            out, columns = self.family.cumprob_np(self.alpha, eta, self.link), self.threshold_names
+        else:
+            prob = self.family.prob_np(self.alpha, eta, self.link)
+            if type == "class":
+                out = np.asarray(self.levels, dtype=object)[np.argmax(prob, axis=1)]
+            else:
+                out, columns = prob, list(self.levels)
+        if newdata is None:
+            return per_row(self.spec, out, columns, name=type)
+        return new_rows(newdata, out, columns, name=type)
 
-    def fitted(self) -> np.ndarray:
+    def fitted(self) -> pd.Series:
         """Probability of the observed category given the conditional modes (ordinal's
-        ``fitted()``)."""
+        ``fitted()``).
+
+        A Series indexed by the user's row labels of the rows used; with
+        ``na_action="exclude"`` one value per row of the data, NaN on the rows dropped.
+        """
         prob = self.family.prob_np(self.alpha, self._eta(True), self.link)
-        return prob[np.arange(len(prob)), self.counts.astype(int)]
+        return per_row(self.spec, prob[np.arange(len(prob)), self.counts.astype(int)],
+                       name="fitted")
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self):

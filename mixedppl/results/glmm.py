@@ -15,7 +15,7 @@ from ..diagnostics.mixin import VarianceDecompositionMixin
 from ..fit.optimize import OptSummary
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
-from .base import MixedResult
+from .base import MixedResult, new_rows, per_row
 from .summary import coef_block, random_effects_table
 from .varcorr import term_covariances, varcorr_frame
 
@@ -167,13 +167,20 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
                 for t, S in zip(self.spec.terms, self._covs)}
 
     # -- predictions -----------------------------------------------------------------------------
-    def fitted(self) -> np.ndarray:
-        """Fitted means μ̂ on the response scale (proportions for the binomial)."""
-        return self.link.linkinv_np(self._eta(True))
+    def fitted(self) -> pd.Series:
+        """Fitted means μ̂ on the response scale (proportions for the binomial).
+
+        A Series indexed by the user's row labels of the rows used; with
+        ``na_action="exclude"`` one value per row of the data, NaN on the rows dropped.
+        """
+        return per_row(self.spec, self.link.linkinv_np(self._eta(True)), name="fitted")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",
-                include_random: bool = True, offset=None) -> np.ndarray:
+                include_random: bool = True, offset=None) -> pd.Series:
         """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0).
+
+        A Series indexed like ``newdata`` (without it: the fitted rows, indexed as
+        :meth:`fitted`).
 
         Offsets on new rows, as lme4's ``predict.merMod``: ``offset(...)`` terms of the formula
         are evaluated on ``newdata``; the fit's ``offset=`` argument, when it named a column, is
@@ -202,7 +209,10 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
         else:
             eta = self.linear_predictor(newdata, include_random) + self._new_offset(newdata,
                                                                                    offset)
-        return eta if type == "link" else self.link.linkinv_np(eta)
+        out = eta if type == "link" else self.link.linkinv_np(eta)
+        if newdata is None:
+            return per_row(self.spec, out, name="predicted")
+        return new_rows(newdata, out, name="predicted")
 
     def _new_offset(self, newdata: pd.DataFrame, offset) -> np.ndarray | float:
         """The ``offset=`` part of η on ``newdata`` (the formula's offset terms are in X's
@@ -221,11 +231,10 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
                 "offset='column' / offset(...) in the formula")
         return numeric_vector(offset, "offset", len(newdata))
 
-    def residuals(self, type: str = "pearson") -> np.ndarray:
-        """Pearson ((y − μ)/√V) or response (y − μ) residuals on the proportion / count scale."""
+    def _residual_values(self, type: str = "pearson") -> np.ndarray:
         n = self.trials
         y = self.counts / np.where(n > 0, n, 1) if self.family.name == "binomial" else self.counts
-        mu = self.fitted()
+        mu = self.link.linkinv_np(self._eta(True))
         if type == "response":
             return y - mu
         if type == "pearson":
@@ -233,11 +242,18 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
                                                            self.dispersion))
         raise ValueError(f"type must be 'pearson' or 'response', got {type!r}")
 
+    def residuals(self, type: str = "pearson") -> pd.Series:
+        """Pearson ((y − μ)/√V) or response (y − μ) residuals on the proportion / count scale.
+
+        Indexed as :meth:`fitted` (NaN on the dropped rows with ``na_action="exclude"``).
+        """
+        return per_row(self.spec, self._residual_values(type), name="residuals")
+
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
         """Text summary in the layout of lme4's ``summary(glmer(...))``."""
         from .lmm import Summary
-        q = np.quantile(self.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1])
+        q = np.quantile(self._residual_values("pearson"), [0, 0.25, 0.5, 0.75, 1])
         resid = pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4)
         ic = pd.DataFrame([[self.aic, self.bic, self.loglik, self.deviance, self.df_resid]],
                           columns=["AIC", "BIC", "logLik", "deviance", "df.resid"])

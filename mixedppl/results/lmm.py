@@ -15,7 +15,7 @@ from ..fit.optimize import OptSummary
 from ..inference.intervals_mixin import IntervalsMixin
 from ..inference.tests_mixin import LMMTestsMixin
 from ..spec.model_spec import ModelSpec
-from .base import MixedResult
+from .base import MixedResult, new_rows, per_row
 from .satterthwaite import satterthwaite_df
 from .varcorr import group_labels, term_covariances, varcorr_frame
 
@@ -124,21 +124,34 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
         return out
 
     # -- fitted values ---------------------------------------------------------------------------
-    def fitted(self) -> np.ndarray:
-        """Conditional fitted values Xβ̂ + Zb̂ + offset."""
-        return self._eta(True)
+    def fitted(self) -> pd.Series:
+        """Conditional fitted values Xβ̂ + Zb̂ + offset.
 
-    def residuals(self, type: str = "response", scaled: bool = False) -> np.ndarray:
-        """y − fitted (``"response"``) or √w (y − fitted) (``"pearson"``); ``scaled`` divides by σ."""
-        r = self.spec.y - self.fitted()
+        A Series indexed by the user's row labels of the rows used; with
+        ``na_action="exclude"`` one value per row of the data, NaN on the rows dropped.
+        """
+        return per_row(self.spec, self._eta(True), name="fitted")
+
+    def _residual_values(self, type: str = "response", scaled: bool = False) -> np.ndarray:
+        r = self.spec.y - self._eta(True)
         if type == "pearson":
             r = r * np.sqrt(self.spec.weights)
         elif type != "response":
             raise ValueError(f"type must be 'response' or 'pearson', got {type!r}")
         return r / self.sigma if scaled else r
 
-    def predict(self, newdata: pd.DataFrame | None = None, include_random: bool = True) -> np.ndarray:
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        """y − fitted (``"response"``) or √w (y − fitted) (``"pearson"``); ``scaled`` divides by σ.
+
+        Indexed as :meth:`fitted` (NaN on the dropped rows with ``na_action="exclude"``).
+        """
+        return per_row(self.spec, self._residual_values(type, scaled), name="residuals")
+
+    def predict(self, newdata: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
         """Predictions Xβ̂ (+ Zb̂) (+ offset); levels unseen in the fit get random effect 0.
+
+        A Series indexed like ``newdata`` (without it: the fitted rows, indexed as
+        :meth:`fitted`).
 
         Examples
         --------
@@ -148,7 +161,10 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
         >>> fit.predict(new).round(1).tolist()
         [253.7, 303.7]
         """
-        return self.linear_predictor(newdata, include_random)
+        eta = self.linear_predictor(newdata, include_random)
+        if newdata is None:
+            return per_row(self.spec, eta, name="predicted")
+        return new_rows(newdata, eta, name="predicted")
 
     # -- Satterthwaite t tests (lmerTest) --------------------------------------------------------
     @cached_property

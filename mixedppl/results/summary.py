@@ -48,7 +48,7 @@ def coef_block(table: pd.DataFrame, p_col: str) -> str:
 
 
 def _scaled_residuals(fit) -> str:
-    q = np.quantile(fit.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1])
+    q = np.quantile(fit.residuals(type="pearson", scaled=True).dropna(), [0, 0.25, 0.5, 0.75, 1])
     return pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4).to_string(index=False)
 
 

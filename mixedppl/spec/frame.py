@@ -69,8 +69,10 @@ def model_frame(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
         The user's data (not modified).
     columns : list of str
         Columns the model uses (already checked to exist).
-    na_action : {"omit", "raise"}
-        ``"omit"`` drops rows with missing values and warns how many; ``"raise"`` raises instead.
+    na_action : {"omit", "exclude", "raise"}
+        ``"omit"`` drops rows with missing values and warns how many; ``"exclude"`` (R's
+        ``na.exclude``) drops them the same way, the results then padding per-row outputs with
+        NaN back to the user's rows; ``"raise"`` raises instead.
     extra_mask : ndarray of bool, optional
         Further rows to treat as missing (e.g. missing weights).
 
@@ -85,8 +87,8 @@ def model_frame(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
         raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise ModelSpecError("the data has no rows")
-    if na_action not in ("omit", "raise"):
-        raise ModelSpecError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
+    if na_action not in ("omit", "exclude", "raise"):
+        raise ModelSpecError(f"na_action must be 'omit', 'exclude' or 'raise', got {na_action!r}")
     cols = list(dict.fromkeys(columns))
     missing = data[cols].isna().to_numpy() if cols else np.zeros((len(data), 0), bool)
     bad = missing.any(axis=1)
@@ -97,7 +99,7 @@ def model_frame(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
         detail = ", ".join(f"{c}: {k}" for c, k in counts.items()) or "weights/offset"
         if na_action == "raise":
             raise ModelSpecError(f"missing values in the columns used ({detail}); "
-                                 "use na_action='omit' to drop those rows")
+                                 "use na_action='omit' or 'exclude' to drop those rows")
         if bad.all():
             raise ModelSpecError(f"every row has a missing value in a used column ({detail})")
         warnings.warn(f"{int(bad.sum())} row(s) with missing values dropped ({detail})",

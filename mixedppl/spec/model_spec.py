@@ -52,6 +52,14 @@ class ModelSpec:
         A reference (not a copy) to the user's data, for ``update`` and refits with a new formula.
     build_kwargs : dict
         The weights / offset / contrasts / na_action the spec was built with.
+    row_index : Index
+        The user's row labels (``data.index``) of the rows used, in order: ``fitted()``,
+        ``residuals()`` and ``predict()`` are indexed by it.
+    data_index : Index
+        The row labels of the whole of the user's data (``na_action="exclude"`` pads results to it).
+    na_action : {"omit", "exclude", "raise"}
+        How rows with missing values were handled: ``"exclude"`` (R's ``na.exclude``) makes
+        per-row results one value per row of the user's data, NaN on the dropped rows.
     """
 
     formula: str
@@ -68,6 +76,9 @@ class ModelSpec:
     response_name: str = ""
     data: pd.DataFrame | None = field(default=None, repr=False)
     build_kwargs: dict = field(default_factory=dict, repr=False)
+    row_index: pd.Index | None = field(default=None, repr=False)
+    data_index: pd.Index | None = field(default=None, repr=False)
+    na_action: str = "omit"
 
     @property
     def n(self) -> int:
@@ -243,7 +254,9 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
         Not modified.
     weights, offset : str or array-like, optional
         Column name or one value per row of ``data``.
-    na_action : {"omit", "raise"}
+    na_action : {"omit", "exclude", "raise"}
+        Rows with a missing value in a used column: dropped (``"omit"``, ``"exclude"``) or an
+        error. With ``"exclude"`` per-row results are padded with NaN to the user's rows.
     contrasts : dict, optional
         Column → contrast (as R's ``contrasts=``).
     require_random : bool
@@ -305,4 +318,6 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
                      data=data, build_kwargs={"weights": weights, "offset": offset,
-                                              "contrasts": contrasts, "na_action": na_action})
+                                              "contrasts": contrasts, "na_action": na_action},
+                     row_index=data.index[keep], data_index=data.index.copy(),
+                     na_action=na_action)
