@@ -1,8 +1,9 @@
 """``glmer``: generalized linear mixed models by lme4's Laplace approximation.
 
-Responses, as lme4's ``glmer``: for the binomial, 0/1 (or logical), ``cbind(successes, failures)``
-(trials = successes + failures), or proportions with ``weights`` = number of trials; for the
-Poisson, non-negative integer counts (``offset(log(exposure))`` in the formula or ``offset=``).
+Responses, as lme4's ``glmer``: for the binomial, 0/1 (or logical), a factor (a pandas
+Categorical: its first category occurring in the data is failure, every other one success),
+``cbind(successes, failures)`` (trials = successes + failures), or proportions with ``weights`` =
+number of trials; for the Poisson, non-negative integer counts (``offset(log(exposure))`` in the formula or ``offset=``).
 """
 
 from __future__ import annotations
@@ -20,16 +21,27 @@ from .spec.model_spec import build_spec
 
 __all__ = ["glmer", "glmm_model"]
 
-def _evaluate(frame: pd.DataFrame, expr: str) -> np.ndarray:
-    """One numeric column from an expression on the model frame (a column name or arithmetic)."""
+def _evaluate(frame: pd.DataFrame, expr: str, family=None) -> np.ndarray:
+    """One numeric column from an expression on the model frame (a column name or arithmetic).
+
+    A non-numeric column (categorical, logical, strings) is read by the family's
+    ``factor_response`` (the binomial: first level = failure, as R), when ``family`` is given
+    and has one; ``cbind`` parts pass no family and must be numeric or logical.
+    """
     if expr in frame.columns:
         col = frame[expr]
+        numeric = (pd.api.types.is_numeric_dtype(col)
+                   and not isinstance(col.dtype, pd.CategoricalDtype))
+        if numeric and not pd.api.types.is_bool_dtype(col):
+            return col.to_numpy(dtype=float)
+        reader = getattr(family, "factor_response", None)
+        if reader is not None:
+            return reader(col, expr)
         if pd.api.types.is_bool_dtype(col):
             return col.to_numpy(dtype=float)
-        if not pd.api.types.is_numeric_dtype(col):
-            raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer; it has "
-                                 f"dtype {col.dtype}")
-        return col.to_numpy(dtype=float)
+        raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer"
+                             + ("" if family is None else f" with family {family.name!r}")
+                             + f"; it has dtype {col.dtype}")
     design = model_matrix(f"0 + I({expr})", frame)
     return np.asarray(design.matrix, float)[:, 0]
 
@@ -37,9 +49,10 @@ def _evaluate(frame: pd.DataFrame, expr: str) -> np.ndarray:
 class _Response:
     """The ``response=`` callable of :func:`build_spec`: records trials for ``cbind``."""
 
-    def __init__(self):
+    def __init__(self, family=None):
         self.trials = None
         self.expr = ""
+        self.family = family
 
     def __call__(self, frame: pd.DataFrame, expr: str) -> np.ndarray:
         self.expr = expr
@@ -57,7 +70,7 @@ class _Response:
             self.trials = s + f
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(self.trials > 0, s / np.where(self.trials > 0, self.trials, 1), 0.0)
-        return _evaluate(frame, expr)
+        return _evaluate(frame, expr, self.family)
 
 
 def _build(formula, data, weights, offset, response):
@@ -85,7 +98,7 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     (99, 842, 'logit')
     """
     fam, lnk = get_family(family, link)
-    resp = _Response()
+    resp = _Response(fam)
     spec = _build(formula, data, weights, offset, resp)
     w = np.asarray(spec.weights, float)
     column = resp.expr or spec.response_name

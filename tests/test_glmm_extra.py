@@ -336,3 +336,54 @@ def test_schur_product_from_row_pairs_equals_the_dense_product(monkeypatch):
     spec = glmm_model("TICKS ~ YEAR + (1|BROOD) + (1|INDEX) + (1|LOCATION)", gr, "poisson")[0]
     pairs = row_pairs(spec)
     assert pairs is not None and len(pairs[0]) == 403   # INDEX: one row per level
+
+
+# -- factor responses (R's binomial: first level = failure, the others success) --------------------
+def _factor_data():
+    d = _binary_data(seed=3)
+    yes = d["y"].to_numpy() == 1
+    d["f"] = pd.Categorical(np.where(yes, "yes", "no"), categories=["no", "yes"])
+    # three levels: "b" and "c" are both successes
+    d["f3"] = pd.Categorical(np.where(yes, np.where(d["x"] > 0, "b", "c"), "a"),
+                             categories=["a", "b", "c"])
+    d["logical"] = yes
+    d["text"] = np.where(yes, "yes", "no")
+    return d
+
+
+def test_factor_response_is_the_zero_one_response():
+    d = _factor_data()
+    base = glmer("y ~ x + (1 | g)", d)
+    for col in ("f", "f3", "logical"):
+        fit = glmer(f"{col} ~ x + (1 | g)", d)
+        np.testing.assert_array_equal(fit.counts, base.counts)
+        np.testing.assert_allclose(fit.beta, base.beta, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fit.theta, base.theta, rtol=0, atol=1e-12)
+        assert fit.loglik == pytest.approx(base.loglik, abs=1e-10)
+
+
+def test_factor_response_levels():
+    d = _factor_data()
+    _, _, _, y3, _ = glmm_model("f3 ~ x + (1 | g)", d)
+    np.testing.assert_array_equal(y3, (d["f3"] != "a").to_numpy(float))
+    assert set(d.loc[y3 == 1, "f3"]) == {"b", "c"}
+    # the order of the categories decides, not the labels: "yes" first means yes = failure
+    flipped = d.assign(f=pd.Categorical(d["f"].astype(str), categories=["yes", "no"]))
+    _, _, _, yf, _ = glmm_model("f ~ x + (1 | g)", flipped)
+    np.testing.assert_array_equal(yf, 1 - d["y"].to_numpy(float))
+    # an unused category: lme4 drops unused levels (glFormula, drop.unused.levels = TRUE), so
+    # the first category that occurs is the failure
+    unused = d.assign(f=pd.Categorical(d["f"].astype(str), categories=["never", "no", "yes"]))
+    _, _, _, yu, _ = glmm_model("f ~ x + (1 | g)", unused)
+    np.testing.assert_array_equal(yu, d["y"].to_numpy(float))
+
+
+def test_string_response_says_how_to_give_the_levels():
+    d = _factor_data()
+    with pytest.raises(ModelSpecError, match=r"pd\.Categorical\(data\['text'\], "
+                                             r"categories=\['no', 'yes'\]\)"):
+        glmm_model("text ~ x + (1 | g)", d)
+    with pytest.raises(ModelSpecError, match="first level is failure"):
+        glmm_model("text ~ x + (1 | g)", d)
+    with pytest.raises(ModelSpecError, match="must be numeric or logical.*'poisson'"):
+        glmm_model("f ~ x + (1 | g)", d, family="poisson")
