@@ -170,7 +170,7 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     >>> round(g.loglik, 3), g.fe_params.round(3).tolist()
     (-92.026, [-1.399, -0.992, -1.129, -1.58])
     """
-    from .fit.glmm_checks import check_glmm_data, separated_columns, warn_diverging_coefficients
+    from .fit.glmm_checks import check_glmm_data, warn_diverging_coefficients
     from .fit.glmm_fit import fit_glmm
     from .results.glmm import GLMMResult
     spec, fam, lnk, y, ntr = glmm_model(formula, data, family, link, weights, offset)
@@ -189,16 +189,16 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
                 f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
                 "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
                 "logLik across nAGQ", UserWarning, stacklevel=2)
-    check_glmm_data(spec, fam, y, ntr)
+    separated = check_glmm_data(spec, fam, y, ntr)
     if nAGQ == 0:
         from .fit.glmm_nagq0 import fit_glmm_nagq0
         pieces = fit_glmm_nagq0(spec, fam, lnk, y, ntr, control)
     else:
         pieces = fit_glmm(spec, fam, lnk, y, ntr, control, int(nAGQ))
-    fit = GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ, **pieces)
     if fam.name == "binomial":
-        var = np.diag(fit.vcov_beta)
+        var = np.diag(pieces["vcov_beta"])
         se = np.sqrt(np.where(var > 0, var, np.nan))
-        warn_diverging_coefficients(spec.fe_names, fit.beta, se,
-                                    already=separated_columns(spec, y, ntr))
-    return fit
+        separated += warn_diverging_coefficients(spec.fe_names, pieces["beta"], se,
+                                                 already=separated)
+    return GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ,
+                      separation=tuple(dict.fromkeys(separated)), **pieces)

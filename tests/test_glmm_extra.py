@@ -117,6 +117,10 @@ def test_quasi_complete_separation_names_the_coefficient():
     assert len(sep) == 1 and "'trtb'" in sep[0] and "all 60 rows with trtb = 1 are failures" \
         in sep[0] and "'x'" not in sep[0].split("will diverge")[0]
     assert fit.fe_params["trtb"] < -10 and abs(fit.fe_params["x"]) < 5
+    # recorded on the fit and stated by summary(), as the other warnings
+    assert fit.separation == ("trtb",)
+    notes = str(fit.summary()).split("Signif. codes")[1]
+    assert "separation: the estimate(s) of fixed effect(s) 'trtb' diverge" in notes
 
 
 def test_complete_separation_by_two_columns_is_detected():
@@ -128,6 +132,8 @@ def test_complete_separation_by_two_columns_is_detected():
     assert "1·x + 1·x2" in sep[0]
     # the optimiser cannot reach a finite optimum: the fit says so
     assert any(issubclass(x.category, ConvergenceWarning) for x in w) or fit.fe_params["x"] > 10
+    assert fit.separation == ("x", "x2")
+    assert "fixed effect(s) 'x', 'x2' diverge" in str(fit.summary())
 
 
 def test_no_separation_or_group_warning_on_ordinary_data():
@@ -163,7 +169,11 @@ def test_non_convergence_warns_and_flags():
     fit, w = _caught(lambda: glmer(CBPP, mp.datasets.load("cbpp"), control={"maxiter": 2}))
     assert any(issubclass(x.category, ConvergenceWarning) for x in w)
     assert fit.converged is False
-    assert "optimizer did not converge" in str(fit.summary())
+    text = str(fit.summary())
+    grad = np.max(np.abs(fit.opt.projected_gradient()))
+    assert f"Model failed to converge with max|grad| = {grad:.3g} (optimizer did not " \
+           "converge" in text
+    assert "boundary (singular)" not in text and "separation" not in text
 
 
 # -- offsets on new rows -------------------------------------------------------------------------
@@ -354,6 +364,9 @@ def _factor_data():
 def test_factor_response_is_the_zero_one_response():
     d = _factor_data()
     base = glmer("y ~ x + (1 | g)", d)
+    assert base.converged and base.separation == ()
+    assert "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1" == \
+        str(base.summary()).splitlines()[-1]          # no notes after the table
     for col in ("f", "f3", "logical"):
         fit = glmer(f"{col} ~ x + (1 | g)", d)
         np.testing.assert_array_equal(fit.counts, base.counts)
