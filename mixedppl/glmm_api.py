@@ -3,7 +3,8 @@
 Responses, as lme4's ``glmer``: for the binomial, 0/1 (or logical), a factor (a pandas
 Categorical: its first category occurring in the data is failure, every other one success),
 ``cbind(successes, failures)`` (trials = successes + failures), or proportions with ``weights`` =
-number of trials; for the Poisson, non-negative integer counts (``offset(log(exposure))`` in the formula or ``offset=``).
+number of trials; for the Poisson, non-negative integer counts (``offset(log(exposure))`` in the
+formula or ``offset=``).
 """
 
 from __future__ import annotations

@@ -106,8 +106,8 @@ def fit_glm(spec, family, link, y: np.ndarray, ntr: np.ndarray, start=None,
 
     Maximises :math:`\ell(\beta, \phi) = \sum_i \log p(y_i \mid x_i^\top\beta +
     o_i, \phi)` with the family's log-density (see the module docstring) by Newton's method
-    (Hessian: central differences of the exact gradient), with step halving (and Levenberg damping where the Hessian is not
-    positive definite).
+    (Hessian: central differences of the exact gradient), with step halving (and Levenberg
+    damping where the Hessian is not positive definite).
 
     Parameters
     ----------
