@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytensor.tensor as pt
 from scipy import special
 
@@ -80,6 +81,10 @@ class Family:
         Name of the dispersion parameter φ (``"size"``, ``"cv"``, ``"precision"``), None if fixed.
     hessian : {"fisher", "observed"}
         Weights of the Laplace log-determinant (see the module docstring).
+    factor_response : callable or None
+        ``factor_response(col, column)`` → numeric response from a categorical / logical /
+        string column (R's reading of a factor response), or None where the family takes
+        numbers only.
     """
 
     name: str
@@ -89,6 +94,7 @@ class Family:
     check: Callable
     dispersion: str | None = None
     hessian: str = "fisher"
+    factor_response: Callable | None = None
 
     @property
     def default_link(self) -> str:
@@ -182,6 +188,41 @@ def _check_binomial(y: np.ndarray, n: np.ndarray, column: str) -> None:
         raise ModelSpecError(f"binomial response {column!r}: non-integer number of successes or "
                              "trials; give 0/1, cbind(successes, failures), or proportions with "
                              "weights = number of trials")
+
+
+def _binomial_factor(col, column: str) -> np.ndarray:
+    r"""A binomial response from a factor, as lme4's ``glmer`` reads it.
+
+    A pandas Categorical: the first category in the Categorical's order is failure and every
+    other category success, :math:`y_i = [\,c_i \ne c_{(1)}\,]`. As in lme4, whose model frame
+    is built with ``drop.unused.levels = TRUE`` (``glFormula``), categories with no row in the
+    model frame are dropped first, so :math:`c_{(1)}` is the first category that occurs. A
+    boolean column: True = success. Strings (object dtype) have no level order and are refused
+    with a :class:`ModelSpecError` saying how to give one.
+
+    References
+    ----------
+    R's ``binomial()$initialize`` (``family.R``: "if a factor, the first level denotes failure
+    and all others success"); lme4's ``glFormula`` (``R/modular.R``).
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        seen = codes[codes >= 0]
+        first = seen.min() if len(seen) else 0
+        return np.where(codes < 0, np.nan, (codes > first).astype(float))
+    if pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float)
+    found = sorted(str(v) for v in pd.unique(col.dropna()))[:10]
+    example = (f"data[{column!r}] = pd.Categorical(data[{column!r}], categories="
+               f"[{found[0]!r}, {found[1]!r}])  # first = failure" if len(found) == 2 else
+               f"data[{column!r}] = pd.Categorical(data[{column!r}], categories=[failure, "
+               "success, ...])")
+    raise ModelSpecError(
+        f"binomial response {column!r} has dtype {col.dtype} (values {found}) and no level "
+        "order, so which value is the failure is not defined (R's binomial takes a factor: the "
+        f"first level is failure, the others success). Give the order: {example}, or compare "
+        f"with the success level: data[{column!r}] == {found[-1] if found else 'yes'!r} "
+        "(a logical response)")
 
 
 def _check_poisson(y: np.ndarray, n: np.ndarray, column: str) -> None:
@@ -287,7 +328,7 @@ LINKS: dict[str, Link] = {
 
 FAMILIES: dict[str, Family] = {
     "binomial": Family("binomial", ("logit", "probit", "cloglog", "cauchit"), _binomial_logp,
-                       _binomial_var, _check_binomial),
+                       _binomial_var, _check_binomial, factor_response=_binomial_factor),
     "poisson": Family("poisson", ("log",), _poisson_logp, _poisson_var, _check_poisson),
     "negative_binomial": Family("negative_binomial", ("log",), _negbin_logp, _negbin_var,
                                 _check_negbin, dispersion="size", hessian="observed"),

@@ -1,8 +1,10 @@
 """``glmer``: generalized linear mixed models by lme4's Laplace approximation.
 
-Responses, as lme4's ``glmer``: for the binomial, 0/1 (or logical), ``cbind(successes, failures)``
-(trials = successes + failures), or proportions with ``weights`` = number of trials; for the
-Poisson, non-negative integer counts (``offset(log(exposure))`` in the formula or ``offset=``).
+Responses, as lme4's ``glmer``: for the binomial, 0/1 (or logical), a factor (a pandas
+Categorical: its first category occurring in the data is failure, every other one success),
+``cbind(successes, failures)`` (trials = successes + failures), or proportions with ``weights`` =
+number of trials; for the Poisson, non-negative integer counts (``offset(log(exposure))`` in the
+formula or ``offset=``).
 """
 
 from __future__ import annotations
@@ -22,16 +24,27 @@ from .spec.model_spec import build_spec
 
 __all__ = ["glmer", "glmm_model"]
 
-def _evaluate(frame: pd.DataFrame, expr: str) -> np.ndarray:
-    """One numeric column from an expression on the model frame (a column name or arithmetic)."""
+def _evaluate(frame: pd.DataFrame, expr: str, family=None) -> np.ndarray:
+    """One numeric column from an expression on the model frame (a column name or arithmetic).
+
+    A non-numeric column (categorical, logical, strings) is read by the family's
+    ``factor_response`` (the binomial: first level = failure, as R), when ``family`` is given
+    and has one; ``cbind`` parts pass no family and must be numeric or logical.
+    """
     if expr in frame.columns:
         col = frame[expr]
+        numeric = (pd.api.types.is_numeric_dtype(col)
+                   and not isinstance(col.dtype, pd.CategoricalDtype))
+        if numeric and not pd.api.types.is_bool_dtype(col):
+            return col.to_numpy(dtype=float)
+        reader = getattr(family, "factor_response", None)
+        if reader is not None:
+            return reader(col, expr)
         if pd.api.types.is_bool_dtype(col):
             return col.to_numpy(dtype=float)
-        if not pd.api.types.is_numeric_dtype(col):
-            raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer; it has "
-                                 f"dtype {col.dtype}")
-        return col.to_numpy(dtype=float)
+        raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer"
+                             + ("" if family is None else f" with family {family.name!r}")
+                             + f"; it has dtype {col.dtype}")
     design = model_matrix(f"0 + I({expr})", frame)
     return np.asarray(design.matrix, float)[:, 0]
 
@@ -39,9 +52,10 @@ def _evaluate(frame: pd.DataFrame, expr: str) -> np.ndarray:
 class _Response:
     """The ``response=`` callable of :func:`build_spec`: records trials for ``cbind``."""
 
-    def __init__(self):
+    def __init__(self, family=None):
         self.trials = None
         self.expr = ""
+        self.family = family
 
     def __call__(self, frame: pd.DataFrame, expr: str) -> np.ndarray:
         self.expr = expr
@@ -59,7 +73,7 @@ class _Response:
             self.trials = s + f
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(self.trials > 0, s / np.where(self.trials > 0, self.trials, 1), 0.0)
-        return _evaluate(frame, expr)
+        return _evaluate(frame, expr, self.family)
 
 
 def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, weights=None,
@@ -82,7 +96,7 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     check_arguments(formula, data, "glmer")
     control = as_control(control, "glmer")
     fam, lnk = get_family(family, link)
-    resp = _Response()
+    resp = _Response(fam)
     spec = build_spec(formula, data, weights=weights, offset=offset, response=resp,
                       allow_n=True, nobs_vs_nRE=control.nobs_vs_nRE("glmer"),
                       na_action=na_action)
@@ -169,7 +183,7 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     >>> round(g.loglik, 3), g.fe_params.round(3).tolist()
     (-92.026, [-1.399, -0.992, -1.129, -1.58])
     """
-    from .fit.glmm_checks import check_glmm_data, separated_columns, warn_diverging_coefficients
+    from .fit.glmm_checks import check_glmm_data, warn_diverging_coefficients
     from .fit.glmm_fit import fit_glmm
     from .results.glmm import GLMMResult
     check_arguments(formula, data, "glmer")
@@ -192,16 +206,16 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
                 f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
                 "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
                 "logLik across nAGQ", UserWarning, stacklevel=2)
-    check_glmm_data(spec, fam, y, ntr)
+    separated = check_glmm_data(spec, fam, y, ntr)
     if nAGQ == 0:
         from .fit.glmm_nagq0 import fit_glmm_nagq0
         pieces = fit_glmm_nagq0(spec, fam, lnk, y, ntr, options)
     else:
         pieces = fit_glmm(spec, fam, lnk, y, ntr, options, int(nAGQ))
-    fit = GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ, **pieces)
     if fam.name == "binomial":
-        var = np.diag(fit.vcov_beta)
+        var = np.diag(pieces["vcov_beta"])
         se = np.sqrt(np.where(var > 0, var, np.nan))
-        warn_diverging_coefficients(spec.fe_names, fit.beta, se,
-                                    already=separated_columns(spec, y, ntr))
-    return fit
+        separated += warn_diverging_coefficients(spec.fe_names, pieces["beta"], se,
+                                                 already=separated)
+    return GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=ntr, nAGQ=nAGQ,
+                      separation=tuple(dict.fromkeys(separated)), **pieces)

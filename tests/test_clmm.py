@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import mixedppl as mp
-from mixedppl.exceptions import ModelSpecError, SingularFitWarning
+from mixedppl.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 
 from conftest import reference, rel_close
 
@@ -225,3 +225,12 @@ def test_newdata_with_unknown_response_level(fits, wine):
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_summary_states_nonconvergence(fits, wine):
+    assert "Model failed to converge" not in str(fits["clmm_wine"].summary())
+    with pytest.warns(ConvergenceWarning):
+        stopped = mp.clmm(WINE, wine, control={"maxiter": 2})
+    assert not stopped.converged
+    grad = np.max(np.abs(stopped.opt.projected_gradient()))
+    assert f"Model failed to converge with max|grad| = {grad:.3g}" in str(stopped.summary())

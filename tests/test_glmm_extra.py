@@ -117,6 +117,10 @@ def test_quasi_complete_separation_names_the_coefficient():
     assert len(sep) == 1 and "'trtb'" in sep[0] and "all 60 rows with trtb = 1 are failures" \
         in sep[0] and "'x'" not in sep[0].split("will diverge")[0]
     assert fit.fe_params["trtb"] < -10 and abs(fit.fe_params["x"]) < 5
+    # recorded on the fit and stated by summary(), as the other warnings
+    assert fit.separation == ("trtb",)
+    notes = str(fit.summary()).split("Signif. codes")[1]
+    assert "separation: the estimate(s) of fixed effect(s) 'trtb' diverge" in notes
 
 
 def test_complete_separation_by_two_columns_is_detected():
@@ -128,6 +132,8 @@ def test_complete_separation_by_two_columns_is_detected():
     assert "1·x + 1·x2" in sep[0]
     # the optimiser cannot reach a finite optimum: the fit says so
     assert any(issubclass(x.category, ConvergenceWarning) for x in w) or fit.fe_params["x"] > 10
+    assert fit.separation == ("x", "x2")
+    assert "fixed effect(s) 'x', 'x2' diverge" in str(fit.summary())
 
 
 def test_no_separation_or_group_warning_on_ordinary_data():
@@ -163,7 +169,11 @@ def test_non_convergence_warns_and_flags():
     fit, w = _caught(lambda: glmer(CBPP, mp.datasets.load("cbpp"), control={"maxiter": 2}))
     assert any(issubclass(x.category, ConvergenceWarning) for x in w)
     assert fit.converged is False
-    assert "optimizer did not converge" in str(fit.summary())
+    text = str(fit.summary())
+    grad = np.max(np.abs(fit.opt.projected_gradient()))
+    assert f"Model failed to converge with max|grad| = {grad:.3g} (optimizer did not " \
+           "converge" in text
+    assert "boundary (singular)" not in text and "separation" not in text
 
 
 # -- offsets on new rows -------------------------------------------------------------------------
@@ -336,3 +346,57 @@ def test_schur_product_from_row_pairs_equals_the_dense_product(monkeypatch):
     spec = glmm_model("TICKS ~ YEAR + (1|BROOD) + (1|INDEX) + (1|LOCATION)", gr, "poisson")[0]
     pairs = row_pairs(spec)
     assert pairs is not None and len(pairs[0]) == 403   # INDEX: one row per level
+
+
+# -- factor responses (R's binomial: first level = failure, the others success) --------------------
+def _factor_data():
+    d = _binary_data(seed=3)
+    yes = d["y"].to_numpy() == 1
+    d["f"] = pd.Categorical(np.where(yes, "yes", "no"), categories=["no", "yes"])
+    # three levels: "b" and "c" are both successes
+    d["f3"] = pd.Categorical(np.where(yes, np.where(d["x"] > 0, "b", "c"), "a"),
+                             categories=["a", "b", "c"])
+    d["logical"] = yes
+    d["text"] = np.where(yes, "yes", "no")
+    return d
+
+
+def test_factor_response_is_the_zero_one_response():
+    d = _factor_data()
+    base = glmer("y ~ x + (1 | g)", d)
+    assert base.converged and base.separation == ()
+    assert "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1" == \
+        str(base.summary()).splitlines()[-1]          # no notes after the table
+    for col in ("f", "f3", "logical"):
+        fit = glmer(f"{col} ~ x + (1 | g)", d)
+        np.testing.assert_array_equal(fit.counts, base.counts)
+        np.testing.assert_allclose(fit.beta, base.beta, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fit.theta, base.theta, rtol=0, atol=1e-12)
+        assert fit.loglik == pytest.approx(base.loglik, abs=1e-10)
+
+
+def test_factor_response_levels():
+    d = _factor_data()
+    _, _, _, y3, _ = glmm_model("f3 ~ x + (1 | g)", d)
+    np.testing.assert_array_equal(y3, (d["f3"] != "a").to_numpy(float))
+    assert set(d.loc[y3 == 1, "f3"]) == {"b", "c"}
+    # the order of the categories decides, not the labels: "yes" first means yes = failure
+    flipped = d.assign(f=pd.Categorical(d["f"].astype(str), categories=["yes", "no"]))
+    _, _, _, yf, _ = glmm_model("f ~ x + (1 | g)", flipped)
+    np.testing.assert_array_equal(yf, 1 - d["y"].to_numpy(float))
+    # an unused category: lme4 drops unused levels (glFormula, drop.unused.levels = TRUE), so
+    # the first category that occurs is the failure
+    unused = d.assign(f=pd.Categorical(d["f"].astype(str), categories=["never", "no", "yes"]))
+    _, _, _, yu, _ = glmm_model("f ~ x + (1 | g)", unused)
+    np.testing.assert_array_equal(yu, d["y"].to_numpy(float))
+
+
+def test_string_response_says_how_to_give_the_levels():
+    d = _factor_data()
+    with pytest.raises(ModelSpecError, match=r"pd\.Categorical\(data\['text'\], "
+                                             r"categories=\['no', 'yes'\]\)"):
+        glmm_model("text ~ x + (1 | g)", d)
+    with pytest.raises(ModelSpecError, match="first level is failure"):
+        glmm_model("text ~ x + (1 | g)", d)
+    with pytest.raises(ModelSpecError, match="must be numeric or logical.*'poisson'"):
+        glmm_model("f ~ x + (1 | g)", d, family="poisson")

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import mixedppl as mp
 from conftest import reference, rel_close
@@ -163,6 +164,55 @@ def test_lrt_one_of_two_terms_of_a_factor():
         mp.lrt(fit, drop="(1 | Days)")
     with pytest.raises(mp.ModelSpecError, match="no fixed term"):
         mp.lrt(fit, drop="Weight")
+
+
+# -- LRT against the model without random effects (GLM / clm / lm) -------------------------------
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+def test_lrt_glmm_only_random_term_is_the_binomial_glm():
+    """R: logLik(glm(cbind(incidence, size - incidence) ~ period, binomial, cbpp)) = -99.0292;
+    glmer Laplace -92.0263, so LR = 14.006."""
+    cbpp = dataset("cbpp")
+    fit = mp.glmer(CBPP, cbpp)
+    t = mp.lrt(fit, drop="(1 | herd)")
+    assert t.loglik_full == pytest.approx(-92.0263, abs=1e-4)
+    assert t.loglik_reduced == pytest.approx(-99.0292, abs=1e-4)
+    assert t.statistic == pytest.approx(14.006, abs=1e-3) and t.df == 1
+    assert t.pvalue_boundary == pytest.approx(0.5 * stats.chi2.sf(t.statistic, 1), rel=1e-12)
+    # closed form: with a factor as the only predictor the GLM fits each period's proportion
+    tot = cbpp.groupby("period", observed=True)[["incidence", "size"]].transform("sum")
+    p_hat = tot["incidence"] / tot["size"]
+    closed = stats.binom.logpmf(cbpp["incidence"], cbpp["size"], p_hat).sum()
+    assert t.loglik_reduced == pytest.approx(closed, abs=1e-8)
+    assert t.reduced.converged and t.reduced.fe_names == fit.spec.fe_names
+    # a fixed term of the GLMM: the reduced model is the GLMM without it (not an LMM)
+    t_fixed = mp.lrt(fit, drop="period")
+    alone = mp.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", cbpp)
+    assert t_fixed.df == 3 and t_fixed.pvalue_boundary is None
+    assert t_fixed.loglik_reduced == pytest.approx(alone.loglik, abs=1e-6)
+
+
+def test_lrt_clmm_only_random_term_is_clm():
+    """ordinal: logLik(clm(rating ~ temp + contact, wine)) = -86.49192; the clmm with (1|judge)
+    -81.56541, so LR = 9.853."""
+    fit = mp.clmm("rating ~ temp + contact + (1 | judge)", dataset("wine"))
+    t = mp.lrt(fit, drop="(1 | judge)")
+    assert t.loglik_reduced == pytest.approx(-86.49192, abs=1e-5)
+    assert t.statistic == pytest.approx(9.853, abs=1e-3) and t.df == 1
+    assert t.pvalue_boundary == pytest.approx(0.5 * stats.chi2.sf(t.statistic, 1), rel=1e-12)
+    np.testing.assert_allclose(t.reduced.beta, [2.503102, 1.527798], atol=1e-5)
+
+
+def test_lrt_lmm_only_random_term_is_ols():
+    sleep = dataset("sleepstudy")
+    fit = mp.lmer("Reaction ~ Days + (1 | Subject)", sleep, reml=False)
+    t = mp.lrt(fit, drop="(1 | Subject)")
+    X = np.column_stack([np.ones(len(sleep)), sleep["Days"]])
+    resid = sleep["Reaction"] - X @ np.linalg.lstsq(X, sleep["Reaction"], rcond=None)[0]
+    closed = stats.norm.logpdf(resid, scale=np.sqrt(np.mean(resid ** 2))).sum()
+    assert t.loglik_reduced == pytest.approx(closed, abs=1e-8)
+    assert t.statistic == pytest.approx(2 * (fit.loglik - closed), abs=1e-8)
 
 
 NONNESTED = reference("inf_anova_nonnested")

@@ -138,3 +138,18 @@ def test_nested_slash_equals_explicit_interaction():
     b = mp.lmer("strength ~ 1 + (1 | batch) + (1 | cask:batch)", pastes)
     assert a.loglik == pytest.approx(b.loglik, abs=1e-8)
     assert list(a.random_effects) == ["cask:batch", "batch"]
+
+
+def test_summary_states_singular_and_nonconverged_fits():
+    with pytest.warns(mp.SingularFitWarning):
+        singular = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff2"))
+    assert singular.is_singular
+    text = str(singular.summary())
+    assert "boundary (singular) fit: see help('isSingular')" in text
+    assert "Model failed to converge" not in text
+    with pytest.warns(mp.ConvergenceWarning):
+        stopped = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"),
+                          control=mp.LmerControl(maxiter=2))
+    assert not stopped.converged
+    grad = np.max(np.abs(stopped.opt.projected_gradient()))
+    assert f"Model failed to converge with max|grad| = {grad:.3g}" in str(stopped.summary())

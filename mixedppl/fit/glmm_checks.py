@@ -152,9 +152,17 @@ def degenerate_levels(spec, y: np.ndarray, ntr: np.ndarray, family) -> list[tupl
     return out
 
 
-def check_glmm_data(spec, family, y: np.ndarray, ntr: np.ndarray) -> None:
-    """Raise for a constant response; warn on separation and on degenerate groups."""
+def check_glmm_data(spec, family, y: np.ndarray, ntr: np.ndarray) -> list[str]:
+    """Raise for a constant response; warn on separation and on degenerate groups.
+
+    Returns
+    -------
+    list of str
+        The fixed-effect columns named in the separation warning (empty when there was none),
+        for the result to record (``fit.separation``).
+    """
     fam = family.name
+    sep: dict[str, str] = {}
     if fam in ("binomial", "poisson", "negative_binomial"):
         pos = ntr > 0
         if np.all(y[pos] == 0):
@@ -193,6 +201,7 @@ def check_glmm_data(spec, family, y: np.ndarray, ntr: np.ndarray) -> None:
                           "their conditional modes are determined by the prior alone and the "
                           f"variance of '{group}' is poorly identified", DegenerateGroupsWarning,
                           stacklevel=3)
+    return list(sep)
 
 
 def warn_diverging_coefficients(names, beta: np.ndarray, se: np.ndarray, already=()) -> list[str]:

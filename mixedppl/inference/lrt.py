@@ -1,10 +1,20 @@
-r"""Likelihood-ratio test of one term of a fitted LMM, with the χ̄² boundary p-value.
+r"""Likelihood-ratio test of one term of a fitted LMM, GLMM or CLMM, with the χ̄² boundary p-value.
 
 The term is removed from the fitted model (its random term, or the columns of a fixed term) and the
-reduced model is refitted by ML on the same rows; when no random term is left, the reduced model is
-the linear model fitted by least squares, whose ML log-likelihood is
-:math:`-\frac n2\left[\log(2\pi\hat\sigma^2) + 1\right] + \frac12\sum_i\log w_i`,
-:math:`\hat\sigma^2 = \mathrm{RSS}_w/n` (R's ``logLik.lm``).
+reduced model is refitted by ML on the same rows, with the same family, link and approximation
+(Laplace / nAGQ) as the full one. When no random term is left, the reduced model has no random
+effects:
+
+- LMM: the linear model fitted by least squares, whose ML log-likelihood is
+  :math:`-\frac n2\left[\log(2\pi\hat\sigma^2) + 1\right] + \frac12\sum_i\log w_i`,
+  :math:`\hat\sigma^2 = \mathrm{RSS}_w/n` (R's ``logLik.lm``);
+- GLMM: the GLM :math:`\max_{\beta,\phi}\sum_i\log p(y_i\mid x_i^\top\beta, \phi)` with the
+  mixed model's family log-density (R's ``logLik(glm(...))``; φ for the dispersion families, as
+  ``glmmTMB`` without random effects);
+- CLMM: the cumulative link model :math:`\max_{\alpha,\beta}\sum_i\log[F(\alpha_{y_i} -
+  x_i^\top\beta) - F(\alpha_{y_i-1} - x_i^\top\beta)]` (``ordinal::clm``),
+
+both by :func:`mixedppl.fit.glm.fit_glm`.
 
 :math:`\mathrm{LR} = 2(\ell_1 - \ell_0)` is compared with :math:`\chi^2_{\mathrm{df}}`. When
 the test removes one variance (a scalar random term) the null value lies on the boundary of the
@@ -27,6 +37,11 @@ import numpy as np
 from scipy import special
 
 from ..exceptions import ModelSpecError
+from ..fit.glm import fit_glm
+from ..fit.glmm_fit import fit_glmm
+from ..fit.glmm_nagq0 import fit_glmm_nagq0
+from ..fit.lmm_fit import fit_lmm
+from ..results.glmm import GLMMResult
 from ..spec.formula import parse_formula
 
 __all__ = ["LRTResult", "lrt"]
@@ -49,7 +64,10 @@ class LRTResult:
         test is not of a single variance on its boundary.
     loglik_full, loglik_reduced : float
     reduced : object
-        The reduced fit (an LMMResult, or a dict for the linear model).
+        The reduced fit: an LMMResult (or a dict with ``formula`` and ``loglik`` for the linear
+        model), a GLMMResult, a dict of the CLMM's estimates (``formula``, ``loglik``,
+        ``theta``, ``beta``, ``phi``), or a :class:`~mixedppl.fit.glm.GLMFit` when no random
+        term is left in a GLMM / CLMM.
     """
 
     statistic: float
@@ -124,14 +142,43 @@ def _reduce_fixed(spec, drop: str):
     return spec2, int(np.sum(~keep)), False
 
 
+def _refit_reduced(fit, spec) -> tuple[float, object]:
+    """ML log-likelihood and fit of the reduced model ``spec``, of the same kind as ``fit``."""
+    family = getattr(fit, "family", None)
+    if family is None:                                     # LMM
+        if spec.terms:
+            reduced = fit_lmm(spec, reml=False)
+            return float(reduced.loglik), reduced
+        ll0 = float(_lm_loglik(spec))
+        return ll0, {"formula": spec.formula, "loglik": ll0}
+    y = fit.counts
+    ntr = fit.trials if hasattr(fit, "trials") else fit.weights      # GLMM / CLMM
+    if not spec.terms:
+        reduced = fit_glm(spec, family, fit.link, y, ntr)
+        return reduced.loglik, reduced
+    control = {}
+    if getattr(fit, "nAGQ", 1) == 0:
+        pieces = fit_glmm_nagq0(spec, family, fit.link, y, ntr, control)
+    else:
+        pieces = fit_glmm(spec, family, fit.link, y, ntr, control, int(fit.nAGQ))
+    ll0 = -0.5 * float(pieces["deviance_laplace"])
+    if hasattr(fit, "trials"):
+        return ll0, GLMMResult(spec=spec, family=family, link=fit.link, counts=y, trials=ntr,
+                               nAGQ=fit.nAGQ, **pieces)
+    return ll0, {"formula": spec.formula, "loglik": ll0, "theta": pieces["theta"],
+                 "beta": pieces["beta"], "phi": pieces["phi"]}
+
+
 def lrt(fit, drop: str) -> LRTResult:
     """Likelihood-ratio test of removing one term (random ``"(1 | g)"`` or fixed ``"x"``).
 
-    REML fits are refitted by ML first (a warning says so), as lme4's ``anova``.
+    REML fits are refitted by ML first (a warning says so), as lme4's ``anova``. GLMM and CLMM
+    fits are compared with the reduced model of the same family and approximation; with the
+    only random term dropped, with the GLM / cumulative link model (see the module docstring).
 
     Parameters
     ----------
-    fit : LMMResult
+    fit : LMMResult, GLMMResult or CLMMResult
     drop : str
         The term to remove: a random term as written in the formula, or a fixed term label.
 
@@ -147,19 +194,13 @@ def lrt(fit, drop: str) -> LRTResult:
     >>> round(t.statistic, 4), t.df, round(t.pvalue_boundary, 5)
     (5.4028, 1, 0.01005)
     """
-    from ..fit.lmm_fit import fit_lmm
     if getattr(fit, "reml", False):
         warnings.warn("refitting model(s) with ML (instead of REML)", UserWarning, stacklevel=2)
         fit = fit_lmm(fit.spec, reml=False)
     spec = fit.spec
     is_random = "|" in drop
     reduced_spec, df, scalar = (_reduce_random if is_random else _reduce_fixed)(spec, drop)
-    if reduced_spec.terms:
-        reduced = fit_lmm(reduced_spec, reml=False)
-        ll0 = reduced.loglik
-    else:
-        ll0 = float(_lm_loglik(reduced_spec))
-        reduced = {"formula": reduced_spec.formula, "loglik": ll0}
+    ll0, reduced = _refit_reduced(fit, reduced_spec)
     stat = float(max(2 * (fit.loglik - ll0), 0.0))
     p = float(special.chdtrc(df, stat))
     pb = 0.5 * float(special.chdtrc(1, stat)) if (is_random and scalar) else None

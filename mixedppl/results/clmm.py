@@ -15,7 +15,7 @@ from ..fit.optimize import OptSummary
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import value_labels
 from .base import MixedResult, new_rows, per_row
-from .summary import coef_block, random_effects_table
+from .summary import coef_block, fit_notes, random_effects_table
 from .varcorr import term_covariances, varcorr_frame
 
 __all__ = ["CLMMResult"]
@@ -238,11 +238,8 @@ class CLMMResult(MixedResult, SampleMixin):
         else:
             lines += ["No Coefficients", ""]
         lines += ["Threshold coefficients:", thr.round(4).to_string()]
-        if self.is_singular:
-            lines += ["", "boundary (singular) fit: a random-effect variance is estimated as 0"]
-        if not self.converged:
-            lines += ["", f"optimizer did not converge: {getattr(self.opt, 'message', '')}"]
-        return Summary("\n".join(lines))
+        notes = fit_notes(self)
+        return Summary("\n".join(lines + ([""] + notes if notes else [])))
 
     def __repr__(self) -> str:
         return (f"<CLMMResult cumulative({self.link.name}) {self.spec.formula!r}: "

@@ -16,7 +16,7 @@ from ..fit.optimize import OptSummary
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
-from .summary import coef_block, random_effects_table
+from .summary import coef_block, fit_notes, random_effects_table
 from .varcorr import term_covariances, varcorr_frame
 
 __all__ = ["GLMMResult"]
@@ -38,6 +38,9 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     counts, trials : ndarray
         The response as counts (successes) and trials / prior weights.
     converged, is_singular : bool
+    separation : tuple of str
+        Fixed effects flagged by the separation checks when the model was fitted (binomial; see
+        :mod:`mixedppl.fit.glmm_checks`): their estimates diverge. Empty when none were.
     opt : OptSummary
     timing : dict
         Seconds: ``compile`` (0 when cached), ``optimize``, ``total``.
@@ -75,6 +78,7 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     converged: bool = True
     is_singular: bool = False
     timing: dict = field(default_factory=dict)
+    separation: tuple = ()
 
     def _pymc_model(self, priors: dict | None = None):
         from ..bayes.glmm_pymc import glmm_to_pymc
@@ -274,11 +278,8 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
             f"Number of obs: {self.nobs}, groups:  {groups}", "",
             "Fixed effects:", coef_block(self.coef_table(), "Pr(>|z|)"),
         ]
-        if self.is_singular:
-            lines += ["", "boundary (singular) fit: see fit.is_singular"]
-        if not self.converged:
-            lines += ["", f"optimizer did not converge: {self.opt.message}"]
-        return Summary("\n".join(lines))
+        notes = fit_notes(self)
+        return Summary("\n".join(lines + ([""] + notes if notes else [])))
 
     def __repr__(self) -> str:
         return (f"<GLMMResult {self.family.name}({self.link.name}) {self.spec.formula!r}: "

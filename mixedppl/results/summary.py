@@ -7,7 +7,7 @@ import pandas as pd
 
 from .varcorr import group_labels
 
-__all__ = ["lmm_summary", "random_effects_table", "coef_block", "signif_stars"]
+__all__ = ["lmm_summary", "random_effects_table", "coef_block", "signif_stars", "fit_notes"]
 
 
 def signif_stars(p: float) -> str:
@@ -52,6 +52,44 @@ def _scaled_residuals(fit) -> str:
     return pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4).to_string(index=False)
 
 
+def fit_notes(fit) -> list[str]:
+    """The warnings of the fit, as lines at the end of a summary (lme4's ``print.merMod``).
+
+    - ``fit.converged`` False: "Model failed to converge with max|grad| = …", the largest
+      projected gradient of the objective at the optimiser's last point (lme4's
+      ``checkConv`` message, which compares it with ``tol = 0.002``), and the optimiser's message;
+    - ``fit.is_singular``: "boundary (singular) fit: see help('isSingular')" (lme4's text; here
+      ``fit.is_singular`` and ``fit.varcorr`` show which variance is 0 or correlation ±1);
+    - ``fit.separation`` (binomial GLMMs): the fixed effects flagged by the separation checks
+      of :mod:`mixedppl.fit.glmm_checks` when the fit was made (a ``SeparationWarning``), whose
+      estimates diverge (Albert & Anderson 1984).
+
+    Returns
+    -------
+    list of str
+        Empty when the fit raised none of these warnings.
+    """
+    notes = []
+    separated = list(getattr(fit, "separation", ()) or ())
+    if separated:
+        notes.append("separation: the estimate(s) of fixed effect(s) "
+                     f"{', '.join(repr(n) for n in separated)} diverge (complete or "
+                     "quasi-complete separation); their estimates and standard errors are not "
+                     "meaningful")
+    if getattr(fit, "is_singular", False):
+        notes.append("boundary (singular) fit: see help('isSingular') (fit.is_singular, "
+                     "fit.varcorr)")
+    if not getattr(fit, "converged", True):
+        opt = getattr(fit, "opt", None)
+        if opt is not None:
+            grad = float(np.max(np.abs(opt.projected_gradient()), initial=0.0))
+            notes.append(f"Model failed to converge with max|grad| = {grad:.3g} (optimizer did "
+                         f"not converge: {opt.message})")
+        else:
+            notes.append("Model failed to converge (optimizer did not converge)")
+    return notes
+
+
 def lmm_summary(fit) -> str:
     """lmerTest-style summary of an :class:`~mixedppl.results.lmm.LMMResult`."""
     from .lmm import Summary
@@ -68,11 +106,7 @@ def lmm_summary(fit) -> str:
         f"Number of obs: {fit.nobs}, groups:  {groups}", "",
         "Fixed effects:", coef_block(fit.coef_table(), "Pr(>|t|)"),
     ]
-    notes = []
-    if fit.is_singular:
-        notes.append("boundary (singular) fit: see fit.is_singular")
-    if not fit.converged:
-        notes.append(f"optimizer did not converge: {fit.opt.message}")
+    notes = fit_notes(fit)
     if fit.spec.dropped_columns:
         notes.append(f"fixed-effect columns dropped (rank deficient): {fit.spec.dropped_columns}")
     return Summary("\n".join(lines + ([""] + notes if notes else [])))
