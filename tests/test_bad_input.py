@@ -261,7 +261,7 @@ def test_infinite_weights_named(sleep):
 def test_predict_on_empty_newdata(sleep, wine):
     fit = mp.lmer(FORMULA, sleep)
     out = fit.predict(sleep.iloc[:0])
-    assert isinstance(out, np.ndarray) and out.shape == (0,) and out.dtype == float
+    assert isinstance(out, pd.Series) and out.shape == (0,) and out.dtype == float
     cbpp = mp.datasets.load("cbpp")
     g = mp.glmer(CBPP, cbpp, family="binomial")
     for kind in ("response", "link"):
