@@ -254,3 +254,41 @@ def test_clmm_agq_reaches_the_exact_marginal_optimum(seed):
     assert ours == pytest.approx(-2 * fit.loglik, abs=1e-3)
     best, theta_b, _ = brute_minimum_glmm(dev, np.array([-0.5, 0.0, 0.0]), THETA_GRID)
     assert ours <= best + TOL, f"seed {seed}: {ours} at θ={fit.theta[0]} vs {best} at {theta_b}"
+
+
+def test_glmm_stopping_just_above_zero_is_probed_too():
+    """A Poisson AGQ fit whose L-BFGS-B stopped at θ = 2e-8 (gradient 2cθ ≈ 0 near the even
+    point, not on the bound) while the exact optimum is at θ ≈ 0.075, 0.013 deviance lower:
+    coordinates within 1e-4 of the bound are probed as if on it."""
+    r = np.random.default_rng(1)
+    g = np.repeat(np.arange(15), 6)
+    x = r.normal(size=90)
+    y = r.poisson(np.exp(0.3 + 0.4 * x + 0.3 * r.normal(size=15)[g])).astype(float)
+    data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    fit = _quiet_fit(mp.glmer, "y ~ x + (1 | g)", data, family="poisson", nAGQ=15)
+    X, codes, G, ll, _ = _exact_pieces(fit, "poisson")
+
+    def dev(theta, beta):
+        return exact_deviance(ll, codes, G, X @ beta, theta)
+
+    best, theta_b, _ = brute_minimum_glmm(dev, np.zeros(2), THETA_GRID)
+    assert theta_b > 0.05
+    assert dev(float(fit.theta[0]), np.asarray(fit.beta)) <= best + TOL
+    assert not fit.is_singular
+
+
+def test_glmm_singular_fit_is_exactly_zero():
+    """Where the optimum is on the boundary, the GLMM θ is exactly 0 (lme4's check.boundary)."""
+    r = np.random.default_rng(8)                       # no group effect simulated
+    g = np.repeat(np.arange(12), 10)
+    x = r.normal(size=120)
+    y = r.poisson(np.exp(0.2 + 0.3 * x)).astype(float)
+    fits = [_quiet_fit(mp.glmer, "y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}),
+                       family="poisson", nAGQ=k) for k in (0, 1)]
+    X, codes, G, _, yy = _exact_pieces(fits[1], "poisson")
+    dev = lambda t, b: laplace_deviance(yy, np.ones_like(yy), "poisson", codes, G, X @ b, t)  # noqa: E731
+    best, theta_b, _ = brute_minimum_glmm(dev, np.zeros(2), THETA_GRID)
+    assert theta_b == 0.0
+    for f in fits:
+        assert f.theta[0] == 0.0 and f.is_singular
+    assert dev(float(fits[1].theta[0]), np.asarray(fits[1].beta)) <= best + TOL

@@ -27,7 +27,7 @@ from scipy import linalg
 
 from ..exceptions import ConvergenceWarning, SingularFitWarning
 from ..graph.laplace import design_inputs, laplace_functions, row_pairs
-from .lmm_fit import blas_threads_for, warn_unidentified
+from .lmm_fit import blas_threads_for, check_boundary, warn_unidentified
 from .optimize import minimize_bounded
 
 __all__ = ["LaplaceObjective", "fit_glmm"]
@@ -301,9 +301,10 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
                                gtol=control.get("gtol", 1e-6),
                                maxiter=control.get("maxiter", 2000))
         t2 = time.perf_counter()
-        H = numeric_hessian(obj, opt.x)
-        est = obj.estimates(opt.x)
-    theta, beta, phi = obj.split(opt.x)
+        x, _ = check_boundary(obj, opt.x, opt.fun, lower, control.get("boundary_tol", 1e-5))
+        H = numeric_hessian(obj, x)
+        est = obj.estimates(x)
+    theta, beta, phi = obj.split(x)
     k = spec.p + obj.n_phi
     try:
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]
@@ -314,7 +315,7 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
     converged, singular = fit_checks(spec, opt, theta, "glmer")
     return dict(theta=theta, beta=beta, phi=phi, vcov_beta=vcov, vcov_beta_phi=vcov_all,
                 b=b, condvar=condvar,
-                deviance_laplace=float(obj(opt.x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,
+                deviance_laplace=float(obj(x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,
                 hessian=H, converged=converged, is_singular=singular,
                 timing={"compile": t1 - t0, "optimize": t2 - t1,
                         "total": time.perf_counter() - t0})

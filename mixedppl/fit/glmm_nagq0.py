@@ -26,7 +26,7 @@ from scipy import linalg
 
 from ..graph.laplace import design_inputs, joint_functions
 from .glmm_fit import LaplaceObjective, _glm_beta, _random_effects, fit_checks, newton_minimize
-from .lmm_fit import blas_threads_for
+from .lmm_fit import blas_threads_for, check_boundary
 from .optimize import minimize_bounded
 
 __all__ = ["JointObjective", "fit_glmm_nagq0"]
@@ -109,7 +109,8 @@ def fit_glmm_nagq0(spec, family, link, y, ntr, control: dict | None = None) -> d
                                gtol=control.get("gtol", 1e-6),
                                maxiter=control.get("maxiter", 2000))
         t2 = time.perf_counter()
-        theta = opt.x.copy()
+        theta, _ = check_boundary(obj, opt.x, opt.fun, spec.theta_lower(),
+                                  control.get("boundary_tol", 1e-5))
         D = obj(theta)[0]
         vcov = obj.vcov_beta(theta)
         lap = LaplaceObjective(spec, family, link, y, ntr)

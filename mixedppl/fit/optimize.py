@@ -31,6 +31,8 @@ __all__ = ["OptSummary", "minimize_bounded", "leave_boundary", "flat_coordinates
 #: scale 1. The small steps see a negative curvature at the bound (the deviance is even in θ
 #: there, d(δ) − d(0) ≈ cδ²); the large ones an interior minimum behind a local one at the bound.
 BOUNDARY_PROBES = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0)
+#: A coordinate this close to its lower bound is probed as if on it (as lme4's singular tol).
+NEAR_BOUND = 1e-4
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def leave_boundary(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], o
                    max_rounds: int = 6) -> OptSummary:
     """Move an optimum off a bound where the objective decreases into the interior.
 
-    For each free coordinate i at a finite lower bound ℓ_i, f is evaluated at x + (ℓ_i + s − x_i)eᵢ
+    For each free coordinate i at (within :data:`NEAR_BOUND` of) a finite lower bound ℓ_i, f is
+    evaluated at x + (ℓ_i + s − x_i)eᵢ
     for each s in ``probes``; when one is lower than f(x) (by more than 1e-10·(1 + |f|)),
     ``restart`` is called from the lowest probe and its result kept if it is better. Repeated
     until no probe improves (each round strictly decreases f).
@@ -140,7 +143,10 @@ def leave_boundary(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], o
     for _ in range(max_rounds):
         x, f0 = opt.x, opt.fun
         tol = 1e-10 * (1.0 + abs(f0))
-        on_bound = [i for i in np.flatnonzero(np.isfinite(opt.lower) & (x <= opt.lower))
+        # "on" a bound: within NEAR_BOUND of it. The deviance is even in θ at 0, so its
+        # gradient vanishes on approach and L-BFGS-B can stop at θ ≈ 1e-8 as well as at 0.
+        on_bound = [i for i in np.flatnonzero(np.isfinite(opt.lower)
+                                              & (x <= opt.lower + NEAR_BOUND))
                     if i not in fixed]
         best_f, best_x = f0 - tol, None
         for i in on_bound:
