@@ -94,7 +94,7 @@ def _deleted_fit(fit, mask: np.ndarray, method: str, start_hessian=None):
             return f.beta, f.vcov_beta, _varcomp(spec, f.theta, f.scale)
         lower = spec.theta_lower()
         opt = leave_boundary(obj, _quasi_newton_fit(obj, theta, lower, *start_hessian),
-                             restart_from(obj, lower, _QUIET))
+                             restart_from(obj, lower, _QUIET), mirror=spec.theta_mirror())
         theta, _ = check_boundary(obj, opt.x, opt.fun, lower, _QUIET.boundary_tol)
     est = obj.estimates(theta)
     scale = float(est["pwrss"]) / (obj.cp.n - (spec.p if fit.reml else 0))

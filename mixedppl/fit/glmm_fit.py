@@ -297,7 +297,8 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
     x0 = _start(obj, y, ntr, control)
     lower = np.concatenate([spec.theta_lower(), np.full(spec.p + obj.n_phi, -np.inf)])
     with blas_threads_for(obj):
-        opt = minimize_bounded(obj, x0, lower, ftol=control.get("ftol", 1e-15),
+        opt = minimize_bounded(obj, x0, lower, mirror=spec.theta_mirror(),
+                               ftol=control.get("ftol", 1e-15),
                                gtol=control.get("gtol", 1e-6),
                                maxiter=control.get("maxiter", 2000))
         t2 = time.perf_counter()

@@ -105,7 +105,8 @@ def fit_glmm_nagq0(spec, family, link, y, ntr, control: dict | None = None) -> d
     t1 = time.perf_counter()
     x0 = np.asarray(control.get("start_theta", spec.theta_start()), float)
     with blas_threads_for(obj):
-        opt = minimize_bounded(obj, x0, spec.theta_lower(), ftol=control.get("ftol", 1e-15),
+        opt = minimize_bounded(obj, x0, spec.theta_lower(), mirror=spec.theta_mirror(),
+                               ftol=control.get("ftol", 1e-15),
                                gtol=control.get("gtol", 1e-6),
                                maxiter=control.get("maxiter", 2000))
         t2 = time.perf_counter()

@@ -123,7 +123,8 @@ def fit_lmm(spec: ModelSpec, reml: bool = True, control: LmerControl | None = No
     lower = spec.theta_lower()
     x0 = spec.theta_start() if start is None else np.asarray(start, float)
     with blas_threads_for(objective):
-        opt = minimize_bounded(objective, x0, lower, fixed=fixed, ftol=control.ftol,
+        opt = minimize_bounded(objective, x0, lower, fixed=fixed, mirror=spec.theta_mirror(),
+                               ftol=control.ftol,
                                gtol=control.gtol, maxiter=control.maxiter)
         theta, fval = check_boundary(objective, opt.x, opt.fun, lower, control.boundary_tol)
         t_est = time.perf_counter()

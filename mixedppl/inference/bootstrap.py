@@ -92,9 +92,10 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
         for obj in (first, *objectives):
             if H is not None:
                 opt = leave_boundary(obj, _quasi_newton_fit(obj, theta0, lower, sc, H),
-                                     restart_from(obj, lower, c))
+                                     restart_from(obj, lower, c), mirror=spec.theta_mirror())
             else:
-                opt = minimize_bounded(obj, theta0, lower, ftol=c.ftol, gtol=c.gtol,
+                opt = minimize_bounded(obj, theta0, lower, mirror=spec.theta_mirror(),
+                                       ftol=c.ftol, gtol=c.gtol,
                                        maxiter=c.maxiter)
             theta, _ = check_boundary(obj, opt.x, opt.fun, lower, c.boundary_tol)
             est = obj.estimates(theta)

@@ -107,6 +107,15 @@ class ModelSpec:
     def theta_names(self) -> list[str]:
         return [name for t in self.terms for name in t.theta_names()]
 
+    def theta_mirror(self) -> dict[int, list[int]]:
+        """Diagonal θ index → the θ below it in its column of T (for the optimiser's
+        boundary checks: negating them with it leaves the model unchanged)."""
+        out, start = {}, 0
+        for t in self.terms:
+            out.update({start + k: [start + m for m in v] for k, v in t.theta_mirror().items()})
+            start += t.n_theta
+        return out
+
     def theta_lower(self) -> np.ndarray:
         return np.concatenate([t.theta_lower() for t in self.terms])
 

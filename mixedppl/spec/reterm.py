@@ -117,6 +117,15 @@ class ReTerm:
         """(row, col) of each θ in ``T``: the lower triangle in column-major order, as lme4."""
         return [(i, j) for j in range(self.n_cols) for i in range(j, self.n_cols)]
 
+    def theta_mirror(self) -> dict[int, list[int]]:
+        """Index of each diagonal θ → indices of the θ below it in its column of ``T``.
+
+        Negating a column of ``T`` leaves ``TTᵀ`` (and every likelihood) unchanged.
+        """
+        pairs = self.theta_pairs()
+        return {k: [m for m, (i, j) in enumerate(pairs) if j == jj and i > j]
+                for k, (ii, jj) in enumerate(pairs) if ii == jj}
+
     def theta_names(self) -> list[str]:
         """lme4's names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``."""
         cn = self.column_names
