@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..control import LmerControl
+from ..core.control import LmerControl
 from ..results.varcorr import term_covariances
 
 __all__ = ["InfluenceFrame", "influence_frame", "plot_influence", "varcomp_names"]

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from ..exceptions import ConvergenceWarning, SingularFitWarning
+from ..core.exceptions import ConvergenceWarning, SingularFitWarning
 from ..graph.laplace import design_inputs, laplace_functions, row_pairs
 from .lmm_fit import blas_threads_for, warn_unidentified
 from .optimize import minimize_bounded

@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ..control import LmerControl, act
-from ..exceptions import ConvergenceWarning, IdentifiabilityWarning, SingularFitWarning
+from ..core.control import LmerControl, act
+from ..core.exceptions import ConvergenceWarning, IdentifiabilityWarning, SingularFitWarning
 from ..spec.model_spec import ModelSpec
 from .lmm_objective import LMMObjective
 from .optimize import OptSummary, minimize_bounded

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..control import LmerControl
+from ..core.control import LmerControl
 from ..fit.optimize import OptSummary
 from .profile import _quasi_newton, theta_to_psi, varpar_names
 

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from ..control import LmerControl
+from ..core.control import LmerControl
 
 __all__ = ["profile_confint", "varpar_names"]
 
@@ -187,7 +187,7 @@ def _profile_fn(structure):
     """
     import pytensor.tensor as pt
 
-    from ..fit.compile import compiled
+    from ..core.compile import compiled
     from ..graph.lmm import ProfiledLMM
 
     def build():
