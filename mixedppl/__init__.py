@@ -8,11 +8,11 @@
 from . import datasets, priors
 from .anova import anova
 from .api import Model, lmer
-from .control import Control, LmerControl
-from .exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning,
-                         IdentifiabilityWarning, ModelSpecError, NonNestedWarning,
-                         RankDeficiencyWarning, SeparationWarning, SingularFitWarning)
-from .fit.compile import config
+from .core.control import Control, LmerControl
+from .core.exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning,
+                              IdentifiabilityWarning, ModelSpecError, NonNestedWarning,
+                              RankDeficiencyWarning, SeparationWarning, SingularFitWarning)
+from .core.compile import config
 from .glmm_api import glmer
 from .clmm_api import clmm
 from .inference.lrt import lrt

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .exceptions import ModelSpecError, NonNestedWarning
+from .core.exceptions import ModelSpecError, NonNestedWarning
 
 __all__ = ["anova", "is_nested", "NonNestedWarning"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .control import Control, as_control
+from .core.control import Control, as_control
 from .spec.frame import check_arguments
 from .spec.model_spec import ModelSpec, build_spec
 

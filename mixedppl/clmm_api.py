@@ -13,9 +13,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .control import Control, as_control
+from .core.control import Control, as_control
 from .cumulative import CUMULATIVE_LINKS, CumulativeFamily
-from .exceptions import ModelSpecError, RankDeficiencyWarning
+from .core.exceptions import ModelSpecError, RankDeficiencyWarning
 from .families import LINKS
 from .spec.formula import parse_formula
 from .spec.frame import check_arguments

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from .exceptions import ModelSpecError
+from .core.exceptions import ModelSpecError
 
 __all__ = ["CumulativeFamily", "CUMULATIVE_LINKS", "THRESHOLDS"]
 

@@ -44,7 +44,7 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import special
 
-from .exceptions import ModelSpecError
+from .core.exceptions import ModelSpecError
 
 __all__ = ["Family", "Link", "FAMILIES", "LINKS", "get_family"]
 

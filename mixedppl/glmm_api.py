@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .control import Control, as_control
-from .exceptions import ModelSpecError
+from .core.control import Control, as_control
+from .core.exceptions import ModelSpecError
 from .families import get_family
 from .spec.design import model_matrix
 from .spec.formula import split_top_level

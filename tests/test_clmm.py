@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import mixedppl as mp
-from mixedppl.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from mixedppl.core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 
 from conftest import reference, rel_close
 

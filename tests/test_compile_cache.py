@@ -1,4 +1,4 @@
-"""The disk cache of compiled functions (mixedppl.fit.compile): a function comes back from disk,
+"""The disk cache of compiled functions (mixedppl.core.compile): a function comes back from disk,
 gives the same numbers, and broken or unsafe entries are rebuilt rather than used."""
 
 import os
@@ -12,7 +12,7 @@ import pytensor.tensor as pt
 import pytest
 
 import mixedppl as mp
-from mixedppl.fit import compile as C
+from mixedppl.core import compile as C
 
 
 def _build():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mixedppl.datasets import load
-from mixedppl.exceptions import ModelSpecError
+from mixedppl.core.exceptions import ModelSpecError
 from mixedppl.spec.contrasts import contr_helmert, contr_poly, contr_sum, r_number
 from mixedppl.spec.design import Design, model_matrix, rhs_variables
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import mixedppl as mp
-from mixedppl.exceptions import ModelSpecError
+from mixedppl.core.exceptions import ModelSpecError
 from mixedppl.glmm_api import glmer, glmm_model
 
 from conftest import reference, rel_close

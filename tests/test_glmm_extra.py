@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import mixedppl as mp
-from mixedppl.exceptions import ConvergenceWarning, ModelSpecError
+from mixedppl.core.exceptions import ConvergenceWarning, ModelSpecError
 from mixedppl.fit.glmm_checks import (DegenerateGroupsWarning, SeparationWarning,
                                       check_glmm_data)
 from mixedppl.glmm_api import glmer, glmm_model

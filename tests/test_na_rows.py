@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import mixedppl as mp
-from mixedppl.exceptions import DataWarning, ModelSpecError
+from mixedppl.core.exceptions import DataWarning, ModelSpecError
 
 
 def _scrambled(data: pd.DataFrame, column: str, holes: list[int], seed: int) -> pd.DataFrame:

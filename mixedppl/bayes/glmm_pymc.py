@@ -29,7 +29,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .. import priors
-from ..fit.compile import configure_pytensor
+from ..core.compile import configure_pytensor
 from ..graph.joint import linear_predictor
 from .pymc import _random_effects, model_coords
 

@@ -28,7 +28,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .. import priors
-from ..fit.compile import configure_pytensor
+from ..core.compile import configure_pytensor
 from ..graph.joint import linear_predictor
 from ..results.varcorr import group_labels
 from ..spec.model_spec import ModelSpec

@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..control import LmerControl
+from ..core.control import LmerControl
+from ..core.threads import blas_threads_for
 from ..results.varcorr import term_covariances
 
 __all__ = ["InfluenceFrame", "influence_frame", "plot_influence", "varcomp_names"]
@@ -111,7 +112,6 @@ def influence_frame(fit, level: str = "observation", method: str = "exact") -> p
     Vinv, p = np.linalg.inv(V), len(beta)
     vc = _varcomp(fit.spec, fit.theta, fit.scale)
     rows = []
-    from ..fit.lmm_fit import blas_threads_for
     from ..inference.bootstrap import _start_hessian
     hess = _start_hessian(fit) if method == "exact" else None
     with blas_threads_for(fit.objective):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytensor.tensor as pt
 
-from .compile import compiled
+from ..core.compile import compiled
 from .glmm_fit import _glm_beta, _glm_phi, newton_minimize, numeric_hessian
 
 __all__ = ["GLMFit", "fit_glm"]

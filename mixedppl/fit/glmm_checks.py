@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import DegenerateGroupsWarning, ModelSpecError, SeparationWarning
+from ..core.exceptions import DegenerateGroupsWarning, ModelSpecError, SeparationWarning
 
 __all__ = ["SeparationWarning", "DegenerateGroupsWarning", "check_glmm_data",
            "separated_columns", "separation_direction", "degenerate_levels", "warn_diverging_coefficients"]

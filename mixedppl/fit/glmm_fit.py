@@ -25,9 +25,10 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from ..exceptions import ConvergenceWarning, SingularFitWarning
+from ..core.exceptions import ConvergenceWarning, SingularFitWarning
+from ..core.threads import blas_threads_for
 from ..graph.laplace import design_inputs, laplace_functions, row_pairs
-from .lmm_fit import blas_threads_for, check_boundary, warn_unidentified
+from .lmm_fit import check_boundary, warn_unidentified
 from .optimize import minimize_bounded
 
 __all__ = ["LaplaceObjective", "fit_glmm"]
@@ -184,8 +185,7 @@ def _random_effects(spec, theta: np.ndarray, u: np.ndarray, A: np.ndarray):
     (LLᵀ)⁻¹ from the Cholesky factor (LAPACK potri), under one BLAS thread for small q: with
     the default threads competing on 2 cores, ``linalg.inv`` of grouseticks' 584² matrix took
     0.4 s, half the fit."""
-    from .lmm_fit import blas_threads_for
-    with blas_threads_for(type("_Cost", (), {"flops_per_eval": float(len(A)) ** 3})()):
+    with blas_threads_for(float(len(A)) ** 3):
         try:
             c, _ = linalg.cho_factor(A, lower=True, check_finite=False)
             Ainv, info = linalg.lapack.dpotri(c, lower=1)

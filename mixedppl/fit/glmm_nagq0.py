@@ -24,9 +24,10 @@ import time
 import numpy as np
 from scipy import linalg
 
+from ..core.threads import blas_threads_for
 from ..graph.laplace import design_inputs, joint_functions
 from .glmm_fit import LaplaceObjective, _glm_beta, _random_effects, fit_checks, newton_minimize
-from .lmm_fit import blas_threads_for, check_boundary
+from .lmm_fit import check_boundary
 from .optimize import minimize_bounded
 
 __all__ = ["JointObjective", "fit_glmm_nagq0"]

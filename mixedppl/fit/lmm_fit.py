@@ -9,50 +9,19 @@ convergence / singularity / identifiability checks.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-from ..control import LmerControl, act
-from ..exceptions import ConvergenceWarning, IdentifiabilityWarning, SingularFitWarning
+from ..core.control import LmerControl, act
+from ..core.exceptions import ConvergenceWarning, IdentifiabilityWarning, SingularFitWarning
+from ..core.threads import blas_threads_for
 from ..spec.model_spec import ModelSpec
 from .lmm_objective import LMMObjective
 from .optimize import OptSummary, minimize_bounded
 
 __all__ = ["fit_lmm", "check_boundary", "restart_from", "warn_unidentified"]
-
-_CONTROLLER: ThreadpoolController | None = None
-
-
-def _blas_controller() -> ThreadpoolController:
-    """One :class:`threadpoolctl.ThreadpoolController`, made on first use.
-
-    Making one scans the process's loaded libraries (``/proc/self/maps``): 6–12 ms, which was a
-    tenth of a warm small fit when done per call. NumPy's and SciPy's BLAS are loaded by the time
-    a model is fitted (``import mixedppl`` imports both), so one scan sees them.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER
-
-
-def blas_threads_for(objective):
-    """One BLAS thread unless the dense work per evaluation is very large.
-
-    NumPy and SciPy each load their own OpenBLAS; when an evaluation alternates between them,
-    each library's spinning worker threads compete for the cores (measured: Penicillin's fit took
-    0.70 s with 2 threads each, 0.035 s with 1). The same holds at InstEval's size (a 1,156² dense
-    Schur block, ~1.5e9 flops per evaluation): on a loaded 2-core machine its fit took 121 s wall
-    (80 s CPU) with the default threads and 11.8 s (7.9 s CPU) with one. Only problems whose dense
-    factorisation dominates by far (above 2e10 flops, q_R ≳ 2,700) keep all threads.
-    """
-    if objective.flops_per_eval < 2e10:
-        return _blas_controller().limit(limits=1, user_api="blas")
-    return contextlib.nullcontext()
 
 
 def check_boundary(objective, x: np.ndarray, fval: float, lower: np.ndarray,

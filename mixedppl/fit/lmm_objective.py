@@ -19,7 +19,7 @@ from ..graph.lmm import LMMStructure, ProfiledLMM
 from ..graph.lmm_estimates import estimates
 from ..graph.lmm_inputs import lmm_inputs, lmm_structure
 from ..spec.model_spec import ModelSpec
-from .compile import compiled
+from ..core.compile import compiled
 
 __all__ = ["LMMObjective"]
 

@@ -32,7 +32,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
-from ..fit.compile import compiled
+from ..core.compile import compiled
 from .smallmat import bchol, btri_inv
 
 __all__ = ["laplace_functions", "joint_functions", "design_inputs"]

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..control import LmerControl
+from ..core.control import LmerControl
+from ..core.threads import blas_threads_for
 from ..fit.optimize import OptSummary
 from .profile import _quasi_newton, theta_to_psi, varpar_names
 
@@ -32,7 +33,6 @@ def _start_hessian(fit) -> tuple[np.ndarray, np.ndarray | None]:
     """Scale and scaled Hessian of the fit's own deviance at θ̂ (differences of the exact
     gradient): the first quasi-Newton matrix of every refit. None when not positive definite
     (e.g. a singular fit), and the refits then use L-BFGS-B alone."""
-    from ..fit.lmm_fit import blas_threads_for
     from .profile import _Profiler
     obj, theta = fit.objective, np.asarray(fit.theta, float)
     sc = np.maximum(np.abs(theta), 1e-2)
@@ -77,7 +77,7 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
     H)`` (:func:`_start_hessian`), from the Hessian there (a projected quasi-Newton method);
     otherwise L-BFGS-B.
     """
-    from ..fit.lmm_fit import blas_threads_for, check_boundary, restart_from
+    from ..fit.lmm_fit import check_boundary, restart_from
     from ..fit.lmm_objective import LMMObjective
     from ..fit.optimize import leave_boundary, minimize_bounded
     c = _QUIET

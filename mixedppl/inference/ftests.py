@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from ..results.satterthwaite import satterthwaite_df
 from ..spec.contrasts import EvalState
 from ..spec.design import _bits, _new_var, _term_columns, model_matrix, rhs_variables

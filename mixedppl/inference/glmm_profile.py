@@ -38,12 +38,11 @@ sections 5.1 (profiling) and 5.2 (GLMMs).
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..core.threads import blas_threads_for
 from .profile import (_end, _lbfgsb, _quasi_newton, psi_to_theta_jacobian, theta_to_psi,
                       varpar_names)
 
@@ -209,11 +208,10 @@ def glmm_profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
             "profile intervals need a likelihood over (θ, β); a glmer(nAGQ=0) fit's deviance is "
             "a function of θ only (β comes from the penalised IRLS): refit with nAGQ=1 or use "
             "confint(method='Wald')")
-    from ..fit.lmm_fit import blas_threads_for
     z = float(special.ndtri(0.5 + level / 2))
     rows = []
     q = fit.spec.q                              # LaplaceObjective's dense work per evaluation
-    with blas_threads_for(SimpleNamespace(flops_per_eval=float(fit.spec.n * q ** 2 + q ** 3))):
+    with blas_threads_for(float(fit.spec.n * q ** 2 + q ** 3)):
         prof = _GLMMProfiler(fit)
         for k in range(prof.nv + prof.p):
             zeta, hat = prof.zeta_fn(k)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, sparse
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 
 __all__ = ["KRAdjusted", "kr_adjusted", "kr_ddf", "kr_ftest", "KR_MAX_N"]
 

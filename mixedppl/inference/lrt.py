@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import special
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from ..fit.glm import fit_glm
 from ..fit.glmm_fit import fit_glmm
 from ..fit.glmm_nagq0 import fit_glmm_nagq0

@@ -46,7 +46,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from ..control import LmerControl
+from ..core.control import LmerControl
+from ..core.threads import blas_threads_for
 
 __all__ = ["profile_confint", "varpar_names"]
 
@@ -187,7 +188,7 @@ def _profile_fn(structure):
     """
     import pytensor.tensor as pt
 
-    from ..fit.compile import compiled
+    from ..core.compile import compiled
     from ..graph.lmm import ProfiledLMM
 
     def build():
@@ -540,7 +541,6 @@ def profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    from ..fit.lmm_fit import blas_threads_for
     ml = _ml_fit(fit)
     z = float(special.ndtri(0.5 + level / 2))
     names = varpar_names(fit.spec) + list(fit.spec.fe_names)

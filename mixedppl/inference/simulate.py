@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from ..spec.formula import parse_formula, split_top_level
 
 __all__ = ["simulate_responses", "update_formula"]

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 
 __all__ = ["LMMTestsMixin"]
 

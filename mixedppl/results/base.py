@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from ..spec.reterm import value_labels
 from .varcorr import group_labels
 

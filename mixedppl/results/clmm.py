@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import special
 
 from ..bayes.mixin import SampleMixin
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import value_labels

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import special
 
 from ..bayes.mixin import SampleMixin
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from ..diagnostics.mixin import VarianceDecompositionMixin
 from ..fit.optimize import OptSummary
 from ..spec.frame import check_columns, numeric_vector

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.threads import blas_threads_for
+
 __all__ = ["satterthwaite_df", "varpar_covariance"]
 
 
@@ -33,7 +35,6 @@ def satterthwaite_df(fit, contrasts: np.ndarray | None = None) -> np.ndarray:
     """Satterthwaite df for each row of ``contrasts`` (default: each fixed effect)."""
     p = fit.spec.p
     L = np.eye(p) if contrasts is None else np.atleast_2d(contrasts)
-    from ..fit.lmm_fit import blas_threads_for
     with blas_threads_for(fit.objective):
         hess, jac = fit.objective.satterthwaite_parts(fit.theta, fit.sigma)
     A = varpar_covariance(hess)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 
 if TYPE_CHECKING:
     from .design import Node

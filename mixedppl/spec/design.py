@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from .contrasts import (CONSTANTS, EvalState, Factor, contrast_matrix, evaluate, r_labels,
                         r_number)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 
 __all__ = ["ParsedFormula", "RandomTermSpec", "check_syntax", "parse_formula", "split_top_level"]
 
@@ -76,7 +76,7 @@ def check_syntax(formula: str) -> None:
     >>> check_syntax("y ~ x + (1 | g")
     Traceback (most recent call last):
     ...
-    mixedppl.exceptions.ModelSpecError: unclosed '(' in the formula
+    mixedppl.core.exceptions.ModelSpecError: unclosed '(' in the formula
         y ~ x + (1 | g
                 ^
     add the missing ')'; a random term reads (terms | group), e.g. (1 | g)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataWarning, ModelSpecError
+from ..core.exceptions import DataWarning, ModelSpecError
 
 __all__ = ["check_arguments", "check_columns", "check_finite", "model_frame", "numeric_vector"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ModelSpecError, RankDeficiencyWarning
+from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula
 from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector

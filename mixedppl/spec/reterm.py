@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ModelSpecError
+from ..core.exceptions import ModelSpecError
 from .design import Design, model_matrix
 
 __all__ = ["ReTerm", "build_reterm", "grouping_factor", "level_labels", "value_labels"]
