@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .core.control import Control, as_control
+from .families import GAUSSIAN, get_family
 from .spec.frame import check_arguments
 from .spec.model_spec import ModelSpec, build_spec
 
@@ -24,8 +25,9 @@ class Model:
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : DataFrame
-    family : str
-        ``"gaussian"`` (linear mixed model, :func:`lmer`); a GLMM family (``"binomial"``,
+    family : str or Family
+        ``"gaussian"`` (linear mixed model, :func:`lmer`; the family object
+        :data:`mixedppl.families.GAUSSIAN`); a GLMM family (``"binomial"``,
         ``"poisson"``, ``"negative_binomial"``, ``"gamma"``, ``"beta"``, :func:`mixedppl.glmer`);
         or ``"cumulative"`` / ``"ordinal"`` (cumulative link model, :func:`mixedppl.clmm`).
     link : str, optional
@@ -64,12 +66,6 @@ class Model:
         check_arguments(formula, data, "Model")
         name = family if isinstance(family, str) else getattr(family, "name", family)
         self.formula, self.data, self.control = formula, data, control
-        if str(name).lower() in ("gaussian", "normal"):
-            self.family = "gaussian"
-            self.spec: ModelSpec = build_spec(
-                formula, data, weights=weights, offset=offset, na_action=na_action,
-                contrasts=contrasts, nobs_vs_nRE=as_control(control, "lmer").nobs_vs_nRE("lmer"))
-            return
         if str(name).lower() in ("cumulative", "ordinal", "clmm"):
             from .clmm_api import clmm_model
             (self.spec, self.family, self.link, self._y, self._n,
@@ -78,6 +74,12 @@ class Model:
                                        kwargs.pop("levels", None), weights=weights,
                                        offset=offset, na_action=na_action, control=control)
             self._kind = "clmm"
+        elif get_family(family, link)[0] is GAUSSIAN:
+            (self.family, self.link), self._kind = get_family(family, link), "lmm"
+            self.spec: ModelSpec = build_spec(
+                formula, data, weights=weights, offset=offset, na_action=na_action,
+                contrasts=contrasts, nobs_vs_nRE=as_control(control, "lmer").nobs_vs_nRE("lmer"))
+            return
         else:
             from .glmm_api import glmm_model
             self.spec, self.family, self.link, self._y, self._n = glmm_model(
@@ -89,7 +91,7 @@ class Model:
     def objective(self, reml: bool = True):
         """The compiled objective: the profiled deviance d(θ) → (value, gradient) for an LMM
         (lme4's ``devFunOnly=TRUE``), the Laplace deviance over (θ, β, φ) otherwise."""
-        if self.family == "gaussian":
+        if self._kind == "lmm":
             from .fit.lmm_objective import LMMObjective
             return LMMObjective(self.spec, reml=reml)
         from .fit.glmm_fit import LaplaceObjective
@@ -101,7 +103,7 @@ class Model:
         ``control`` (a :class:`Control`, or for glmer / clmm a dict) defaults to the Model's.
         """
         control = self.control if control is None else control
-        if self.family == "gaussian":
+        if self._kind == "lmm":
             from .fit.lmm_fit import fit_lmm
             return fit_lmm(self.spec, reml=reml, control=as_control(control, "lmer"),
                            start=start)
@@ -117,7 +119,7 @@ class Model:
 
     def to_pymc(self, priors: dict | None = None):
         """The joint density log p(y, b | parameters) as a ``pm.Model`` (see mixedppl.bayes)."""
-        if self.family == "gaussian":
+        if self._kind == "lmm":
             from .bayes.pymc import lmm_to_pymc
             return lmm_to_pymc(self.spec, priors=priors)
         if self._kind == "clmm":

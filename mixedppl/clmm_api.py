@@ -1,6 +1,6 @@
 """``clmm``: cumulative link mixed models for ordinal responses, as R's ``ordinal::clmm``.
 
-The likelihood is the cumulative link family of :mod:`mixedppl.cumulative`; the Laplace and
+The likelihood is the cumulative link family of :mod:`mixedppl.families.cumulative`; the Laplace and
 adaptive Gauss–Hermite approximations and their exact gradients are the GLMM machinery
 (:mod:`mixedppl.graph.laplace`, :mod:`mixedppl.fit.glmm_fit`).
 """
@@ -8,77 +8,20 @@ adaptive Gauss–Hermite approximations and their exact gradients are the GLMM m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from .core.control import Control, as_control
-from .cumulative import CUMULATIVE_LINKS, CumulativeFamily
 from .core.exceptions import ModelSpecError, RankDeficiencyWarning
-from .families import LINKS
+from .families import CUMULATIVE_LINKS, LINKS, CumulativeFamily, ResponseReader, read_ordinal
 from .spec.formula import parse_formula
 from .spec.frame import check_arguments
 from .spec.model_spec import build_spec, drop_rank_deficient
-from .spec.reterm import value_labels
 
 __all__ = ["clmm", "clmm_model"]
-
-
-class _OrdinalResponse:
-    """The ``response=`` callable of :func:`build_spec`: category codes 0 … K − 1 and the levels."""
-
-    def __init__(self, levels=None):
-        self.requested = None if levels is None else [str(v) for v in levels]
-        self.levels: list[str] = []
-
-    def __call__(self, frame: pd.DataFrame, expr: str) -> np.ndarray:
-        if expr not in frame.columns:
-            raise ModelSpecError(f"the response of a clmm must be a column of data; got {expr!r}")
-        col = frame[expr]
-        if self.requested is not None:
-            levels = self.requested
-        elif isinstance(col.dtype, pd.CategoricalDtype):
-            if not col.cat.ordered:
-                raise ModelSpecError(
-                    f"response {expr!r} is an unordered categorical: give the order of its "
-                    f"categories with levels=[...] (e.g. levels={list(map(str, col.cat.categories))}"
-                    f") or make it ordered: data[{expr!r}] = data[{expr!r}].cat.as_ordered()")
-            levels = [str(c) for c in col.cat.categories]
-        elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-            found = sorted(set(value_labels(col)))
-            raise ModelSpecError(
-                f"response {expr!r} has no order (dtype {col.dtype}): give the order of its "
-                f"categories with levels=[...], e.g. levels={found[:10]}, or pass an ordered "
-                "pandas Categorical")
-        else:
-            values = col.to_numpy(dtype=float)
-            if np.any(np.abs(values - np.round(values)) > 1e-8):
-                raise ModelSpecError(f"response {expr!r} has non-integer values; an ordinal "
-                                     "response needs categories (integers, strings with "
-                                     "levels=, or an ordered Categorical)")
-            levels = [str(v) for v in value_labels(pd.Series(np.unique(values).astype(int)))]
-        labels = value_labels(col)
-        lookup = {lev: i for i, lev in enumerate(levels)}
-        unknown = sorted(set(labels) - set(lookup))
-        if unknown:
-            raise ModelSpecError(f"response {expr!r} has value(s) {unknown[:10]} that are not in "
-                                 f"its levels {levels}")
-        codes = np.array([lookup[v] for v in labels], dtype=float)
-        counts = np.bincount(codes.astype(int), minlength=len(levels))
-        if np.sum(counts > 0) < 3:
-            raise ModelSpecError(
-                f"response {expr!r} has {int(np.sum(counts > 0))} observed categories; a "
-                "cumulative link model needs at least 3 — for a binary response use "
-                "mp.glmer(..., family='binomial')")
-        empty = [lev for lev, c in zip(levels, counts) if c == 0]
-        if empty:
-            raise ModelSpecError(
-                f"response {expr!r}: level(s) {empty} have no observations, so their thresholds "
-                "are not identified; drop them (e.g. .cat.remove_unused_categories()) or merge "
-                "them with a neighbour")
-        self.levels = levels
-        return codes
 
 
 def _random_formula(formula: str, groups, random) -> str:
@@ -129,18 +72,19 @@ def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold=
     if name not in CUMULATIVE_LINKS:
         raise ModelSpecError(f"link={link!r} is not available for clmm; choose from "
                              f"{list(CUMULATIVE_LINKS)}")
-    resp = _OrdinalResponse(levels)
+    reader = ResponseReader(functools.partial(read_ordinal, requested=levels))
     full = _random_formula(formula, groups, random)
     if not parse_formula(full).random:
         raise ModelSpecError(f"formula {formula!r} has no random term such as '(1 | judge)'; "
                              "add one (or groups='judge'); for a model without random effects "
                              "use statsmodels' OrderedModel")
-    spec = build_spec(full, data, weights=weights, offset=offset, response=resp,
+    spec = build_spec(full, data, weights=weights, offset=offset, response=reader,
                       na_action=na_action, allow_n=True,
                       nobs_vs_nRE=control.nobs_vs_nRE("clmm"))
     spec = _drop_intercept(spec)
-    fam = CumulativeFamily(len(resp.levels), threshold)
-    return spec, fam, LINKS[name], spec.y.copy(), np.asarray(spec.weights, float), resp.levels
+    levels = reader.last.levels
+    fam = CumulativeFamily(len(levels), threshold, levels)
+    return spec, fam, LINKS[name], spec.y.copy(), np.asarray(spec.weights, float), levels
 
 
 def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *,

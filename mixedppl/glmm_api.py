@@ -16,65 +16,11 @@ import pandas as pd
 
 from .core.control import Control, as_control
 from .core.exceptions import ModelSpecError
-from .families import get_family
-from .spec.design import model_matrix
-from .spec.formula import split_top_level
+from .families import GLMFamily, ResponseReader, get_family
 from .spec.frame import check_arguments
 from .spec.model_spec import build_spec
 
 __all__ = ["glmer", "glmm_model"]
-
-def _evaluate(frame: pd.DataFrame, expr: str, family=None) -> np.ndarray:
-    """One numeric column from an expression on the model frame (a column name or arithmetic).
-
-    A non-numeric column (categorical, logical, strings) is read by the family's
-    ``factor_response`` (the binomial: first level = failure, as R), when ``family`` is given
-    and has one; ``cbind`` parts pass no family and must be numeric or logical.
-    """
-    if expr in frame.columns:
-        col = frame[expr]
-        numeric = (pd.api.types.is_numeric_dtype(col)
-                   and not isinstance(col.dtype, pd.CategoricalDtype))
-        if numeric and not pd.api.types.is_bool_dtype(col):
-            return col.to_numpy(dtype=float)
-        reader = getattr(family, "factor_response", None)
-        if reader is not None:
-            return reader(col, expr)
-        if pd.api.types.is_bool_dtype(col):
-            return col.to_numpy(dtype=float)
-        raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer"
-                             + ("" if family is None else f" with family {family.name!r}")
-                             + f"; it has dtype {col.dtype}")
-    design = model_matrix(f"0 + I({expr})", frame)
-    return np.asarray(design.matrix, float)[:, 0]
-
-
-class _Response:
-    """The ``response=`` callable of :func:`build_spec`: records trials for ``cbind``."""
-
-    def __init__(self, family=None):
-        self.trials = None
-        self.expr = ""
-        self.family = family
-
-    def __call__(self, frame: pd.DataFrame, expr: str) -> np.ndarray:
-        self.expr = expr
-        if expr.startswith("cbind(") and expr.endswith(")"):
-            parts = [p.strip() for p in split_top_level(expr[6:-1], ",")]
-            if len(parts) != 2:
-                raise ModelSpecError(f"{expr!r}: cbind needs exactly two columns "
-                                     "(successes, failures)")
-            s, f = (_evaluate(frame, e) for e in parts)
-            if np.any(f < 0):
-                raise ModelSpecError(f"{expr!r}: negative failures {parts[1]!r} — successes "
-                                     f"{parts[0]!r} exceed the number of trials")
-            if np.any(s < 0):
-                raise ModelSpecError(f"{expr!r}: negative successes {parts[0]!r}")
-            self.trials = s + f
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(self.trials > 0, s / np.where(self.trials > 0, self.trials, 1), 0.0)
-        return _evaluate(frame, expr, self.family)
-
 
 def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, weights=None,
                offset=None, control: Control | dict | None = None, na_action: str = "omit"):
@@ -96,26 +42,22 @@ def glmm_model(formula: str, data: pd.DataFrame, family="binomial", link=None, w
     check_arguments(formula, data, "glmer")
     control = as_control(control, "glmer")
     fam, lnk = get_family(family, link)
-    resp = _Response(fam)
-    spec = build_spec(formula, data, weights=weights, offset=offset, response=resp,
+    if not isinstance(fam, GLMFamily):
+        raise ModelSpecError(f"family={family!r} is a linear mixed model: fit it with mp.lmer "
+                             "(or mp.Model(..., family='gaussian'))")
+    reader = ResponseReader(fam.read_response)
+    spec = build_spec(formula, data, weights=weights, offset=offset, response=reader,
                       allow_n=True, nobs_vs_nRE=control.nobs_vs_nRE("glmer"),
                       na_action=na_action)
     w = np.asarray(spec.weights, float)
-    column = resp.expr or spec.response_name
-    if fam.name == "binomial":
-        ntr = w if resp.trials is None else resp.trials * w
-        if resp.trials is None and np.any((spec.y < 0) | (spec.y > 1)):
-            raise ModelSpecError(f"binomial response {column!r} must be 0/1 or a proportion in "
-                                 "[0, 1] (with weights = trials), or cbind(successes, failures)")
-        y = spec.y * ntr
-        y = np.where(np.abs(y - np.round(y)) < 1e-8, np.round(y), y)
-    else:
-        y, ntr = spec.y, w
+    column = reader.last.expr or spec.response_name
+    trials = reader.last.trials
+    y, ntr = fam.counts(spec.y, trials, w, column)
     fam.check(y, ntr, column)
     used = spec.y[w > 0]
     # As lme4's check.response.not.const; all zeros / all successes get check_glmm_data's message.
-    if (resp.trials is None and len(used) and np.ptp(used) == 0 and used[0] != 0
-            and not (fam.name == "binomial" and used[0] == 1)):
+    if (trials is None and len(used) and np.ptp(used) == 0 and used[0] != 0
+            and not (fam.trials and used[0] == 1)):
         raise ModelSpecError(f"response {column!r} is constant (every used row is {used[0]:g}): "
                              "there is no variation to model; check the column and the rows kept")
     return spec, fam, lnk, y, ntr
@@ -212,7 +154,7 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
         pieces = fit_glmm_nagq0(spec, fam, lnk, y, ntr, options)
     else:
         pieces = fit_glmm(spec, fam, lnk, y, ntr, options, int(nAGQ))
-    if fam.name == "binomial":
+    if fam.check_separation:
         var = np.diag(pieces["vcov_beta"])
         se = np.sqrt(np.where(var > 0, var, np.nan))
         separated += warn_diverging_coefficients(spec.fe_names, pieces["beta"], se,

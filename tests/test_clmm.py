@@ -221,7 +221,7 @@ def test_newdata_with_unknown_response_level(fits, wine):
 
 
 @pytest.mark.parametrize("name", ["mixedppl.clmm_api", "mixedppl.results.clmm",
-                                  "mixedppl.cumulative"])
+                                  "mixedppl.families.cumulative"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -149,7 +149,9 @@ def test_bad_proportions_and_counts(cbpp):
               family="poisson", nAGQ=5)
 
 
-@pytest.mark.parametrize("name", ["mixedppl.families", "mixedppl.glmm_api",
+@pytest.mark.parametrize("name", ["mixedppl.families.glm", "mixedppl.families.base",
+                                  "mixedppl.families.links", "mixedppl.families.gaussian",
+                                  "mixedppl.glmm_api",
                                   "mixedppl.fit.glmm_fit", "mixedppl.results.glmm"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name),

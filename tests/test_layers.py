@@ -65,6 +65,14 @@ PREFIX_LAYER = {
 
 #: Module-scope imports against the layer order today (file, imported module).
 TOP_LEVEL_ALLOWED: list[tuple[str, str]] = [
+    # families/ reads responses with spec's R-expression evaluator and names its default priors
+    # from priors.py; both belong below families (REDESIGN: spec/rexpr.py, bayes/priors.py split)
+    ("mixedppl/families/base.py", "mixedppl.spec.design"),
+    ("mixedppl/families/cumulative.py", "mixedppl.priors"),
+    ("mixedppl/families/cumulative.py", "mixedppl.spec.reterm"),
+    ("mixedppl/families/gaussian.py", "mixedppl.spec.design"),
+    ("mixedppl/families/glm.py", "mixedppl.priors"),
+    ("mixedppl/families/glm.py", "mixedppl.spec.formula"),
     ("mixedppl/bayes/pymc.py", "mixedppl.results.varcorr"),
     ("mixedppl/bayes/result.py", "mixedppl.results.base"),
     ("mixedppl/bayes/result.py", "mixedppl.results.varcorr"),
@@ -87,7 +95,6 @@ FUNCTION_LEVEL_ALLOWED: list[tuple[str, str]] = [
     ("mixedppl/api.py", "mixedppl.bayes.pymc"),
     ("mixedppl/api.py", "mixedppl.bayes.glmm_pymc"),
     ("mixedppl/api.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/bayes/glmm_pymc.py", "mixedppl.fit.glmm_fit"),
     ("mixedppl/bayes/mixin.py", "mixedppl.bayes.pymc"),
     ("mixedppl/bayes/mixin.py", "mixedppl.bayes.result"),
     ("mixedppl/clmm_api.py", "mixedppl.fit.glmm_fit"),
@@ -263,9 +270,11 @@ def test_top_level_import_violations_known():
 
 
 def test_layers_that_follow_the_order_keep_it():
-    """Every layer but inference, diagnostics and bayes follows the order at module scope today."""
+    """Every layer but families, inference, diagnostics and bayes follows the order at module
+    scope today."""
     rows = [(f, line, t) for f, line, t in _layer_violations(in_function=False)
-            if layer_of(_module_name(ROOT / f)) not in ("inference", "diagnostics", "bayes")]
+            if layer_of(_module_name(ROOT / f)) not in ("families", "inference", "diagnostics",
+                                                        "bayes")]
     assert not rows, _report(rows)
 
 

@@ -52,27 +52,18 @@ def glmm_default_priors(spec, family, link, y, ntr, intercept_at=None) -> dict:
     is_const = sx == 0
     w = np.where(ntr > 0, ntr, 0.0)
     if intercept_at is None:
-        if getattr(family, "name", "") == "binomial":
+        if family.trials:  # y: successes out of w trials
             ybar = float(np.sum(y) / max(np.sum(w), 1e-12))
         else:
             ybar = float(np.sum(w * y) / max(np.sum(w), 1e-12))
-        ybar = float(np.clip(ybar, 1e-3, 1 - 1e-3)) if link.name in (
-            "logit", "probit", "cloglog", "cauchit") else max(ybar, 1e-3)
+        ybar = (float(np.clip(ybar, 1e-3, 1 - 1e-3)) if link.unit_interval
+                else max(ybar, 1e-3))
         intercept_at = float(link.link_np(ybar))
     mu = np.where(is_const, intercept_at, 0.0)
     sd = np.where(is_const, 2.5, 2.5 / np.where(is_const, 1.0, sx))
     out = {"fixed": priors.Normal(mu, sd), "sd": priors.HalfStudentT(2.5, 3.0),
            "corr": priors.LKJ(1.0)}
-    if getattr(family, "dispersion", None) is not None:
-        from ..fit.glmm_fit import _glm_beta, _glm_phi
-        beta0 = _glm_beta(spec, family, link, y, ntr)
-        out["dispersion"] = priors.LogNormal(float(_glm_phi(spec, family, link, beta0, y,
-                                                            ntr)[0]), 2.0)
-    if getattr(family, "name", "") == "cumulative":
-        _, phi0 = family.start_values(spec, link, y, ntr)
-        alpha0 = np.round(family.thresholds_np(phi0), 3)
-        out["thresholds"] = priors.Normal(alpha0 if family.threshold == "flexible"
-                                          else float(alpha0[0]), 5.0)
+    out.update(family.default_priors(spec, link, y, ntr))
     return out
 
 
@@ -126,7 +117,7 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
                 return family.loglik(value, eta_, ntr, pt.zeros(0), link)
 
             def random(eta_, rng=None, size=None):
-                return family.simulate_np(rng, eta_, ntr, None, link)
+                return family.simulate(rng, eta_, ntr, None, link)
 
             pm.CustomDist("y", eta, logp=logp, random=random, observed=y, dims="obs")
         else:
@@ -136,7 +127,7 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
                 return family.logp(value, link.linkinv(eta_), ntr, d)
 
             def random(eta_, d, rng=None, size=None):
-                return family.simulate_np(rng, eta_, ntr, np.asarray(d, float), link)
+                return family.simulate(rng, eta_, ntr, np.asarray(d, float), link)
 
             pm.CustomDist("y", eta, disp, logp=logp, random=random, observed=y, dims="obs")
     return model, pri
@@ -182,7 +173,7 @@ def clmm_to_pymc(spec, family, link, y, weights, levels, priors: dict | None = N
             return family.loglik_alpha(value, eta_, w, a.reshape((-1, K - 1))[0], link)
 
         def random(eta_, a, rng=None, size=None):
-            return family.simulate_np(rng, np.asarray(a).reshape(-1, K - 1)[0], eta_, link)
+            return family.simulate(rng, eta_, w, np.asarray(a).reshape(-1, K - 1)[0], link)
 
         pm.CustomDist("y", eta, alpha, logp=logp, random=random, signature="(),(k)->()",
                       observed=y, dims="obs")

@@ -1,7 +1,7 @@
 r"""Maximum-likelihood fit of the model without random effects: a GLM or a cumulative link model.
 
-For a family of :mod:`mixedppl.families` (binomial, Poisson, negative binomial, Gamma, Beta) or
-the cumulative link family of :mod:`mixedppl.cumulative`, with linear predictor
+For a family of :mod:`mixedppl.families.glm` (binomial, Poisson, negative binomial, Gamma, Beta)
+or the cumulative link family of :mod:`mixedppl.families.cumulative`, with linear predictor
 :math:`\eta = X\beta + \text{offset}`, this maximises
 
 .. math:: \ell(\beta, \phi) = \sum_i \log p(y_i \mid \eta_i, \phi)
@@ -13,7 +13,7 @@ Laplace graphs of the mixed model use), so the log-likelihood is on the same sca
 model's (constants included, as R's ``logLik.glm``, ``glmmTMB`` and ``ordinal::clm``). It is
 maximised by Newton's method with step halving on the exact gradient (PyTensor) and its
 central-difference Jacobian as the Hessian,
-from R's ``glm.fit`` start (IRLS without random effects) or the family's ``start_values``.
+from the family's ``start_values`` (R's ``glm.fit`` IRLS start for a GLM family).
 
 The maximised model is what a likelihood-ratio test compares a mixed model with when its only
 random term is dropped: R's ``glm(...)`` for ``glmer`` / ``glmmTMB``, ``clm(...)`` for ``clmm``.
@@ -32,7 +32,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..core.compile import compiled
-from .glmm_fit import _glm_beta, _glm_phi, newton_minimize, numeric_hessian
+from .glmm_fit import newton_minimize, numeric_hessian
 
 __all__ = ["GLMFit", "fit_glm"]
 
@@ -91,12 +91,7 @@ def _functions(family, link):
 
 
 def _start(spec, family, link, y, ntr) -> np.ndarray:
-    starter = getattr(family, "start_values", None)
-    if starter is not None:
-        beta, phi = starter(spec, link, y, ntr)
-    else:
-        beta = _glm_beta(spec, family, link, y, ntr)
-        phi = _glm_phi(spec, family, link, beta, y, ntr)
+    beta, phi = family.start_values(spec, link, y, ntr)
     return np.concatenate([beta, phi])
 
 
@@ -113,7 +108,7 @@ def fit_glm(spec, family, link, y: np.ndarray, ntr: np.ndarray, start=None,
     ----------
     spec : ModelSpec
         ``X``, ``offset`` (its random terms, if any, are ignored).
-    family : Family or CumulativeFamily
+    family : GLMFamily or CumulativeFamily
     link : Link
     y, ntr : ndarray
         Counts and trials / prior weights, as :func:`mixedppl.glmm_api.glmm_model` (for the

@@ -146,8 +146,7 @@ def degenerate_levels(spec, y: np.ndarray, ntr: np.ndarray, family) -> list[tupl
         nsum = np.bincount(codes, weights=ntr, minlength=t.n_levels)
         multi = rows >= 2
         zero = multi & (ysum == 0) & (nsum > 0)
-        full = multi & (ysum == nsum) & (nsum > 0) if family.name == "binomial" else \
-            np.zeros_like(multi)
+        full = multi & (ysum == nsum) & (nsum > 0) if family.trials else np.zeros_like(multi)
         out.append((t.group, int(zero.sum()), int(full.sum()), int(multi.sum())))
     return out
 
@@ -163,16 +162,16 @@ def check_glmm_data(spec, family, y: np.ndarray, ntr: np.ndarray) -> list[str]:
     """
     fam = family.name
     sep: dict[str, str] = {}
-    if fam in ("binomial", "poisson", "negative_binomial"):
+    if family.zero_diverges:
         pos = ntr > 0
         if np.all(y[pos] == 0):
-            what = "failures" if fam == "binomial" else "zero"
+            what = "failures" if family.trials else "zero"
             raise ModelSpecError(f"every response is {what}: the {fam} GLMM has no finite "
                                  "estimates (the intercept diverges to −∞)")
-        if fam == "binomial" and np.all(y[pos] == ntr[pos]):
-            raise ModelSpecError("every response is a success: the binomial GLMM has no finite "
+        if family.trials and np.all(y[pos] == ntr[pos]):
+            raise ModelSpecError(f"every response is a success: the {fam} GLMM has no finite "
                                  "estimates (the intercept diverges to +∞)")
-    if fam == "binomial":
+    if family.check_separation:
         sep = separated_columns(spec, y, ntr)
         if not sep:
             direction = separation_direction(spec, y, ntr)
@@ -193,7 +192,7 @@ def check_glmm_data(spec, family, y: np.ndarray, ntr: np.ndarray) -> list[str]:
         if multi and bad >= 2 and bad >= DEGENERATE_SHARE * multi:
             parts = []
             if zero:
-                parts.append(f"{zero} with only {'failures' if fam == 'binomial' else 'zeros'}")
+                parts.append(f"{zero} with only {'failures' if family.trials else 'zeros'}")
             if full:
                 parts.append(f"{full} with only successes")
             warnings.warn(f"glmer: random-effect term '(… | {group})': {bad} of its {multi} "

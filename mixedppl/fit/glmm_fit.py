@@ -42,7 +42,7 @@ class LaplaceObjective:
     spec : ModelSpec
     family, link : Family, Link
     y, ntr : ndarray
-        Counts (successes) and trials / prior weights (see :mod:`mixedppl.families`).
+        Counts (successes) and trials / prior weights (see :mod:`mixedppl.families.glm`).
     nAGQ : int
         1: Laplace; > 1 (one grouping factor): adaptive Gauss–Hermite deviance (product rule of
         nAGQ^ℓ nodes per group for an ℓ-vector random effect).
@@ -208,67 +208,12 @@ def _random_effects(spec, theta: np.ndarray, u: np.ndarray, A: np.ndarray):
     return b, condvar
 
 
-def _glm_beta(spec, family, link, y, ntr, maxit: int = 50) -> np.ndarray:
-    """β of the GLM without random effects by IRLS (R's ``glm.fit`` start values for μ)."""
-    n = np.where(ntr > 0, ntr, 1.0)
-    if family.name == "binomial":
-        mu = (y + 0.5) / (n + 1)
-    elif family.name == "beta":
-        mu = np.clip(y, 0.01, 0.99)
-    elif family.name == "gamma":
-        mu = y
-    else:
-        mu = y + 0.1
-    eta = link.link_np(mu)
-    beta = np.zeros(spec.p)
-    for _ in range(maxit):
-        h = 1e-6
-        mu_eta = (link.linkinv_np(eta + h) - link.linkinv_np(eta - h)) / (2 * h)
-        w = ntr * mu_eta ** 2 / (family.variance(mu, 1.0) + 1e-300)
-        z = eta - spec.offset + (y / n - mu if family.name == "binomial" else y - mu) / mu_eta
-        sw = np.sqrt(w)
-        if not (np.all(np.isfinite(sw)) and np.all(np.isfinite(z))):
-            break  # separated data: IRLS diverges; keep the last finite β (a start only)
-        try:
-            new = np.linalg.lstsq(spec.X * sw[:, None], z * sw, rcond=None)[0]
-        except np.linalg.LinAlgError:
-            break
-        done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(new)))
-        beta = new
-        eta = spec.X @ beta + spec.offset
-        mu = link.linkinv_np(eta)
-        if done:
-            break
-    return beta if np.all(np.isfinite(beta)) else np.zeros(spec.p)
-
-
 def _start(obj: LaplaceObjective, y, ntr, control: dict) -> np.ndarray:
     """β (and φ) from the model without random effects, θ from lme4's start (T = I)."""
     spec, fam = obj.spec, obj.family
-    starter = getattr(fam, "start_values", None)
-    if starter is not None:
-        beta, phi = starter(spec, obj.link, y, ntr)
-    else:
-        beta = _glm_beta(spec, fam, obj.link, y, ntr)
-        phi = _glm_phi(spec, fam, obj.link, beta, y, ntr)
+    beta, phi = fam.start_values(spec, obj.link, y, ntr)
     start = control.get("start_theta", spec.theta_start())
     return np.concatenate([np.asarray(start, float), beta, phi])
-
-
-def _glm_phi(spec, family, link, beta, y, ntr) -> np.ndarray:
-    """Moment start for log φ from the GLM's Pearson residuals (empty without dispersion)."""
-    if family.n_phi == 0:
-        return np.zeros(0)
-    mu = link.linkinv_np(spec.X @ beta + spec.offset)
-    w = np.where(ntr > 0, ntr, 1.0)
-    if family.name == "negative_binomial":
-        excess = np.sum(w * ((y - mu) ** 2 - mu)) / np.sum(w * mu ** 2)
-        disp = 1.0 / excess if excess > 1e-3 else 1e3
-    elif family.name == "gamma":
-        disp = np.sqrt(np.sum(w * ((y - mu) / mu) ** 2) / np.sum(w))
-    else:  # beta: Var = μ(1−μ)/(1+φ)
-        disp = max(np.sum(w * mu * (1 - mu)) / np.sum(w * (y - mu) ** 2) - 1.0, 1.0)
-    return np.array([np.log(disp)])
 
 
 def fit_checks(spec, opt, theta: np.ndarray, who: str) -> tuple[bool, bool]:

@@ -26,7 +26,7 @@ from scipy import linalg
 
 from ..core.threads import blas_threads_for
 from ..graph.laplace import design_inputs, joint_functions
-from .glmm_fit import LaplaceObjective, _glm_beta, _random_effects, fit_checks, newton_minimize
+from .glmm_fit import LaplaceObjective, _random_effects, fit_checks, newton_minimize
 from .lmm_fit import check_boundary
 from .optimize import minimize_bounded
 
@@ -57,7 +57,7 @@ class JointObjective:
         self.data = design_inputs(spec, y, ntr)
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.phi = np.zeros(0)
-        self.beta0 = _glm_beta(spec, family, link, y, ntr)
+        self.beta0 = family.start_beta(spec, link, y, ntr)
         self.u, self.beta = np.zeros(self.q), self.beta0.copy()
         q_rest = self.q - spec.terms[0].n_levels * spec.terms[0].n_cols + self.p
         self.flops_per_eval = float(spec.n * len(spec.terms) ** 2 + q_rest ** 3)

@@ -98,14 +98,9 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
 
     def latent_residual_variance(self) -> float:
         """Distribution-specific variance of the latent scale for ``icc()`` / ``r_squared()``
-        (binomial: π²/3 logit, 1 probit, π²/6 cloglog; Nakagawa & Schielzeth 2013)."""
-        table = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
-        if self.family.name != "binomial" or self.link.name not in table:
-            raise NotImplementedError(
-                f"icc() / r_squared() are available for LMMs and binomial GLMMs (logit, probit, "
-                f"cloglog); {self.family.name}({self.link.name}) needs the observation-level "
-                "variance approximations of Nakagawa et al. (2017), not implemented yet")
-        return float(table[self.link.name])
+        (the family's ``latent_variance``: binomial π²/3 logit, 1 probit, π²/6 cloglog;
+        Nakagawa & Schielzeth 2013)."""
+        return self.family.latent_variance(self.link)
 
     @property
     def dispersion(self) -> float | None:
@@ -237,7 +232,7 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
 
     def _residual_values(self, type: str = "pearson") -> np.ndarray:
         n = self.trials
-        y = self.counts / np.where(n > 0, n, 1) if self.family.name == "binomial" else self.counts
+        y = self.family.mean_response(self.counts, n)
         mu = self.link.linkinv_np(self._eta(True))
         if type == "response":
             return y - mu

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
+from ..families.base import ResponseReader
+from ..families.gaussian import GAUSSIAN
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula
 from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector
@@ -174,21 +176,6 @@ def drop_rank_deficient(X: np.ndarray, names: list[str], tol: float = 1e-7) -> t
     return X[:, kept], [names[j] for j in kept], dropped
 
 
-def _response(frame: pd.DataFrame, expr: str) -> np.ndarray:
-    if expr in frame.columns:
-        col = frame[expr]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
-            raise ModelSpecError(
-                f"response {expr!r} must be numeric for a linear mixed model; it has dtype "
-                f"{col.dtype}. For an ordered categorical response use mp.clmm, for a binary one "
-                "mp.glmer(..., family='binomial').")
-        return col.to_numpy(dtype=float)
-    design = model_matrix(f"0 + {expr}", frame)
-    if design.matrix.shape[1] != 1:
-        raise ModelSpecError(f"response {expr!r} must give one numeric column")
-    return design.matrix[:, 0].astype(float)
-
-
 def _used_columns(parsed: ParsedFormula) -> list[str]:
     cols = list(rhs_variables(f"0 + {parsed.response}")) if parsed.response else []
     cols += rhs_variables(parsed.fixed)
@@ -271,7 +258,8 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     require_random : bool
         Raise when the formula has no random term (lme4 does).
     response : callable, optional
-        ``response(frame, expr) -> ndarray`` for non-gaussian responses (e.g. ``cbind``).
+        ``response(frame, expr) -> ndarray``, a family's reader
+        (:class:`~mixedppl.families.base.ResponseReader`); default the Gaussian's.
     lmm_checks : bool
         Apply lme4's identifiability checks (:func:`_check_lme4_counts`) and, with the default
         gaussian response, refuse a constant response.
@@ -296,7 +284,7 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
             check_finite(v, _vector_name(arg, name))
             extra |= np.isnan(v)
     frame, keep = model_frame(data, columns, na_action, extra)
-    y = (response or _response)(frame, parsed.response)
+    y = (response or ResponseReader(GAUSSIAN.read_response))(frame, parsed.response)
     check_finite(np.asarray(y, float), f"response {parsed.response!r}")
     if response is None and lmm_checks and np.ptp(y) == 0:
         raise ModelSpecError(

@@ -14,6 +14,9 @@ ordered by construction: the graph parameters :math:`\phi` map to
   e^{\phi_j}`;
 - ``"equidistant"``: :math:`\alpha_j = \phi_1 + (j - 1)\,e^{\phi_2}`.
 
+The log-density of row :math:`i` with weight :math:`n_i` is
+:math:`n_i\log[F(\alpha_{y_i} - \eta_i) - F(\alpha_{y_i - 1} - \eta_i)]`.
+
 The family plugs into :mod:`mixedppl.graph.laplace` (``loglik(y, η, n, φ, link)``; the Laplace
 log-determinant uses the exact Hessian, as ordinal's ``clmm``), so the Laplace and adaptive
 Gauss–Hermite fits of a CLMM are the GLMM code, not a copy of it.
@@ -35,11 +38,15 @@ Examples
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytensor.tensor as pt
 
-from .core.exceptions import ModelSpecError
+from .. import priors
+from ..core.exceptions import ModelSpecError
+from ..spec.reterm import value_labels
+from .base import Response
 
-__all__ = ["CumulativeFamily", "CUMULATIVE_LINKS", "THRESHOLDS"]
+__all__ = ["CumulativeFamily", "CUMULATIVE_LINKS", "THRESHOLDS", "read_ordinal"]
 
 CUMULATIVE_LINKS = ("logit", "probit", "cloglog", "loglog", "cauchit")
 THRESHOLDS = ("flexible", "equidistant")
@@ -53,18 +60,37 @@ class CumulativeFamily:
     n_categories : int
         K ≥ 3.
     threshold : {"flexible", "equidistant"}
+    levels : list of str, optional
+        The ordered category labels (what :meth:`read_response` reads the response by).
     """
 
     name = "cumulative"
     hessian = "observed"
     dispersion = None
+    trials = False
 
-    def __init__(self, n_categories: int, threshold: str = "flexible"):
+    def __init__(self, n_categories: int, threshold: str = "flexible", levels=None):
         if threshold not in THRESHOLDS:
             raise ModelSpecError(f"threshold={threshold!r} is not available; choose from "
                                  f"{list(THRESHOLDS)}")
         self.K = int(n_categories)
         self.threshold = threshold
+        self.levels = None if levels is None else [str(v) for v in levels]
+
+    def read_response(self, frame: pd.DataFrame, expr: str) -> Response:
+        """Category codes 0 … K − 1 by the family's levels (see :func:`read_ordinal`)."""
+        return read_ordinal(frame, expr, self.levels)
+
+    def check(self, y: np.ndarray, n: np.ndarray, column: str) -> None:
+        """Codes must be 0 … K − 1."""
+        if np.any((y < 0) | (y > self.K - 1)) or np.any(y != np.round(y)):
+            raise ModelSpecError(f"ordinal response {column!r} must be category codes 0 … "
+                                 f"{self.K - 1}")
+
+    def latent_variance(self, link) -> float:
+        """Not implemented for the cumulative family."""
+        raise NotImplementedError("icc() / r_squared() are not implemented for cumulative "
+                                  "link models")
 
     @property
     def key(self) -> tuple:
@@ -133,8 +159,9 @@ class CumulativeFamily:
         n = cum.shape[0]
         return np.diff(np.hstack([np.zeros((n, 1)), cum, np.ones((n, 1))]), axis=1)
 
-    def simulate_np(self, rng, alpha, eta, link) -> np.ndarray:
-        """One category code per row drawn from P(Y = j | η) (posterior predictive)."""
+    def simulate(self, rng, eta, n, alpha, link) -> np.ndarray:
+        """One category code per row drawn from P(Y = j | η) (posterior predictive; ``alpha``:
+        the thresholds, ``n`` unused: a weight does not change the category drawn)."""
         prob = self.prob_np(np.asarray(alpha), np.atleast_1d(eta), link)
         u = rng.random(len(prob))[:, None]
         return np.minimum((np.cumsum(prob, axis=1) < u).sum(axis=1), self.K - 1).astype(float)
@@ -149,3 +176,65 @@ class CumulativeFamily:
         alpha = link.link_np(np.clip(cum, 1e-4, 1 - 1e-4))
         alpha = np.maximum.accumulate(alpha + 1e-3 * np.arange(len(alpha)))
         return np.zeros(spec.p), self.phi_from_thresholds(alpha)
+
+    def default_priors(self, spec, link, y: np.ndarray, ntr: np.ndarray) -> dict:
+        """Thresholds ~ Normal(α⁰, 5) at the start thresholds α⁰ (the first one only, for
+        ``"equidistant"``)."""
+        _, phi0 = self.start_values(spec, link, y, ntr)
+        alpha0 = np.round(self.thresholds_np(phi0), 3)
+        return {"thresholds": priors.Normal(alpha0 if self.threshold == "flexible"
+                                            else float(alpha0[0]), 5.0)}
+
+
+def read_ordinal(frame: pd.DataFrame, expr: str, requested=None) -> Response:
+    """An ordinal response as ordinal's ``clm``: category codes 0 … K − 1 and the levels.
+
+    The order is ``requested`` (labels), else the categories of an ordered Categorical, else
+    the sorted integers; unordered categoricals, strings and logicals without ``requested`` are
+    refused (no order). At least 3 observed categories, none of the levels empty.
+    """
+    if expr not in frame.columns:
+        raise ModelSpecError(f"the response of a clmm must be a column of data; got {expr!r}")
+    col = frame[expr]
+    if requested is not None:
+        levels = [str(v) for v in requested]
+    elif isinstance(col.dtype, pd.CategoricalDtype):
+        if not col.cat.ordered:
+            raise ModelSpecError(
+                f"response {expr!r} is an unordered categorical: give the order of its "
+                f"categories with levels=[...] (e.g. levels={list(map(str, col.cat.categories))}"
+                f") or make it ordered: data[{expr!r}] = data[{expr!r}].cat.as_ordered()")
+        levels = [str(c) for c in col.cat.categories]
+    elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        found = sorted(set(value_labels(col)))
+        raise ModelSpecError(
+            f"response {expr!r} has no order (dtype {col.dtype}): give the order of its "
+            f"categories with levels=[...], e.g. levels={found[:10]}, or pass an ordered "
+            "pandas Categorical")
+    else:
+        values = col.to_numpy(dtype=float)
+        if np.any(np.abs(values - np.round(values)) > 1e-8):
+            raise ModelSpecError(f"response {expr!r} has non-integer values; an ordinal "
+                                 "response needs categories (integers, strings with "
+                                 "levels=, or an ordered Categorical)")
+        levels = [str(v) for v in value_labels(pd.Series(np.unique(values).astype(int)))]
+    labels = value_labels(col)
+    lookup = {lev: i for i, lev in enumerate(levels)}
+    unknown = sorted(set(labels) - set(lookup))
+    if unknown:
+        raise ModelSpecError(f"response {expr!r} has value(s) {unknown[:10]} that are not in "
+                             f"its levels {levels}")
+    codes = np.array([lookup[v] for v in labels], dtype=float)
+    counts = np.bincount(codes.astype(int), minlength=len(levels))
+    if np.sum(counts > 0) < 3:
+        raise ModelSpecError(
+            f"response {expr!r} has {int(np.sum(counts > 0))} observed categories; a "
+            "cumulative link model needs at least 3 — for a binary response use "
+            "mp.glmer(..., family='binomial')")
+    empty = [lev for lev, c in zip(levels, counts) if c == 0]
+    if empty:
+        raise ModelSpecError(
+            f"response {expr!r}: level(s) {empty} have no observations, so their thresholds "
+            "are not identified; drop them (e.g. .cat.remove_unused_categories()) or merge "
+            "them with a neighbour")
+    return Response(codes, levels=levels, expr=expr)

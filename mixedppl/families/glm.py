@@ -1,0 +1,558 @@
+r"""GLMM families as data: one row of :data:`FAMILIES` per family.
+
+A :class:`GLMFamily` row holds everything the layers after it need: the conditional log-density
+:math:`\log p(y \mid \mu, \phi)` — PyMC's ``pm.logp`` of the matching distribution, so the GLMM
+graph and the Bayesian model share one likelihood —, the variance function :math:`V(\mu)`, the
+support check, how the response is read (0/1, factor, ``cbind``, proportion + weights, counts),
+the start rule (R's ``glm.fit`` start for μ and a moment start of the dispersion), the simulator
+and the latent-scale variance of ``icc()``. For families with a dispersion parameter φ (negative
+binomial, Gamma, Beta) φ enters the graphs on the log scale (``phi = log φ``), as glmmTMB's
+``betadisp``.
+
+Responses are carried as *counts*: for the binomial, ``y`` = successes and ``n`` = trials (lme4's
+proportion × prior weights); for the others ``y`` is the response and ``n`` the prior weights
+(multiplying the log-density, as R's ``poisson()$aic`` and glmmTMB's ``weights``).
+
+Notes
+-----
+With :math:`n` the trials (binomial) or prior weight and :math:`\mu` the mean (of the proportion,
+for the binomial), the log-densities and variances of ``y/n`` are
+
+- binomial: :math:`\log\binom{n}{y} + y\log\mu + (n - y)\log(1 - \mu)`,
+  :math:`V = \mu(1 - \mu)/n`;
+- Poisson: :math:`n\,[y\log\mu - \mu - \log y!]`, :math:`V = \mu/n`;
+- negative binomial (NB2): :math:`n\,[\log\Gamma(y + \phi) - \log\Gamma(\phi) - \log y! +
+  \phi\log\frac{\phi}{\phi + \mu} + y\log\frac{\mu}{\phi + \mu}]`,
+  :math:`V = (\mu + \mu^2/\phi)/n`;
+- Gamma: :math:`n\,[k\log(k/\mu) - \log\Gamma(k) + (k - 1)\log y - ky/\mu]` with shape
+  :math:`k = 1/\phi^2`, :math:`V = \phi^2\mu^2/n`;
+- Beta: :math:`n\,[\log\Gamma(\phi) - \log\Gamma(\mu\phi) - \log\Gamma((1 - \mu)\phi) +
+  (\mu\phi - 1)\log y + ((1 - \mu)\phi - 1)\log(1 - y)]`, :math:`V = \mu(1 - \mu)/((1 + \phi)n)`.
+
+Dispersion conventions (glmmTMB's ``sigma()``): negative binomial NB2 ``Var(y) = μ + μ²/φ`` (φ: the
+``size``, R's ``theta``; glmmTMB's ``nbinom2``); Gamma shape ``1/φ²`` (φ: coefficient of
+variation); Beta ``Beta(μφ, (1 − μ)φ)`` (φ: precision; glmmTMB's ``beta_family``, Ferrari &
+Cribari-Neto 2004).
+
+The Laplace approximation's log-determinant uses lme4's IRLS (Fisher) weights
+``W = n·(dμ/dη)² / V(μ)`` for the binomial and Poisson (``hessian="fisher"``, lme4's ``glmer``), and
+the exact Hessian of −log p(y | η) for the dispersion families (``hessian="observed"``, TMB's
+Laplace, which is what glmmTMB maximises).
+
+References
+----------
+McCullagh, P. & Nelder, J. A. (1989). *Generalized Linear Models*, 2nd ed., ch. 2 (links,
+variance functions) and ch. 8 (Gamma).
+Bates et al. (2015), J. Stat. Softw. 67(1) and lme4's ``vignette("PIRLSmod")`` (IRLS weights).
+Brooks, M. E. et al. (2017). glmmTMB balances speed and flexibility among packages for zero-inflated
+generalized linear mixed modeling. *The R Journal* 9(2) (NB2, Gamma, Beta parameterisations).
+Nakagawa, S., Johnson, P. C. D. & Schielzeth, H. (2017). *J. R. Soc. Interface* 14 (latent
+variances).
+
+Examples
+--------
+>>> from mixedppl.families import get_family
+>>> fam, link = get_family("binomial", "probit")
+>>> fam.name, link.name
+('binomial', 'probit')
+>>> float(link.linkinv_np(0.0))
+0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytensor.tensor as pt
+
+from .. import priors
+from ..core.exceptions import ModelSpecError
+from ..spec.formula import split_top_level
+from .base import Response, evaluate_column
+from .gaussian import GAUSSIAN, GaussianFamily
+from .links import LINKS, Link
+
+__all__ = ["GLMFamily", "FAMILIES", "get_family"]
+
+
+@dataclass(frozen=True)
+class GLMFamily:
+    """An exponential-family row of :data:`FAMILIES` (satisfies :class:`~.base.Family`).
+
+    Attributes
+    ----------
+    name : str
+    links : tuple of str
+        Links available; the first is the canonical / default one.
+    logp : callable
+        ``logp(y, mu, n, disp)`` → elementwise PyTensor log-density (``disp``: φ, or None).
+    variance : callable
+        ``variance(mu, n, disp)`` → Var(y/n | μ) for PyTensor or NumPy inputs (Fisher weights,
+        Pearson residuals).
+    check : callable
+        ``check(y, n, column)`` raises :class:`ModelSpecError` for responses outside the support.
+    simulator : callable
+        ``simulator(rng, mu, n, disp)`` → draws of the counts ``y`` (NumPy).
+    start_mu : callable
+        ``start_mu(y, n)`` → R's ``family()$initialize`` start for μ (``n``: trials, > 0).
+    moment_dispersion : callable or None
+        ``moment_dispersion(y, mu, w)`` → moment estimate of φ from the GLM fit (families with a
+        dispersion parameter).
+    dispersion : str or None
+        Name of the dispersion parameter φ (``"size"``, ``"cv"``, ``"precision"``), None if fixed.
+    hessian : {"fisher", "observed"}
+        Weights of the Laplace log-determinant (see the module docstring).
+    factor_response : callable or None
+        ``factor_response(col, column)`` → numeric response from a categorical / logical /
+        string column (R's reading of a factor response), or None where the family takes
+        numbers only.
+    trials : bool
+        The response is a number of successes out of ``n`` trials (``cbind``, proportions with
+        weights, 0/1): the binomial. Such families also get lme4's separation checks.
+    zero_diverges : bool
+        An all-zero response has no finite estimates (the intercept diverges to −∞).
+    latent : callable or None
+        ``latent(link)`` → distribution-specific variance of the latent scale (None: not
+        implemented for the family).
+    """
+
+    name: str
+    links: tuple[str, ...]
+    logp: Callable
+    variance: Callable
+    check: Callable
+    simulator: Callable
+    start_mu: Callable
+    moment_dispersion: Callable | None = None
+    dispersion: str | None = None
+    hessian: str = "fisher"
+    factor_response: Callable | None = None
+    trials: bool = False
+    zero_diverges: bool = False
+    latent: Callable | None = None
+
+    @property
+    def default_link(self) -> str:
+        return self.links[0]
+
+    @property
+    def key(self) -> tuple:
+        """Identifies the compiled graphs of this family."""
+        return ("glm", self.name)
+
+    @property
+    def n_phi(self) -> int:
+        """Number of extra (dispersion) parameters in the graphs."""
+        return 0 if self.dispersion is None else 1
+
+    @property
+    def check_separation(self) -> bool:
+        """Whether lme4's complete-separation checks apply (a binary / binomial response)."""
+        return self.trials
+
+    def phi_names(self) -> list[str]:
+        return [] if self.dispersion is None else [f"log({self.dispersion})"]
+
+    # -- the response ------------------------------------------------------------------------
+    def read_response(self, frame: pd.DataFrame, expr: str) -> Response:
+        """Read the response as lme4's ``glmer``: a number, a factor (via ``factor_response``), or
+        for a binomial ``cbind(successes, failures)`` (``y`` the proportion, with its trials)."""
+        if expr.startswith("cbind(") and expr.endswith(")"):
+            if not self.trials:
+                raise ModelSpecError(f"{expr!r}: cbind(successes, failures) is a binomial "
+                                     f"response; family {self.name!r} takes one column")
+            return _read_cbind(frame, expr)
+        return Response(self._read_column(frame, expr), expr=expr)
+
+    def _read_column(self, frame: pd.DataFrame, expr: str) -> np.ndarray:
+        if expr not in frame.columns:
+            return evaluate_column(frame, expr)
+        col = frame[expr]
+        numeric = (pd.api.types.is_numeric_dtype(col)
+                   and not isinstance(col.dtype, pd.CategoricalDtype))
+        if numeric and not pd.api.types.is_bool_dtype(col):
+            return col.to_numpy(dtype=float)
+        if self.factor_response is not None:
+            return self.factor_response(col, expr)
+        if pd.api.types.is_bool_dtype(col):
+            return col.to_numpy(dtype=float)
+        raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer with "
+                             f"family {self.name!r}; it has dtype {col.dtype}")
+
+    def counts(self, response: np.ndarray, trials: np.ndarray | None, weights: np.ndarray,
+               column: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, n)`` the graphs take from the spec's response: successes and trials (proportion
+        × weights, or ``cbind``'s trials × weights) for the binomial, else response and weights."""
+        if not self.trials:
+            return response, weights
+        ntr = weights if trials is None else trials * weights
+        if trials is None and np.any((response < 0) | (response > 1)):
+            raise ModelSpecError(f"binomial response {column!r} must be 0/1 or a proportion in "
+                                 "[0, 1] (with weights = trials), or cbind(successes, failures)")
+        y = response * ntr
+        return np.where(np.abs(y - np.round(y)) < 1e-8, np.round(y), y), ntr
+
+    def mean_response(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """The response on the scale of μ: the proportion y/n for the binomial, else y."""
+        return y / np.where(n > 0, n, 1) if self.trials else y
+
+    # -- likelihood --------------------------------------------------------------------------
+    def loglik(self, y, eta, n, phi, link):
+        """Elementwise log p(y | η, φ) as a PyTensor expression (φ on the log scale)."""
+        disp = None if self.dispersion is None else pt.exp(phi[0])
+        return self.logp(y, link.linkinv(eta), n, disp)
+
+    def fisher_weights(self, eta, n, phi, link):
+        """IRLS weights n·(dμ/dη)²/V(μ) (PyTensor)."""
+        mu = link.linkinv(eta)
+        mu_eta = pt.grad(mu.sum(), eta)
+        disp = None if self.dispersion is None else pt.exp(phi[0])
+        return mu_eta ** 2 / self.variance(mu, n, disp)
+
+    def simulate(self, rng, eta, n, disp, link) -> np.ndarray:
+        """Responses drawn from p(y | η, φ) in NumPy (counts for the binomial; ``disp``: φ on
+        its natural scale, None without dispersion)."""
+        mu = link.linkinv_np(np.asarray(eta, float))
+        return self.simulator(rng, mu, np.broadcast_to(np.asarray(n, float), mu.shape), disp)
+
+    def latent_variance(self, link: Link) -> float:
+        """Variance of the latent scale for ``icc()`` / ``r_squared()`` (Nakagawa & Schielzeth
+        2013): π²/3 (logit), 1 (probit), π²/6 (cloglog) for the binomial."""
+        value = None if self.latent is None else self.latent(link)
+        if value is None:
+            raise NotImplementedError(
+                f"icc() / r_squared() are available for LMMs and binomial GLMMs (logit, probit, "
+                f"cloglog); {self.name}({link.name}) needs the observation-level variance "
+                "approximations of Nakagawa et al. (2017), not implemented yet")
+        return float(value)
+
+    # -- start values ------------------------------------------------------------------------
+    def start_beta(self, spec, link: Link, y: np.ndarray, ntr: np.ndarray,
+                   maxit: int = 50) -> np.ndarray:
+        """β of the GLM without random effects by IRLS from R's ``glm.fit`` start for μ."""
+        n = np.where(ntr > 0, ntr, 1.0)
+        mu = self.start_mu(y, n)
+        eta = link.link_np(mu)
+        beta = np.zeros(spec.p)
+        for _ in range(maxit):
+            h = 1e-6
+            mu_eta = (link.linkinv_np(eta + h) - link.linkinv_np(eta - h)) / (2 * h)
+            w = ntr * mu_eta ** 2 / (self.variance(mu, 1.0) + 1e-300)
+            z = eta - spec.offset + (self.mean_response(y, n) - mu) / mu_eta
+            sw = np.sqrt(w)
+            if not (np.all(np.isfinite(sw)) and np.all(np.isfinite(z))):
+                break  # separated data: IRLS diverges; keep the last finite β (a start only)
+            try:
+                new = np.linalg.lstsq(spec.X * sw[:, None], z * sw, rcond=None)[0]
+            except np.linalg.LinAlgError:
+                break
+            done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(new)))
+            beta = new
+            eta = spec.X @ beta + spec.offset
+            mu = link.linkinv_np(eta)
+            if done:
+                break
+        return beta if np.all(np.isfinite(beta)) else np.zeros(spec.p)
+
+    def start_phi(self, spec, link: Link, beta: np.ndarray, y: np.ndarray,
+                  ntr: np.ndarray) -> np.ndarray:
+        """Moment start for log φ from the GLM fit at β (empty without dispersion)."""
+        if self.moment_dispersion is None:
+            return np.zeros(0)
+        mu = link.linkinv_np(spec.X @ beta + spec.offset)
+        w = np.where(ntr > 0, ntr, 1.0)
+        return np.array([np.log(self.moment_dispersion(y, mu, w))])
+
+    def start_values(self, spec, link: Link, y: np.ndarray,
+                     ntr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(β, log φ): :meth:`start_beta` and :meth:`start_phi`."""
+        beta = self.start_beta(spec, link, y, ntr)
+        return beta, self.start_phi(spec, link, beta, y, ntr)
+
+    def default_priors(self, spec, link: Link, y: np.ndarray, ntr: np.ndarray) -> dict:
+        """Priors of the family's own parameters for the Bayesian model: φ ~ LogNormal(log φ⁰, 2)
+        at the moment start φ⁰ (nothing without dispersion)."""
+        if self.dispersion is None:
+            return {}
+        _, phi0 = self.start_values(spec, link, y, ntr)
+        return {"dispersion": priors.LogNormal(float(phi0[0]), 2.0)}
+
+
+def _read_cbind(frame: pd.DataFrame, expr: str) -> Response:
+    parts = [p.strip() for p in split_top_level(expr[6:-1], ",")]
+    if len(parts) != 2:
+        raise ModelSpecError(f"{expr!r}: cbind needs exactly two columns (successes, failures)")
+    s, f = (_numeric_part(frame, e, expr) for e in parts)
+    if np.any(f < 0):
+        raise ModelSpecError(f"{expr!r}: negative failures {parts[1]!r} — successes "
+                             f"{parts[0]!r} exceed the number of trials")
+    if np.any(s < 0):
+        raise ModelSpecError(f"{expr!r}: negative successes {parts[0]!r}")
+    trials = s + f
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(trials > 0, s / np.where(trials > 0, trials, 1), 0.0)
+    return Response(y, trials=trials, expr=expr)
+
+
+def _numeric_part(frame: pd.DataFrame, expr: str, whole: str) -> np.ndarray:
+    """A part of ``cbind``: numeric or logical."""
+    if expr not in frame.columns:
+        return evaluate_column(frame, expr)
+    col = frame[expr]
+    if pd.api.types.is_bool_dtype(col) or (pd.api.types.is_numeric_dtype(col) and not
+                                          isinstance(col.dtype, pd.CategoricalDtype)):
+        return col.to_numpy(dtype=float)
+    raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer; it has dtype "
+                         f"{col.dtype}")
+
+
+def _int(x):
+    return pt.round(x).astype("int64")
+
+
+def _binomial_logp(y, mu, n, disp=None):
+    import pymc as pm  # on use: importing pymc costs seconds at `import mixedppl`
+    return pm.logp(pm.Binomial.dist(n=_int(n), p=mu), _int(y))
+
+
+def _poisson_logp(y, mu, n, disp=None):
+    import pymc as pm
+    return n * pm.logp(pm.Poisson.dist(mu=mu), _int(y))
+
+
+def _negbin_logp(y, mu, n, size):
+    import pymc as pm
+    return n * pm.logp(pm.NegativeBinomial.dist(mu=mu, alpha=size), _int(y))
+
+
+def _gamma_logp(y, mu, n, cv):
+    import pymc as pm
+    shape = 1.0 / cv ** 2
+    return n * pm.logp(pm.Gamma.dist(alpha=shape, beta=shape / mu), y)
+
+
+def _beta_logp(y, mu, n, prec):
+    import pymc as pm
+    return n * pm.logp(pm.Beta.dist(alpha=mu * prec, beta=(1 - mu) * prec), y)
+
+
+def _is_integer(v: np.ndarray) -> np.ndarray:
+    return np.abs(v - np.round(v)) <= 1e-8 * np.maximum(1.0, np.abs(v))
+
+
+def _check_binomial(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y < 0):
+        raise ModelSpecError(f"binomial response {column!r} has negative successes")
+    if np.any(y > n + 1e-8):
+        raise ModelSpecError(f"binomial response {column!r} has successes > trials (or a "
+                             "proportion above 1)")
+    if not np.all(_is_integer(y)) or not np.all(_is_integer(n)):
+        raise ModelSpecError(f"binomial response {column!r}: non-integer number of successes or "
+                             "trials; give 0/1, cbind(successes, failures), or proportions with "
+                             "weights = number of trials")
+
+
+def _binomial_factor(col, column: str) -> np.ndarray:
+    r"""A binomial response from a factor, as lme4's ``glmer`` reads it.
+
+    A pandas Categorical: the first category in the Categorical's order is failure and every
+    other category success, :math:`y_i = [\,c_i \ne c_{(1)}\,]`. As in lme4, whose model frame
+    is built with ``drop.unused.levels = TRUE`` (``glFormula``), categories with no row in the
+    model frame are dropped first, so :math:`c_{(1)}` is the first category that occurs. A
+    boolean column: True = success. Strings (object dtype) have no level order and are refused
+    with a :class:`ModelSpecError` saying how to give one.
+
+    References
+    ----------
+    R's ``binomial()$initialize`` (``family.R``: "if a factor, the first level denotes failure
+    and all others success"); lme4's ``glFormula`` (``R/modular.R``).
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        seen = codes[codes >= 0]
+        first = seen.min() if len(seen) else 0
+        return np.where(codes < 0, np.nan, (codes > first).astype(float))
+    if pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float)
+    found = sorted(str(v) for v in pd.unique(col.dropna()))[:10]
+    example = (f"data[{column!r}] = pd.Categorical(data[{column!r}], categories="
+               f"[{found[0]!r}, {found[1]!r}])  # first = failure" if len(found) == 2 else
+               f"data[{column!r}] = pd.Categorical(data[{column!r}], categories=[failure, "
+               "success, ...])")
+    raise ModelSpecError(
+        f"binomial response {column!r} has dtype {col.dtype} (values {found}) and no level "
+        "order, so which value is the failure is not defined (R's binomial takes a factor: the "
+        f"first level is failure, the others success). Give the order: {example}, or compare "
+        f"with the success level: data[{column!r}] == {found[-1] if found else 'yes'!r} "
+        "(a logical response)")
+
+
+def _check_poisson(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y < 0):
+        raise ModelSpecError(f"poisson response {column!r} has negative counts")
+    if not np.all(_is_integer(y)):
+        raise ModelSpecError(f"poisson response {column!r} has non-integer counts")
+
+
+def _check_negbin(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y < 0) or not np.all(_is_integer(y)):
+        raise ModelSpecError(f"negative binomial response {column!r} must be non-negative integer "
+                             "counts")
+
+
+def _check_gamma(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y <= 0):
+        raise ModelSpecError(f"Gamma response {column!r} must be positive (found "
+                             f"{int(np.sum(y <= 0))} value(s) <= 0)")
+
+
+def _check_beta(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any((y <= 0) | (y >= 1)):
+        raise ModelSpecError(f"Beta response {column!r} must lie strictly between 0 and 1 (found "
+                             f"{int(np.sum((y <= 0) | (y >= 1)))} value(s) outside); squeeze "
+                             "exact 0s and 1s, e.g. (y·(n − 1) + 0.5)/n (Smithson & Verkuilen 2006)")
+
+
+def _disp(d, default=1.0):
+    return default if d is None else d
+
+
+
+
+def _binomial_var(mu, n, d=None):
+    return mu * (1 - mu) / n
+
+
+def _poisson_var(mu, n, d=None):
+    return mu / n
+
+
+def _negbin_var(mu, n, d=None):
+    return (mu + mu ** 2 / _disp(d)) / n
+
+
+def _gamma_var(mu, n, d=None):
+    return _disp(d) ** 2 * mu ** 2 / n
+
+
+def _beta_var(mu, n, d=None):
+    return mu * (1 - mu) / (1 + _disp(d)) / n
+
+
+# Simulators, start rules and latent variances: module-level functions (not lambdas) so that a
+# family and every result holding one pickle by reference.
+def _binomial_sim(rng, mu, n, disp=None):
+    return rng.binomial(np.round(n).astype(int), np.clip(mu, 0, 1)).astype(float)
+
+
+def _poisson_sim(rng, mu, n, disp=None):
+    return rng.poisson(mu).astype(float)
+
+
+def _negbin_sim(rng, mu, n, disp):
+    return rng.negative_binomial(disp, disp / (disp + mu)).astype(float)
+
+
+def _gamma_sim(rng, mu, n, disp):
+    shape = 1.0 / disp ** 2
+    return rng.gamma(shape, mu / shape)
+
+
+def _beta_sim(rng, mu, n, disp):
+    return rng.beta(mu * disp, (1 - mu) * disp)
+
+
+def _binomial_start(y, n):
+    return (y + 0.5) / (n + 1)
+
+
+def _count_start(y, n):
+    return y + 0.1
+
+
+def _gamma_start(y, n):
+    return y
+
+
+def _beta_start(y, n):
+    return np.clip(y, 0.01, 0.99)
+
+
+def _negbin_moment(y, mu, w):
+    """φ from the excess variance: Var − μ = μ²/φ."""
+    excess = np.sum(w * ((y - mu) ** 2 - mu)) / np.sum(w * mu ** 2)
+    return 1.0 / excess if excess > 1e-3 else 1e3
+
+
+def _gamma_moment(y, mu, w):
+    """φ (coefficient of variation) from the Pearson residuals (y − μ)/μ."""
+    return np.sqrt(np.sum(w * ((y - mu) / mu) ** 2) / np.sum(w))
+
+
+def _beta_moment(y, mu, w):
+    """φ (precision) from Var = μ(1 − μ)/(1 + φ)."""
+    return max(np.sum(w * mu * (1 - mu)) / np.sum(w * (y - mu) ** 2) - 1.0, 1.0)
+
+
+_BINOMIAL_LATENT = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
+
+
+def _binomial_latent(link):
+    return _BINOMIAL_LATENT.get(link.name)
+
+
+FAMILIES: dict[str, GLMFamily] = {
+    "binomial": GLMFamily("binomial", ("logit", "probit", "cloglog", "cauchit"), _binomial_logp,
+                          _binomial_var, _check_binomial, _binomial_sim, _binomial_start,
+                          factor_response=_binomial_factor, trials=True, zero_diverges=True,
+                          latent=_binomial_latent),
+    "poisson": GLMFamily("poisson", ("log",), _poisson_logp, _poisson_var, _check_poisson,
+                         _poisson_sim, _count_start, zero_diverges=True),
+    "negative_binomial": GLMFamily("negative_binomial", ("log",), _negbin_logp, _negbin_var,
+                                   _check_negbin, _negbin_sim, _count_start, _negbin_moment,
+                                   dispersion="size", hessian="observed", zero_diverges=True),
+    "gamma": GLMFamily("gamma", ("log",), _gamma_logp, _gamma_var, _check_gamma, _gamma_sim,
+                       _gamma_start, _gamma_moment, dispersion="cv", hessian="observed"),
+    "beta": GLMFamily("beta", ("logit",), _beta_logp, _beta_var, _check_beta, _beta_sim,
+                      _beta_start, _beta_moment, dispersion="precision", hessian="observed"),
+}
+
+_ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
+            "negativebinomial": "negative_binomial", "nb": "negative_binomial",
+            "gamma": "gamma", "beta": "beta", "beta_family": "beta", "normal": "gaussian"}
+_REGISTRY = {**FAMILIES, "gaussian": GAUSSIAN}
+
+
+def get_family(family, link: str | None = None) -> tuple[GLMFamily | GaussianFamily, Link]:
+    """Look up a family (a name, a :class:`GLMFamily` or the Gaussian) and its link (a name;
+    default: the family's first).
+
+    ``"gaussian"`` / ``"normal"`` give :data:`~mixedppl.families.gaussian.GAUSSIAN` with the
+    identity link; the other names the rows of :data:`FAMILIES` (and glmmTMB's aliases).
+
+    Raises
+    ------
+    ModelSpecError
+        For an unknown family or a link the family does not offer.
+
+    Examples
+    --------
+    >>> fam, link = get_family("gaussian")
+    >>> fam.name, link.name
+    ('gaussian', 'identity')
+    """
+    if isinstance(family, (GLMFamily, GaussianFamily)):
+        fam = family
+    else:
+        key = str(family).lower().replace("-", "_").replace(" ", "_")
+        fam = _REGISTRY.get(_ALIASES.get(key, key))
+    if fam is None:
+        raise ModelSpecError(f"family={family!r} is not available; choose from {sorted(FAMILIES)}")
+    name = fam.default_link if link is None else str(link).lower()
+    if name not in fam.links:
+        raise ModelSpecError(f"link={link!r} is not available for family {fam.name!r}; "
+                             f"choose from {list(fam.links)}")
+    return fam, LINKS[name]
