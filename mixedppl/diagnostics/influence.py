@@ -36,6 +36,9 @@ import pandas as pd
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
+from ..fit.lmm_fit import check_boundary, fit_lmm, restart_from
+from ..fit.lmm_objective import LMMObjective
+from ..fit.optimize import leave_boundary
 from ..results.varcorr import term_covariances
 
 __all__ = ["InfluenceFrame", "influence_frame", "plot_influence", "varcomp_names"]
@@ -81,9 +84,6 @@ def _deleted_fit(fit, mask: np.ndarray, method: str, start_hessian=None):
     instead of ~20), then lme4's boundary checks; β̂, σ̂² = r²/(n − p·reml) and
     vcov β̂ = σ̂² (R_XᵀR_X)⁻¹ from the estimates at the refit's θ, as :func:`fit_lmm` gives them.
     """
-    from ..fit.lmm_fit import check_boundary, fit_lmm, restart_from
-    from ..fit.lmm_objective import LMMObjective
-    from ..fit.optimize import leave_boundary
     from ..inference.bootstrap import _quasi_newton_fit
     w = np.where(mask, 0.0, fit.spec.weights)
     spec = fit.spec.with_weights(w)

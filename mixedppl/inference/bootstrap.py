@@ -21,7 +21,9 @@ from scipy import special
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
-from ..fit.optimize import OptSummary
+from ..fit.lmm_fit import check_boundary, restart_from
+from ..fit.lmm_objective import LMMObjective
+from ..fit.optimize import OptSummary, leave_boundary, minimize_bounded
 from .profile import _quasi_newton, theta_to_psi, varpar_names
 
 __all__ = ["bootstrap_params", "bootstrap_confint", "percentile_interval"]
@@ -77,9 +79,6 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
     H)`` (:func:`_start_hessian`), from the Hessian there (a projected quasi-Newton method);
     otherwise L-BFGS-B.
     """
-    from ..fit.lmm_fit import check_boundary, restart_from
-    from ..fit.lmm_objective import LMMObjective
-    from ..fit.optimize import leave_boundary, minimize_bounded
     c = _QUIET
     lower = spec.theta_lower()
     sc, H = start_hessian if start_hessian is not None else (None, None)
