@@ -51,6 +51,7 @@ import numpy as np
 import pytensor
 from pytensor.compile.mode import Mode
 from pytensor.link.vm import VMLinker
+import pytensor.scalar.basic as ps
 from pytensor.scalar.basic import Composite
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 
@@ -67,7 +68,7 @@ class _Config:
 
     def __init__(self):
         self.linker = os.environ.get("MIXEDPPL_LINKER", "cvm")
-        self.c_thunks = os.environ.get("MIXEDPPL_C_THUNKS", "loops")
+        self.c_thunks = os.environ.get("MIXEDPPL_C_THUNKS", "none")
         self.disk_cache = os.environ.get("MIXEDPPL_DISK_CACHE", "1") != "0"
         self._cache_dir: Path | None = (Path(os.environ["MIXEDPPL_CACHE_DIR"])
                                         if os.environ.get("MIXEDPPL_CACHE_DIR") else None)
@@ -302,6 +303,8 @@ def _wants_c(node) -> bool:
     op = node.op
     if config.c_thunks == "all":
         return True
+    if config.c_thunks == "none":
+        return False
     if isinstance(op, CAReduce):
         return True
     if not isinstance(op, Elemwise):
@@ -312,7 +315,53 @@ def _wants_c(node) -> bool:
     return spec is None or not hasattr(np, spec[0]) or len(node.inputs) != spec[1]
 
 
+def _ufunc_thunk(node, storage_map, compute_map):
+    """A Python thunk that calls the NumPy ufunc of an elementwise ``node`` directly, or None.
+
+    PyTensor's ``Elemwise.perform`` spends ~10–15 µs per call on checks and, for an n-ary
+    ``Add`` / ``Mul`` (no ufunc of that arity), ~100 µs in ``np.frompyfunc``; here the ufunc
+    is called as is (n-ary sums and products folded left to right, as the scalar op does), with
+    the output cast to the node's dtype. Only for single-output ops whose ``nfunc_spec`` names
+    a NumPy ufunc: the same function ``perform`` would call.
+    """
+    op = node.op
+    spec = getattr(op, "nfunc_spec", None)
+    if not isinstance(op, Elemwise) or spec is None or len(node.outputs) != 1 or spec[2] != 1:
+        return None
+    ufunc = getattr(np, spec[0], None)
+    n_in = len(node.inputs)
+    if not isinstance(ufunc, np.ufunc):
+        return None
+    if n_in != spec[1] and not (spec[1] == 2 and n_in > 2
+                                 and isinstance(op.scalar_op, (ps.Add, ps.Mul))):
+        return None
+    in_storage = [storage_map[v] for v in node.inputs]
+    out_storage = storage_map[node.outputs[0]]
+    done = compute_map[node.outputs[0]] if compute_map is not None else [None]
+    dtype = np.dtype(node.outputs[0].dtype)
+
+    def thunk():
+        with np.errstate(all="ignore"):
+            if n_in == spec[1]:
+                res = ufunc(*[s[0] for s in in_storage])
+            else:
+                res = in_storage[0][0]
+                for s in in_storage[1:]:
+                    res = ufunc(res, s[0])
+        res = np.asarray(res)
+        if res.dtype != dtype:
+            res = res.astype(dtype)
+        out_storage[0] = res
+        done[0] = True
+
+    thunk.inputs, thunk.outputs, thunk.lazy = in_storage, [out_storage], False
+    return thunk
+
+
 def _py_thunk(op, node, storage_map, compute_map, no_recycling, impl=None):
+    fast = _ufunc_thunk(node, storage_map, compute_map)
+    if fast is not None:
+        return fast
     return type(op).make_thunk(op, node, storage_map, compute_map, no_recycling, impl="py")
 
 
@@ -353,21 +402,30 @@ class _SelectiveCVM(VMLinker):
 
 
 def _mode(kind: str) -> Mode:
-    """Compile mode for ``kind`` ("fast_run": the configured linker; "fast_compile": one-offs)."""
+    """Compile mode for ``kind``: ``"fast_run"`` (fitting functions), ``"fast_run_c"`` (small
+    graphs evaluated very often: C everywhere when ``c_thunks`` asks for C at all) or
+    ``"fast_compile"`` (one-off evaluations: few graph rewrites).
+
+    With ``c_thunks = "none"`` (the default) nothing is compiled to C: every node runs its
+    NumPy implementation (elementwise ops as direct ufunc calls, :func:`_ufunc_thunk`) and the
+    elementwise fusion rewrite is left out, since a fused ``Composite`` has no NumPy ufunc.
+    """
+    no_c = config.c_thunks == "none"
+    excluded = _EXCLUDED + (("fusion",) if no_c else ())
     if kind == "fast_compile":
         return Mode(linker=_SelectiveCVM(use_cloop=True),
-                    optimizer="fast_compile").excluding(*_EXCLUDED)
+                    optimizer="fast_compile").excluding(*excluded)
     linker = config.linker
-    if kind == "fast_run_c" and linker == "cvm":
+    if kind == "fast_run_c" and linker == "cvm" and not no_c:
         # small graphs evaluated hundreds of times per fit (GLMM / CLMM inner and outer
         # functions): C thunks everywhere. wine's CLMM fit: 0.06 s warm, against 0.26 s with
         # Python thunks (~64 per call at ~15 µs each); the price is more C modules when cold.
-        return Mode(linker="cvm", optimizer="fast_run").excluding(*_EXCLUDED)
+        return Mode(linker="cvm", optimizer="fast_run").excluding(*excluded)
     if linker == "numba":
         return pytensor.compile.mode.get_mode("NUMBA").excluding(*_EXCLUDED)
     if linker == "cvm":
         linker = _SelectiveCVM(use_cloop=True)
-    return Mode(linker=linker, optimizer="fast_run").excluding(*_EXCLUDED)
+    return Mode(linker=linker, optimizer="fast_run").excluding(*excluded)
 
 
 def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = "fast_run",
