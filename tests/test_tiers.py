@@ -96,18 +96,22 @@ def test_vector_terms_after_the_first_share_one_graph(fresh):
             start += q
 
 
-def test_c_tier_gives_the_numpy_tiers_numbers(monkeypatch):
-    """The C tier (built in the background, then returned by the next lookup) evaluates the
-    same deviance and gradient as the NumPy tier."""
+def test_c_tier_gives_the_numpy_tiers_numbers(monkeypatch, tmp_path):
+    """The C tier (asked for by the second lookup, built in the background, returned by the
+    third) evaluates the same deviance and gradient as the NumPy tier."""
     if not C._has_compiler():
         pytest.skip("no C compiler: only the NumPy tier exists")
     monkeypatch.setattr(C.config, "tier", "auto")
+    monkeypatch.setattr(C.config, "_cache_dir", tmp_path)     # nothing on disk yet
     C.clear_cache()
     pen = mp.datasets.load("penicillin")
     model = mp.Model("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
     theta = np.array([1.5, 3.2])
     obj_numpy = model.objective()
     d0, g0 = obj_numpy(theta)
+    assert not C._BACKGROUND._pending             # first lookup: NumPy, nothing in the background
+    again = model.objective()
+    assert again._fn_dev is obj_numpy._fn_dev     # second lookup: still NumPy, C asked for
     assert C.wait_for_background(timeout=1200)
     assert C.cache_stats["background_errors"] == 0
     obj_c = model.objective()

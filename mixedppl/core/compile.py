@@ -1,24 +1,34 @@
-"""Compile PyTensor graphs once per model structure and keep them in an in-process cache.
+"""Compile PyTensor graphs once per graph structure and keep them in memory and on disk.
 
 Data are graph inputs, so one compiled function serves every dataset and refit with the same
-structure. The linker is a setting (``mixedppl.config.linker`` / env ``MIXEDPPL_LINKER``):
+structure; the LMM graphs are generic in the term widths too (:mod:`mixedppl.graph.lmm`), so
+five compiled functions serve every linear mixed model. Measurements and the reasons for this
+design: ``docs/compile.md``.
 
-- ``"cvm"`` (default): PyTensor's C virtual machine, with compiled C code only for the
-  elementwise loops and reductions (:class:`_SelectiveCVM`); every other node runs its NumPy
-  ``perform``. Each C module costs ~1 s of C compiler on the first run on a machine (cached on
-  disk in PyTensor's compiledir): sleepstudy's first fit on an empty compile dir took 149 s
-  (128 modules) with C for every node and takes 30 s (12 modules) this way;
-  ``MIXEDPPL_C_THUNKS=all`` gives C for every node (small models evaluate ~3x faster,
-  sleepstudy 0.2 ms instead of 0.6 ms; large ones the same);
-- ``"numba"``: little C compile but a long first JIT in every new process;
-- one-off functions (estimates at the optimum, Satterthwaite pieces) skip most graph rewrites
-  (``optimizer="fast_compile"``) with the same linker.
+Two tiers (``mixedppl.config.tier`` / env ``MIXEDPPL_TIER``: ``"auto"``, ``"numpy"``, ``"c"``):
+
+- the **NumPy tier** compiles nothing to C: PyTensor's graph rewrites (without elementwise
+  fusion), then every node runs its NumPy implementation, elementwise ops as direct ufunc calls
+  (:func:`_ufunc_thunk`). Ready in ~1 s, needs no C compiler, never touches PyTensor's module
+  cache (so a compile dir holding thousands of modules costs nothing). sleepstudy: 0.3 ms per
+  deviance evaluation, as fast as C; small GLMMs ~3–4× slower per evaluation than C;
+- the **C tier**: C thunks for the elementwise loops and reductions (:class:`_SelectiveCVM`,
+  ``config.c_thunks = "loops"``; ``"all"``: every node), or for every node for the small,
+  often-called GLMM / CLMM functions (``kind="fast_run_c"``). Each new C module costs ~0.5–1 s
+  of C compiler once per machine (cbpp's GLMM: ~25 s of compiler CPU).
+
+With ``"auto"`` (the default, when a C compiler exists) :func:`compiled` returns the C tier when
+this process already has it, else the NumPy tier at once, and one background thread loads the
+C tier from disk, or — once the structure is looked up a second time — compiles it, for the
+next lookup (the next fit, never a fit in progress).
+``"numpy"`` never builds C; ``"c"`` builds it at once, as before. One-off functions
+(``kind="fast_compile"``: estimates at the optimum, Satterthwaite pieces, profiles) are always
+on the NumPy tier with few rewrites. ``linker="numba"`` has one tier (first JIT ~28 s).
 
 Compiled functions are also kept on disk (pickled after PyTensor's graph rewrites, in
 ``mixedppl.config.cache_dir``, by default ``<pytensor compiledir>/mixedppl/``; env
 ``MIXEDPPL_CACHE_DIR``), so a new process skips building the gradient graph and rewriting it and
-only links the thunks: sleepstudy's first fit in a new process took 2.9 s of CPU compiling, and
-0.3 s loading (see :func:`compiled`). ``MIXEDPPL_DISK_CACHE=0`` turns it off.
+only links the thunks (see :func:`compiled`). ``MIXEDPPL_DISK_CACHE=0`` turns it off.
 
 Unpickling runs code, so an entry is only read when it can only have been written by this user:
 the folder must be owned by the current user and not writable by group or others (otherwise
@@ -66,9 +76,11 @@ __all__ = ["config", "compiled", "clear_cache", "configure_pytensor", "cache_sta
 class _Config:
     """Package settings.
 
-    ``linker`` picks the PyTensor linker for fitting functions; ``c_thunks`` (``"loops"`` or
-    ``"all"``) which nodes of a ``cvm`` function get compiled C code (see :class:`_SelectiveCVM`);
-    ``disk_cache`` whether compiled functions are kept on disk, in ``cache_dir``.
+    ``tier`` (``"auto"``, ``"numpy"``, ``"c"``): which compiled tier fits use (module docstring);
+    ``linker`` picks the PyTensor linker of the C tier; ``c_thunks`` (``"loops"``, ``"all"`` or
+    ``"none"``: no C tier) which nodes of a ``cvm`` function get compiled C code (see
+    :class:`_SelectiveCVM`); ``disk_cache`` whether compiled functions are kept on disk, in
+    ``cache_dir``.
     """
 
     def __init__(self):
@@ -584,6 +596,8 @@ class _Background:
 
 
 _BACKGROUND = _Background()
+#: lookups of each C-tier key in this process (the C tier is built from the second on)
+_LOOKUPS: dict[Hashable, int] = {}
 
 
 def wait_for_background(timeout: float | None = None) -> bool:
@@ -605,8 +619,11 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
     ``"fast_run_c"``) evaluates small models 2–5× faster but costs ~0.5–1 s of C compiler per
     new module. A lookup returns the C tier when this process or the disk cache has it;
     otherwise it returns the NumPy tier at once and (a C compiler
-    present, ``config.tier = "auto"``) asks one background thread to build the C tier, which later
-    lookups — the next fit, never a fit in progress — then get. ``config.tier = "numpy"`` never
+    present, ``config.tier = "auto"``) asks one background thread for the C tier — at once
+    when the disk cache holds it (loading it only links modules), else from the second lookup
+    of the key in this process on (the structure is fitted again: a refit, a bootstrap, the
+    next model of a notebook session), so a one-off script never starts the C compiler. Later
+    lookups — the next fit, never a fit in progress — then get the C tier. ``config.tier = "numpy"`` never
     builds the C tier, ``"c"`` builds it at once (and waits). Without a C compiler only the
     NumPy tier exists.
 
@@ -625,9 +642,13 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
     key_np = _full_key(key, kind, "numpy", kwargs)
     with _LOCK:
         fn = _CACHE.get(key_c) or _CACHE.get(key_np)
+        _LOOKUPS[key_c] = _LOOKUPS.get(key_c, 0) + 1
+        wanted = key_c not in _CACHE and _LOOKUPS[key_c] >= 2
     if fn is None:
         fn = _build_and_compile(key_np, build, kind, "numpy", kwargs)
-    if key_c not in _CACHE:
+        path = _disk_path(key_c)
+        wanted = wanted or (path is not None and path.exists())
+    if wanted:
         _BACKGROUND.submit(key_c, build, kind, kwargs)
     return fn
 
@@ -638,3 +659,4 @@ def clear_cache() -> None:
     wait_for_background()
     with _LOCK:
         _CACHE.clear()
+        _LOOKUPS.clear()
