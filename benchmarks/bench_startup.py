@@ -208,7 +208,7 @@ import mixedppl as mp
 from mixedppl.core import compile as C
 sleep = mp.datasets.load("sleepstudy")
 fit = mp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
-out = {{}}
+out = {}
 def step(name, f):
     before = C.cache_stats["compiled"]
     t = time.perf_counter()
