@@ -37,6 +37,7 @@ numbers to ``benchmarks/results/startup_latest.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -56,7 +57,8 @@ SECTIONS = ("cold", "never_seen", "same_process", "inference", "many_modules", "
             "peers")
 
 FIT = {
-    "sleepstudy lmer": 'mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))',
+    "sleepstudy lmer": 'mp.lmer("Reaction ~ Days + (Days | Subject)", '
+                       'mp.datasets.load("sleepstudy"))',
     "cbpp glmer": 'mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", '
                   'mp.datasets.load("cbpp"), family="binomial")',
     "wine clmm": 'mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))',
@@ -291,10 +293,9 @@ invisible(capture.output(print(summary(fit))))
 
 def section_peers(rows: list, dirs: dict, args) -> None:
     csv = ROOT / "mixedppl" / "datasets" / "data" / "sleepstudy.csv"
-    try:
-        import statsmodels  # noqa: F401  (only to know whether the peer can run)
+    if importlib.util.find_spec("statsmodels") is not None:
         res = run_process(STATSMODELS.format(csv=str(csv)), dict(os.environ), args.timeout)
-    except ImportError:
+    else:
         res = {"ok": False, "error": "statsmodels not installed"}
     rows.append(("peer: statsmodels MixedLM, whole process", "sleepstudy", res))
     if shutil.which("Rscript") is None:

@@ -623,9 +623,9 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
     when the disk cache holds it (loading it only links modules), else from the second lookup
     of the key in this process on (the structure is fitted again: a refit, a bootstrap, the
     next model of a notebook session), so a one-off script never starts the C compiler. Later
-    lookups — the next fit, never a fit in progress — then get the C tier. ``config.tier = "numpy"`` never
-    builds the C tier, ``"c"`` builds it at once (and waits). Without a C compiler only the
-    NumPy tier exists.
+    lookups — the next fit, never a fit in progress — then get the C tier.
+    ``config.tier = "numpy"`` never builds the C tier, ``"c"`` builds it at once (and waits).
+    Without a C compiler only the NumPy tier exists.
 
     Each tier is looked up in this process's cache, then on disk (a function pickled after its
     graph rewrites, keyed by ``key``, ``kind``, the tier and linker settings and
