@@ -182,7 +182,7 @@ def _signed_terms(rhs: str) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------------------------------------
 
 #: Operators formulae's parser reads as R's formula algebra (``^`` is handed over as ``**``).
-_FORMULAE_OPS = {"+", "*", "/", ":", "^", "(", ")"}
+_FORMULAE_OPS = {"+", "-", "*", "/", ":", "^", "(", ")"}
 
 
 def _mask(expr: str, atoms: list[str], where: str) -> str:
@@ -222,8 +222,6 @@ def _mask(expr: str, atoms: list[str], where: str) -> str:
         elif kind == "string":
             raise ModelSpecError(f"invalid term {text} in the random term {where}: a string is "
                                  "not a variable")
-        elif text == "-":
-            out.append("-")
         elif text == "*" and i + 1 < len(tokens) and tokens[i + 1][1] == "*" \
                 and tokens[i + 1][2] == end:
             out.append("**")
@@ -329,7 +327,7 @@ def _expand_random(inner: str) -> list[RandomTermSpec]:
     factors: list[list[str]] = []
     slopes: dict[frozenset, list[str]] = {}
     for t in group_terms:
-        comps = [atoms[_atom_index(c)] for c in t.factor.components]
+        comps = [re.sub(r"\s+", "", atoms[_atom_index(c)]) for c in t.factor.components]
         if comps not in factors:
             factors.append(comps)
         if isinstance(t.expr, Term):
