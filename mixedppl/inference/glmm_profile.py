@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import special
 
 from ..core.threads import blas_threads_for
+from ..fit.glmm_fit import LaplaceObjective
 from ..fit.optimize import lbfgsb_box, quasi_newton_box
 from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_names
 
@@ -53,7 +54,6 @@ class _GLMMProfiler:
     """The deviance of one GLMM as a function of z = (sd/cor…, β), and its one-parameter profiles."""
 
     def __init__(self, fit):
-        from ..fit.glmm_fit import LaplaceObjective
         self.fit, self.spec = fit, fit.spec
         self.obj = LaplaceObjective(fit.spec, fit.family, fit.link, fit.counts, fit.trials,
                                     int(fit.nAGQ))

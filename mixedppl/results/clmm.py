@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..bayes.glmm_pymc import clmm_to_pymc
 from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
 from ..fit.records import term_covariances
@@ -73,7 +74,6 @@ class CLMMResult(MixedResult):
     timing: dict = field(default_factory=dict)
 
     def _pymc_model(self, priors: dict | None = None):
-        from ..bayes.glmm_pymc import clmm_to_pymc
         return clmm_to_pymc(self.spec, self.family, self.link, self.counts, self.weights,
                             self.levels, priors)
 

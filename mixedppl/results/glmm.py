@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
 from ..fit.records import term_covariances
@@ -83,7 +84,6 @@ class GLMMResult(MixedResult):
     confint_methods = {"profile": glmm_profile_confint}
 
     def _pymc_model(self, priors: dict | None = None):
-        from ..bayes.glmm_pymc import glmm_to_pymc
         return glmm_to_pymc(self.spec, self.family, self.link, self.counts, self.trials, priors)
 
     # -- likelihood ------------------------------------------------------------------------------
