@@ -33,17 +33,17 @@ _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
 
 def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
-                 start_hessian=None) -> np.ndarray:
+                 hessian: tuple | None = None) -> np.ndarray:
     """Refit the model to each column of Y; one row (ψ, β) per column.
 
-    The refit is :func:`~mixedppl.fit.lmm_fit.fit_lmm`'s numerical path (minimise the profiled
-    deviance from the fit's θ, the probe off a zero bound and lme4's boundary check, then β̂ and
-    σ̂ = √(r²/(n − p·reml)) from the estimates) without building a result object per replicate,
-    and with the BLAS thread limit set once per block, not once per refit (finding the BLAS
-    libraries took ~12 ms a refit, more than the refit itself on small models). The minimiser is
-    warm-started at the original optimum twice over: from θ̂, and, with ``start_hessian = (scale,
-    H)`` (:func:`start_hessian`), from the Hessian there (a projected quasi-Newton method);
-    otherwise L-BFGS-B.
+    Each refit is :func:`~mixedppl.fit.lmm_fit.refit_theta` (fit_lmm's numerical path: minimise
+    the profiled deviance from the fit's θ, the probe off a zero bound and lme4's boundary check),
+    then β̂ and σ̂ = √(r²/(n − p·reml)) from the estimates, without building a record per
+    replicate, and with the BLAS thread limit set once per block, not once per refit (finding the
+    BLAS libraries took ~12 ms a refit, more than the refit itself on small models). The minimiser
+    is warm-started at the original optimum twice over: from θ̂, and, with ``hessian = (scale,
+    H)`` (:func:`~mixedppl.fit.lmm_fit.start_hessian`), from the Hessian there (a projected
+    quasi-Newton method); otherwise L-BFGS-B.
     """
     out = []
     objectives = (LMMObjective(spec.with_response(y), reml, structure=structure) for y in Y.T)
@@ -52,7 +52,7 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
         return np.empty((0, spec.n_theta + 1 + spec.p))
     with blas_threads_for(first):
         for obj in (first, *objectives):
-            theta = refit_theta(obj, theta0, _QUIET, start_hessian)
+            theta = refit_theta(obj, theta0, _QUIET, hessian)
             est = obj.estimates(theta)
             sigma = float(np.sqrt(residual_variance(est, obj.cp.n, spec.p, reml)))
             out.append(np.concatenate([theta_to_psi(spec, theta, sigma), np.asarray(est["beta"])]))
