@@ -104,7 +104,7 @@ def fit_lmm(spec: ModelSpec, reml: bool = True, control: LmerControl | None = No
     control = control or LmerControl()
     t0 = time.perf_counter()
     objective = objective or LMMObjective(spec, reml=reml)
-    objective._fn_dev  # compile (or fetch from the cache) before timing the optimiser
+    objective.compile()  # (or fetch from the cache) before timing the optimiser
     t_opt = time.perf_counter()
     lower = spec.theta_lower()
     x0 = spec.theta_start() if start is None else np.asarray(start, float)

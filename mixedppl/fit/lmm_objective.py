@@ -109,6 +109,11 @@ class LMMObjective:
         self.compile_seconds = time.perf_counter() - t0
         return fn
 
+    def compile(self) -> "LMMObjective":
+        """Compile the deviance function now (or fetch it from the cache); returns self."""
+        self._fn_dev
+        return self
+
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """d(θ) and ∇d(θ)."""
         f, g = self._fn_dev(np.ascontiguousarray(theta, dtype=np.float64), self._reml, *self.data)
