@@ -11,6 +11,7 @@ import pandas as pd
 
 from .core.control import Control, as_control
 from .families import GAUSSIAN, get_family
+from .results.lmm import LMMResult
 from .spec.frame import check_arguments
 from .spec.model_spec import ModelSpec, build_spec
 
@@ -105,8 +106,8 @@ class Model:
         control = self.control if control is None else control
         if self._kind == "lmm":
             from .fit.lmm_fit import fit_lmm
-            return fit_lmm(self.spec, reml=reml, control=as_control(control, "lmer"),
-                           start=start)
+            return LMMResult(fit_lmm(self.spec, reml=reml, control=as_control(control, "lmer"),
+                                     start=start))
         kw = dict(self._kwargs)
         if self._kind == "clmm":
             from .clmm_api import clmm

@@ -1,4 +1,4 @@
-"""Prior distributions for :meth:`fit.sample(priors=...) <mixedppl.bayes.mixin.SampleMixin.sample>`.
+"""Prior distributions for :meth:`fit.sample(priors=...) <mixedppl.results.base.MixedResult.sample>`.
 
 Small, immutable descriptions that build PyMC distributions. Pass them in a dict keyed by the
 parameter class they apply to:

@@ -110,7 +110,7 @@ def test_influence_unknown_level_names_valid_ones():
         fitted("sleepstudy_slope").influence(level="Subject", method="quick")
 
 
-@pytest.mark.parametrize("name", ["mixedppl.diagnostics.mixin", "mixedppl.diagnostics.variance",
+@pytest.mark.parametrize("name", ["mixedppl.diagnostics.variance",
                                   "mixedppl.diagnostics.leverage", "mixedppl.diagnostics.influence"])
 def test_docstring_examples(name):
     module = importlib.import_module(name)

@@ -6,9 +6,10 @@ import importlib
 import pytest
 
 MODULES = ["mixedppl.api", "mixedppl.anova", "mixedppl.datasets", "mixedppl.results.base",
-           "mixedppl.plotting", "mixedppl.priors", "mixedppl.bayes.mixin",
+           "mixedppl.plotting", "mixedppl.priors", "mixedppl.bayes.sample",
            "mixedppl.results.lmm", "mixedppl.spec.formula",
-           "mixedppl.bayes.pymc"]
+           "mixedppl.bayes.pymc", "mixedppl.fit.records", "mixedppl.fit.lmm_fit",
+           "mixedppl.graph.linear_predictor"]
 
 
 @pytest.mark.parametrize("name", MODULES)

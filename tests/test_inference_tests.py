@@ -338,7 +338,9 @@ def test_simulate_singular_fit():
     assert sim.shape == (30, 3) and np.all(np.isfinite(sim))
 
 
-@pytest.mark.parametrize("name", ["mixedppl.inference.tests_mixin", "mixedppl.inference.lrt"])
+@pytest.mark.parametrize("name", ["mixedppl.inference.ftests", "mixedppl.inference.kenward_roger",
+                                  "mixedppl.inference.satterthwaite",
+                                  "mixedppl.inference.simulate", "mixedppl.inference.lrt"])
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

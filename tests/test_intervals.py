@@ -170,11 +170,12 @@ def test_bootstrap_reproducible_and_jobs():
 def test_bootstrap_quasi_newton_refits_match_lbfgsb():
     """The refits start from θ̂ and the Hessian there (quasi-Newton); they reach the same optima
     as L-BFGS-B from θ̂ (both stop within ~1e-10 of the minimum deviance)."""
-    from mixedppl.inference.bootstrap import _refit_block, _start_hessian
+    from mixedppl.fit.lmm_fit import start_hessian
+    from mixedppl.inference.bootstrap import _refit_block
     fit = fitted("sleepstudy_slope_reml")
     Y = fit.simulate(20, seed=5)
     args = (fit.spec, fit.reml, fit.objective.structure, fit.theta, Y)
-    hess = _start_hessian(fit)
+    hess = start_hessian(fit.record)
     assert hess[1] is not None
     qn, lb = _refit_block(*args, hess), _refit_block(*args)
     np.testing.assert_allclose(qn[:, [0, 2, 3]], lb[:, [0, 2, 3]], rtol=1e-5)
@@ -208,7 +209,7 @@ def test_bootstrap_agrees_with_profile_500():
     _agree_with_profile(500, tol_fixed=0.1, tol_sd=0.2)
 
 
-@pytest.mark.parametrize("name", ["mixedppl.inference.intervals_mixin", "mixedppl.inference.profile",
+@pytest.mark.parametrize("name", ["mixedppl.results.base", "mixedppl.inference.profile",
                                   "mixedppl.inference.bootstrap",
                                   "mixedppl.inference.glmm_profile"])
 def test_docstring_examples(name):
