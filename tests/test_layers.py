@@ -65,35 +65,11 @@ PREFIX_LAYER = {
 
 #: Module-scope imports against the layer order today (file, imported module).
 TOP_LEVEL_ALLOWED: list[tuple[str, str]] = [
-    # families/ reads responses with spec's R-expression evaluator and names its default priors
-    # from priors.py; both belong below families (REDESIGN: spec/rexpr.py, bayes/priors.py split)
-    ("mixedppl/families/base.py", "mixedppl.spec.design"),
-    ("mixedppl/families/cumulative.py", "mixedppl.priors"),
-    ("mixedppl/families/cumulative.py", "mixedppl.spec.reterm"),
-    ("mixedppl/families/gaussian.py", "mixedppl.spec.design"),
-    ("mixedppl/families/glm.py", "mixedppl.priors"),
-    ("mixedppl/families/glm.py", "mixedppl.spec.formula"),
     ("mixedppl/inference/lrt.py", "mixedppl.results.glmm"),
 ]
 
 #: Internal imports written inside functions today (file, imported module), one per statement.
 FUNCTION_LEVEL_ALLOWED: list[tuple[str, str]] = [
-    ("mixedppl/api.py", "mixedppl.clmm_api"),
-    ("mixedppl/api.py", "mixedppl.glmm_api"),
-    ("mixedppl/api.py", "mixedppl.fit.lmm_objective"),
-    ("mixedppl/api.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/api.py", "mixedppl.fit.lmm_fit"),
-    ("mixedppl/api.py", "mixedppl.clmm_api"),
-    ("mixedppl/api.py", "mixedppl.glmm_api"),
-    ("mixedppl/api.py", "mixedppl.bayes.pymc"),
-    ("mixedppl/api.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/api.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/clmm_api.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/clmm_api.py", "mixedppl.results.clmm"),
-    ("mixedppl/glmm_api.py", "mixedppl.fit.glmm_checks"),
-    ("mixedppl/glmm_api.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/glmm_api.py", "mixedppl.results.glmm"),
-    ("mixedppl/glmm_api.py", "mixedppl.fit.glmm_nagq0"),
 ]
 
 
@@ -220,11 +196,10 @@ def test_top_level_import_violations_known():
 
 
 def test_layers_that_follow_the_order_keep_it():
-    """Every layer but families, inference, diagnostics and bayes follows the order at module
-    scope today."""
+    """Every layer but inference, diagnostics and bayes follows the order at module scope
+    today."""
     rows = [(f, line, t) for f, line, t in _layer_violations(in_function=False)
-            if layer_of(_module_name(ROOT / f)) not in ("families", "inference", "diagnostics",
-                                                        "bayes")]
+            if layer_of(_module_name(ROOT / f)) not in ("inference", "diagnostics", "bayes")]
     assert not rows, _report(rows)
 
 
@@ -240,8 +215,6 @@ def test_function_level_imports_known():
     assert not msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="internal imports inside functions remain: "
-                   "FUNCTION_LEVEL_ALLOWED")
 def test_no_internal_import_inside_a_function():
     rows = [(f, line, t) for f, line, t, inside in IMPORTS if inside]
     assert not rows, _report(rows)

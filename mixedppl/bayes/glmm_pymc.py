@@ -62,7 +62,7 @@ def glmm_default_priors(spec, family, link, y, ntr, intercept_at=None) -> dict:
     sd = np.where(is_const, 2.5, 2.5 / np.where(is_const, 1.0, sx))
     out = {"fixed": priors.Normal(mu, sd), "sd": priors.HalfStudentT(2.5, 3.0),
            "corr": priors.LKJ(1.0)}
-    out.update(family.default_priors(spec, link, y, ntr))
+    out.update(priors.family_priors(family, spec, link, y, ntr))
     return out
 
 
