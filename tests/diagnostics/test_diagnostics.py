@@ -5,8 +5,6 @@ Tolerances (issue 5): ICC / R² 1e-4 (against the ``by_hand_tight_fit`` blocks);
 1e-3 relative with a 1e-6 absolute floor (exact refits); leverage 1e-6.
 """
 
-import doctest
-import importlib
 from functools import lru_cache
 
 import numpy as np
@@ -108,14 +106,6 @@ def test_influence_unknown_level_names_valid_ones():
         fitted("sleepstudy_slope").influence(level="Days")
     with pytest.raises(ValueError, match="method"):
         fitted("sleepstudy_slope").influence(level="Subject", method="quick")
-
-
-@pytest.mark.parametrize("name", ["mixedppl.diagnostics.variance",
-                                  "mixedppl.diagnostics.leverage", "mixedppl.diagnostics.influence"])
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
 
 
 def test_influence_plot_one_bar_per_level():

@@ -6,8 +6,6 @@ found in R by root-finding on the ML profile deviance). The bootstrap is random:
 ``seed``, and its percentile intervals agree with the profile intervals within Monte-Carlo error.
 """
 
-import doctest
-import importlib
 import warnings
 from functools import lru_cache
 
@@ -207,12 +205,3 @@ def test_bootstrap_agrees_with_profile_small():
 @pytest.mark.slow
 def test_bootstrap_agrees_with_profile_500():
     _agree_with_profile(500, tol_fixed=0.1, tol_sd=0.2)
-
-
-@pytest.mark.parametrize("name", ["mixedppl.results.base", "mixedppl.inference.profile",
-                                  "mixedppl.inference.bootstrap",
-                                  "mixedppl.inference.glmm_profile"])
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
