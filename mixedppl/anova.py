@@ -9,6 +9,8 @@ import pandas as pd
 from scipy import special
 
 from .core.exceptions import ModelSpecError, NonNestedWarning
+from .fit.lmm_fit import refit_lmm
+from .results.lmm import LMMResult
 
 __all__ = ["anova", "is_nested", "NonNestedWarning"]
 
@@ -17,8 +19,7 @@ def _ml(fit):
     """The fit itself if ML, else the same model refitted by ML (as lme4 does)."""
     if not getattr(fit, "reml", False):
         return fit
-    from .fit.lmm_fit import fit_lmm
-    return fit_lmm(fit.spec, reml=False)
+    return LMMResult(refit_lmm(fit.record, reml=False))
 
 
 def _check_same_data(fits) -> None:

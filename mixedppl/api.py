@@ -1,20 +1,44 @@
-"""The user-facing entry points: ``lmer`` and ``Model`` (parse → graph → optimise → result).
+"""The front door: ``Model(formula, data, family)`` for every family, and ``lmer``.
 
 As lme4's modular steps (``lFormula`` → ``mkLmerDevfun`` → ``optimizeLmer`` → ``mkMerMod``), each
-step is reachable: ``Model(formula, data).spec`` (the parsed model), ``.objective()`` (the compiled
-profiled deviance), ``.fit()`` (the result), ``.to_pymc()`` (the same model as a PyMC model).
+step is reachable: ``Model(formula, data, family).spec`` (the parsed model, built once by
+:func:`~mixedppl.spec.model_spec.build_spec` for every family), ``.objective()`` (the compiled
+profiled or Laplace deviance), ``.fit()`` (the result, fitted from that spec without reading the
+data again), ``.to_pymc()`` (the same model as a PyMC model). :func:`lmer`,
+:func:`mixedppl.glmer` and :func:`mixedppl.clmm` are ``Model(...).fit(...)`` with one argument set
+(``weights, offset, na_action, contrasts, control, start``).
+
+Which fit a model takes is the family's :attr:`~mixedppl.families.base.Family.fit_kind`
+(``"lmer"``: profiled REML / ML; ``"glmer"``: the GLMM Laplace / AGQ fit; ``"clmm"``: the same
+with thresholds), the key of :data:`FIT_PATHS`.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
-from .core.control import Control, as_control
-from .families import GAUSSIAN, get_family
+from .bayes.glmm_pymc import clmm_to_pymc, glmm_to_pymc
+from .bayes.pymc import lmm_to_pymc
+from .core.control import Control, as_control, start_theta
+from .core.exceptions import ModelSpecError
+from .families import Family
+from .fit.glmm_checks import check_glmm_data, warn_diverging_coefficients
+from .fit.glmm_fit import LaplaceObjective, fit_glmm
+from .fit.glmm_nagq0 import fit_glmm_nagq0
+from .fit.lmm_fit import fit_lmm
+from .fit.lmm_objective import LMMObjective
+from .results.clmm import CLMMResult
+from .results.glmm import GLMMResult
+from .results.lmm import LMMResult
 from .spec.frame import check_arguments
 from .spec.model_spec import ModelSpec, build_spec
 
-__all__ = ["Model", "lmer"]
+__all__ = ["Model", "lmer", "FIT_PATHS"]
 
 
 class Model:
@@ -38,12 +62,22 @@ class Model:
         ``"exclude"``, R's ``na.exclude``: ``fitted()`` / ``residuals()`` then have one value
         per row of ``data``, NaN on the dropped rows) or raise a ModelSpecError (``"raise"``).
     contrasts : dict, optional
-        Column → contrast name or matrix (as R's ``contrasts=``; gaussian only).
+        Column → contrast name or matrix (as R's ``contrasts=``), for every family.
     control : Control or dict, optional
         Its ``check_nobs_vs_nRE`` applies when the model is built; the whole control is the default
         of :meth:`fit`.
-    **kwargs
-        ``levels``, ``threshold`` for the cumulative family.
+    start : array-like or dict, optional
+        Starting θ (or ``{"theta": ...}``, lme4's ``start = list(theta = ...)``), the default of
+        :meth:`fit`.
+    levels, threshold
+        Options of the cumulative family: the order of the response categories and
+        ``"flexible"`` / ``"equidistant"`` thresholds.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The parsed model; ``spec.family`` and ``spec.link`` are the family (bound to the
+        response) and link.
 
     Examples
     --------
@@ -55,84 +89,197 @@ class Model:
     -871.814
     >>> g = mp.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)",
     ...              mp.datasets.load("cbpp"), family="binomial")
-    >>> sorted(v.name for v in g.to_pymc().free_RVs)
-    ['beta', 'sd_herd', 'z_herd']
+    >>> g.family.fit_kind, sorted(v.name for v in g.to_pymc().free_RVs)
+    ('glmer', ['beta', 'sd_herd', 'z_herd'])
     """
 
-    def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian", *,
-                 link: str | None = None, weights=None, offset=None, na_action: str = "omit",
-                 contrasts: dict | None = None, control: Control | dict | None = None,
-                 **kwargs):
+    def __init__(self, formula: str, data: pd.DataFrame, family: str | Family = "gaussian",
+                 link: str | None = None, *, weights=None, offset=None,
+                 na_action: str = "omit", contrasts: dict | None = None,
+                 control: Control | dict | None = None, start=None, levels=None,
+                 threshold: str | None = None):
         check_arguments(formula, data, "Model")
-        name = family if isinstance(family, str) else getattr(family, "name", family)
-        self.formula, self.data, self.control = formula, data, control
-        if str(name).lower() in ("cumulative", "ordinal", "clmm"):
-            from .clmm_api import clmm_model
-            (self.spec, self.family, self.link, self._y, self._n,
-             self.levels) = clmm_model(formula, data, link or "logit",
-                                       kwargs.pop("threshold", "flexible"),
-                                       kwargs.pop("levels", None), weights=weights,
-                                       offset=offset, na_action=na_action, control=control)
-            self._kind = "clmm"
-        elif get_family(family, link)[0] is GAUSSIAN:
-            (self.family, self.link), self._kind = get_family(family, link), "lmm"
-            self.spec: ModelSpec = build_spec(
-                formula, data, weights=weights, offset=offset, na_action=na_action,
-                contrasts=contrasts, nobs_vs_nRE=as_control(control, "lmer").nobs_vs_nRE("lmer"))
-            return
-        else:
-            from .glmm_api import glmm_model
-            self.spec, self.family, self.link, self._y, self._n = glmm_model(
-                formula, data, family, link, weights, offset, control, na_action=na_action)
-            self._kind = "glmm"
-        self._kwargs = dict(link=link, weights=weights, offset=offset, na_action=na_action,
-                            **kwargs)
+        self.formula, self.data, self.control, self.start = formula, data, control, start
+        self.spec: ModelSpec = build_spec(
+            formula, data, family, link, weights=weights, offset=offset, na_action=na_action,
+            contrasts=contrasts, control=control, levels=levels, threshold=threshold)
 
-    def objective(self, reml: bool = True):
+    @property
+    def family(self) -> Family:
+        """The family, bound to the response (``spec.family``)."""
+        return self.spec.family
+
+    @property
+    def link(self):
+        """The link (``spec.link``)."""
+        return self.spec.link
+
+    @property
+    def levels(self) -> list[str] | None:
+        """The ordered response categories of a cumulative model (None otherwise)."""
+        return self.spec.levels
+
+    @property
+    def _path(self) -> "FitPath":
+        return FIT_PATHS[self.spec.family.fit_kind]
+
+    def objective(self, reml: bool = True, nAGQ: int = 1):
         """The compiled objective: the profiled deviance d(θ) → (value, gradient) for an LMM
-        (lme4's ``devFunOnly=TRUE``), the Laplace deviance over (θ, β, φ) otherwise."""
-        if self._kind == "lmm":
-            from .fit.lmm_objective import LMMObjective
-            return LMMObjective(self.spec, reml=reml)
-        from .fit.glmm_fit import LaplaceObjective
-        return LaplaceObjective(self.spec, self.family, self.link, self._y, self._n)
+        (lme4's ``devFunOnly=TRUE``), the Laplace (or AGQ) deviance over (θ, β, φ) otherwise."""
+        return self._path.objective(self.spec, reml, nAGQ)
 
-    def fit(self, reml: bool = True, control=None, start=None, nAGQ: int = 1):
-        """Fit: REML / ML for an LMM (:class:`LMMResult`), Laplace or AGQ otherwise.
+    def fit(self, reml: bool | None = None, control: Control | dict | None = None, start=None,
+            nAGQ: int = 1):
+        """Fit from the spec: REML / ML for an LMM (:class:`LMMResult`), Laplace or AGQ
+        otherwise (:class:`GLMMResult`, :class:`CLMMResult`).
 
-        ``control`` (a :class:`Control`, or for glmer / clmm a dict) defaults to the Model's.
+        Parameters
+        ----------
+        reml : bool, optional
+            LMM only: REML (default) or ML.
+        control : Control or dict, optional
+            Default: the Model's.
+        start : array-like or dict, optional
+            Starting θ (``{"theta": ...}`` as lme4); default: the Model's.
+        nAGQ : int
+            GLMM / CLMM only: 1 Laplace, > 1 adaptive Gauss–Hermite, 0 (glmer) lme4's fast fit.
         """
         control = self.control if control is None else control
-        if self._kind == "lmm":
-            from .fit.lmm_fit import fit_lmm
-            return fit_lmm(self.spec, reml=reml, control=as_control(control, "lmer"),
-                           start=start)
-        kw = dict(self._kwargs)
-        if self._kind == "clmm":
-            from .clmm_api import clmm
-            return clmm(self.formula, self.data, kw.pop("link") or "logit", nAGQ,
-                        levels=self.levels, threshold=self.family.threshold, control=control,
-                        **kw)
-        from .glmm_api import glmer
-        return glmer(self.formula, self.data, self.family, kw.pop("link"), nAGQ,
-                     control=control, **kw)
+        start = self.start if start is None else start
+        return self._path.fit(self.spec, reml, nAGQ, control, start)
 
     def to_pymc(self, priors: dict | None = None):
         """The joint density log p(y, b | parameters) as a ``pm.Model`` (see mixedppl.bayes)."""
-        if self._kind == "lmm":
-            from .bayes.pymc import lmm_to_pymc
-            return lmm_to_pymc(self.spec, priors=priors)
-        if self._kind == "clmm":
-            from .bayes.glmm_pymc import clmm_to_pymc
-            return clmm_to_pymc(self.spec, self.family, self.link, self._y, self._n,
-                                self.levels, priors)[0]
-        from .bayes.glmm_pymc import glmm_to_pymc
-        return glmm_to_pymc(self.spec, self.family, self.link, self._y, self._n, priors)[0]
+        return self._path.to_pymc(self.spec, priors)
+
+
+# -- the fit paths ---------------------------------------------------------------------------
+
+def _theta(spec: ModelSpec, start) -> np.ndarray | None:
+    theta = start_theta(start)
+    if theta is not None and len(theta) != spec.n_theta:
+        raise ModelSpecError(f"start: θ has {len(theta)} value(s); this model has "
+                             f"{spec.n_theta} ({', '.join(spec.theta_names())})")
+    return theta
+
+
+def _fit_lmm(spec: ModelSpec, reml: bool | None, nAGQ: int, control, start):
+    if nAGQ != 1:
+        raise ModelSpecError(f"nAGQ={nAGQ!r} applies to GLMMs and CLMMs; a linear mixed model's "
+                             "likelihood is exact")
+    return LMMResult(fit_lmm(spec, reml=True if reml is None else reml,
+                             control=as_control(control, "lmer"), start=_theta(spec, start)))
+
+
+def _laplace_options(spec: ModelSpec, reml, control, start, fit: str) -> dict:
+    if reml is not None:
+        raise ModelSpecError(f"reml= applies to linear mixed models; {fit} maximises the "
+                             "(Laplace-approximated) likelihood")
+    options = as_control(control, fit).options(fit)
+    theta = _theta(spec, start)
+    if theta is not None:
+        options["start_theta"] = theta
+    return options
+
+
+def _fit_glmer(spec: ModelSpec, reml, nAGQ: int, control, start) -> GLMMResult:
+    options = _laplace_options(spec, reml, control, start, "glmer")
+    if int(nAGQ) != nAGQ or nAGQ < 0:
+        raise ModelSpecError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+    if nAGQ > 1 and len(spec.terms) != 1:
+        raise NotImplementedError(
+            f"nAGQ > 1 needs a single random-effect term on one grouping factor, e.g. (1 | g) or "
+            f"(1 + x | g); this model has {len(spec.terms)} terms "
+            f"({', '.join(t.group for t in spec.terms)}): use nAGQ=1 (Laplace)")
+    if nAGQ > 1 and spec.terms[0].n_cols > 1:
+        ell = spec.terms[0].n_cols
+        if nAGQ ** ell > 1000:
+            warnings.warn(
+                f"nAGQ={nAGQ} with the {ell}-dimensional random effect of '{spec.terms[0].group}' "
+                f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
+                "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
+                "logLik across nAGQ", UserWarning, stacklevel=4)
+    fam, lnk = spec.family, spec.link
+    y, n_trials = spec.counts()
+    separated = check_glmm_data(spec, fam, y, n_trials)
+    if nAGQ == 0:
+        pieces = fit_glmm_nagq0(spec, fam, lnk, y, n_trials, options)
+    else:
+        pieces = fit_glmm(spec, fam, lnk, y, n_trials, options, int(nAGQ))
+    if fam.check_separation:
+        var = np.diag(pieces["vcov_beta"])
+        se = np.sqrt(np.where(var > 0, var, np.nan))
+        separated += warn_diverging_coefficients(spec.fe_names, pieces["beta"], se,
+                                                 already=separated)
+    return GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=n_trials, nAGQ=nAGQ,
+                      separation=tuple(dict.fromkeys(separated)), **pieces)
+
+
+def _fit_clmm(spec: ModelSpec, reml, nAGQ: int, control, start) -> CLMMResult:
+    options = _laplace_options(spec, reml, control, start, "clmm")
+    if int(nAGQ) != nAGQ or nAGQ < 1:
+        raise ModelSpecError(f"nAGQ must be a positive integer, got {nAGQ!r}")
+    if nAGQ > 1 and (len(spec.terms) != 1 or spec.terms[0].n_cols != 1):
+        raise NotImplementedError("nAGQ > 1 needs a single scalar random-effect term, e.g. "
+                                  "(1 | judge), as in ordinal::clmm")
+    fam, lnk = spec.family, spec.link
+    y, w = spec.counts()
+    pieces = fit_glmm(spec, fam, lnk, y, w, options, int(nAGQ))
+    p, k = spec.p, fam.n_phi
+    J = np.zeros((fam.K - 1 + p, p + k))
+    J[:fam.K - 1, p:] = fam.thresholds_jacobian(pieces["phi"])
+    J[fam.K - 1:, :p] = np.eye(p)
+    vcov_all = J @ pieces["vcov_beta_phi"] @ J.T
+    return CLMMResult(spec=spec, family=fam, link=lnk, theta=pieces["theta"],
+                      beta=pieces["beta"], phi=pieces["phi"], vcov_all=vcov_all, b=pieces["b"],
+                      condvar=pieces["condvar"], deviance_laplace=pieces["deviance_laplace"],
+                      counts=y, weights=w, levels=spec.levels, opt=pieces["opt"],
+                      hessian=pieces["hessian"], nAGQ=int(nAGQ),
+                      converged=pieces["converged"], is_singular=pieces["is_singular"],
+                      timing=pieces["timing"])
+
+
+def _lmm_objective(spec: ModelSpec, reml: bool, nAGQ: int):
+    return LMMObjective(spec, reml=reml)
+
+
+def _laplace_objective(spec: ModelSpec, reml: bool, nAGQ: int):
+    return LaplaceObjective(spec, spec.family, spec.link, *spec.counts(), nAGQ=int(nAGQ))
+
+
+def _lmm_to_pymc(spec: ModelSpec, priors: dict | None):
+    return lmm_to_pymc(spec, priors=priors)
+
+
+def _glmm_to_pymc(spec: ModelSpec, priors: dict | None):
+    return glmm_to_pymc(spec, spec.family, spec.link, *spec.counts(), priors)[0]
+
+
+def _clmm_to_pymc(spec: ModelSpec, priors: dict | None):
+    return clmm_to_pymc(spec, spec.family, spec.link, *spec.counts(), spec.levels, priors)[0]
+
+
+@dataclass(frozen=True)
+class FitPath:
+    """What a family's ``fit_kind`` leads to: ``fit(spec, reml, nAGQ, control, start)``,
+    ``objective(spec, reml, nAGQ)`` and ``to_pymc(spec, priors)``."""
+
+    fit: Callable
+    objective: Callable
+    to_pymc: Callable
+
+
+#: ``Family.fit_kind`` → its fit path.
+FIT_PATHS: dict[str, FitPath] = {
+    "lmer": FitPath(_fit_lmm, _lmm_objective, _lmm_to_pymc),
+    "glmer": FitPath(_fit_glmer, _laplace_objective, _glmm_to_pymc),
+    "clmm": FitPath(_fit_clmm, _laplace_objective, _clmm_to_pymc),
+}
 
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, offset=None,
          na_action: str = "omit", contrasts: dict | None = None,
-         control: Control | None = None, start=None):
+         control: Control | dict | None = None, start=None):
     """Fit a linear mixed model by REML (default) or ML, as lme4's ``lmer``.
 
     Parameters
@@ -150,11 +297,12 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
         ``"exclude"`` (R's ``na.exclude``): drop them too, but ``fitted()`` / ``residuals()``
         have one value per row of ``data``, NaN on the dropped ones; ``"raise"``: an error.
     contrasts : dict, optional
-    control : Control, optional
+        Column → contrast (``"contr.sum"``, ``"contr.helmert"``, ``"contr.poly"``, a matrix).
+    control : Control or dict, optional
         Optimiser tolerances (lmer's defaults ftol 1e-14, gtol 1e-9, maxiter 3000) and checks;
         ``check_nobs_vs_nRE`` defaults to "raise", as lme4's lmerControl.
-    start : array-like, optional
-        Starting θ.
+    start : array-like or dict, optional
+        Starting θ (or ``{"theta": ...}``, lme4's ``start = list(theta = ...)``).
 
     Returns
     -------
@@ -170,6 +318,6 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
     1743.6283
     """
     check_arguments(formula, data, "lmer")
-    model = Model(formula, data, weights=weights, offset=offset, na_action=na_action,
-                  contrasts=contrasts, control=control)
-    return model.fit(reml=reml, control=control, start=start)
+    model = Model(formula, data, "gaussian", weights=weights, offset=offset,
+                  na_action=na_action, contrasts=contrasts, control=control, start=start)
+    return model.fit(reml=reml)

@@ -1,4 +1,4 @@
-"""Prior distributions for :meth:`fit.sample(priors=...) <mixedppl.bayes.mixin.SampleMixin.sample>`.
+"""Prior distributions for :meth:`fit.sample(priors=...) <mixedppl.results.base.MixedResult.sample>`.
 
 Small, immutable descriptions that build PyMC distributions. Pass them in a dict keyed by the
 parameter class they apply to:
@@ -33,7 +33,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Prior", "Normal", "HalfNormal", "HalfStudentT", "Exponential", "LogNormal", "LKJ"]
+from .families.base import PriorChoice
+
+__all__ = ["Prior", "Normal", "HalfNormal", "HalfStudentT", "Exponential", "LogNormal", "LKJ",
+           "from_choice", "family_priors"]
 
 
 class Prior:
@@ -182,3 +185,37 @@ class LKJ(Prior):
         raise TypeError("LKJ is a prior on correlations; use it as priors={'corr': LKJ(eta)}")
 
     dist = rv
+
+
+def from_choice(choice: PriorChoice) -> Prior:
+    """The prior object a family's plain-data :class:`~mixedppl.families.base.PriorChoice`
+    names.
+
+    Examples
+    --------
+    >>> from mixedppl.families import PriorChoice
+    >>> from_choice(PriorChoice("LogNormal", {"mu": 0.5, "sigma": 2.0}))
+    LogNormal(mu=0.5, sigma=2.0)
+    """
+    known = {cls.__name__: cls for cls in (Normal, HalfNormal, HalfStudentT, Exponential,
+                                           LogNormal, LKJ)}
+    if choice.distribution not in known:
+        raise ValueError(f"unknown prior distribution {choice.distribution!r}; known: "
+                         f"{sorted(known)}")
+    return known[choice.distribution](**choice.params)
+
+
+def family_priors(family, spec, link, y, n) -> dict:
+    """The default priors of a family's own parameters (``"dispersion"``, ``"thresholds"``):
+    :meth:`~mixedppl.families.base.Family.prior_defaults` as prior objects.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> from mixedppl.spec.model_spec import build_spec
+    >>> spec = build_spec("rating ~ temp + (1 | judge)", mp.datasets.load("wine"), "cumulative")
+    >>> print(family_priors(spec.family, spec, spec.link, *spec.counts())["thresholds"])  # doctest: +NORMALIZE_WHITESPACE
+    Normal(mu=[-2.595, -0.51 ,  1.028,  2.231], sigma=5)
+    """
+    return {key: from_choice(choice)
+            for key, choice in family.prior_defaults(spec, link, y, n).items()}

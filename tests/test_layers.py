@@ -65,79 +65,11 @@ PREFIX_LAYER = {
 
 #: Module-scope imports against the layer order today (file, imported module).
 TOP_LEVEL_ALLOWED: list[tuple[str, str]] = [
-    # families/ reads responses with spec's R-expression evaluator and names its default priors
-    # from priors.py; both belong below families (REDESIGN: spec/rexpr.py, bayes/priors.py split)
-    ("mixedppl/families/base.py", "mixedppl.spec.design"),
-    ("mixedppl/families/cumulative.py", "mixedppl.priors"),
-    ("mixedppl/families/cumulative.py", "mixedppl.spec.reterm"),
-    ("mixedppl/families/gaussian.py", "mixedppl.spec.design"),
-    ("mixedppl/families/glm.py", "mixedppl.priors"),
-    ("mixedppl/families/glm.py", "mixedppl.spec.formula"),
-    ("mixedppl/bayes/pymc.py", "mixedppl.results.varcorr"),
-    ("mixedppl/bayes/result.py", "mixedppl.results.base"),
-    ("mixedppl/bayes/result.py", "mixedppl.results.varcorr"),
-    ("mixedppl/diagnostics/influence.py", "mixedppl.results.varcorr"),
-    ("mixedppl/diagnostics/variance.py", "mixedppl.results.varcorr"),
-    ("mixedppl/inference/ftests.py", "mixedppl.results.satterthwaite"),
     ("mixedppl/inference/lrt.py", "mixedppl.results.glmm"),
 ]
 
 #: Internal imports written inside functions today (file, imported module), one per statement.
 FUNCTION_LEVEL_ALLOWED: list[tuple[str, str]] = [
-    ("mixedppl/anova.py", "mixedppl.fit.lmm_fit"),
-    ("mixedppl/api.py", "mixedppl.clmm_api"),
-    ("mixedppl/api.py", "mixedppl.glmm_api"),
-    ("mixedppl/api.py", "mixedppl.fit.lmm_objective"),
-    ("mixedppl/api.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/api.py", "mixedppl.fit.lmm_fit"),
-    ("mixedppl/api.py", "mixedppl.clmm_api"),
-    ("mixedppl/api.py", "mixedppl.glmm_api"),
-    ("mixedppl/api.py", "mixedppl.bayes.pymc"),
-    ("mixedppl/api.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/api.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/bayes/mixin.py", "mixedppl.bayes.pymc"),
-    ("mixedppl/bayes/mixin.py", "mixedppl.bayes.result"),
-    ("mixedppl/clmm_api.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/clmm_api.py", "mixedppl.results.clmm"),
-    ("mixedppl/diagnostics/influence.py", "mixedppl.inference.bootstrap"),
-    ("mixedppl/diagnostics/influence.py", "mixedppl.inference.bootstrap"),
-    ("mixedppl/diagnostics/mixin.py", "mixedppl.diagnostics.variance"),
-    ("mixedppl/diagnostics/mixin.py", "mixedppl.diagnostics.variance"),
-    ("mixedppl/diagnostics/mixin.py", "mixedppl.diagnostics.influence"),
-    ("mixedppl/diagnostics/mixin.py", "mixedppl.diagnostics.leverage"),
-    ("mixedppl/fit/lmm_fit.py", "mixedppl.results.lmm"),
-    ("mixedppl/glmm_api.py", "mixedppl.fit.glmm_checks"),
-    ("mixedppl/glmm_api.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/glmm_api.py", "mixedppl.results.glmm"),
-    ("mixedppl/glmm_api.py", "mixedppl.fit.glmm_nagq0"),
-    ("mixedppl/inference/bootstrap.py", "mixedppl.inference.profile"),
-    ("mixedppl/inference/ftests.py", "mixedppl.inference.kenward_roger"),
-    ("mixedppl/inference/glmm_profile.py", "mixedppl.fit.glmm_fit"),
-    ("mixedppl/inference/intervals_mixin.py", "mixedppl.results.glmm"),
-    ("mixedppl/inference/intervals_mixin.py", "mixedppl.results.lmm"),
-    ("mixedppl/inference/intervals_mixin.py", "mixedppl.inference.profile"),
-    ("mixedppl/inference/intervals_mixin.py", "mixedppl.inference.glmm_profile"),
-    ("mixedppl/inference/intervals_mixin.py", "mixedppl.inference.bootstrap"),
-    ("mixedppl/inference/profile.py", "mixedppl.core.compile"),
-    ("mixedppl/inference/profile.py", "mixedppl.graph.lmm"),
-    ("mixedppl/inference/profile.py", "mixedppl.fit.lmm_fit"),
-    ("mixedppl/inference/profile.py", "mixedppl.fit.lmm_objective"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.inference.kenward_roger"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.inference.kenward_roger"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.inference.ftests"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.fit.lmm_fit"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.fit.lmm_objective"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.api"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.inference.simulate"),
-    ("mixedppl/inference/tests_mixin.py", "mixedppl.inference.simulate"),
-    ("mixedppl/results/base.py", "mixedppl.inference.intervals_mixin"),
-    ("mixedppl/results/base.py", "mixedppl.plotting"),
-    ("mixedppl/results/clmm.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/results/clmm.py", "mixedppl.results.lmm"),
-    ("mixedppl/results/glmm.py", "mixedppl.bayes.glmm_pymc"),
-    ("mixedppl/results/glmm.py", "mixedppl.results.lmm"),
-    ("mixedppl/results/lmm.py", "mixedppl.results.summary"),
-    ("mixedppl/results/summary.py", "mixedppl.results.lmm"),
 ]
 
 
@@ -264,11 +196,10 @@ def test_top_level_import_violations_known():
 
 
 def test_layers_that_follow_the_order_keep_it():
-    """Every layer but families, inference, diagnostics and bayes follows the order at module
-    scope today."""
+    """Every layer but inference, diagnostics and bayes follows the order at module scope
+    today."""
     rows = [(f, line, t) for f, line, t in _layer_violations(in_function=False)
-            if layer_of(_module_name(ROOT / f)) not in ("families", "inference", "diagnostics",
-                                                        "bayes")]
+            if layer_of(_module_name(ROOT / f)) not in ("inference", "diagnostics", "bayes")]
     assert not rows, _report(rows)
 
 
@@ -284,8 +215,6 @@ def test_function_level_imports_known():
     assert not msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="internal imports inside functions remain: "
-                   "FUNCTION_LEVEL_ALLOWED")
 def test_no_internal_import_inside_a_function():
     rows = [(f, line, t) for f, line, t, inside in IMPORTS if inside]
     assert not rows, _report(rows)

@@ -25,7 +25,6 @@ regression models, Ann. Appl. Stat. 2(4); Bürkner, P.-C. (2017), brms, J. Stat.
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 
 from .. import priors
@@ -63,7 +62,7 @@ def glmm_default_priors(spec, family, link, y, ntr, intercept_at=None) -> dict:
     sd = np.where(is_const, 2.5, 2.5 / np.where(is_const, 1.0, sx))
     out = {"fixed": priors.Normal(mu, sd), "sd": priors.HalfStudentT(2.5, 3.0),
            "corr": priors.LKJ(1.0)}
-    out.update(family.default_priors(spec, link, y, ntr))
+    out.update(priors.family_priors(family, spec, link, y, ntr))
     return out
 
 
@@ -107,6 +106,8 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     >>> sorted(v.name for v in model.free_RVs)
     ['beta', 'sd_herd', 'z_herd']
     """
+    import pymc as pm  # imported when a model is built: import mixedppl stays light
+
     configure_pytensor()
     pri = resolve_glmm_priors(glmm_default_priors(spec, family, link, y, ntr), priors)
     ntr = np.asarray(ntr, float)
@@ -145,6 +146,8 @@ def clmm_to_pymc(spec, family, link, y, weights, levels, priors: dict | None = N
     >>> sorted(v.name for v in model.free_RVs)
     ['beta', 'sd_judge', 'thresholds', 'z_judge']
     """
+    import pymc as pm  # imported when a model is built: import mixedppl stays light
+
     configure_pytensor()
     pri = resolve_glmm_priors(glmm_default_priors(spec, family, link, y, weights, 0.0), priors)
     w = np.asarray(weights, float)

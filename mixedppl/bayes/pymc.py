@@ -19,18 +19,20 @@ Why explicit (non-centred) random effects rather than marginalised ones: the mar
 needs a dense or sparse Cholesky per gradient evaluation, while the non-centred form is a gather
 and a sum, has no funnel for NUTS, and gives random-effect draws (for the conditional pointwise
 log-likelihood, ``predict`` and ``random_effects``) directly, in the same form as GLMM and CLMM.
+
+PyMC itself is imported when a model is built, so that ``import mixedppl`` (whose results import
+this module) does not pay for it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 
 from .. import priors
 from ..core.compile import configure_pytensor
+from ..fit.records import group_labels
 from ..graph.joint import linear_predictor
-from ..results.varcorr import group_labels
 from ..spec.model_spec import ModelSpec
 
 __all__ = ["lmm_to_pymc", "default_priors", "resolve_priors", "model_coords"]
@@ -136,6 +138,8 @@ def _corr_cholesky(w, n: int) -> pt.TensorVariable:
 def _vector_term(name: str, label: str, n: int, pri: dict):
     """Free ``sd_<g>`` (n, the ``"sd"`` prior) and ``cpc_<g>`` (n(n−1)/2 Betas: (w + 1) / 2 of
     the CPCs w); deterministic ``corr_<g>``. Returns the covariance's Cholesky factor."""
+    import pymc as pm
+
     beta = _cpc_beta(n, float(pri["corr"].eta))
     u = pm.Beta(f"cpc_{name}", alpha=beta, beta=beta, shape=len(beta))
     corr_chol = _corr_cholesky(2.0 * u - 1.0, n)
@@ -146,6 +150,8 @@ def _vector_term(name: str, label: str, n: int, pri: dict):
 
 
 def _random_effects(spec: ModelSpec, pri: dict) -> list:
+    import pymc as pm
+
     b_terms = []
     for label, t in zip(group_labels(spec.terms), spec.terms):
         lvl, trm = f"{label}__level", f"{label}__term"
@@ -211,6 +217,8 @@ def lmm_to_pymc(spec: ModelSpec, priors: dict | None = None) -> pm.Model:
     >>> sorted(v.name for v in pm_model.free_RVs)
     ['beta', 'cpc_Subject', 'sd_Subject', 'sigma', 'z_Subject']
     """
+    import pymc as pm
+
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     with pm.Model(coords=model_coords(spec)) as model:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import arviz as az
 import cloudpickle
 import numpy as np
 import pandas as pd
 
-from ..results.base import _select_columns
-from ..results.varcorr import group_labels
+from ..fit.records import group_labels
+from ..graph.linear_predictor import fixed_columns
 from ..spec.reterm import value_labels
 from .pymc import _safe
 
@@ -26,7 +25,7 @@ HDI_PROB = 0.94
 
 @dataclass(eq=False)
 class BayesResult:
-    """The posterior of a mixed model (from :meth:`SampleMixin.sample`).
+    """The posterior of a mixed model (from a result's ``sample()``, :func:`mixedppl.bayes.sample.sample_model`).
 
     Attributes
     ----------
@@ -202,6 +201,8 @@ class BayesResult:
         True
         """
         import warnings
+
+        import arviz as az
         with warnings.catch_warnings():  # the correlation matrices' constant diagonals
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             table = az.summary(self.idata, var_names=var_names or self.param_names(),
@@ -265,6 +266,7 @@ class BayesResult:
                 est.append(fit.thresholds.iloc[k])
                 se.append(fit.thresholds_bse.iloc[k])
                 draws.append(a[:, k])
+        import arviz as az
         hdi = np.array([az.hdi(d, hdi_prob=HDI_PROB) for d in draws])
         lo, hi = f"hdi_{50 * (1 - HDI_PROB):.3g}%", f"hdi_{100 - 50 * (1 - HDI_PROB):.3g}%"
         return pd.DataFrame({"estimate": est, "se": se, "mean": [d.mean() for d in draws],
@@ -323,7 +325,7 @@ class BayesResult:
         array([254., 304.])
         """
         X, offset = self.spec.fixed_design.transform(newdata)
-        X = _select_columns(np.asarray(X, float), self.spec)
+        X = fixed_columns(np.asarray(X, float), self.spec)
         eta = self._draws("beta") @ X.T + (0.0 if offset is None else offset)
         if include_random:
             rng = np.random.default_rng(random_seed)

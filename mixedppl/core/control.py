@@ -11,9 +11,11 @@ import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
-from .exceptions import ConvergenceWarning
+import numpy as np
 
-__all__ = ["Control", "LmerControl", "act", "as_control"]
+from .exceptions import ConvergenceWarning, ModelSpecError
+
+__all__ = ["Control", "LmerControl", "act", "as_control", "start_theta"]
 
 _ACTIONS = ("ignore", "warn", "raise")
 
@@ -140,6 +142,42 @@ def as_control(control, fit: str) -> Control:
         return Control(**control)
     raise TypeError(f"control must be mp.Control(...) (or a dict of its fields), got "
                     f"{type(control).__name__}")
+
+
+def start_theta(start) -> np.ndarray | None:
+    """The starting θ of a ``start=`` argument, as lme4's: a vector is θ, a dict may hold
+    ``"theta"`` (lme4's ``start = list(theta = ...)``).
+
+    Parameters
+    ----------
+    start : array-like, dict or None
+
+    Raises
+    ------
+    ModelSpecError
+        For a dict with other keys (a start for β or φ is not taken: they start at the fit
+        of the model without random effects).
+
+    Examples
+    --------
+    >>> start_theta({"theta": [0.5, 0.1]}).tolist(), start_theta(None)
+    ([0.5, 0.1], None)
+    """
+    if start is None:
+        return None
+    if isinstance(start, dict):
+        unknown = sorted(set(start) - {"theta"})
+        if unknown:
+            raise ModelSpecError(f"start= takes 'theta' (as lme4's start = list(theta = ...)); "
+                                 f"got {unknown}: β and the dispersion / thresholds start at "
+                                 "the fit without random effects")
+        if start.get("theta") is None:
+            return None
+        start = start["theta"]
+    theta = np.asarray(start, float).reshape(-1)
+    if not np.all(np.isfinite(theta)):
+        raise ModelSpecError(f"start: θ must be finite, got {theta.tolist()}")
+    return theta
 
 
 def act(action: str, message: str, category: type[Warning]) -> None:

@@ -36,10 +36,9 @@ import pandas as pd
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
-from ..fit.lmm_fit import check_boundary, fit_lmm, restart_from
+from ..fit.lmm_fit import refit_lmm, refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
-from ..fit.optimize import leave_boundary
-from ..results.varcorr import term_covariances
+from ..fit.records import LMMFit, beta_covariance, residual_variance, term_covariances
 
 __all__ = ["InfluenceFrame", "influence_frame", "plot_influence", "varcomp_names"]
 
@@ -62,9 +61,9 @@ def _varcomp(spec, theta: np.ndarray, scale: float) -> np.ndarray:
     return np.array(vals + [scale])
 
 
-def _cases(fit, level: str) -> tuple[list[str], list[np.ndarray]]:
+def _cases(record: LMMFit, level: str) -> tuple[list[str], list[np.ndarray]]:
     """Labels and row masks of the cases to delete."""
-    spec = fit.spec
+    spec = record.spec
     if level == "observation":
         rows = np.flatnonzero(spec.keep)      # positions in the user's data (0-based)
         return list(rows), [np.arange(spec.n) == i for i in range(spec.n)]
@@ -76,46 +75,51 @@ def _cases(fit, level: str) -> tuple[list[str], list[np.ndarray]]:
                      f"{level!r}, valid: {valid}")
 
 
-def _deleted_fit(fit, mask: np.ndarray, method: str, start_hessian=None):
+def _deleted_fit(record: LMMFit, mask: np.ndarray, method: str, hessian=None):
     """(β, vcov β, variance components) of the fit without the rows in ``mask``.
 
-    The exact refit starts at θ̂ and, when ``start_hessian`` (scale, H) is given, from the full
-    fit's Hessian as well (the bootstrap's projected quasi-Newton: ~6 deviance evaluations
-    instead of ~20), then lme4's boundary checks; β̂, σ̂² = r²/(n − p·reml) and
-    vcov β̂ = σ̂² (R_XᵀR_X)⁻¹ from the estimates at the refit's θ, as :func:`fit_lmm` gives them.
+    The exact refit starts at θ̂ and, when ``hessian`` (scale, H) is given, from the full
+    fit's Hessian as well (the projected quasi-Newton of
+    :func:`~mixedppl.fit.lmm_fit.refit_theta`: ~6 deviance evaluations instead of ~20), then
+    lme4's boundary checks; β̂, σ̂² = r²/(n − p·reml) and vcov β̂ = σ̂² (R_XᵀR_X)⁻¹ from the
+    estimates at the refit's θ, as :func:`~mixedppl.fit.lmm_fit.fit_lmm` gives them.
     """
-    from ..inference.bootstrap import _quasi_newton_fit
-    w = np.where(mask, 0.0, fit.spec.weights)
-    spec = fit.spec.with_weights(w)
-    obj = LMMObjective(spec, fit.reml, structure=fit.objective.structure)
-    theta = np.asarray(fit.theta, float)
+    w = np.where(mask, 0.0, record.spec.weights)
+    theta = np.asarray(record.theta, float)
+    if method == "exact" and (hessian is None or hessian[1] is None):
+        f = refit_lmm(record, weights=w, control=_QUIET, start=record.theta)
+        return f.beta, f.vcov_beta, _varcomp(f.spec, f.theta, f.scale)
+    spec = record.spec.with_weights(w)
+    obj = LMMObjective(spec, record.reml, structure=record.objective.structure)
     if method == "exact":
-        if start_hessian is None or start_hessian[1] is None:
-            f = fit_lmm(spec, reml=fit.reml, control=_QUIET, start=fit.theta, objective=obj)
-            return f.beta, f.vcov_beta, _varcomp(spec, f.theta, f.scale)
-        lower = spec.theta_lower()
-        opt = leave_boundary(obj, _quasi_newton_fit(obj, theta, lower, *start_hessian),
-                             restart_from(obj, lower, _QUIET), mirror=spec.theta_mirror())
-        theta, _ = check_boundary(obj, opt.x, opt.fun, lower, _QUIET.boundary_tol)
+        theta = refit_theta(obj, theta, _QUIET, hessian)
     est = obj.estimates(theta)
-    scale = float(est["pwrss"]) / (obj.cp.n - (spec.p if fit.reml else 0))
-    Linv = np.linalg.inv(np.asarray(est["Lxx"]))
-    return np.asarray(est["beta"]), scale * Linv.T @ Linv, _varcomp(spec, theta, scale)
+    scale = residual_variance(est, obj.cp.n, spec.p, record.reml)
+    return np.asarray(est["beta"]), beta_covariance(est, scale), _varcomp(spec, theta, scale)
 
 
-def influence_frame(fit, level: str = "observation", method: str = "exact") -> pd.DataFrame:
-    """One row per deleted case: cooks_d, mdffits, covtrace, covratio, rvc_<component>."""
+def influence_frame(record: LMMFit, level: str = "observation",
+                    method: str = "exact") -> pd.DataFrame:
+    """One row per deleted case: cooks_d, mdffits, covtrace, covratio, rvc_<component>.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> infl = influence_frame(fit.record, level="Subject", method="approx")
+    >>> infl.shape
+    (18, 8)
+    """
     if method not in ("exact", "approx"):
         raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
-    labels, masks = _cases(fit, level)
-    beta, V = np.asarray(fit.beta), np.asarray(fit.vcov_beta)
+    labels, masks = _cases(record, level)
+    beta, V = np.asarray(record.beta), np.asarray(record.vcov_beta)
     Vinv, p = np.linalg.inv(V), len(beta)
-    vc = _varcomp(fit.spec, fit.theta, fit.scale)
+    vc = _varcomp(record.spec, record.theta, record.scale)
     rows = []
-    from ..inference.bootstrap import _start_hessian
-    hess = _start_hessian(fit) if method == "exact" else None
-    with blas_threads_for(fit.objective):
-        deleted = [_deleted_fit(fit, mask, method, hess) for mask in masks]
+    hess = start_hessian(record) if method == "exact" else None
+    with blas_threads_for(record.objective):
+        deleted = [_deleted_fit(record, mask, method, hess) for mask in masks]
     for b_i, V_i, vc_i in deleted:
         d = beta - b_i
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -123,7 +127,7 @@ def influence_frame(fit, level: str = "observation", method: str = "exact") -> p
         rows.append([d @ Vinv @ d / p, d @ np.linalg.solve(V_i, d) / p,
                      abs(np.trace(Vinv @ V_i) - p), np.linalg.det(V_i) / np.linalg.det(V), *rvc])
     cols = ["cooks_d", "mdffits", "covtrace", "covratio"]
-    cols += [f"rvc_{n}" for n in varcomp_names(fit.spec)]
+    cols += [f"rvc_{n}" for n in varcomp_names(record.spec)]
     name = "observation" if level == "observation" else level
     return InfluenceFrame(rows, index=pd.Index(labels, name=name), columns=cols)
 
@@ -187,7 +191,7 @@ def plot_influence(frame: pd.DataFrame, measures="cooks_d", ax=None, highlight: 
     Parameters
     ----------
     frame : DataFrame
-        The output of :meth:`~mixedppl.diagnostics.mixin.DiagnosticsMixin.influence`.
+        The output of :meth:`~mixedppl.results.lmm.LMMResult.influence` (or :func:`influence_frame`).
     measures : str or list of str
         Columns to draw: ``"cooks_d"`` (default), ``"mdffits"``, ``"covtrace"``, ``"covratio"`` or
         an ``rvc_…`` column.

@@ -47,11 +47,23 @@ def _rowwise_quad(A, Minv_factor, w: np.ndarray, chunk: int = 20000) -> np.ndarr
     return w * out
 
 
-def hat_diagonal(fit, part: str = "total") -> np.ndarray:
-    """Diagonal of the total, fixed (marginal) or random part of the hat matrix (module docstring)."""
-    spec = fit.spec
+def hat_diagonal(record, part: str = "total") -> np.ndarray:
+    """Diagonal of the total, fixed (marginal) or random part of the hat matrix (module docstring).
+
+    ``record`` is an :class:`~mixedppl.fit.records.LMMFit` (only its spec and θ are used).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> hat_diagonal(fit.record)[:3].round(4).tolist()
+    [0.2293, 0.1697, 0.1268]
+    """
+    if part not in ("total", "fixed", "random"):
+        raise ValueError(f"part must be 'total', 'fixed' or 'random', got {part!r}")
+    spec = record.spec
     w = np.asarray(spec.weights, float)
-    ZL = _z_lambda(spec, np.asarray(fit.theta, float))
+    ZL = _z_lambda(spec, np.asarray(record.theta, float))
     X = np.asarray(spec.X, float)
     q = ZL.shape[1]
     if part in ("total", "random"):

@@ -23,29 +23,76 @@ Methods Ecol. Evol. 5, 944–946.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from ..results.varcorr import term_covariances
-
-__all__ = ["variance_parts", "icc_by_group"]
+__all__ = ["variance_parts", "icc", "icc_by_group", "r_squared"]
 
 
-def variance_parts(fit) -> dict:
-    """var_fixed, var_random (Johnson's mean z'Σz per term, summed), var_residual, per-term parts."""
-    spec = fit.spec
-    var_fixed = float(np.var(spec.X @ np.asarray(fit.beta), ddof=1))
-    scale = float(getattr(fit, "scale", 1.0))
-    covs = term_covariances(spec.terms, fit.theta, scale)
-    per_term = [float(np.mean(np.einsum("ij,jk,ik->i", t.z, S, t.z))) for t, S in zip(spec.terms, covs)]
-    latent = getattr(fit, "latent_residual_variance", None)
+def variance_parts(spec, beta: np.ndarray, covs: Sequence[np.ndarray],
+                   residual_variance: float) -> dict:
+    """var_fixed, var_random (Johnson's mean z'Σz per term, summed), var_residual, per-term parts.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    beta : ndarray
+        β̂.
+    covs : sequence of ndarray
+        Σ̂_k per term (an LMM record's ``covs``; for a GLMM T_kT_kᵀ).
+    residual_variance : float
+        σ̂² for an LMM; the family's latent-scale variance for a GLMM.
+    """
+    var_fixed = float(np.var(spec.X @ np.asarray(beta), ddof=1))
+    per_term = [float(np.mean(np.einsum("ij,jk,ik->i", t.z, S, t.z)))
+                for t, S in zip(spec.terms, covs)]
     return {"var_fixed": var_fixed, "var_random": float(sum(per_term)),
-            "var_residual": scale if latent is None else float(latent()), "per_term": per_term}
+            "var_residual": float(residual_variance), "per_term": per_term}
 
 
-def icc_by_group(fit) -> pd.Series:
+def icc(spec, beta: np.ndarray, covs: Sequence[np.ndarray], residual_variance: float,
+        by_group: bool = False) -> pd.Series:
+    r"""Adjusted and unadjusted ICC (or one per grouping factor), see the module docstring.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> rec = fit.record
+    >>> icc(rec.spec, rec.beta, rec.covs, rec.scale).round(4).tolist()
+    [0.7217, 0.5206]
+    """
+    if by_group:
+        return icc_by_group(spec, beta, covs, residual_variance)
+    v = variance_parts(spec, beta, covs, residual_variance)
+    rand, res, fix = v["var_random"], v["var_residual"], v["var_fixed"]
+    return pd.Series({"adjusted": rand / (rand + res), "unadjusted": rand / (fix + rand + res)},
+                     name="ICC")
+
+
+def r_squared(spec, beta: np.ndarray, covs: Sequence[np.ndarray],
+              residual_variance: float) -> pd.Series:
+    r"""Marginal and conditional R² (Nakagawa & Schielzeth; Johnson's random slopes).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (1 | Subject)", mp.datasets.load("sleepstudy"))
+    >>> rec = fit.record
+    >>> r_squared(rec.spec, rec.beta, rec.covs, rec.scale).round(4).tolist()
+    [0.2799, 0.7043]
+    """
+    v = variance_parts(spec, beta, covs, residual_variance)
+    total = v["var_fixed"] + v["var_random"] + v["var_residual"]
+    return pd.Series({"marginal": v["var_fixed"] / total,
+                      "conditional": (v["var_fixed"] + v["var_random"]) / total}, name="R2")
+
+
+def icc_by_group(spec, beta: np.ndarray, covs: Sequence[np.ndarray],
+                 residual_variance: float) -> pd.Series:
     """σ²_g / (Σ_k σ²_k + σ²_ε) per grouping factor (random-intercept models only)."""
-    spec = fit.spec
     slopes = [t.group for t in spec.terms if t.column_names != ["(Intercept)"]]
     if slopes:
         raise ValueError(
@@ -53,7 +100,7 @@ def icc_by_group(fit) -> pd.Series:
             "random slopes, so the random-effect variance depends on the covariates and cannot be "
             "split into one share per grouping factor (performance::icc refuses it too). Use "
             "icc() for the overall ICC.")
-    parts = variance_parts(fit)
+    parts = variance_parts(spec, beta, covs, residual_variance)
     total = parts["var_random"] + parts["var_residual"]
     out: dict[str, float] = {}
     for t, v in zip(spec.terms, parts["per_term"]):

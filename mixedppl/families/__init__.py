@@ -1,18 +1,21 @@
 """Families: the conditional distribution of the response, one :class:`Family` protocol for all.
 
-- :mod:`.base` — the :class:`Family` protocol and the :class:`Response` a family reads;
+- :mod:`.base` — the :class:`Family` protocol, the :class:`ResponseInput` a family reads from and
+  the :class:`Response` it returns;
 - :mod:`.links` — links (:data:`LINKS`);
 - :mod:`.glm` — binomial, Poisson, negative binomial, Gamma, Beta (:data:`FAMILIES`, one row each);
 - :mod:`.gaussian` — the Gaussian of the LMM;
-- :mod:`.cumulative` — the cumulative link family of ordinal responses.
+- :mod:`.cumulative` — the cumulative link family of ordinal responses;
+- :mod:`.registry` — :func:`get_family`, a family by name.
 """
 
-from .base import Family, Response, ResponseReader
+from .base import Family, PriorChoice, Response, ResponseInput
 from .cumulative import CUMULATIVE_LINKS, THRESHOLDS, CumulativeFamily, read_ordinal
 from .gaussian import GAUSSIAN, GaussianFamily
-from .glm import FAMILIES, GLMFamily, get_family
+from .glm import FAMILIES, GLMFamily
 from .links import LINKS, Link
+from .registry import family_names, get_family
 
-__all__ = ["Family", "Response", "ResponseReader", "GLMFamily", "GaussianFamily",
+__all__ = ["Family", "PriorChoice", "Response", "ResponseInput", "GLMFamily", "GaussianFamily",
            "CumulativeFamily", "FAMILIES", "GAUSSIAN", "LINKS", "Link", "CUMULATIVE_LINKS",
-           "THRESHOLDS", "get_family", "read_ordinal"]
+           "THRESHOLDS", "family_names", "get_family", "read_ordinal"]

@@ -41,10 +41,8 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 
-from .. import priors
 from ..core.exceptions import ModelSpecError
-from ..spec.reterm import value_labels
-from .base import Response
+from .base import PriorChoice, Response, ResponseInput
 
 __all__ = ["CumulativeFamily", "CUMULATIVE_LINKS", "THRESHOLDS", "read_ordinal"]
 
@@ -65,27 +63,57 @@ class CumulativeFamily:
     """
 
     name = "cumulative"
+    links = CUMULATIVE_LINKS
     hessian = "observed"
     dispersion = None
     trials = False
+    #: The CLMM fit (:func:`mixedppl.clmm`); grouping factors may have as many levels as
+    #: observations (lme4's glmer rule); the thresholds absorb the intercept.
+    fit_kind = "clmm"
+    allow_n = True
+    absorbs_intercept = True
+    no_random_message = ("formula {formula!r} has no random term such as '(1 | judge)'; add one "
+                         "(or groups='judge'); for a model without random effects use "
+                         "statsmodels' OrderedModel")
 
-    def __init__(self, n_categories: int, threshold: str = "flexible", levels=None):
+    def __init__(self, n_categories: int | None = None, threshold: str = "flexible",
+                 levels=None):
         if threshold not in THRESHOLDS:
             raise ModelSpecError(f"threshold={threshold!r} is not available; choose from "
                                  f"{list(THRESHOLDS)}")
-        self.K = int(n_categories)
-        self.threshold = threshold
         self.levels = None if levels is None else [str(v) for v in levels]
+        if n_categories is None and self.levels is not None:
+            n_categories = len(self.levels)
+        self.K = None if n_categories is None else int(n_categories)
+        self.threshold = threshold
 
-    def read_response(self, frame: pd.DataFrame, expr: str) -> Response:
+    @property
+    def default_link(self) -> str:
+        return self.links[0]
+
+    def read_response(self, source: ResponseInput) -> Response:
         """Category codes 0 … K − 1 by the family's levels (see :func:`read_ordinal`)."""
-        return read_ordinal(frame, expr, self.levels)
+        return read_ordinal(source, self.levels)
+
+    def bind(self, response: Response) -> "CumulativeFamily":
+        """The family with the K categories the response has (its levels, in order)."""
+        return CumulativeFamily(len(response.levels), self.threshold, response.levels)
+
+    def counts(self, response: np.ndarray, trials, weights: np.ndarray,
+               column: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, w)``: the category codes and the prior weights."""
+        return response.copy(), weights
 
     def check(self, y: np.ndarray, n: np.ndarray, column: str) -> None:
         """Codes must be 0 … K − 1."""
         if np.any((y < 0) | (y > self.K - 1)) or np.any(y != np.round(y)):
             raise ModelSpecError(f"ordinal response {column!r} must be category codes 0 … "
                                  f"{self.K - 1}")
+
+    def check_response(self, y: np.ndarray, n: np.ndarray, response: Response,
+                       weights: np.ndarray) -> None:
+        """The codes (:meth:`check`); :func:`read_ordinal` has checked the categories."""
+        self.check(y, n, response.expr)
 
     def latent_variance(self, link) -> float:
         """Not implemented for the cumulative family."""
@@ -177,25 +205,26 @@ class CumulativeFamily:
         alpha = np.maximum.accumulate(alpha + 1e-3 * np.arange(len(alpha)))
         return np.zeros(spec.p), self.phi_from_thresholds(alpha)
 
-    def default_priors(self, spec, link, y: np.ndarray, ntr: np.ndarray) -> dict:
+    def prior_defaults(self, spec, link, y: np.ndarray, ntr: np.ndarray
+                       ) -> dict[str, PriorChoice]:
         """Thresholds ~ Normal(α⁰, 5) at the start thresholds α⁰ (the first one only, for
         ``"equidistant"``)."""
         _, phi0 = self.start_values(spec, link, y, ntr)
         alpha0 = np.round(self.thresholds_np(phi0), 3)
-        return {"thresholds": priors.Normal(alpha0 if self.threshold == "flexible"
-                                            else float(alpha0[0]), 5.0)}
+        mu = alpha0 if self.threshold == "flexible" else float(alpha0[0])
+        return {"thresholds": PriorChoice("Normal", {"mu": mu, "sigma": 5.0})}
 
 
-def read_ordinal(frame: pd.DataFrame, expr: str, requested=None) -> Response:
+def read_ordinal(source: ResponseInput, requested=None) -> Response:
     """An ordinal response as ordinal's ``clm``: category codes 0 … K − 1 and the levels.
 
     The order is ``requested`` (labels), else the categories of an ordered Categorical, else
     the sorted integers; unordered categoricals, strings and logicals without ``requested`` are
     refused (no order). At least 3 observed categories, none of the levels empty.
     """
-    if expr not in frame.columns:
+    expr, col = source.expr, source.column
+    if col is None:
         raise ModelSpecError(f"the response of a clmm must be a column of data; got {expr!r}")
-    col = frame[expr]
     if requested is not None:
         levels = [str(v) for v in requested]
     elif isinstance(col.dtype, pd.CategoricalDtype):
@@ -206,7 +235,7 @@ def read_ordinal(frame: pd.DataFrame, expr: str, requested=None) -> Response:
                 f") or make it ordered: data[{expr!r}] = data[{expr!r}].cat.as_ordered()")
         levels = [str(c) for c in col.cat.categories]
     elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-        found = sorted(set(value_labels(col)))
+        found = sorted(set(source.as_character(col)))
         raise ModelSpecError(
             f"response {expr!r} has no order (dtype {col.dtype}): give the order of its "
             f"categories with levels=[...], e.g. levels={found[:10]}, or pass an ordered "
@@ -217,8 +246,8 @@ def read_ordinal(frame: pd.DataFrame, expr: str, requested=None) -> Response:
             raise ModelSpecError(f"response {expr!r} has non-integer values; an ordinal "
                                  "response needs categories (integers, strings with "
                                  "levels=, or an ordered Categorical)")
-        levels = [str(v) for v in value_labels(pd.Series(np.unique(values).astype(int)))]
-    labels = value_labels(col)
+        levels = [str(v) for v in source.as_character(pd.Series(np.unique(values).astype(int)))]
+    labels = source.as_character(col)
     lookup = {lev: i for i, lev in enumerate(levels)}
     unknown = sorted(set(labels) - set(lookup))
     if unknown:

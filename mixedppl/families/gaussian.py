@@ -8,8 +8,9 @@ weights: precision weights). σ enters a graph on the log scale (``phi = log σ`
 
 An LMM is not fitted through this family's log-density: σ and β are profiled out of the deviance
 (:mod:`mixedppl.fit.lmm_objective`, lme4's ``lmer``). The family reads and checks the response
-(:meth:`GaussianFamily.read_response`, the default response of
-:func:`~mixedppl.spec.model_spec.build_spec`) and names the model for :class:`mixedppl.Model`.
+(:meth:`GaussianFamily.read_response`, the default family of
+:func:`~mixedppl.spec.model_spec.build_spec`) and names the fit :class:`mixedppl.Model` takes
+(``fit_kind = "lmer"``).
 
 References
 ----------
@@ -18,8 +19,11 @@ Bates, D. et al. (2015). Fitting linear mixed-effects models using lme4. *J. Sta
 
 Examples
 --------
->>> import pandas as pd
->>> GAUSSIAN.read_response(pd.DataFrame({"y": [1, 2], "x": [3, 4]}), "log(y)").y.round(3).tolist()
+>>> import numpy as np, pandas as pd
+>>> from mixedppl.families.base import ResponseInput
+>>> frame = pd.DataFrame({"y": [1, 2], "x": [3, 4]})
+>>> source = ResponseInput("log(y)", frame, evaluate=lambda e: np.log(frame[["y"]].to_numpy()))
+>>> GAUSSIAN.read_response(source).y.round(3).tolist()
 [0.0, 0.693]
 """
 
@@ -30,8 +34,7 @@ import pandas as pd
 import pytensor.tensor as pt
 
 from ..core.exceptions import ModelSpecError
-from ..spec.design import model_matrix
-from .base import Response
+from .base import PriorChoice, Response, ResponseInput, check_not_constant
 from .links import Link
 
 __all__ = ["GaussianFamily", "GAUSSIAN"]
@@ -42,6 +45,11 @@ class GaussianFamily:
 
     name = "gaussian"
     links = ("identity",)
+    fit_kind = "lmer"
+    allow_n = False
+    absorbs_intercept = False
+    no_random_message = ("formula {formula!r} has no random-effects terms such as '(1 | group)'; "
+                         "for a model without random effects use statsmodels' OLS/GLM")
     dispersion = "sigma"
     hessian = "observed"
     trials = False
@@ -64,23 +72,40 @@ class GaussianFamily:
     def __reduce__(self):
         return "GAUSSIAN"  # the module's one instance (pickles by reference)
 
-    def read_response(self, frame: pd.DataFrame, expr: str) -> Response:
+    def read_response(self, source: ResponseInput) -> Response:
         """A numeric (or logical) column, or an expression giving one column (``log(y)``)."""
-        if expr in frame.columns:
-            col = frame[expr]
+        col = source.column
+        if col is not None:
             if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
                 raise ModelSpecError(
-                    f"response {expr!r} must be numeric for a linear mixed model; it has dtype "
-                    f"{col.dtype}. For an ordered categorical response use mp.clmm, for a binary "
-                    "one mp.glmer(..., family='binomial').")
-            return Response(col.to_numpy(dtype=float), expr=expr)
-        design = model_matrix(f"0 + {expr}", frame)
-        if design.matrix.shape[1] != 1:
-            raise ModelSpecError(f"response {expr!r} must give one numeric column")
-        return Response(design.matrix[:, 0].astype(float), expr=expr)
+                    f"response {source.expr!r} must be numeric for a linear mixed model; it has "
+                    f"dtype {col.dtype}. For an ordered categorical response use mp.clmm, for a "
+                    "binary one mp.glmer(..., family='binomial').")
+            return Response(col.to_numpy(dtype=float), expr=source.expr)
+        return Response(source.numeric(), expr=source.expr)
+
+    def bind(self, response: Response) -> "GaussianFamily":
+        """The family itself (nothing is learnt from the response)."""
+        return self
+
+    def counts(self, response: np.ndarray, trials, weights: np.ndarray,
+               column: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, w)``: the response and the prior weights."""
+        return response, weights
 
     def check(self, y: np.ndarray, n: np.ndarray, column: str) -> None:
         """Every finite value is in the support (finiteness is checked by the spec)."""
+
+    def check_response(self, y: np.ndarray, n: np.ndarray, response: Response,
+                       weights: np.ndarray) -> None:
+        """A constant response has no variation to model (lme4's ``check.response.not.const``;
+        every row counts, as lmer's check)."""
+        check_not_constant(y, response.expr)
+
+    def prior_defaults(self, spec, link: Link, y: np.ndarray, n: np.ndarray
+                       ) -> dict[str, PriorChoice]:
+        """None of its own: σ's prior is the LMM's (:func:`mixedppl.bayes.pymc.default_priors`)."""
+        return {}
 
     def variance(self, mu, n, sigma=None):
         """Var(y | μ) = σ²/w."""

@@ -53,6 +53,8 @@ Examples
 --------
 >>> from mixedppl.families import get_family
 >>> fam, link = get_family("binomial", "probit")
+>>> fam is FAMILIES["binomial"], fam.fit_kind
+(True, 'glmer')
 >>> fam.name, link.name
 ('binomial', 'probit')
 >>> float(link.linkinv_np(0.0))
@@ -68,14 +70,11 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 
-from .. import priors
 from ..core.exceptions import ModelSpecError
-from ..spec.formula import split_top_level
-from .base import Response, evaluate_column
-from .gaussian import GAUSSIAN, GaussianFamily
-from .links import LINKS, Link
+from .base import PriorChoice, Response, ResponseInput, check_not_constant
+from .links import Link
 
-__all__ = ["GLMFamily", "FAMILIES", "get_family"]
+__all__ = ["GLMFamily", "FAMILIES"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +133,13 @@ class GLMFamily:
     zero_diverges: bool = False
     latent: Callable | None = None
 
+    #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
+    fit_kind = "glmer"
+    allow_n = True
+    absorbs_intercept = False
+    no_random_message = ("formula {formula!r} has no random-effects terms such as '(1 | group)'; "
+                         "for a model without random effects use statsmodels' OLS/GLM")
+
     @property
     def default_link(self) -> str:
         return self.links[0]
@@ -157,20 +163,20 @@ class GLMFamily:
         return [] if self.dispersion is None else [f"log({self.dispersion})"]
 
     # -- the response ------------------------------------------------------------------------
-    def read_response(self, frame: pd.DataFrame, expr: str) -> Response:
+    def read_response(self, source: ResponseInput) -> Response:
         """Read the response as lme4's ``glmer``: a number, a factor (via ``factor_response``), or
         for a binomial ``cbind(successes, failures)`` (``y`` the proportion, with its trials)."""
-        if expr.startswith("cbind(") and expr.endswith(")"):
+        if source.cbind is not None:
             if not self.trials:
-                raise ModelSpecError(f"{expr!r}: cbind(successes, failures) is a binomial "
+                raise ModelSpecError(f"{source.expr!r}: cbind(successes, failures) is a binomial "
                                      f"response; family {self.name!r} takes one column")
-            return _read_cbind(frame, expr)
-        return Response(self._read_column(frame, expr), expr=expr)
+            return _read_cbind(source)
+        return Response(self._read_column(source), expr=source.expr)
 
-    def _read_column(self, frame: pd.DataFrame, expr: str) -> np.ndarray:
-        if expr not in frame.columns:
-            return evaluate_column(frame, expr)
-        col = frame[expr]
+    def _read_column(self, source: ResponseInput) -> np.ndarray:
+        col, expr = source.column, source.expr
+        if col is None:
+            return source.numeric()
         numeric = (pd.api.types.is_numeric_dtype(col)
                    and not isinstance(col.dtype, pd.CategoricalDtype))
         if numeric and not pd.api.types.is_bool_dtype(col):
@@ -181,6 +187,10 @@ class GLMFamily:
             return col.to_numpy(dtype=float)
         raise ModelSpecError(f"response {expr!r} must be numeric or logical for glmer with "
                              f"family {self.name!r}; it has dtype {col.dtype}")
+
+    def bind(self, response: Response) -> "GLMFamily":
+        """The row itself (nothing is learnt from the response)."""
+        return self
 
     def counts(self, response: np.ndarray, trials: np.ndarray | None, weights: np.ndarray,
                column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +204,18 @@ class GLMFamily:
                                  "[0, 1] (with weights = trials), or cbind(successes, failures)")
         y = response * ntr
         return np.where(np.abs(y - np.round(y)) < 1e-8, np.round(y), y), ntr
+
+    def check_response(self, y: np.ndarray, n: np.ndarray, response: Response,
+                       weights: np.ndarray) -> None:
+        """The support check and lme4's ``check.response.not.const`` on the rows with positive
+        weight; an all-zero response (or, for the binomial, all successes) is left to the fit's
+        data checks, which say which coefficient diverges."""
+        column = response.expr
+        self.check(y, n, column)
+        used = response.y[weights > 0]
+        if (response.trials is None and len(used) and used[0] != 0
+                and not (self.trials and used[0] == 1)):
+            check_not_constant(used, column)
 
     def mean_response(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
         """The response on the scale of μ: the proportion y/n for the binomial, else y."""
@@ -272,20 +294,20 @@ class GLMFamily:
         beta = self.start_beta(spec, link, y, ntr)
         return beta, self.start_phi(spec, link, beta, y, ntr)
 
-    def default_priors(self, spec, link: Link, y: np.ndarray, ntr: np.ndarray) -> dict:
-        """Priors of the family's own parameters for the Bayesian model: φ ~ LogNormal(log φ⁰, 2)
-        at the moment start φ⁰ (nothing without dispersion)."""
+    def prior_defaults(self, spec, link: Link, y: np.ndarray, ntr: np.ndarray
+                       ) -> dict[str, PriorChoice]:
+        """φ ~ LogNormal(log φ⁰, 2) at the moment start φ⁰ (nothing without dispersion)."""
         if self.dispersion is None:
             return {}
         _, phi0 = self.start_values(spec, link, y, ntr)
-        return {"dispersion": priors.LogNormal(float(phi0[0]), 2.0)}
+        return {"dispersion": PriorChoice("LogNormal", {"mu": float(phi0[0]), "sigma": 2.0})}
 
 
-def _read_cbind(frame: pd.DataFrame, expr: str) -> Response:
-    parts = [p.strip() for p in split_top_level(expr[6:-1], ",")]
+def _read_cbind(source: ResponseInput) -> Response:
+    parts, expr = source.cbind, source.expr
     if len(parts) != 2:
         raise ModelSpecError(f"{expr!r}: cbind needs exactly two columns (successes, failures)")
-    s, f = (_numeric_part(frame, e, expr) for e in parts)
+    s, f = (_numeric_part(source, e) for e in parts)
     if np.any(f < 0):
         raise ModelSpecError(f"{expr!r}: negative failures {parts[1]!r} — successes "
                              f"{parts[0]!r} exceed the number of trials")
@@ -297,11 +319,11 @@ def _read_cbind(frame: pd.DataFrame, expr: str) -> Response:
     return Response(y, trials=trials, expr=expr)
 
 
-def _numeric_part(frame: pd.DataFrame, expr: str, whole: str) -> np.ndarray:
+def _numeric_part(source: ResponseInput, expr: str) -> np.ndarray:
     """A part of ``cbind``: numeric or logical."""
-    if expr not in frame.columns:
-        return evaluate_column(frame, expr)
-    col = frame[expr]
+    if expr not in source.frame.columns:
+        return source.numeric(expr)
+    col = source.frame[expr]
     if pd.api.types.is_bool_dtype(col) or (pd.api.types.is_numeric_dtype(col) and not
                                           isinstance(col.dtype, pd.CategoricalDtype)):
         return col.to_numpy(dtype=float)
@@ -420,8 +442,6 @@ def _disp(d, default=1.0):
     return default if d is None else d
 
 
-
-
 def _binomial_var(mu, n, d=None):
     return mu * (1 - mu) / n
 
@@ -519,40 +539,3 @@ FAMILIES: dict[str, GLMFamily] = {
     "beta": GLMFamily("beta", ("logit",), _beta_logp, _beta_var, _check_beta, _beta_sim,
                       _beta_start, _beta_moment, dispersion="precision", hessian="observed"),
 }
-
-_ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
-            "negativebinomial": "negative_binomial", "nb": "negative_binomial",
-            "gamma": "gamma", "beta": "beta", "beta_family": "beta", "normal": "gaussian"}
-_REGISTRY = {**FAMILIES, "gaussian": GAUSSIAN}
-
-
-def get_family(family, link: str | None = None) -> tuple[GLMFamily | GaussianFamily, Link]:
-    """Look up a family (a name, a :class:`GLMFamily` or the Gaussian) and its link (a name;
-    default: the family's first).
-
-    ``"gaussian"`` / ``"normal"`` give :data:`~mixedppl.families.gaussian.GAUSSIAN` with the
-    identity link; the other names the rows of :data:`FAMILIES` (and glmmTMB's aliases).
-
-    Raises
-    ------
-    ModelSpecError
-        For an unknown family or a link the family does not offer.
-
-    Examples
-    --------
-    >>> fam, link = get_family("gaussian")
-    >>> fam.name, link.name
-    ('gaussian', 'identity')
-    """
-    if isinstance(family, (GLMFamily, GaussianFamily)):
-        fam = family
-    else:
-        key = str(family).lower().replace("-", "_").replace(" ", "_")
-        fam = _REGISTRY.get(_ALIASES.get(key, key))
-    if fam is None:
-        raise ModelSpecError(f"family={family!r} is not available; choose from {sorted(FAMILIES)}")
-    name = fam.default_link if link is None else str(link).lower()
-    if name not in fam.links:
-        raise ModelSpecError(f"link={link!r} is not available for family {fam.name!r}; "
-                             f"choose from {list(fam.links)}")
-    return fam, LINKS[name]

@@ -86,6 +86,12 @@ class LMMObjective:
         self.compile_seconds = 0.0
 
     @property
+    def graph_inputs(self) -> tuple:
+        """The compiled graphs' inputs after θ: the REML flag, then the prepared data (for
+        other graphs of the same structure, e.g. the profiles')."""
+        return (self._reml, *self.data)
+
+    @property
     def flops_per_eval(self) -> float:
         """Rough dense work per evaluation (Schur complement and, when dense, A_R1 M1 A_1R)."""
         if self.structure.r_mode == "none":
@@ -102,6 +108,11 @@ class LMMObjective:
         fn = _deviance_fn(self.structure)
         self.compile_seconds = time.perf_counter() - t0
         return fn
+
+    def compile(self) -> "LMMObjective":
+        """Compile the deviance function now (or fetch it from the cache); returns self."""
+        self._fn_dev
+        return self
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """d(θ) and ∇d(θ)."""

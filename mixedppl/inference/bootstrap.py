@@ -21,67 +21,30 @@ from scipy import special
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
-from ..fit.lmm_fit import check_boundary, restart_from
+from ..fit.lmm_fit import refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
-from ..fit.optimize import OptSummary, leave_boundary, minimize_bounded
-from .profile import _quasi_newton, theta_to_psi, varpar_names
+from ..fit.records import LMMFit, residual_variance
+from .profile import theta_to_psi, varpar_names
+from .simulate import simulate_responses
 
 __all__ = ["bootstrap_params", "bootstrap_confint", "percentile_interval"]
 
 _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
 
-def _start_hessian(fit) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scale and scaled Hessian of the fit's own deviance at θ̂ (differences of the exact
-    gradient): the first quasi-Newton matrix of every refit. None when not positive definite
-    (e.g. a singular fit), and the refits then use L-BFGS-B alone."""
-    from .profile import _Profiler
-    obj, theta = fit.objective, np.asarray(fit.theta, float)
-    sc = np.maximum(np.abs(theta), 1e-2)
-    lower = fit.spec.theta_lower()
-    if np.any(theta[lower == 0] <= 1e-4 * sc[lower == 0]):
-        return sc, None
-    with blas_threads_for(obj):
-        H = _Profiler._fd_hessian(lambda u: obj(u * sc)[1] * sc, theta / sc, lower / sc,
-                                  np.full(len(theta), np.inf))
-    return sc, H
-
-
-def _quasi_newton_fit(obj, theta0: np.ndarray, lower: np.ndarray, sc: np.ndarray,
-                      B0: np.ndarray) -> OptSummary:
-    """Minimise from θ̂ with :func:`~mixedppl.inference.profile._quasi_newton`, B0 the Hessian at
-    the original optimum (scaled by ``sc``): 5–8 deviance evaluations where L-BFGS-B, which starts
-    from a multiple of the identity, takes ~20. Falls back to L-BFGS-B itself when not converged."""
-    n_evals = [0]
-
-    def fg(u):
-        n_evals[0] += 1
-        f, g = obj(u * sc)
-        return float(f), np.asarray(g, float) * sc
-    upper = np.full(len(theta0), np.inf)
-    f, u, B = _quasi_newton(fg, theta0 / sc, lower / sc, upper / sc, B0, tol=1e-11)
-    x = np.maximum(u * sc, lower)
-    f, g = obj(x)
-    return OptSummary("quasi-Newton" if B is not None else "L-BFGS-B", theta0, x, float(f),
-                      n_evals[0] + 1, n_evals[0], True, "", np.asarray(g, float), lower, upper, {})
-
-
 def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
-                 start_hessian=None) -> np.ndarray:
+                 hessian: tuple | None = None) -> np.ndarray:
     """Refit the model to each column of Y; one row (ψ, β) per column.
 
-    The refit is :func:`~mixedppl.fit.lmm_fit.fit_lmm`'s numerical path (minimise the profiled
-    deviance from the fit's θ, the probe off a zero bound and lme4's boundary check, then β̂ and
-    σ̂ = √(r²/(n − p·reml)) from the estimates) without building a result object per replicate,
-    and with the BLAS thread limit set once per block, not once per refit (finding the BLAS
-    libraries took ~12 ms a refit, more than the refit itself on small models). The minimiser is
-    warm-started at the original optimum twice over: from θ̂, and, with ``start_hessian = (scale,
-    H)`` (:func:`_start_hessian`), from the Hessian there (a projected quasi-Newton method);
-    otherwise L-BFGS-B.
+    Each refit is :func:`~mixedppl.fit.lmm_fit.refit_theta` (fit_lmm's numerical path: minimise
+    the profiled deviance from the fit's θ, the probe off a zero bound and lme4's boundary check),
+    then β̂ and σ̂ = √(r²/(n − p·reml)) from the estimates, without building a record per
+    replicate, and with the BLAS thread limit set once per block, not once per refit (finding the
+    BLAS libraries took ~12 ms a refit, more than the refit itself on small models). The minimiser
+    is warm-started at the original optimum twice over: from θ̂, and, with ``hessian = (scale,
+    H)`` (:func:`~mixedppl.fit.lmm_fit.start_hessian`), from the Hessian there (a projected
+    quasi-Newton method); otherwise L-BFGS-B.
     """
-    c = _QUIET
-    lower = spec.theta_lower()
-    sc, H = start_hessian if start_hessian is not None else (None, None)
     out = []
     objectives = (LMMObjective(spec.with_response(y), reml, structure=structure) for y in Y.T)
     first = next(objectives, None)
@@ -89,30 +52,32 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
         return np.empty((0, spec.n_theta + 1 + spec.p))
     with blas_threads_for(first):
         for obj in (first, *objectives):
-            if H is not None:
-                opt = leave_boundary(obj, _quasi_newton_fit(obj, theta0, lower, sc, H),
-                                     restart_from(obj, lower, c), mirror=spec.theta_mirror())
-            else:
-                opt = minimize_bounded(obj, theta0, lower, mirror=spec.theta_mirror(),
-                                       ftol=c.ftol, gtol=c.gtol,
-                                       maxiter=c.maxiter)
-            theta, _ = check_boundary(obj, opt.x, opt.fun, lower, c.boundary_tol)
+            theta = refit_theta(obj, theta0, _QUIET, hessian)
             est = obj.estimates(theta)
-            sigma = float(np.sqrt(est["pwrss"] / (obj.cp.n - (spec.p if reml else 0))))
+            sigma = float(np.sqrt(residual_variance(est, obj.cp.n, spec.p, reml)))
             out.append(np.concatenate([theta_to_psi(spec, theta, sigma), np.asarray(est["beta"])]))
     return np.array(out)
 
 
-def bootstrap_params(fit, nsim: int = 500, seed=1, n_jobs: int = 1,
+def bootstrap_params(record: LMMFit, nsim: int = 500, seed=1, n_jobs: int = 1,
                      progress: bool = False) -> pd.DataFrame:
-    """(nsim × parameters) replicates of (sd/cor…, sigma, β) from refits to simulated responses."""
+    """(nsim × parameters) replicates of (sd/cor…, sigma, β) from refits to simulated responses.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff"))
+    >>> reps = bootstrap_params(fit.record, nsim=5, seed=1)
+    >>> reps.shape, list(reps.columns)
+    ((5, 3), ['sd_(Intercept)|Batch', 'sigma', '(Intercept)'])
+    """
     if int(nsim) != nsim or nsim < 2:
         raise ValueError(f"nsim must be an integer ≥ 2, got {nsim!r}")
-    Y = fit.simulate(int(nsim), seed=seed)
-    names = varpar_names(fit.spec) + list(fit.spec.fe_names)
+    Y = simulate_responses(record, int(nsim), seed=seed)
+    names = varpar_names(record.spec) + list(record.spec.fe_names)
     blocks = np.array_split(np.arange(Y.shape[1]), max(1, min(int(nsim), 10 * max(1, n_jobs))))
-    args = (fit.spec, fit.reml, fit.objective.structure, fit.theta)
-    hess = _start_hessian(fit)
+    args = (record.spec, record.reml, record.objective.structure, record.theta)
+    hess = start_hessian(record)
     bar = _bar(int(nsim), progress)
     results = []
     if n_jobs == 1:
@@ -156,12 +121,12 @@ def percentile_interval(t: np.ndarray, level: float) -> tuple[float, float]:
     return float(ends[0]), float(ends[1])
 
 
-def bootstrap_confint(fit, level: float = 0.95, nsim: int = 500, seed=1, n_jobs: int = 1,
-                      progress: bool = True) -> pd.DataFrame:
+def bootstrap_confint(record: LMMFit, level: float = 0.95, nsim: int = 500, seed=1,
+                      n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
     """Percentile intervals from :func:`bootstrap_params`, rows as the profile intervals."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    reps = bootstrap_params(fit, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+    reps = bootstrap_params(record, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
     rows = [percentile_interval(reps[c].to_numpy(), level) for c in reps.columns]
     pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
     return pd.DataFrame(rows, index=reps.columns, columns=pct)

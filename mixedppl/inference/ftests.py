@@ -36,9 +36,11 @@ import pandas as pd
 from scipy import special
 
 from ..core.exceptions import ModelSpecError
-from ..results.satterthwaite import satterthwaite_df
+from ..fit.records import LMMFit
 from ..spec.contrasts import EvalState
 from ..spec.design import _bits, _new_var, _term_columns, model_matrix, rhs_variables
+from .kenward_roger import KRAdjusted, kr_adjusted, kr_ftest
+from .satterthwaite import satterthwaite_df
 
 __all__ = ["term_contrasts", "anova_table", "fstat_ddf"]
 
@@ -205,32 +207,51 @@ def fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
     return float(2 * E / (E - len(nu)))
 
 
-def _satterthwaite_row(fit, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)) -> tuple:
-    d, P = np.linalg.eigh(L @ fit.vcov_beta @ L.T)
+def _satterthwaite_row(record: LMMFit, L: np.ndarray,
+                       eps: float = np.sqrt(np.finfo(float).eps)) -> tuple:
+    d, P = np.linalg.eigh(L @ record.vcov_beta @ L.T)
     d, P = d[::-1], P[:, ::-1]
     q = int(np.sum(d > max(eps * d[0], 0)))
     PtL = P[:, :q].T @ L
-    F = float(np.sum((PtL @ fit.beta) ** 2 / d[:q]) / q)
-    nu = satterthwaite_df(fit, PtL)
+    F = float(np.sum((PtL @ record.beta) ** 2 / d[:q]) / q)
+    nu = satterthwaite_df(record, PtL)
     return F, q, fstat_ddf(nu), 1.0
 
 
-def _kr_row(fit, L: np.ndarray) -> tuple:
-    from .kenward_roger import kr_ftest
-    res = kr_ftest(fit._kr_adjusted, L, fit.beta)
+def _kr_row(adjusted: KRAdjusted, beta: np.ndarray, L: np.ndarray) -> tuple:
+    res = kr_ftest(adjusted, L, beta)
     return res["FstatU"], res["ndf"], res["ddf"], res["F.scaling"]
 
 
-def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
-    """Type III table: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per fixed term."""
+def anova_table(record: LMMFit, ddf: str = "Satterthwaite",
+                kr: KRAdjusted | None = None) -> pd.DataFrame:
+    """Type III table: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per fixed term.
+
+    Parameters
+    ----------
+    record : LMMFit
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+    kr : KRAdjusted, optional
+        A Kenward–Roger adjustment already computed for ``record`` (else computed here).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> round(float(anova_table(fit.record).loc["Days", "F value"]), 3)
+    45.853
+    """
     key = ddf.lower().replace("_", "-")
     if key not in ("satterthwaite", "kenward-roger", "kr"):
         raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', got {ddf!r}")
-    row = _satterthwaite_row if key == "satterthwaite" else _kr_row
+    contrasts = term_contrasts(record.spec)
+    if key != "satterthwaite" and contrasts and kr is None:
+        kr = kr_adjusted(record)
     rows = {}
-    for name, L in term_contrasts(fit.spec).items():
-        F, q, den, scale = row(fit, L)
-        ms = F * fit.scale
+    for name, L in contrasts.items():
+        F, q, den, scale = (_satterthwaite_row(record, L) if key == "satterthwaite"
+                            else _kr_row(kr, record.beta, L))
+        ms = F * record.scale
         Fs = F * scale
         rows[name] = [ms * q, ms, q, den, Fs, special.fdtrc(q, den, Fs)]
     table = pd.DataFrame.from_dict(rows, orient="index", columns=_COLUMNS)

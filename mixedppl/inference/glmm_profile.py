@@ -19,7 +19,7 @@ one); the gradient in z follows by the chain rule through θ(σ, ρ)
 polished (a few quasi-Newton steps from the fit, so that :math:`D(\hat z)` is the minimum to
 ~1e-10), the Hessian at it is taken from differences of the exact gradient, and each inner
 minimisation is the same warm-started projected quasi-Newton method as the LMM profiles
-(:func:`~mixedppl.inference.profile._quasi_newton`); the ends are found by the same interpolating
+(:func:`~mixedppl.fit.optimize.quasi_newton_box`); the ends are found by the same interpolating
 root search (:func:`~mixedppl.inference.profile._end`), starting from the Wald ends.
 
 lme4's ``profile`` evaluates the deviance with ``getME(fit, "devfun")``, whose PIRLS stops at
@@ -43,8 +43,9 @@ import pandas as pd
 from scipy import special
 
 from ..core.threads import blas_threads_for
-from .profile import (_end, _lbfgsb, _quasi_newton, psi_to_theta_jacobian, theta_to_psi,
-                      varpar_names)
+from ..fit.glmm_fit import LaplaceObjective
+from ..fit.optimize import lbfgsb_box, quasi_newton_box
+from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_names
 
 __all__ = ["glmm_profile_confint"]
 
@@ -53,7 +54,6 @@ class _GLMMProfiler:
     """The deviance of one GLMM as a function of z = (sd/cor…, β), and its one-parameter profiles."""
 
     def __init__(self, fit):
-        from ..fit.glmm_fit import LaplaceObjective
         self.fit, self.spec = fit, fit.spec
         self.obj = LaplaceObjective(fit.spec, fit.family, fit.link, fit.counts, fit.trials,
                                     int(fit.nAGQ))
@@ -67,7 +67,7 @@ class _GLMMProfiler:
                               np.maximum(np.abs(z0), 1e-2), 1.0)
         self.n_evals = 0
         H = self._fd_hessian(z0 / self.scale)
-        self.d_min, u, Hq = _quasi_newton(self._fg_scaled(None, 0.0), z0 / self.scale,
+        self.d_min, u, Hq = quasi_newton_box(self._fg_scaled(None, 0.0), z0 / self.scale,
                                           self.lower / self.scale, self.upper / self.scale,
                                           H if H is not None else np.eye(len(z0)), tol=1e-12)
         self.z_hat = np.clip(u * self.scale, self.lower, self.upper)
@@ -146,9 +146,9 @@ class _GLMMProfiler:
             start, B = start_at(x)
             fg = self._fg_scaled(k, x)
             if B is None:
-                d, u = _lbfgsb(fg, start / sc, lo / sc, hi / sc)
+                d, u = lbfgsb_box(fg, start / sc, lo / sc, hi / sc)
             else:
-                d, u, B = _quasi_newton(fg, start / sc, lo / sc, hi / sc, B)
+                d, u, B = quasi_newton_box(fg, start / sc, lo / sc, hi / sc, B)
             seen[x] = (np.clip(u * sc, lo, hi), B if B is not None else B0)
             rise = max(d - self.d_min, 0.0)
             return float(np.sign(x - hat) * np.sqrt(rise))

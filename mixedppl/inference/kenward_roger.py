@@ -34,8 +34,9 @@ import numpy as np
 from scipy import linalg, sparse
 
 from ..core.exceptions import ModelSpecError
+from ..fit.records import LMMFit
 
-__all__ = ["KRAdjusted", "kr_adjusted", "kr_ddf", "kr_ftest", "KR_MAX_N"]
+__all__ = ["KRAdjusted", "kr_adjusted", "kr_ddf", "kr_coefficient_ddf", "kr_ftest", "KR_MAX_N"]
 
 KR_MAX_N = 5000
 
@@ -50,10 +51,10 @@ class KRAdjusted:
     W: np.ndarray
 
 
-def _blocks(fit):
+def _blocks(record: LMMFit):
     """Per variance parameter: (sparse Z_k or None for the residual, ℓ, i, j) and its value."""
-    spec, out, gamma = fit.spec, [], []
-    for t, S in zip(spec.terms, fit._covs):
+    spec, out, gamma = record.spec, [], []
+    for t, S in zip(spec.terms, record.covs):
         ell = t.n_cols
         rows = np.repeat(np.arange(spec.n), ell)
         cols = (t.codes[:, None] * ell + np.arange(ell)[None, :]).ravel()
@@ -62,7 +63,7 @@ def _blocks(fit):
             out.append((Z, ell, i, j))
             gamma.append(S[i, j])
     out.append((None, 1, 0, 0))
-    gamma.append(fit.scale)
+    gamma.append(record.scale)
     return out, np.array(gamma)
 
 
@@ -78,23 +79,23 @@ def _apply_e(M: np.ndarray, ell: int, i: int, j: int) -> np.ndarray:
     return out.reshape(M.shape)
 
 
-def _marginal_cov(fit) -> np.ndarray:
-    spec = fit.spec
-    V = np.eye(spec.n) * fit.scale
-    for t, S in zip(spec.terms, fit._covs):
+def _marginal_cov(record: LMMFit) -> np.ndarray:
+    spec = record.spec
+    V = np.eye(spec.n) * record.scale
+    for t, S in zip(spec.terms, record.covs):
         same = t.codes[:, None] == t.codes[None, :]
         V += same * (t.z @ S @ t.z.T)
     return V
 
 
-def _check(fit) -> None:
-    if not fit.reml:
+def _check(record: LMMFit) -> None:
+    if not record.reml:
         raise ModelSpecError("Kenward-Roger's method is only available for REML model fits "
                              "(as lmerTest); refit with reml=True")
-    if fit.spec.n > KR_MAX_N:
-        raise ModelSpecError(f"Kenward-Roger needs dense {fit.spec.n}×{fit.spec.n} matrices; it is "
-                             f"limited to n ≤ {KR_MAX_N}: use ddf='Satterthwaite'")
-    if not np.allclose(fit.spec.weights, 1.0):
+    if record.spec.n > KR_MAX_N:
+        raise ModelSpecError(f"Kenward-Roger needs dense {record.spec.n}×{record.spec.n} matrices; "
+                             f"it is limited to n ≤ {KR_MAX_N}: use ddf='Satterthwaite'")
+    if not np.allclose(record.spec.weights, 1.0):
         raise ModelSpecError("Kenward-Roger (pbkrtest) is not defined for models with prior "
                              "weights; use ddf='Satterthwaite'")
 
@@ -114,13 +115,22 @@ def _trace_products(blocks, Sinv):
     return K
 
 
-def kr_adjusted(fit) -> KRAdjusted:
-    """pbkrtest's ``vcovAdj``: Φ_A with its P_r list and W (see the module docstring)."""
-    _check(fit)
-    X, phi = fit.spec.X, np.asarray(fit.vcov_beta)
-    blocks, _ = _blocks(fit)
-    cf = linalg.cho_factor(_marginal_cov(fit))
-    Sinv = linalg.cho_solve(cf, np.eye(fit.spec.n))
+def kr_adjusted(record: LMMFit) -> KRAdjusted:
+    """pbkrtest's ``vcovAdj``: Φ_A with its P_r list and W (see the module docstring).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> pen = mp.datasets.load("penicillin")
+    >>> fit = mp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
+    >>> round(float(kr_adjusted(fit.record).phi_adj[0, 0]) ** 0.5, 4)
+    0.8086
+    """
+    _check(record)
+    X, phi = record.spec.X, np.asarray(record.vcov_beta)
+    blocks, _ = _blocks(record)
+    cf = linalg.cho_factor(_marginal_cov(record))
+    Sinv = linalg.cho_solve(cf, np.eye(record.spec.n))
     TT = Sinv @ X
     OO = [TT if Z is None else np.asarray(Z @ _apply_e(np.asarray(Z.T @ TT), ell, i, j))
           for Z, ell, i, j in blocks]
@@ -170,6 +180,12 @@ def kr_ddf(adj: KRAdjusted, L: np.ndarray, q: int | None = None) -> tuple[float,
     df2 = 4 + (q + 2) / (q * rho - 1)
     scaling = 1.0 if abs(df2 - 2) < 1e-2 else df2 * (1 - A2 / q) / (df2 - 2)
     return float(df2), float(scaling)
+
+
+def kr_coefficient_ddf(adj: KRAdjusted) -> np.ndarray:
+    """Kenward–Roger df of each coefficient's t test (pbkrtest's ``Lb_ddf`` on the rows of I_p)."""
+    p = adj.phi.shape[0]
+    return np.array([kr_ddf(adj, np.eye(p)[j:j + 1], q=1)[0] for j in range(p)])
 
 
 def kr_ftest(adj: KRAdjusted, L: np.ndarray, beta: np.ndarray) -> dict:

@@ -64,8 +64,8 @@ class LRTResult:
         test is not of a single variance on its boundary.
     loglik_full, loglik_reduced : float
     reduced : object
-        The reduced fit: an LMMResult (or a dict with ``formula`` and ``loglik`` for the linear
-        model), a GLMMResult, a dict of the CLMM's estimates (``formula``, ``loglik``,
+        The reduced fit: an :class:`~mixedppl.fit.records.LMMFit` record (or a dict with
+        ``formula`` and ``loglik`` for the linear model), a GLMMResult, a dict of the CLMM's estimates (``formula``, ``loglik``,
         ``theta``, ``beta``, ``phi``), or a :class:`~mixedppl.fit.glm.GLMFit` when no random
         term is left in a GLMM / CLMM.
     """

@@ -22,7 +22,8 @@ Computation. One compiled graph per model structure (:func:`_profile_fn`, built 
 blocked factorisation as the fit's objective) returns both deviances and their exact reverse-mode
 gradients in (θ, σ); the gradient in ψ follows by the chain rule through
 :math:`\theta(\psi)` (:func:`psi_to_theta_jacobian`, the Cholesky-factor derivative). Each inner
-minimisation is a projected quasi-Newton method (:func:`_quasi_newton`) warm-started along the
+minimisation is a projected quasi-Newton method
+(:func:`~mixedppl.fit.optimize.quasi_newton_box`) warm-started along the
 profile: the start is the linear inter-/extrapolation of the two nearest optima already found and
 the Hessian approximation is the nearest point's (at the first point, the Hessian at the optimum,
 from differences of the exact gradient), so an inner fit typically takes 2–4 evaluations. The
@@ -44,10 +45,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+import pytensor.tensor as pt
+from scipy import special
 
+from ..core.compile import compiled
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
+from ..fit.lmm_fit import refit_lmm
+from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
+from ..fit.records import LMMFit
+from ..graph.lmm import ProfiledLMM
 
 __all__ = ["profile_confint", "varpar_names"]
 
@@ -186,11 +193,6 @@ def _profile_fn(structure):
     :math:`C_{jj} = v^\top e_j`. The gradient is PyTensor's reverse mode through the same blocked
     factorisation as the fit's objective.
     """
-    import pytensor.tensor as pt
-
-    from ..core.compile import compiled
-    from ..graph.lmm import ProfiledLMM
-
     def build():
         g = ProfiledLMM(structure)
         sigma, b, mode = pt.dscalar("sigma"), pt.dscalar("b"), pt.dscalar("mode")
@@ -211,89 +213,14 @@ def _profile_fn(structure):
     return fn
 
 
-def _lbfgsb(fg, u0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, np.ndarray]:
-    """L-BFGS-B with exact gradients (the fallback of :func:`_quasi_newton`)."""
-    best = [np.inf]
-
-    def safe(u):
-        f, g = fg(u)
-        if not np.isfinite(f) or not np.all(np.isfinite(g)):
-            return (best[0] + 1e6 if np.isfinite(best[0]) else 1e300), np.zeros_like(u)
-        best[0] = min(best[0], f)
-        return f, g
-    bounds = list(zip(np.where(np.isfinite(lo), lo, None), np.where(np.isfinite(hi), hi, None)))
-    res = optimize.minimize(safe, np.clip(u0, lo, hi), jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-13, "gtol": 1e-7, "maxiter": 500})
-    return float(res.fun), res.x
-
-
-def _quasi_newton(fg, u0: np.ndarray, lo: np.ndarray, hi: np.ndarray, B0: np.ndarray,
-                  tol: float = 1e-9, maxiter: int = 60
-                  ) -> tuple[float, np.ndarray, np.ndarray | None]:
-    r"""Projected quasi-Newton minimisation in a box, started from a Hessian approximation.
-
-    Each step solves :math:`B_{FF}\,s_F = -g_F` on the coordinates not held at a bound by their
-    gradient, backtracks on the projection of :math:`u + lpha s` (Armijo), and updates B by BFGS.
-    With B from the neighbouring profile point (at the first one, the Hessian at the optimum) the
-    inner problems converge in a few evaluations, where L-BFGS-B, which starts from a multiple of
-    the identity, takes 15–25. Stops when the Newton decrement :math:`g_F^	op B_{FF}^{-1}g_F/2`
-    is below ``tol`` (deviance units); falls back to L-BFGS-B if that does not happen.
-
-    Returns ``(f, u, B)``; B is None after the fallback.
-    """
-    u = np.clip(u0, lo, hi)
-    f, g = fg(u)
-    B = np.array(B0, float)
-    if not (np.isfinite(f) and np.all(np.isfinite(g))):
-        return (*_lbfgsb(fg, u0, lo, hi), None)
-    for _ in range(maxiter):
-        held = ((u <= lo) & (g > 0)) | ((u >= hi) & (g < 0))
-        F = ~held
-        if not F.any():
-            return f, u, B
-        s = np.zeros_like(u)
-        try:
-            s[F] = -np.linalg.solve(B[np.ix_(F, F)], g[F])
-        except np.linalg.LinAlgError:
-            s[F] = -g[F]
-        slope = g @ s
-        if slope >= 0:                               # B not positive definite: steepest descent
-            B = np.diag(np.maximum(np.abs(np.diag(B)), 1e-8))
-            s = np.where(F, -g / np.diag(B), 0.0)
-            slope = g @ s
-        if -slope / 2 < tol:
-            return f, u, B
-        alpha = 1.0
-        for _ls in range(30):
-            u_new = np.clip(u + alpha * s, lo, hi)
-            f_new, g_new = fg(u_new)
-            if np.isfinite(f_new) and f_new <= f + 1e-4 * (g @ (u_new - u)):
-                break
-            alpha *= 0.3
-        else:
-            break
-        if not np.all(np.isfinite(g_new)):
-            break
-        step, dg = u_new - u, g_new - g
-        sy = step @ dg
-        if sy > 1e-12 * np.linalg.norm(step) * np.linalg.norm(dg):
-            Bs = B @ step
-            B = B + np.outer(dg, dg) / sy - np.outer(Bs, Bs) / (step @ Bs)
-        done = f - f_new < 1e-14 * max(1.0, abs(f)) and alpha < 1
-        u, f, g = u_new, f_new, g_new
-        if done:
-            return f, u, B
-    return (*_lbfgsb(fg, u, lo, hi), None)
-
-
 class _Profiler:
     """ML deviance of one model as a function of ψ (β profiled), and its one-parameter profiles."""
 
-    def __init__(self, ml_fit):
+    def __init__(self, ml_fit: LMMFit):
         self.fit, self.spec = ml_fit, ml_fit.spec
         obj = ml_fit.objective
         self._fn = _profile_fn(obj.structure)
-        self._args = (obj._reml, *obj.data)
+        self._args = obj.graph_inputs
         self._scalar = {v: np.array(v, dtype=np.float64) for v in (0.0, 1.0)}
         self.n_evals = 0
         self.nv = self.spec.n_theta + 1
@@ -331,28 +258,10 @@ class _Profiler:
         f, g_theta, _ = self._eval(theta, 1.0, 1.0, b, self._e[j])
         return f, g_theta
 
-    @staticmethod
-    def _fd_hessian(grad, x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
-        """Symmetrised differences of an exact gradient (scaled coordinates, steps 1e-5);
-        None unless positive definite."""
-        H = np.empty((len(x), len(x)))
-        for i in range(len(x)):
-            up, dn = x.copy(), x.copy()
-            up[i], dn[i] = min(x[i] + 1e-5, hi[i]), max(x[i] - 1e-5, lo[i])
-            H[:, i] = (grad(up) - grad(dn)) / (up[i] - dn[i])
-        H = (H + H.T) / 2
-        if not np.all(np.isfinite(H)):
-            return None
-        try:
-            np.linalg.cholesky(H)
-        except np.linalg.LinAlgError:
-            return None
-        return H
-
     def _hessian_psi(self) -> np.ndarray | None:
         """Hessian of the ψ deviance at ψ̂ in the scaled coordinates ψ / ``scale``."""
         sc = self.scale
-        return self._fd_hessian(lambda u: self.dev_psi(u * sc)[1] * sc, self.psi_hat / sc,
+        return difference_hessian(lambda u: self.dev_psi(u * sc)[1] * sc, self.psi_hat / sc,
                                 self.lower / sc, self.upper / sc)
 
     @property
@@ -383,10 +292,10 @@ class _Profiler:
                 f, g = self.dev_beta(u * sc, j, x)
                 return f, g * sc
         if B0 is None:
-            f, u = _lbfgsb(fg, start / sc, lo / sc, hi / sc)
+            f, u = lbfgsb_box(fg, start / sc, lo / sc, hi / sc)
             B = None
         else:
-            f, u, B = _quasi_newton(fg, start / sc, lo / sc, hi / sc, B0)
+            f, u, B = quasi_newton_box(fg, start / sc, lo / sc, hi / sc, B0)
         return f, np.clip(u * sc, lo, hi), B
 
     def zeta_fn(self, k: int):
@@ -407,7 +316,7 @@ class _Profiler:
             j = k - self.nv
             hat, first, slope = self.beta_hat[j], self.fit.theta.copy(), None
             sc = self.theta_scale
-            B0 = self._fd_hessian(lambda u: self.dev_beta(u * sc, j, hat)[1] * sc, first / sc,
+            B0 = difference_hessian(lambda u: self.dev_beta(u * sc, j, hat)[1] * sc, first / sc,
                                   self.spec.theta_lower() / sc, np.full(len(sc), np.inf))
         seen = {hat: (first, B0)}
 
@@ -494,15 +403,12 @@ def _end(zeta, hat: float, target: float, first: float, edge: float, scale: str 
     raise RuntimeError("profile did not reach the interval end")
 
 
-def _ml_fit(fit):
+def _ml_fit(record: LMMFit) -> LMMFit:
     """The ML refit that lme4's profile works on (the fit itself when it is ML)."""
-    if not fit.reml:
-        return fit
-    from ..fit.lmm_fit import fit_lmm
-    from ..fit.lmm_objective import LMMObjective
-    obj = LMMObjective(fit.spec, reml=False, structure=fit.objective.structure)
+    if not record.reml:
+        return record
     quiet = LmerControl(check_conv="ignore", check_singular="ignore")  # the fit already warned
-    return fit_lmm(fit.spec, reml=False, control=quiet, start=fit.theta, objective=obj)
+    return refit_lmm(record, reml=False, control=quiet, start=record.theta)
 
 
 def _first_guess(prof: _Profiler, k: int, name: str, z: float) -> tuple[float, float, str]:
@@ -526,14 +432,14 @@ def _first_guess(prof: _Profiler, k: int, name: str, z: float) -> tuple[float, f
     return hat, hat + z * se, scale
 
 
-def profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
+def profile_confint(record: LMMFit, level: float = 0.95) -> pd.DataFrame:
     """Profile-likelihood intervals (see the module docstring); rows as lme4's ``oldNames=FALSE``.
 
     Examples
     --------
     >>> import mixedppl as mp
     >>> fit = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff"))
-    >>> profile_confint(fit).round(2)
+    >>> profile_confint(fit.record).round(2)
                             2.5 %   97.5 %
     sd_(Intercept)|Batch    12.20    84.06
     sigma                   38.23    67.66
@@ -541,9 +447,9 @@ def profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    ml = _ml_fit(fit)
+    ml = _ml_fit(record)
     z = float(special.ndtri(0.5 + level / 2))
-    names = varpar_names(fit.spec) + list(fit.spec.fe_names)
+    names = varpar_names(record.spec) + list(record.spec.fe_names)
     rows = []
     with blas_threads_for(ml.objective):
         prof = _Profiler(ml)

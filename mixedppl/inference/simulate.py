@@ -16,25 +16,34 @@ import re
 import numpy as np
 
 from ..core.exceptions import ModelSpecError
+from ..fit.records import LMMFit
 from ..spec.formula import parse_formula, split_top_level
 
 __all__ = ["simulate_responses", "update_formula"]
 
 
-def simulate_responses(fit, nsim: int = 1, seed=None) -> np.ndarray:
-    """(n, nsim) array of new responses from the fitted model (see the module docstring)."""
+def simulate_responses(record: LMMFit, nsim: int = 1, seed=None) -> np.ndarray:
+    """(n, nsim) array of new responses from the fitted model (see the module docstring).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> simulate_responses(fit.record, nsim=2, seed=1).shape
+    (180, 2)
+    """
     if int(nsim) != nsim or nsim < 1:
         raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
     nsim = int(nsim)
     rng = np.random.default_rng(seed)
-    spec = fit.spec
-    mean = spec.X @ fit.beta + spec.offset
+    spec = record.spec
+    mean = spec.X @ record.beta + spec.offset
     y = np.repeat(mean[:, None], nsim, axis=1)
     for t, sl in zip(spec.terms, spec.theta_slices()):
-        factor = fit.sigma * t.T(fit.theta[sl])          # Σ_k = σ² T_k T_kᵀ (singular fits too)
+        factor = record.sigma * t.T(record.theta[sl])          # Σ_k = σ² T_k T_kᵀ (singular fits too)
         u = rng.standard_normal((nsim, t.n_levels, t.n_cols)) @ factor.T
         y += np.einsum("ij,sij->is", t.z, u[:, t.codes, :])
-    y += rng.standard_normal((spec.n, nsim)) * (fit.sigma / np.sqrt(spec.weights))[:, None]
+    y += rng.standard_normal((spec.n, nsim)) * (record.sigma / np.sqrt(spec.weights))[:, None]
     return y
 
 

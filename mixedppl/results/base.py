@@ -1,9 +1,12 @@
 """The result base shared by every frequentist fit: fixed effects, Wald inference, random effects,
-predictions. LMM / GLMM / CLMM results extend it; they never re-implement these.
+predictions, the confint method table, variance decomposition, plots and ``sample()``. LMM / GLMM /
+CLMM results extend it; they never re-implement these.
 
 A subclass provides ``spec``, ``theta``, ``beta``, ``vcov_beta`` (ndarray), ``b`` (list of (G, ℓ)
 arrays, lme4's conditional modes per term), ``condvar`` (list of (G, ℓ, ℓ) conditional covariances),
-``loglik`` and ``n_params``.
+``_covs`` (Σ_k per term), ``loglik``, ``n_params``, ``_pymc_model(priors)`` (the same model as a
+``pm.Model`` and the priors used) and, for ``confint(method=...)`` beyond Wald, its
+``confint_methods`` table.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..core.exceptions import ModelSpecError
-from ..spec.reterm import value_labels
-from .varcorr import group_labels
+from .. import plotting
+from ..bayes.sample import sample_model
+from ..diagnostics.variance import icc as icc_table
+from ..diagnostics.variance import r_squared as r_squared_table
+from ..graph.linear_predictor import fitted_eta, new_eta
 
-__all__ = ["MixedResult", "per_row"]
+__all__ = ["MixedResult", "per_row", "new_rows"]
+
+#: ``fit.plot(kind)``: the plotting function of each kind.
+PLOT_KINDS = {"caterpillar": plotting.caterpillar, "residuals": plotting.residual_plot,
+              "qq": plotting.qq_plot}
 
 
 def per_row(spec, values, columns=None, name: str | None = None):
@@ -92,12 +101,22 @@ class MixedResult:
         """Wald statistics β̂ / SE."""
         return (self.fe_params / self.fe_bse).rename(self.stat_name)
 
+    #: ``confint(method=...)`` beyond Wald: method name → function of (fit record, level, **kw)
+    #: (see :meth:`_confint_target`). Subclasses fill it.
+    confint_methods: dict = {}
+
     def confint(self, level: float = 0.95, method: str = "Wald", **kwargs) -> pd.DataFrame:
-        """Wald confidence intervals for the fixed effects.
+        """Confidence intervals: Wald (default) or, where the model has them, profile / bootstrap.
 
         lme4's ``confint`` defaults to profile intervals; here the default is Wald (fast and defined
-        for every family). ``method="profile"`` (LMMs and GLMMs) and ``method="boot"`` (LMMs) are
-        computed by :func:`mixedppl.inference.intervals_mixin.other_confint`.
+        for every family). ``"profile"``: profile-likelihood intervals, for LMMs of the ML
+        deviance as lme4 (:func:`mixedppl.inference.profile.profile_confint`), for GLMMs of the
+        Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`).
+        ``"boot"`` (LMMs): parametric-bootstrap percentile intervals (keywords ``nsim=500``,
+        ``seed=1``, ``n_jobs=1``, ``progress=True``; see
+        :func:`mixedppl.inference.bootstrap.bootstrap_confint`). Rows for both are lme4's
+        ``oldNames=FALSE`` names: ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
+        …, ``sigma``, then the fixed effects.
 
         Examples
         --------
@@ -105,13 +124,23 @@ class MixedResult:
         >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
         >>> fit.confint().round(2).loc["Days"].tolist()
         [7.44, 13.5]
+        >>> fit = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff"))
+        >>> ci = fit.confint(method="profile")
+        >>> ci.round(2).loc["sd_(Intercept)|Batch"].tolist()
+        [12.2, 84.06]
+        >>> list(ci.index)
+        ['sd_(Intercept)|Batch', 'sigma', '(Intercept)']
+        >>> boot = fit.confint(method="boot", nsim=20, seed=1, progress=False)
+        >>> boot.shape
+        (3, 2)
+        >>> cbpp = mp.datasets.load("cbpp")
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+        >>> g.confint(method="profile").round(3).loc["period2"].tolist()
+        [-1.617, -0.408]
         """
-        if method.lower() != "wald":
-            from ..inference.intervals_mixin import other_confint
-            other = getattr(self, "_confint_method", None)
-            if other is None:                    # GLMM / CLMM results: dispatch by result type
-                return other_confint(self, method.lower(), level=level, **kwargs)
-            return other(method.lower(), level=level, **kwargs)
+        key = method.lower()
+        if key != "wald":
+            return self._confint_other("boot" if key == "bootstrap" else key, level, **kwargs)
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
         z = special.ndtri(0.5 + level / 2)
@@ -119,6 +148,22 @@ class MixedResult:
         lo, hi = est - z * se, est + z * se
         pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
         return pd.DataFrame({pct[0]: lo.to_numpy(), pct[1]: hi.to_numpy()}, index=est.index)
+
+    def _confint_other(self, method: str, level: float, **kwargs) -> pd.DataFrame:
+        if method not in ("profile", "boot"):
+            raise ValueError(f"confint method must be 'Wald', 'profile' or 'boot', got {method!r}")
+        if method not in self.confint_methods:
+            available = " or ".join(repr(m) for m in ["Wald", *self.confint_methods])
+            raise NotImplementedError(f"confint(method={method!r}) is not available for "
+                                      f"{type(self).__name__}; use {available}")
+        if method == "profile" and kwargs:
+            raise TypeError(f"confint(method='profile') got unexpected arguments {sorted(kwargs)}")
+        return self.confint_methods[method](self._confint_target(), level=level, **kwargs)
+
+    def _confint_target(self):
+        """What the functions of :attr:`confint_methods` take: the fit's record (a result whose
+        fit path returns none yet passes itself)."""
+        return self
 
     def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
         """The estimates and SEs Wald intervals cover (β; a CLMM adds its thresholds)."""
@@ -165,42 +210,136 @@ class MixedResult:
 
     def plot(self, kind: str = "caterpillar", **kwargs):
         """Plot the fit: ``"caterpillar"`` (conditional modes ± 95% intervals), ``"residuals"``
-        (scaled residuals against fitted values) or ``"qq"`` (normal QQ plot of the residuals)."""
-        from .. import plotting
-        kinds = {"caterpillar": plotting.caterpillar, "residuals": plotting.residual_plot,
-                 "qq": plotting.qq_plot}
-        if kind not in kinds:
-            raise ValueError(f"unknown plot kind {kind!r}; available: {', '.join(kinds)}")
-        return kinds[kind](self, **kwargs)
+        (scaled residuals against fitted values) or ``"qq"`` (normal QQ plot of the residuals).
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> len(fit.plot().axes)
+        2
+        """
+        if kind not in PLOT_KINDS:
+            raise ValueError(f"unknown plot kind {kind!r}; available: {', '.join(PLOT_KINDS)}")
+        return PLOT_KINDS[kind](self, **kwargs)
+
+    # -- variance decomposition ------------------------------------------------------------------
+    def latent_residual_variance(self) -> float:
+        """Residual variance on the latent scale for :meth:`icc` / :meth:`r_squared`: the
+        family's distribution-specific variance (binomial π²/3 logit, 1 probit, π²/6 cloglog;
+        Nakagawa & Schielzeth 2013); an LMM's σ̂²."""
+        return self.family.latent_variance(self.link)
+
+    def icc(self, by_group: bool = False) -> pd.Series:
+        r"""Intra-class correlation, as ``performance::icc``.
+
+        :math:`\text{ICC}_\text{adj} = \sigma^2_r / (\sigma^2_r + \sigma^2_\varepsilon)` and
+        :math:`\text{ICC}_\text{unadj} = \sigma^2_r / (\sigma^2_f + \sigma^2_r + \sigma^2_\varepsilon)`,
+        with σ²_f the variance of Xβ̂, σ²_r the mean of z_iᵀΣz_i over the observations (random
+        slopes included, Johnson 2014) and σ²_ε the residual variance
+        (:meth:`latent_residual_variance`; see :mod:`mixedppl.diagnostics.variance`).
+
+        Parameters
+        ----------
+        by_group : bool
+            One ICC per grouping factor, σ²_g / (Σ_k σ²_k + σ²_ε); only for random-intercept
+            models (a ``ValueError`` says why otherwise, as performance refuses it).
+
+        Returns
+        -------
+        Series
+            ``adjusted``, ``unadjusted`` (or one value per grouping factor).
+
+        References
+        ----------
+        Nakagawa, S., Johnson, P. C. D. & Schielzeth, H. (2017). J. R. Soc. Interface 14: 20170213.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.icc().round(4).tolist()
+        [0.7217, 0.5206]
+        >>> fit2 = mp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", mp.datasets.load("penicillin"))
+        >>> fit2.icc(by_group=True).round(4).to_dict()
+        {'plate': 0.1509, 'sample': 0.7854}
+        """
+        return icc_table(self.spec, self.beta, self._covs, self.latent_residual_variance(),
+                         by_group=by_group)
+
+    def r_squared(self) -> pd.Series:
+        r"""Nakagawa & Schielzeth's marginal and conditional R² (Johnson's random-slope extension).
+
+        :math:`R^2_m = \sigma^2_f / (\sigma^2_f + \sigma^2_r + \sigma^2_\varepsilon)`,
+        :math:`R^2_c = (\sigma^2_f + \sigma^2_r) / (\sigma^2_f + \sigma^2_r + \sigma^2_\varepsilon)`,
+        as ``performance::r2_nakagawa`` (terms as in :meth:`icc`).
+
+        Returns
+        -------
+        Series
+            ``marginal``, ``conditional``.
+
+        References
+        ----------
+        Nakagawa, S. & Schielzeth, H. (2013). Methods Ecol. Evol. 4, 133–142;
+        Johnson, P. C. D. (2014). Methods Ecol. Evol. 5, 944–946.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (1 | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.r_squared().round(4).tolist()
+        [0.2799, 0.7043]
+        """
+        return r_squared_table(self.spec, self.beta, self._covs, self.latent_residual_variance())
+
+    # -- Bayesian switch -------------------------------------------------------------------------
+    def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=1,
+               priors: dict | None = None, progressbar: bool = True, **pm_kwargs):
+        """Sample the same model with PyMC NUTS (nutpie if installed) and return a BayesResult.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Posterior draws and tuning steps per chain, number of chains.
+        random_seed : int, optional
+        priors : dict, optional
+            Overrides of the default priors: keys ``"fixed"``, ``"sd"``, ``"corr"``, ``"sigma"``,
+            values :mod:`mixedppl.priors` objects (defaults: :mod:`mixedppl.bayes.pymc`).
+        progressbar : bool
+            PyMC's progress bar.
+        **pm_kwargs
+            Passed to ``pm.sample`` (``cores``, ``target_accept`` (default 0.9),
+            ``nuts_sampler``...); see :func:`mixedppl.bayes.sample.sample_model`.
+
+        Returns
+        -------
+        BayesResult
+            ``.idata`` holds posterior, sample_stats, pointwise log_likelihood and observed_data.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff"))
+        >>> post = fit.sample(draws=200, tune=300, chains=2, cores=1, progressbar=False)
+        >>> list(post.fe_params.index)
+        ['(Intercept)']
+        """
+        model, used = self._pymc_model(priors)
+        return sample_model(model, self.spec, used, draws=draws, tune=tune, chains=chains,
+                            random_seed=random_seed, progressbar=progressbar, **pm_kwargs)
 
     # -- linear predictor ------------------------------------------------------------------------
     def _eta(self, include_random: bool = True) -> np.ndarray:
-        spec = self.spec
-        eta = spec.X @ np.asarray(self.beta) + spec.offset
-        if include_random:
-            for t, b in zip(spec.terms, self.b):
-                eta = eta + np.einsum("ij,ij->i", t.z, b[t.codes])
-        return eta
-
-    def _eta_new(self, newdata: pd.DataFrame, include_random: bool) -> np.ndarray:
-        if not isinstance(newdata, pd.DataFrame):
-            raise ModelSpecError("newdata must be a pandas DataFrame")
-        if len(newdata) == 0:
-            return np.zeros(0)
-        X, offset = self.spec.fixed_design.transform(newdata)
-        X = _select_columns(X, self.spec)
-        eta = X @ np.asarray(self.beta) + (0.0 if offset is None else offset)
-        if include_random:
-            for t, b in zip(self.spec.terms, self.b):
-                eta = eta + _re_contribution(t, b, newdata)
-        return eta
+        return fitted_eta(self.spec, self.beta, self.b, include_random)
 
     def linear_predictor(self, newdata: pd.DataFrame | None = None,
                          include_random: bool = True) -> np.ndarray:
         """Xβ + Zb + offset on the fitted rows or on ``newdata`` (unseen levels get b = 0)."""
         if newdata is None:
             return self._eta(include_random)
-        return self._eta_new(newdata, include_random)
+        return new_eta(self.spec, self.beta, self.b, newdata, include_random)
 
     @property
     def nobs(self) -> int:
@@ -218,27 +357,3 @@ class MixedResult:
     def deviance(self) -> float:
         """−2 · log-likelihood (for REML fits: of the REML criterion's likelihood)."""
         return -2 * self.loglik
-
-
-def _select_columns(X: np.ndarray, spec) -> np.ndarray:
-    """Keep the columns that survived the rank-deficiency check."""
-    if not spec.dropped_columns:
-        return X
-    names = list(spec.fixed_design.column_names)
-    return X[:, [names.index(n) for n in spec.fe_names]]
-
-
-def _re_contribution(term, b: np.ndarray, newdata: pd.DataFrame) -> np.ndarray:
-    """z_newᵀ b_level for each new row; levels not seen in the fit contribute 0."""
-    z, _ = term.design.transform(newdata)
-    missing = [v for v in term.group_vars if v not in newdata.columns]
-    if missing:
-        raise ModelSpecError(f"newdata lacks grouping column(s) {missing} of term '{term.group}'; "
-                             "add them or use include_random=False")
-    parts = [value_labels(newdata[v]) for v in term.group_vars]
-    labels = [":".join(p) for p in zip(*parts)]
-    lookup = {lev: i for i, lev in enumerate(term.levels)}
-    idx = np.array([lookup.get(lab, -1) for lab in labels])
-    bb = np.where((idx >= 0)[:, None], b[np.clip(idx, 0, None)], 0.0)
-    return np.einsum("ij,ij->i", np.asarray(z, float), bb)
-

@@ -9,20 +9,21 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..bayes.mixin import SampleMixin
+from ..bayes.glmm_pymc import clmm_to_pymc
 from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
+from ..fit.records import term_covariances
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import value_labels
 from .base import MixedResult, new_rows, per_row
-from .summary import coef_block, fit_notes, random_effects_table
-from .varcorr import term_covariances, varcorr_frame
+from .summary import Summary, coef_block, fit_notes, random_effects_table
+from .varcorr import varcorr_frame
 
 __all__ = ["CLMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class CLMMResult(MixedResult, SampleMixin):
+class CLMMResult(MixedResult):
     r"""A cumulative link mixed model fitted by maximum likelihood (see :func:`mixedppl.clmm`).
 
     The model is :math:`P(Y_i \le j) = F(\alpha_j - x_i^\top\beta - z_i^\top b)` with thresholds
@@ -73,7 +74,6 @@ class CLMMResult(MixedResult, SampleMixin):
     timing: dict = field(default_factory=dict)
 
     def _pymc_model(self, priors: dict | None = None):
-        from ..bayes.glmm_pymc import clmm_to_pymc
         return clmm_to_pymc(self.spec, self.family, self.link, self.counts, self.weights,
                             self.levels, priors)
 
@@ -215,7 +215,6 @@ class CLMMResult(MixedResult, SampleMixin):
     # -- printing ----------------------------------------------------------------------------
     def summary(self):
         """Text summary in the layout of ordinal's ``summary(clmm(...))``."""
-        from .lmm import Summary
         method = ("the Laplace approximation" if self.nAGQ == 1 else
                   f"the adaptive Gauss-Hermite quadrature approximation with {self.nAGQ} "
                   "quadrature points")

@@ -9,21 +9,22 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..bayes.mixin import SampleMixin
+from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
-from ..diagnostics.mixin import VarianceDecompositionMixin
 from ..fit.optimize import OptSummary
+from ..fit.records import term_covariances
+from ..inference.glmm_profile import glmm_profile_confint
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
-from .summary import coef_block, fit_notes, random_effects_table
-from .varcorr import term_covariances, varcorr_frame
+from .summary import Summary, coef_block, fit_notes, random_effects_table
+from .varcorr import varcorr_frame
 
 __all__ = ["GLMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
+class GLMMResult(MixedResult):
     """A GLMM fitted by maximum likelihood (Laplace or adaptive GHQ; see :func:`mixedppl.glmer`).
 
     Attributes
@@ -80,8 +81,9 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     timing: dict = field(default_factory=dict)
     separation: tuple = ()
 
+    confint_methods = {"profile": glmm_profile_confint}
+
     def _pymc_model(self, priors: dict | None = None):
-        from ..bayes.glmm_pymc import glmm_to_pymc
         return glmm_to_pymc(self.spec, self.family, self.link, self.counts, self.trials, priors)
 
     # -- likelihood ------------------------------------------------------------------------------
@@ -95,12 +97,6 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     @property
     def n_params(self) -> int:
         return len(self.theta) + self.spec.p + len(self.phi)
-
-    def latent_residual_variance(self) -> float:
-        """Distribution-specific variance of the latent scale for ``icc()`` / ``r_squared()``
-        (the family's ``latent_variance``: binomial π²/3 logit, 1 probit, π²/6 cloglog;
-        Nakagawa & Schielzeth 2013)."""
-        return self.family.latent_variance(self.link)
 
     @property
     def dispersion(self) -> float | None:
@@ -251,7 +247,6 @@ class GLMMResult(MixedResult, SampleMixin, VarianceDecompositionMixin):
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
         """Text summary in the layout of lme4's ``summary(glmer(...))``."""
-        from .lmm import Summary
         q = np.quantile(self._residual_values("pearson"), [0, 0.25, 0.5, 0.75, 1])
         resid = pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4)
         ic = pd.DataFrame([[self.aic, self.bic, self.loglik, self.deviance, self.df_resid]],

@@ -1,33 +1,51 @@
-"""LMMResult: a fitted linear mixed model (lme4 ``lmerMod`` + lmerTest's Satterthwaite tests)."""
+"""LMMResult: a fitted linear mixed model (lme4 ``lmerMod`` + lmerTest's Satterthwaite tests).
+
+The result wraps the frozen :class:`~mixedppl.fit.records.LMMFit` that
+:func:`~mixedppl.fit.lmm_fit.fit_lmm` returns; its methods are short calls into
+:mod:`mixedppl.inference` and :mod:`mixedppl.diagnostics`, which take the record.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..bayes.mixin import SampleMixin
-from ..diagnostics.mixin import DiagnosticsMixin
+from ..bayes.pymc import lmm_to_pymc, resolve_priors
+from ..core.control import LmerControl, as_control
+from ..core.exceptions import ModelSpecError
+from ..diagnostics.influence import influence_frame
+from ..diagnostics.leverage import hat_diagonal
+from ..fit.lmm_fit import fit_lmm, refit_lmm
 from ..fit.optimize import OptSummary
-from ..inference.intervals_mixin import IntervalsMixin
-from ..inference.tests_mixin import LMMTestsMixin
-from ..spec.model_spec import ModelSpec
+from ..fit.records import LMMFit, group_labels
+from ..inference.bootstrap import bootstrap_confint
+from ..inference.ftests import anova_table
+from ..inference.kenward_roger import KRAdjusted, kr_adjusted, kr_coefficient_ddf
+from ..inference.profile import profile_confint
+from ..inference.satterthwaite import satterthwaite_df
+from ..inference.simulate import simulate_responses, update_formula
+from ..spec.model_spec import ModelSpec, build_spec
 from .base import MixedResult, new_rows, per_row
-from .satterthwaite import satterthwaite_df
-from .varcorr import group_labels, term_covariances, varcorr_frame
+from .summary import Summary, lmm_summary
+from .varcorr import varcorr_frame
 
 __all__ = ["LMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, SampleMixin):
+class LMMResult(MixedResult):
     """A linear mixed model fitted by REML or ML (see :func:`mixedppl.lmer`).
+
+    ``LMMResult(record)`` wraps the :class:`~mixedppl.fit.records.LMMFit` of a fit.
 
     Attributes
     ----------
+    record : LMMFit
+        The fit's frozen record (what :func:`~mixedppl.fit.lmm_fit.fit_lmm` returns).
     theta : ndarray
         lme4's θ (``getME(fit, "theta")``): the relative covariance factors' entries.
     converged, is_singular : bool
@@ -36,78 +54,122 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
     timing : dict
         Seconds spent: ``total``, ``compile`` (0 when the compiled function was cached),
         ``optimize`` and ``estimates`` (extraction at the optimum).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> from mixedppl.fit.lmm_fit import fit_lmm
+    >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
+    >>> fit = LMMResult(fit_lmm(spec))
+    >>> round(fit.sigma, 4), fit.fe_params.round(3).tolist()
+    (25.5918, [251.405, 10.467])
     """
 
-    spec: ModelSpec
-    reml: bool
-    theta: np.ndarray
-    estimates: dict = field(repr=False)
-    opt: OptSummary = field(repr=False)
-    converged: bool = True
-    is_singular: bool = False
-    objective: object = field(default=None, repr=False)
-    fval: float = np.nan
-    timing: dict = field(default_factory=dict)
+    record: LMMFit
 
     stat_name = "t value"
+    confint_methods = {"profile": profile_confint, "boot": bootstrap_confint}
 
-    # -- scale and likelihood --------------------------------------------------------------------
-    @cached_property
-    def _dof(self) -> float:
-        return self.objective.cp.n - (self.spec.p if self.reml else 0)
+    def _confint_target(self) -> LMMFit:
+        return self.record
+
+    # -- the record's fields ---------------------------------------------------------------------
+    @property
+    def spec(self) -> ModelSpec:
+        return self.record.spec
+
+    @property
+    def reml(self) -> bool:
+        return self.record.reml
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.record.theta
 
     @property
     def beta(self) -> np.ndarray:
-        return np.asarray(self.estimates["beta"])
+        return self.record.beta
 
-    @cached_property
+    @property
     def sigma(self) -> float:
         """Residual SD (REML or ML estimate, as ``sigma(fit)``)."""
-        return float(np.sqrt(self.estimates["pwrss"] / self._dof))
+        return self.record.sigma
 
     @property
     def scale(self) -> float:
         """Residual variance σ²."""
-        return self.sigma ** 2
+        return self.record.scale
 
-    @cached_property
+    @property
     def vcov_beta(self) -> np.ndarray:
-        L = np.asarray(self.estimates["Lxx"])
-        Linv = np.linalg.inv(L)
-        return self.scale * Linv.T @ Linv
+        return self.record.vcov_beta
 
     @property
     def b(self) -> list[np.ndarray]:
-        return [np.asarray(b) for b in self.estimates["b"]]
+        return list(self.record.b)
 
-    @cached_property
+    @property
     def condvar(self) -> list[np.ndarray]:
-        return [self.scale * np.asarray(v) for v in self.estimates["condvar"]]
+        return list(self.record.condvar)
 
+    @property
+    def estimates(self) -> dict:
+        return self.record.estimates
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.record.opt
+
+    @property
+    def converged(self) -> bool:
+        return self.record.converged
+
+    @property
+    def is_singular(self) -> bool:
+        return self.record.is_singular
+
+    @property
+    def objective(self):
+        """The compiled profiled deviance (:class:`~mixedppl.fit.lmm_objective.LMMObjective`)."""
+        return self.record.objective
+
+    @property
+    def fval(self) -> float:
+        return self.record.fval
+
+    @property
+    def timing(self) -> dict:
+        return self.record.timing
+
+    # -- scale and likelihood --------------------------------------------------------------------
     @property
     def n_params(self) -> int:
         """Fixed effects + θ + σ (lme4's ``logLik`` df)."""
-        return self.spec.p + self.spec.n_theta + 1
+        return self.record.n_params
 
-    @cached_property
+    @property
     def objective_value(self) -> float:
         """The optimised criterion: REML criterion for REML fits, ML deviance otherwise."""
-        return float(self.estimates["deviance"])
+        return self.record.objective_value
 
     @property
     def loglik(self) -> float:
         """Log-likelihood (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
-        return -0.5 * self.objective_value
+        return self.record.loglik
 
     @property
     def reml_criterion(self) -> float | None:
         """REML criterion at the optimum (None for ML fits)."""
         return self.objective_value if self.reml else None
 
+    def latent_residual_variance(self) -> float:
+        """σ̂², the residual variance of :meth:`icc` / :meth:`r_squared`."""
+        return self.scale
+
     # -- variance components ---------------------------------------------------------------------
-    @cached_property
-    def _covs(self) -> list[np.ndarray]:
-        return term_covariances(self.spec.terms, self.theta, self.scale)
+    @property
+    def _covs(self) -> tuple[np.ndarray, ...]:
+        return self.record.covs
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
@@ -122,6 +184,9 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
             out[label] = float(S[0, 0]) if t.n_cols == 1 else pd.DataFrame(
                 S, index=t.column_names, columns=t.column_names)
         return out
+
+    def _pymc_model(self, priors: dict | None = None):
+        return lmm_to_pymc(self.spec, priors), resolve_priors(self.spec, priors)
 
     # -- fitted values ---------------------------------------------------------------------------
     def fitted(self) -> pd.Series:
@@ -170,7 +235,7 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
     @cached_property
     def df(self) -> pd.Series:
         """Satterthwaite denominator df per coefficient (lmerTest's ``summary``)."""
-        return pd.Series(satterthwaite_df(self), index=self.spec.fe_names, name="df")
+        return pd.Series(satterthwaite_df(self.record), index=self.spec.fe_names, name="df")
 
     @property
     def tvalues(self) -> pd.Series:
@@ -216,19 +281,235 @@ class LMMResult(MixedResult, LMMTestsMixin, IntervalsMixin, DiagnosticsMixin, Sa
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
                              "Pr(>|t|)": p})
 
-    def summary(self) -> "Summary":
+    def summary(self) -> Summary:
         """lme4 / lmerTest-style summary (print it; ``str()`` gives the text)."""
-        from .summary import lmm_summary
         return lmm_summary(self)
+
+    # -- Kenward–Roger ---------------------------------------------------------------------------
+    @cached_property
+    def _kr_adjusted(self) -> KRAdjusted:
+        return kr_adjusted(self.record)
+
+    @cached_property
+    def vcov_beta_kr(self) -> np.ndarray:
+        r"""Kenward–Roger adjusted covariance of β̂ (pbkrtest's ``vcovAdj``).
+
+        :math:`\Phi_A = \Phi + 2\Phi\,[\sum_{rs} W_{rs}(Q_{rs} - P_r\Phi P_s)]\,\Phi`; see
+        :mod:`mixedppl.inference.kenward_roger` (Kenward & Roger 1997). REML fits with n ≤ 5000.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> pen = mp.datasets.load("penicillin")
+        >>> fit = mp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
+        >>> round(float(fit.vcov_beta_kr[0, 0]) ** 0.5, 4)
+        0.8086
+        """
+        return self._kr_adjusted.phi_adj
+
+    @cached_property
+    def df_kr(self) -> pd.Series:
+        """Kenward–Roger denominator df of each coefficient's t test (pbkrtest's ``Lb_ddf``).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", mp.SingularFitWarning)
+        ...     fit = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff2"))
+        >>> fit.df_kr.round(3).tolist(), fit.df.round(3).tolist()
+        ([5.0], [29.0])
+        """
+        return pd.Series(kr_coefficient_ddf(self._kr_adjusted), index=self.spec.fe_names,
+                         name="df")
+
+    # -- F tests ---------------------------------------------------------------------------------
+    def anova(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        r"""lmerTest's type III ANOVA table of the fixed terms.
+
+        One F test per term of :math:`L_T\beta = 0`, :math:`L_T` lmerTest's type III contrasts
+        (type I with a single term). ``ddf="Satterthwaite"``: :math:`F = \frac1q\sum_m
+        (p_m^\top L\hat\beta)^2/d_m` over the eigenpairs of :math:`LV_\beta L^\top`, df combined
+        from the per-row Satterthwaite df. ``ddf="Kenward-Roger"``: pbkrtest's scaled F with
+        the adjusted covariance. See :mod:`mixedppl.inference.ftests` (Kuznetsova et al. 2017,
+        J. Stat. Softw. 82(13)).
+
+        Parameters
+        ----------
+        ddf : {"Satterthwaite", "Kenward-Roger"}
+
+        Returns
+        -------
+        DataFrame
+            Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F), one row per term (none for an
+            intercept-only model).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> round(float(fit.anova().loc["Days", "F value"]), 3)
+        45.853
+        """
+        kr = self._kr_adjusted if ddf.lower().replace("_", "-") in ("kenward-roger", "kr") \
+            and self.spec.p > 1 else None
+        return anova_table(self.record, ddf, kr=kr)
+
+    # -- refits ----------------------------------------------------------------------------------
+    def refit(self, newresp, control: LmerControl | None = None) -> "LMMResult":
+        """The same model fitted to a new response (lme4's ``refit``), reusing the compiled model.
+
+        Parameters
+        ----------
+        newresp : array-like (n,)
+            One finite number per row used in the fit.
+        control : LmerControl, optional
+
+        Returns
+        -------
+        LMMResult
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit2 = fit.refit(fit.spec.y * 2)
+        >>> round(float(fit2.fe_params["Days"] / fit.fe_params["Days"]), 6)
+        2.0
+        """
+        return LMMResult(refit_lmm(self.record, y=newresp, control=control))
+
+    def update(self, formula: str, data: pd.DataFrame | None = None, *, reml: bool | None = None,
+               control: LmerControl | None = None, start=None, **build_kwargs) -> "LMMResult":
+        """Refit with a formula derived from this one (R's ``update``: ``"~ . - Days"``).
+
+        ``.`` stands for the fitted formula's side; ``. - term``, ``. + term``, ``~ . - (1 | g)``
+        and a new response (``log(.) ~ .``) are understood. The data, weights, offset and
+        contrasts of the original fit are reused unless given.
+
+        Parameters
+        ----------
+        formula : str
+        data : DataFrame, optional
+            Data to refit on (default: the data the model was fitted to).
+        reml : bool, optional
+            Default: this fit's.
+        control : LmerControl, optional
+        start : array-like, optional
+        **build_kwargs
+            ``weights``, ``offset``, ``na_action``, ``contrasts``, as :func:`mixedppl.lmer`.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> d = mp.datasets.load("sleepstudy")
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", d)
+        >>> fit.update("~ . - Days").spec.formula
+        'Reaction ~ (1 + Days | Subject)'
+        """
+        if data is None:
+            data = self.spec.data
+            build_kwargs = {**self.spec.build_kwargs, **build_kwargs}
+        if not isinstance(data, pd.DataFrame):
+            raise ModelSpecError("update() needs data: pass data=<DataFrame>")
+        control = as_control(control, "lmer")
+        spec = build_spec(update_formula(self.spec, formula), data,
+                          nobs_vs_nRE=control.nobs_vs_nRE("lmer"), **build_kwargs)
+        return LMMResult(fit_lmm(spec, reml=self.reml if reml is None else reml,
+                                 control=control, start=start))
+
+    def simulate(self, nsim: int = 1, seed=None) -> np.ndarray:
+        r"""New responses from the fitted model, as lme4's ``simulate`` (``use.u = FALSE``).
+
+        :math:`y^* = X\hat\beta + o + \sum_k Z_k u_k + \varepsilon` with new
+        :math:`u_{k,g} \sim N(0,\hat\Sigma_k)` and :math:`\varepsilon_i\sim N(0,\hat\sigma^2/w_i)`.
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int or numpy Generator, optional
+
+        Returns
+        -------
+        ndarray (n, nsim)
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.simulate(nsim=3, seed=1).shape
+        (180, 3)
+        """
+        return simulate_responses(self.record, nsim, seed)
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    def influence(self, level: str = "observation", method: str = "exact") -> pd.DataFrame:
+        r"""Case-deletion influence measures, as HLMdiag (Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC).
+
+        With δ = β̂ − β̂₍ᵢ₎, V = vcov(β̂), V₍ᵢ₎ that of the refit without case i and p fixed
+        effects: ``cooks_d`` = δᵀV⁻¹δ/p, ``mdffits`` = δᵀV₍ᵢ₎⁻¹δ/p, ``covtrace`` =
+        |tr(V⁻¹V₍ᵢ₎) − p|, ``covratio`` = det V₍ᵢ₎ / det V, ``rvc_<φ>`` = φ̂₍ᵢ₎/φ̂ − 1 for each
+        random-effect variance / covariance and σ² (see :mod:`mixedppl.diagnostics.influence`).
+
+        Parameters
+        ----------
+        level : str
+            A grouping factor of the model (delete all rows of one level at a time) or
+            ``"observation"`` (one row at a time; indexed by the row's 0-based position in the data).
+        method : {"exact", "approx"}
+            ``"exact"``: full refits (zero weights on the deleted rows, same compiled objective);
+            ``"approx"``: one-step update with θ held at the full fit's θ̂.
+
+        Returns
+        -------
+        InfluenceFrame
+            One row per deleted case: a DataFrame (numbers and pandas methods unchanged) whose
+            ``.plot()`` draws Cook's distance per case, or other measures with
+            ``.plot(["cooks_d", "covratio"])`` (see
+            :func:`mixedppl.diagnostics.influence.plot_influence`); it returns the Axes.
+
+        References
+        ----------
+        Christensen, Pearson & Johnson (1992), Technometrics 34, 38–45; Loy & Hofmann (2014),
+        J. Stat. Softw. 56(5).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> infl = fit.influence(level="Subject")
+        >>> infl["cooks_d"].idxmax(), round(float(infl["cooks_d"].max()), 4)
+        ('309', 0.1485)
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> ax = infl.plot()                  # Cook's distance, one bar per subject
+        >>> len(ax.patches)
+        18
+        """
+        return influence_frame(self.record, level=level, method=method)
+
+    def leverage(self, part: str = "total") -> np.ndarray:
+        r"""Diagonal of the hat matrix: ``"total"`` (lme4's ``hatvalues``), ``"fixed"`` or ``"random"``.
+
+        Total: H with Xβ̂ + Zb̂ = Hy; fixed: H_F = X(XᵀV⁻¹X)⁻¹XᵀV⁻¹; random: H − H_F
+        (see :mod:`mixedppl.diagnostics.leverage`).
+
+        References
+        ----------
+        Nobre, J. S. & Singer, J. M. (2007). Biom. J. 49, 863–875.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.leverage()[:3].round(4).tolist()
+        [0.2293, 0.1697, 0.1268]
+        >>> round(float(fit.leverage("fixed").sum()), 6)
+        2.0
+        """
+        return hat_diagonal(self.record, part)
 
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"
         return (f"<LMMResult {kind}: {self.spec.formula} | n={self.nobs}, "
                 f"logLik={self.loglik:.4f}, converged={self.converged}>")
-
-
-class Summary(str):
-    """Text of a summary that prints without quotes in notebooks."""
-
-    def __repr__(self) -> str:
-        return str(self)

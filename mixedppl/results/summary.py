@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .varcorr import group_labels
+from ..fit.records import group_labels
 
-__all__ = ["lmm_summary", "random_effects_table", "coef_block", "signif_stars", "fit_notes"]
+__all__ = ["Summary", "lmm_summary", "random_effects_table", "coef_block", "signif_stars",
+           "fit_notes"]
+
+
+class Summary(str):
+    """Text of a summary that prints without quotes in notebooks."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def signif_stars(p: float) -> str:
@@ -90,9 +98,8 @@ def fit_notes(fit) -> list[str]:
     return notes
 
 
-def lmm_summary(fit) -> str:
+def lmm_summary(fit) -> Summary:
     """lmerTest-style summary of an :class:`~mixedppl.results.lmm.LMMResult`."""
-    from .lmm import Summary
     kind = "REML" if fit.reml else "maximum likelihood"
     crit = (f"REML criterion at convergence: {fit.reml_criterion:.1f}" if fit.reml else
             f"     AIC      BIC   logLik deviance\n{fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} "

@@ -1,7 +1,8 @@
-"""Variance components in lme4's layouts: ``as.data.frame(VarCorr(fit))`` and per-group matrices.
+"""Variance components in lme4's layout: ``as.data.frame(VarCorr(fit))``.
 
-For term k, Σ_k = s² T_k T_kᵀ, where s is the residual SD for an LMM (θ is relative to σ) and 1 for
-families without a scale parameter.
+The numbers, Σ_k = s² T_k T_kᵀ per term, come from
+:func:`mixedppl.fit.records.term_covariances` (an LMM record holds them as ``covs``); this module
+lays them out as R prints them.
 """
 
 from __future__ import annotations
@@ -9,28 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_labels", "term_covariances", "varcorr_frame"]
+from ..fit.records import group_labels
 
-
-def group_labels(terms) -> list[str]:
-    """Group names as R prints them: a repeated factor gets ``.1``, ``.2`` (``Subject.1``)."""
-    seen: dict[str, int] = {}
-    out = []
-    for t in terms:
-        k = seen.get(t.group, 0)
-        out.append(t.group if k == 0 else f"{t.group}.{k}")
-        seen[t.group] = k + 1
-    return out
-
-
-def term_covariances(terms, theta: np.ndarray, scale: float) -> list[np.ndarray]:
-    """Σ_k = scale · T_k T_kᵀ for each term."""
-    out, start = [], 0
-    for t in terms:
-        T = t.T(theta[start:start + t.n_theta])
-        out.append(scale * T @ T.T)
-        start += t.n_theta
-    return out
+__all__ = ["varcorr_frame"]
 
 
 def varcorr_frame(terms, covs: list[np.ndarray], residual_var: float | None) -> pd.DataFrame:

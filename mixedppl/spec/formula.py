@@ -1,11 +1,16 @@
 """Parse lme4 formulas: split the response, the fixed-effects part and the random-effect terms.
 
-lme4's bar notation is translated here (as lme4's ``findbars`` / ``expandDoubleVerts`` /
-``expandSlash`` do); the fixed part is handed to :mod:`mixedppl.spec.design` (an R-exact model-matrix builder).
+The formula is split at its top-level ``~``, ``+`` and ``-`` here; each random term ``(lhs | g)``
+is read by `formulae <https://github.com/bambinos/formulae>`_ (bambi's formula parser, which reads
+lme4's bar terms), and lme4's own rules are applied to what formulae read (as lme4's
+``findbars`` / ``expandDoubleVerts`` / ``expandSlash`` do). The fixed part keeps its text and goes
+to :mod:`mixedppl.spec.design`, which expands it as R's ``terms()`` does (term order, labels and
+contrasts decide R's column names, and formulae's differ; see ``docs/design.md``).
 
-- ``(expr | g)``: one random term with the columns of ``expr`` (intercept unless ``0 +``).
+- ``(expr | g)``: one random term (one correlated block) with the columns of ``expr``
+  (intercept unless ``0 +`` or ``- 1``); ``expr``'s terms ordered by degree as R's ``terms()``.
 - ``(expr || g)``: uncorrelated: one term per term of ``expr`` (``(1 + x || g)`` becomes
-  ``(1 | g) + (0 + x | g)``).
+  ``(1 | g) + (0 + x | g)``, ``(x * z || g)`` four terms).
 - ``(expr | a/b)``: nested: ``(expr | a) + (expr | b:a)``; ``a:b`` is the interaction factor.
 
 References
@@ -16,8 +21,12 @@ J. Stat. Softw. 67(1), section 2.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+
+import formulae
+from formulae.terms import GroupSpecificTerm, Term
 
 from ..core.exceptions import ModelSpecError
 
@@ -168,22 +177,123 @@ def _signed_terms(rhs: str) -> list[tuple[str, str]]:
     return [(s, t) for s, t in out if t]
 
 
-def _group_vars(group: str) -> list[tuple[str, tuple[str, ...]]]:
-    """Expand a grouping expression: ``a/b`` -> [a, b:a]; ``a:b`` stays one factor."""
-    group = re.sub(r"\s+", "", group)
-    nested = split_top_level(group, "/")
-    out, outer = [], []
-    for part in nested:
-        vars_ = tuple(v for v in part.split(":") if v)
-        if not vars_:
-            raise ModelSpecError(f"empty grouping factor in random term '| {group}'")
-        outer = list(vars_) + outer if outer else list(vars_)
-        out.append((":".join(outer), tuple(outer)))
+# ------------------------------------------------------------------------------------------------
+# Random terms: formulae reads the bar; lme4's naming, R's term order and `||` are applied here
+# ------------------------------------------------------------------------------------------------
+
+#: Operators formulae's parser reads as R's formula algebra (``^`` is handed over as ``**``).
+_FORMULAE_OPS = {"+", "-", "*", "/", ":", "^", "(", ")"}
+
+
+def _mask(expr: str, atoms: list[str], where: str) -> str:
+    """``expr`` with each variable or call replaced by a placeholder that formulae reads.
+
+    The text handed to formulae holds operators, numbers and placeholders ``v0, v1, ...`` only;
+    ``atoms[k]`` is the original text of ``vk`` (``I(x^2)``, ``poly(x, 2)``, a backquoted name),
+    so that formulae reads the formula algebra and never has to evaluate or deparse R code.
+    Placeholders are numbered in order of first appearance, the order in which R's ``terms()``
+    installs variables. ``^`` is handed over as ``**`` (formulae's spelling).
+    """
+    out, pos, tokens = [], 0, []
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if m is None or m.end() == pos:
+            break
+        tokens.append((m.lastgroup, m.group(m.lastgroup), m.start(m.lastgroup), m.end()))
+        pos = m.end()
+    i = 0
+    while i < len(tokens):
+        kind, text, start, end = tokens[i]
+        if kind == "name" or kind == "string" and text.startswith("`"):
+            if i + 1 < len(tokens) and tokens[i + 1][1] in ("(", "["):   # a call or a subset
+                depth, j = 0, i + 1
+                while True:
+                    depth += tokens[j][0] == "open"
+                    depth -= tokens[j][0] == "close"
+                    if depth == 0:
+                        break
+                    j += 1
+                text, i = expr[start:tokens[j][3]].strip(), j
+            if text not in atoms:
+                atoms.append(text)
+            out.append(f"v{atoms.index(text)}")
+        elif kind == "number":
+            out.append(text.rstrip("L"))
+        elif kind == "string":
+            raise ModelSpecError(f"invalid term {text} in the random term {where}: a string is "
+                                 "not a variable")
+        elif text == "*" and i + 1 < len(tokens) and tokens[i + 1][1] == "*" \
+                and tokens[i + 1][2] == end:
+            out.append("**")
+            i += 1
+        elif text in _FORMULAE_OPS:
+            out.append("**" if text == "^" else text)
+        else:
+            raise ModelSpecError(
+                f"operator {text!r} is not supported inside the random term {where}; write its "
+                "columns with +, *, :, / and ^ (e.g. a:b for a %in% b)")
+        i += 1
+    return " ".join(out)
+
+
+def _read_bar(lhs_terms: list[str], intercept: bool, group: str,
+              where: str) -> tuple[list[GroupSpecificTerm], list[str]]:
+    """formulae's reading of ``(lhs | group)``: its group-specific terms and the atoms.
+
+    ``lhs_terms`` are the left-hand side's non-intercept terms; the intercept is written first as
+    ``1 +`` or ``0 +`` (the forms formulae reads as R does, see docs/design.md).
+    """
+    atoms: list[str] = []
+    lhs = _mask(" + ".join(lhs_terms), atoms, where) if lhs_terms else ""
+    grp = _mask(group, atoms, where)
+    text = f"y ~ ({'1' if intercept else '0'}{' + ' + lhs if lhs else ''} | {grp})"
+    log = logging.getLogger("formulae")    # it logs a hint for x^2 written on placeholders
+    was_disabled, log.disabled = log.disabled, True
+    try:
+        description = formulae.model_description(text)
+    except Exception as err:  # formulae raises ScanError, ParseError, TypeError, ValueError
+        raise ModelSpecError(f"cannot read the random term {where}: {err}") from err
+    finally:
+        log.disabled = was_disabled
+    lost = [atoms[k] for k in range(len(atoms)) if f"v{k}" not in description.var_names]
+    if lost:  # formulae's parser stops quietly at a token it cannot read
+        raise ModelSpecError(f"cannot read the random term {where}: {', '.join(lost)} not read")
+    return description.group_terms, atoms
+
+
+def _atom_index(component) -> int:
+    """Placeholder number of a formulae component (``v3`` -> 3); a number is no variable."""
+    if not isinstance(component.name, str):
+        raise ModelSpecError(f"invalid term in model formula: {component.name}")
+    return int(component.name[1:])
+
+
+def _atom_names(term: Term, atoms: list[str]) -> list[str]:
+    """Original texts of a formulae term's components, in R's variable order."""
+    return [atoms[k] for k in sorted(_atom_index(c) for c in term.components)]
+
+
+def _lme4_groups(factors: list[list[str]], group: str) -> list[tuple[str, tuple[str, ...]]]:
+    """lme4's grouping factors from formulae's: ``a/b`` reads a, a:b; lme4 names them a, b:a.
+
+    lme4's ``expandSlash`` puts the new (inner) factor first: ``a/b/c`` gives a, b:a, c:b:a.
+    formulae distributes ``(1 | g + h)`` into two terms; lme4 does not, and neither do we.
+    """
+    out: list[tuple[str, tuple[str, ...]]] = []
+    previous: list[str] = []
+    for comps in factors:
+        if previous and comps[:len(previous)] != previous:
+            raise ModelSpecError(
+                f"cannot read the grouping factor '| {group}': write one factor (g), an "
+                "interaction (a:b) or a nesting (a/b)")
+        lme4_vars = [c for c in comps if c not in previous] + (list(out[-1][1]) if out else [])
+        out.append((":".join(lme4_vars), tuple(lme4_vars)))
+        previous = comps
     return out
 
 
 def _lhs_terms(lhs: str) -> tuple[bool, list[str]]:
-    """Intercept flag and the non-intercept terms of a random term's left-hand side."""
+    """Intercept flag (R's rule: the last ``0``/``1``/``-1`` wins) and the other terms of ``lhs``."""
     intercept, terms = True, []
     for sign, term in _signed_terms(lhs):
         if term in ("0", "-1"):
@@ -198,20 +308,38 @@ def _lhs_terms(lhs: str) -> tuple[bool, list[str]]:
 
 
 def _expand_random(inner: str) -> list[RandomTermSpec]:
+    """The lme4 terms of one bar ``inner`` = ``lhs | group`` or ``lhs || group``.
+
+    formulae reads the bar (the columns of ``lhs``: ``*``, ``:``, ``/``, ``^`` expanded; the
+    grouping factors: ``a/b``, ``a:b``); R's rules are then applied to what it read: terms sorted
+    by degree and ``x:z`` = ``z:x`` (``terms()``), one correlated block per bar, ``||`` split into
+    uncorrelated blocks (``expandDoubleVerts``), nested factors named inner first (``expandSlash``).
+    """
     double = len(split_top_level(inner, "||")) > 1
     parts = split_top_level(inner, "||") if double else split_top_level(inner, "|")
     if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
         raise ModelSpecError(f"cannot read random term '({inner})': expected '(terms | group)'")
     lhs, group = parts[0].strip(), parts[1].strip()
     intercept, terms = _lhs_terms(lhs)
-    if double:
-        lhss = (["1"] if intercept else []) + [f"0 + {t}" for t in terms]
-    else:
-        lhss = [" + ".join((["1"] if intercept else ["0"]) + terms)]
-    if not lhss or lhss == ["0"]:
+    if not intercept and not terms:
         raise ModelSpecError(f"random term '({inner})' has no columns")
+    group_terms, atoms = _read_bar(terms, intercept, group, f"({inner})")
+    factors: list[list[str]] = []
+    slopes: dict[frozenset, list[str]] = {}
+    for t in group_terms:
+        comps = [re.sub(r"\s+", "", atoms[_atom_index(c)]) for c in t.factor.components]
+        if comps not in factors:
+            factors.append(comps)
+        if isinstance(t.expr, Term):
+            names = _atom_names(t.expr, atoms)
+            slopes.setdefault(frozenset(names), names)
+    labels = [":".join(names) for names in sorted(slopes.values(), key=len)]  # stable, as R
+    if double:
+        lhss = (["1"] if intercept else []) + [f"0 + {label}" for label in labels]
+    else:
+        lhss = [" + ".join((["1"] if intercept else ["0"]) + labels)]
     return [RandomTermSpec(lhs=l, group=g, group_vars=v)
-            for g, v in _group_vars(group) for l in lhss]
+            for g, v in _lme4_groups(factors, re.sub(r"\s+", "", group)) for l in lhss]
 
 
 def parse_formula(formula: str) -> ParsedFormula:

@@ -1,8 +1,12 @@
 """ModelSpec: everything a graph builder needs, built once from a formula and a DataFrame.
 
-``formula + DataFrame → ModelSpec(y, X, [ReTerm …], offset, weights)``. Random terms are ordered as
-lme4 orders them (decreasing number of levels, ties in formula order), so θ lines up with
-``getME(fit, "theta")``. The spec holds no PyTensor or PyMC objects.
+``formula + DataFrame + family → ModelSpec(y, X, [ReTerm …], offset, weights, family, link)``.
+One builder, :func:`build_spec`, serves every family: it asks the family to read and check its
+response (0/1, factor, ``cbind``, proportions with weights, counts, ordinal levels) and applies
+lme4's level / random-effect count checks with the family's ``allow.n`` rule; the cumulative
+family's thresholds take the intercept's place. Random terms are ordered as lme4 orders them
+(decreasing number of levels, ties in formula order), so θ lines up with ``getME(fit,
+"theta")``. The spec holds no PyTensor or PyMC objects, and fitting never reads the data again.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
-from ..families.base import ResponseReader
-from ..families.gaussian import GAUSSIAN
+from ..families import GAUSSIAN, LINKS, Family, Link, get_family
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula
 from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector
+from .response import response_input
 from .reterm import ReTerm, build_reterm
 
 __all__ = ["ModelSpec", "build_spec", "drop_rank_deficient"]
@@ -62,6 +67,12 @@ class ModelSpec:
     na_action : {"omit", "exclude", "raise"}
         How rows with missing values were handled: ``"exclude"`` (R's ``na.exclude``) makes
         per-row results one value per row of the user's data, NaN on the dropped rows.
+    family : Family
+        The family that read the response (:data:`~mixedppl.families.GAUSSIAN` for an LMM; the
+        cumulative family knows its K levels).
+    link : Link
+    trials : ndarray or None
+        Number of trials of a ``cbind(successes, failures)`` response (y is then the proportion).
     """
 
     formula: str
@@ -81,6 +92,9 @@ class ModelSpec:
     row_index: pd.Index | None = field(default=None, repr=False)
     data_index: pd.Index | None = field(default=None, repr=False)
     na_action: str = "omit"
+    family: Family = field(default=GAUSSIAN, repr=False)
+    link: Link = field(default=LINKS["identity"], repr=False)
+    trials: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -123,6 +137,28 @@ class ModelSpec:
 
     def theta_start(self) -> np.ndarray:
         return np.concatenate([t.theta_start() for t in self.terms])
+
+    @property
+    def levels(self) -> list[str] | None:
+        """The ordered response categories of an ordinal model (None otherwise)."""
+        return getattr(self.family, "levels", None)
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, n)`` as the family's graphs take them: successes and trials for the binomial
+        (proportion × trials × weights), category codes or the response and the prior weights
+        otherwise (:meth:`~mixedppl.families.base.Family.counts`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> spec = build_spec("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...                   mp.datasets.load("cbpp"), "binomial")
+        >>> y, n = spec.counts()
+        >>> int(y.sum()), int(n.sum()), spec.link.name
+        (99, 842, 'logit')
+        """
+        return self.family.counts(self.y, self.trials, np.asarray(self.weights, float),
+                                  self.response_name)
 
     def with_response(self, y: np.ndarray) -> "ModelSpec":
         """The same model with a new response (bootstrap, refit): nothing else is rebuilt."""
@@ -236,11 +272,26 @@ def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int, allow_n: bool = False,
             warnings.warn(message, UserWarning, stacklevel=4)
 
 
-def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
-               na_action: str = "omit", contrasts: dict | None = None,
-               require_random: bool = True, response=None, lmm_checks: bool = True,
-               allow_n: bool = False, nobs_vs_nRE: str = "raise") -> ModelSpec:
-    """Parse, check and build the :class:`ModelSpec` of an lme4 formula on a DataFrame.
+def _drop_intercept(X: np.ndarray, fe_names: list[str], dropped: list[str]
+                    ) -> tuple[np.ndarray, list[str], list[str]]:
+    """X without the intercept (the thresholds take its place) and without the columns aliased
+    with it (a warning names them)."""
+    names = [n for n in fe_names if n != "(Intercept)"]
+    X = X[:, [fe_names.index(n) for n in names]]
+    Xa, kept, aliased = drop_rank_deficient(np.hstack([np.ones((X.shape[0], 1)), X]),
+                                            ["(Intercept)"] + names)
+    if aliased:
+        warnings.warn(f"column(s) {aliased} are aliased with the thresholds and were dropped",
+                      RankDeficiencyWarning, stacklevel=4)
+    return Xa[:, 1:], kept[1:], list(dropped) + ["(Intercept)"] + list(aliased)
+
+
+def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussian",
+               link: str | None = None, *, weights=None, offset=None, na_action: str = "omit",
+               contrasts: dict | None = None, control: Control | dict | None = None,
+               require_random: bool = True, levels=None,
+               threshold: str | None = None) -> ModelSpec:
+    """Parse, check and build the :class:`ModelSpec` of an lme4 formula for any family.
 
     Parameters
     ----------
@@ -248,32 +299,49 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : DataFrame
         Not modified.
+    family : str or Family
+        ``"gaussian"`` (default), a GLMM family, ``"cumulative"``, or a family object
+        (:func:`~mixedppl.families.get_family`).
+    link : str, optional
+        Default: the family's first.
     weights, offset : str or array-like, optional
         Column name or one value per row of ``data``.
     na_action : {"omit", "exclude", "raise"}
         Rows with a missing value in a used column: dropped (``"omit"``, ``"exclude"``) or an
         error. With ``"exclude"`` per-row results are padded with NaN to the user's rows.
     contrasts : dict, optional
-        Column → contrast (as R's ``contrasts=``).
+        Column → contrast (as R's ``contrasts=``), for every family.
+    control : Control or dict, optional
+        Its ``check_nobs_vs_nRE`` (default: the family's fit's, as lme4's — "raise" for lmer and
+        glmer, "ignore" for clmm).
     require_random : bool
         Raise when the formula has no random term (lme4 does).
-    response : callable, optional
-        ``response(frame, expr) -> ndarray``, a family's reader
-        (:class:`~mixedppl.families.base.ResponseReader`); default the Gaussian's.
-    lmm_checks : bool
-        Apply lme4's identifiability checks (:func:`_check_lme4_counts`) and, with the default
-        gaussian response, refuse a constant response.
-    allow_n, nobs_vs_nRE
-        Passed to :func:`_check_lme4_counts`: lmer's ``False, "raise"``, glmer's ``True, "raise"``.
+    levels, threshold
+        Options of the cumulative family (the order of the categories, the threshold
+        structure).
+
+    Notes
+    -----
+    The family reads the response (:meth:`~mixedppl.families.base.Family.read_response`) and
+    is bound to it (the cumulative family learns its levels); lme4's ``checkNlevels`` /
+    ``checkZdims`` follow with the family's ``allow.n``; then the family checks the response
+    (support, lme4's ``check.response.not.const``). For the cumulative family the intercept and
+    columns aliased with it are dropped (the thresholds absorb them).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = build_spec("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"),
+    ...                   "cumulative")
+    >>> spec.fe_names, spec.family.K, spec.levels
+    (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
     check_arguments(formula, data, "build_spec")
+    fam, lnk = get_family(family, link, levels=levels, threshold=threshold)
+    control = as_control(control, fam.fit_kind)
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
-        raise ModelSpecError(
-            f"formula {formula!r} has no random-effects terms such as '(1 | group)'; "
-            "for a model without random effects use statsmodels' OLS/GLM")
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        raise ModelSpecError(fam.no_random_message.format(formula=formula))
     columns = _used_columns(parsed)
     check_columns(data, columns, f"formula {formula!r}")
     w_all = _resolve_vector(weights, data, "weights")
@@ -284,12 +352,10 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
             check_finite(v, _vector_name(arg, name))
             extra |= np.isnan(v)
     frame, keep = model_frame(data, columns, na_action, extra)
-    y = (response or ResponseReader(GAUSSIAN.read_response))(frame, parsed.response)
-    check_finite(np.asarray(y, float), f"response {parsed.response!r}")
-    if response is None and lmm_checks and np.ptp(y) == 0:
-        raise ModelSpecError(
-            f"response {parsed.response!r} is constant (every used row is {y[0]:g}): there is "
-            "no variation to model; check the column and the rows kept")
+    response = fam.read_response(response_input(frame, parsed.response))
+    fam = fam.bind(response)
+    y = np.asarray(response.y, float)
+    check_finite(y, f"response {parsed.response!r}")
     fixed = model_matrix(parsed.fixed, frame, contrasts=contrasts)
     for j, name in enumerate(fixed.column_names):
         check_finite(np.asarray(fixed.matrix[:, j], float), f"fixed-effect column {name!r}")
@@ -298,6 +364,8 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     if dropped:
         warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
                       f"column(s): {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
+    if fam.absorbs_intercept:
+        X, fe_names, dropped = _drop_intercept(X, fe_names, dropped)
     terms = tuple(build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts)
                   for t in parsed.random)
     order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
@@ -309,12 +377,12 @@ def build_spec(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
     check_finite(off, "the formula's offset(...) term")
     if o_all is not None:
         off = off + o_all[keep]
-    if lmm_checks:
-        _check_lme4_counts(terms, n, allow_n, nobs_vs_nRE, labels)
-    return ModelSpec(formula=formula, parsed=parsed, y=np.asarray(y, float), X=np.ascontiguousarray(X),
+    _check_lme4_counts(terms, n, fam.allow_n, control.nobs_vs_nRE(fam.fit_kind), labels)
+    fam.check_response(*fam.counts(y, response.trials, w, parsed.response), response, w)
+    return ModelSpec(formula=formula, parsed=parsed, y=y, X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
                      data=data, build_kwargs={"weights": weights, "offset": offset,
                                               "contrasts": contrasts, "na_action": na_action},
                      row_index=data.index[keep], data_index=data.index.copy(),
-                     na_action=na_action)
+                     na_action=na_action, family=fam, link=lnk, trials=response.trials)

@@ -106,7 +106,7 @@ def test_refit_with_new_response_reuses_structure(fit, sleep):
     obj = LMMObjective(fit.spec, reml=True, y=y)
     assert obj.structure == fit.objective.structure
     refit = fit_lmm(fit.spec.with_response(y), objective=obj)
-    np.testing.assert_allclose(refit.fe_params, 2 * fit.fe_params, rtol=1e-6)
+    np.testing.assert_allclose(refit.beta, 2 * fit.beta, rtol=1e-6)
     np.testing.assert_allclose(refit.theta, fit.theta, rtol=1e-4, atol=1e-6)
 
 

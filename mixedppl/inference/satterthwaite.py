@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.threads import blas_threads_for
+from ..fit.records import LMMFit
 
 __all__ = ["satterthwaite_df", "varpar_covariance"]
 
@@ -31,14 +32,31 @@ def varpar_covariance(hessian: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     return 2 * (vecs[:, pos] / vals[pos]) @ vecs[:, pos].T
 
 
-def satterthwaite_df(fit, contrasts: np.ndarray | None = None) -> np.ndarray:
-    """Satterthwaite df for each row of ``contrasts`` (default: each fixed effect)."""
-    p = fit.spec.p
+def satterthwaite_df(record: LMMFit, contrasts: np.ndarray | None = None) -> np.ndarray:
+    """Satterthwaite df for each row of ``contrasts`` (default: each fixed effect).
+
+    Parameters
+    ----------
+    record : LMMFit
+    contrasts : ndarray (m, p), optional
+
+    Returns
+    -------
+    ndarray (m,)
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> satterthwaite_df(fit.record).round(2).tolist()
+    [17.0, 17.0]
+    """
+    p = record.spec.p
     L = np.eye(p) if contrasts is None else np.atleast_2d(contrasts)
-    with blas_threads_for(fit.objective):
-        hess, jac = fit.objective.satterthwaite_parts(fit.theta, fit.sigma)
+    with blas_threads_for(record.objective):
+        hess, jac = record.objective.satterthwaite_parts(record.theta, record.sigma)
     A = varpar_covariance(hess)
-    V = fit.vcov_beta
+    V = record.vcov_beta
     J = jac.reshape(p, p, -1)
     out = []
     for ell in L:
