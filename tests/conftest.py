@@ -38,7 +38,7 @@ SAMPLING_CALL = re.compile(r"(\.sample|\bsample_model|\bpm\.sample)\(")
 
 # Tests fit on the NumPy tier only (no C tier compiled in the background, see docs/compile.md):
 # a background swap between two fits could change the last bits of results compared exactly;
-# tests/test_tiers.py checks the C tier against it.
+# tests/core/test_tiers.py checks the C tier against it.
 os.environ.setdefault("MIXEDPPL_TIER", "numpy")
 
 

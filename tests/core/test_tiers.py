@@ -15,7 +15,7 @@ import mixedppl as mp
 from independent import DenseLMM, dense_Z, lambda_matrix
 from mixedppl.core import compile as C
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
