@@ -36,6 +36,11 @@ if str(TESTS_DIR) not in sys.path:
 # A doctest example that samples with PyMC (NUTS compiles and draws: seconds to minutes).
 SAMPLING_CALL = re.compile(r"(\.sample|\bsample_model|\bpm\.sample)\(")
 
+# Tests fit on the NumPy tier only (no C tier compiled in the background, see docs/compile.md):
+# a background swap between two fits could change the last bits of results compared exactly;
+# tests/core/test_tiers.py checks the C tier against it.
+os.environ.setdefault("MIXEDPPL_TIER", "numpy")
+
 
 @lru_cache(maxsize=None)
 def reference(case: str) -> dict:

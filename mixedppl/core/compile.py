@@ -1,24 +1,34 @@
-"""Compile PyTensor graphs once per model structure and keep them in an in-process cache.
+"""Compile PyTensor graphs once per graph structure and keep them in memory and on disk.
 
 Data are graph inputs, so one compiled function serves every dataset and refit with the same
-structure. The linker is a setting (``mixedppl.config.linker`` / env ``MIXEDPPL_LINKER``):
+structure; the LMM graphs are generic in the term widths too (:mod:`mixedppl.graph.lmm`), so
+five compiled functions serve every linear mixed model. Measurements and the reasons for this
+design: ``docs/compile.md``.
 
-- ``"cvm"`` (default): PyTensor's C virtual machine, with compiled C code only for the
-  elementwise loops and reductions (:class:`_SelectiveCVM`); every other node runs its NumPy
-  ``perform``. Each C module costs ~1 s of C compiler on the first run on a machine (cached on
-  disk in PyTensor's compiledir): sleepstudy's first fit on an empty compile dir took 149 s
-  (128 modules) with C for every node and takes 30 s (12 modules) this way;
-  ``MIXEDPPL_C_THUNKS=all`` gives C for every node (small models evaluate ~3x faster,
-  sleepstudy 0.2 ms instead of 0.6 ms; large ones the same);
-- ``"numba"``: little C compile but a long first JIT in every new process;
-- one-off functions (estimates at the optimum, Satterthwaite pieces) skip most graph rewrites
-  (``optimizer="fast_compile"``) with the same linker.
+Two tiers (``mixedppl.config.tier`` / env ``MIXEDPPL_TIER``: ``"auto"``, ``"numpy"``, ``"c"``):
+
+- the **NumPy tier** compiles nothing to C: PyTensor's graph rewrites (without elementwise
+  fusion), then every node runs its NumPy implementation, elementwise ops as direct ufunc calls
+  (:func:`_ufunc_thunk`). Ready in ~1 s, needs no C compiler, never touches PyTensor's module
+  cache (so a compile dir holding thousands of modules costs nothing). sleepstudy: 0.3 ms per
+  deviance evaluation, as fast as C; small GLMMs ~3–4× slower per evaluation than C;
+- the **C tier**: C thunks for the elementwise loops and reductions (:class:`_SelectiveCVM`,
+  ``config.c_thunks = "loops"``; ``"all"``: every node), or for every node for the small,
+  often-called GLMM / CLMM functions (``kind="fast_run_c"``). Each new C module costs ~0.5–1 s
+  of C compiler once per machine (cbpp's GLMM: ~25 s of compiler CPU).
+
+With ``"auto"`` (the default, when a C compiler exists) :func:`compiled` returns the C tier when
+this process already has it, else the NumPy tier at once, and one background thread loads the
+C tier from disk, or — once the structure is looked up a second time — compiles it, for the
+next lookup (the next fit, never a fit in progress).
+``"numpy"`` never builds C; ``"c"`` builds it at once, as before. One-off functions
+(``kind="fast_compile"``: estimates at the optimum, Satterthwaite pieces, profiles) are always
+on the NumPy tier with few rewrites. ``linker="numba"`` has one tier (first JIT ~28 s).
 
 Compiled functions are also kept on disk (pickled after PyTensor's graph rewrites, in
 ``mixedppl.config.cache_dir``, by default ``<pytensor compiledir>/mixedppl/``; env
 ``MIXEDPPL_CACHE_DIR``), so a new process skips building the gradient graph and rewriting it and
-only links the thunks: sleepstudy's first fit in a new process took 2.9 s of CPU compiling, and
-0.3 s loading (see :func:`compiled`). ``MIXEDPPL_DISK_CACHE=0`` turns it off.
+only links the thunks (see :func:`compiled`). ``MIXEDPPL_DISK_CACHE=0`` turns it off.
 
 Unpickling runs code, so an entry is only read when it can only have been written by this user:
 the folder must be owned by the current user and not writable by group or others (otherwise
@@ -32,10 +42,13 @@ NumPy's own BLAS (``blas__ldflags=""``) unless the user configured BLAS flags th
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import logging
 import os
 import pickle
+import queue
 import stat
 import struct
 import sys
@@ -51,24 +64,30 @@ import numpy as np
 import pytensor
 from pytensor.compile.mode import Mode
 from pytensor.link.vm import VMLinker
+import pytensor.scalar.basic as ps
+import pytensor.scalar.math as ps_math
 from pytensor.scalar.basic import Composite
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 
-__all__ = ["config", "compiled", "clear_cache", "configure_pytensor", "cache_stats"]
+__all__ = ["config", "compiled", "clear_cache", "configure_pytensor", "cache_stats",
+           "wait_for_background"]
 
 
 class _Config:
     """Package settings.
 
-    ``linker`` picks the PyTensor linker for fitting functions; ``c_thunks`` (``"loops"`` or
-    ``"all"``) which nodes of a ``cvm`` function get compiled C code (see :class:`_SelectiveCVM`);
-    ``disk_cache`` whether compiled functions are kept on disk, in ``cache_dir``.
+    ``tier`` (``"auto"``, ``"numpy"``, ``"c"``): which compiled tier fits use (module docstring);
+    ``linker`` picks the PyTensor linker of the C tier; ``c_thunks`` (``"loops"``, ``"all"`` or
+    ``"none"``: no C tier) which nodes of a ``cvm`` function get compiled C code (see
+    :class:`_SelectiveCVM`); ``disk_cache`` whether compiled functions are kept on disk, in
+    ``cache_dir``.
     """
 
     def __init__(self):
         self.linker = os.environ.get("MIXEDPPL_LINKER", "cvm")
         self.c_thunks = os.environ.get("MIXEDPPL_C_THUNKS", "loops")
         self.disk_cache = os.environ.get("MIXEDPPL_DISK_CACHE", "1") != "0"
+        self.tier = os.environ.get("MIXEDPPL_TIER", "auto")
         self._cache_dir: Path | None = (Path(os.environ["MIXEDPPL_CACHE_DIR"])
                                         if os.environ.get("MIXEDPPL_CACHE_DIR") else None)
 
@@ -96,7 +115,8 @@ _LOCK = threading.Lock()
 #: ``disk`` (unpickled from the disk cache), ``disk_errors`` (entries rebuilt because they were
 #: unreadable, truncated or stored under another key), ``untrusted`` (lookups that skipped the
 #: disk because its folder is not private to this user).
-cache_stats = {"compiled": 0, "disk": 0, "disk_errors": 0, "untrusted": 0}
+cache_stats = {"compiled": 0, "compiled_numpy": 0, "compiled_c": 0, "disk": 0, "disk_errors": 0,
+               "untrusted": 0, "background": 0, "background_errors": 0}
 _SOURCE_HASH: str | None = None
 _WARNED_DIRS: set[str] = set()
 #: First bytes of every entry: the format, then the key (length-prefixed), the payload's
@@ -290,7 +310,7 @@ def configure_pytensor() -> None:
 _EXCLUDED: tuple[str, ...] = ("blockwise_inplace",)
 
 
-def _wants_c(node) -> bool:
+def _wants_c(node, policy: str = "loops") -> bool:
     """Whether ``node`` gets a C thunk (a compiled module) rather than its Python ``perform``.
 
     Only loops that NumPy cannot run as one call: fused elementwise ``Composite`` loops, and
@@ -300,8 +320,10 @@ def _wants_c(node) -> bool:
     the package's own Ops) runs through NumPy at the same speed on large inputs.
     """
     op = node.op
-    if config.c_thunks == "all":
+    if policy == "all":
         return True
+    if policy == "none":
+        return False
     if isinstance(op, CAReduce):
         return True
     if not isinstance(op, Elemwise):
@@ -312,7 +334,80 @@ def _wants_c(node) -> bool:
     return spec is None or not hasattr(np, spec[0]) or len(node.inputs) != spec[1]
 
 
+def _softplus(x):
+    """log(1 + eˣ) elementwise, with PyTensor's ``Softplus`` branches (the same formulas)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x < -37.0, np.exp(x),
+                    np.where(x < 18.0, np.log1p(np.exp(x)),
+                             np.where(x < 33.3, x + np.exp(-x), x)))
+
+
+def _numpy_function(node) -> Callable | None:
+    """The NumPy / SciPy function that computes an elementwise ``node`` in one call, or None.
+
+    The function PyTensor's ``Elemwise.perform`` calls (``nfunc_spec``: NumPy or
+    ``scipy.special``), a dtype cast for ``Cast``, a vectorised ``Softplus``; n-ary ``Add`` /
+    ``Mul`` fold the binary ufunc left to right, as the scalar op does.
+    """
+    op = node.op
+    if not isinstance(op, Elemwise) or len(node.outputs) != 1:
+        return None
+    scalar_op, n_in = op.scalar_op, len(node.inputs)
+    if isinstance(scalar_op, ps.Cast) and n_in == 1:
+        dtype = np.dtype(node.outputs[0].dtype)
+        return lambda x: np.asarray(x).astype(dtype)
+    if isinstance(scalar_op, ps_math.Softplus) and n_in == 1:
+        return _softplus
+    spec = getattr(op, "nfunc_spec", None)
+    if spec is None or spec[2] != 1:
+        return None
+    module, _, name = spec[0].rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module) if module else np, name)
+    except (ImportError, AttributeError):
+        return None
+    if n_in == spec[1]:
+        return fn
+    if spec[1] == 2 and n_in > 2 and isinstance(scalar_op, (ps.Add, ps.Mul)):
+        return lambda *xs: functools.reduce(fn, xs)
+    return None
+
+
+def _ufunc_thunk(node, storage_map, compute_map):
+    """A Python thunk that calls the NumPy function of an elementwise ``node`` directly
+    (:func:`_numpy_function`), or None.
+
+    PyTensor's ``Elemwise.perform`` spends ~10–15 µs per call on checks and, for an op without
+    a NumPy function of its arity (an n-ary ``Add`` / ``Mul``, ``Softplus``, ``Cast``), loops
+    over the elements in Python (``np.frompyfunc``: ~100 µs for a few hundred elements); here
+    the function is called as is, and the output cast to the node's dtype.
+    """
+    fn = _numpy_function(node)
+    if fn is None:
+        return None
+    in_storage = [storage_map[v] for v in node.inputs]
+    out_storage = storage_map[node.outputs[0]]
+    done = compute_map[node.outputs[0]] if compute_map is not None else [None]
+    dtype = np.dtype(node.outputs[0].dtype)
+
+    def thunk():
+        with np.errstate(all="ignore"):
+            res = np.asarray(fn(*[s[0] for s in in_storage]))
+        if res.dtype != dtype:
+            res = res.astype(dtype)
+        elif not res.flags.owndata:  # a view (np.real): the output must own its data
+            res = res.copy()
+        out_storage[0] = res
+        done[0] = True
+
+    thunk.inputs, thunk.outputs, thunk.lazy = in_storage, [out_storage], False
+    return thunk
+
+
 def _py_thunk(op, node, storage_map, compute_map, no_recycling, impl=None):
+    fast = _ufunc_thunk(node, storage_map, compute_map)
+    if fast is not None:
+        return fast
     return type(op).make_thunk(op, node, storage_map, compute_map, no_recycling, impl="py")
 
 
@@ -333,35 +428,78 @@ class _SelectiveCVM(VMLinker):
     instance may then also run it in Python (correct, only slower).
     """
 
+    #: which nodes get C thunks (:func:`_wants_c`); None: ``config.c_thunks``
+    c_policy: str | None = None
+
     def make_all(self, *args, **kwargs):
         # ``make_all`` calls ``node.op.make_thunk(...)`` for every node: the ops that should stay
-        # in Python get a bound override for the duration of the call (removed afterwards).
+        # in Python get a bound override while any ``make_all`` that wants them in Python runs
+        # (reference-counted: a concurrent compile in another thread never removes it early).
         # The choice is per Op instance, and one instance (``pt.mul``) can serve nodes of
         # different arity: an op keeps C when any of its nodes wants it.
-        c_ops = {id(node.op) for node in self.fgraph.apply_nodes if _wants_c(node)}
-        patched = []
-        for node in self.fgraph.apply_nodes:
-            op = node.op
-            if id(op) not in c_ops and "make_thunk" not in vars(op):
-                op.make_thunk = partial(_py_thunk, op)
-                patched.append(op)
+        policy = self.c_policy or config.c_thunks
+        c_ops = {id(node.op) for node in self.fgraph.apply_nodes if _wants_c(node, policy)}
+        py_ops = {id(node.op): node.op for node in self.fgraph.apply_nodes
+                  if id(node.op) not in c_ops}
+        mine = []
+        with _PATCH_LOCK:
+            for key, op in py_ops.items():
+                count = _PATCHED.get(key, (op, 0))[1]
+                if count == 0 and "make_thunk" in vars(op):
+                    continue  # an override that is not ours: leave it alone
+                if count == 0:
+                    op.make_thunk = partial(_py_thunk, op)
+                _PATCHED[key] = (op, count + 1)
+                mine.append(key)
         try:
             return super().make_all(*args, **kwargs)
         finally:
-            for op in patched:
-                vars(op).pop("make_thunk", None)
+            with _PATCH_LOCK:
+                for key in mine:
+                    entry = _PATCHED[key]
+                    op = entry[0]
+                    if entry[1] <= 1:
+                        del _PATCHED[key]
+                        vars(op).pop("make_thunk", None)
+                    else:
+                        _PATCHED[key] = (op, entry[1] - 1)
 
 
-def _mode(kind: str) -> Mode:
-    """Compile mode for ``kind`` ("fast_run": the configured linker; "fast_compile": one-offs)."""
+class _NumpyCVM(_SelectiveCVM):
+    """The C virtual machine's loop with NumPy thunks for every node: nothing compiled to C
+    (the first tier of :func:`compiled`; PyTensor falls back to its Python loop without a C
+    compiler)."""
+
+    c_policy = "none"
+
+
+_PATCH_LOCK = threading.Lock()
+#: id(op) → (op, number of running ``make_all`` calls that want it in Python)
+_PATCHED: dict[int, tuple[object, int]] = {}
+
+
+def _mode(kind: str, tier: str = "c") -> Mode:
+    """Compile mode for ``kind`` and ``tier``.
+
+    ``kind``: ``"fast_run"`` (fitting functions), ``"fast_run_c"`` (small graphs evaluated very
+    often: C everywhere in the C tier) or ``"fast_compile"`` (one-off evaluations: few graph
+    rewrites, NumPy thunks). ``tier``: ``"numpy"`` (nothing compiled to C: every node runs its
+    NumPy implementation, elementwise ops as direct ufunc calls (:func:`_ufunc_thunk`), and the
+    elementwise fusion rewrite is left out, since a fused ``Composite`` has no NumPy function)
+    or ``"c"`` (the configured linker with C thunks as ``config.c_thunks`` says).
+    """
+    numpy_excluded = _EXCLUDED + ("fusion",)
     if kind == "fast_compile":
-        return Mode(linker=_SelectiveCVM(use_cloop=True),
-                    optimizer="fast_compile").excluding(*_EXCLUDED)
+        return Mode(linker=_NumpyCVM(use_cloop=True),
+                    optimizer="fast_compile").excluding(*numpy_excluded)
+    if tier == "numpy" or config.c_thunks == "none":
+        return Mode(linker=_NumpyCVM(use_cloop=True),
+                    optimizer="fast_run").excluding(*numpy_excluded)
     linker = config.linker
     if kind == "fast_run_c" and linker == "cvm":
         # small graphs evaluated hundreds of times per fit (GLMM / CLMM inner and outer
-        # functions): C thunks everywhere. wine's CLMM fit: 0.06 s warm, against 0.26 s with
-        # Python thunks (~64 per call at ~15 µs each); the price is more C modules when cold.
+        # functions): C thunks everywhere. wine's CLMM fit: 0.014 s warm, against 0.06 s with
+        # NumPy thunks (~90 nodes per call at ~3 µs each); the price is more C modules.
         return Mode(linker="cvm", optimizer="fast_run").excluding(*_EXCLUDED)
     if linker == "numba":
         return pytensor.compile.mode.get_mode("NUMBA").excluding(*_EXCLUDED)
@@ -370,39 +508,155 @@ def _mode(kind: str) -> Mode:
     return Mode(linker=linker, optimizer="fast_run").excluding(*_EXCLUDED)
 
 
+def _has_compiler() -> bool:
+    """Whether PyTensor can compile C (``pytensor.config.cxx`` set)."""
+    return bool(pytensor.config.cxx)
+
+
+def _tier_for(kind: str) -> str:
+    """``"numpy"``, ``"c"`` or ``"auto"`` (NumPy now, C built in the background) for ``kind``.
+
+    One-off functions (``"fast_compile"``) and, without a C compiler or with
+    ``c_thunks = "none"``, every function use the NumPy tier; the other linkers (numba) have
+    no NumPy tier.
+    """
+    if config.linker != "cvm":
+        return "c"
+    if kind == "fast_compile" or config.c_thunks == "none" or not _has_compiler():
+        return "numpy"
+    return config.tier if config.tier in ("numpy", "c") else "auto"
+
+
+def _full_key(key: Hashable, kind: str, tier: str, kwargs: dict) -> tuple:
+    policy = "none" if tier == "numpy" or kind == "fast_compile" else config.c_thunks
+    return (key, kind, config.linker if tier == "c" else "cvm", policy,
+            tuple(sorted(kwargs.items())))
+
+
+def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
+    """Look ``full_key`` up on disk, else build, compile and save it; keep it in memory."""
+    configure_pytensor()
+    path = _disk_path(full_key)
+    text = _key_text(full_key) if path is not None else None
+    fn = _load(path, text)
+    if fn is None:
+        inputs, outputs = build()
+        fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier), on_unused_input="ignore",
+                               **kwargs)
+        cache_stats["compiled"] += 1
+        cache_stats["compiled_" + tier] += 1
+        _save(path, fn, text)
+    with _LOCK:
+        _CACHE[full_key] = fn
+    return fn
+
+
+class _Background:
+    """One daemon thread that builds C tiers, one at a time, in the order asked for."""
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue()
+        self._pending: set = set()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, full_key, build, kind: str, kwargs: dict) -> None:
+        with _LOCK:
+            if full_key in self._pending or full_key in _CACHE:
+                return
+            self._pending.add(full_key)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mixedppl-c-tier",
+                                                daemon=True)
+                self._thread.start()
+        self._queue.put((full_key, build, kind, kwargs))
+
+    def _run(self) -> None:
+        while True:
+            full_key, build, kind, kwargs = self._queue.get()
+            try:
+                _build_and_compile(full_key, build, kind, "c", kwargs)
+                cache_stats["background"] += 1
+            except Exception:  # e.g. a compile-lock timeout: the NumPy tier stays in use
+                cache_stats["background_errors"] += 1
+            finally:
+                with _LOCK:
+                    self._pending.discard(full_key)
+                self._queue.task_done()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every C tier asked for is built (True) or ``timeout`` s pass (False)."""
+        t_end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with _LOCK:
+                if not self._pending:
+                    return True
+            if t_end is not None and time.monotonic() > t_end:
+                return False
+            time.sleep(0.05)
+
+
+_BACKGROUND = _Background()
+#: lookups of each C-tier key in this process (the C tier is built from the second on)
+_LOOKUPS: dict[Hashable, int] = {}
+
+
+def wait_for_background(timeout: float | None = None) -> bool:
+    """Wait until the C tiers being compiled in the background are ready (see :func:`compiled`);
+    True when none is left."""
+    return _BACKGROUND.wait(timeout)
+
+
 def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = "fast_run",
              **kwargs) -> Callable:
     """Return the compiled function for ``key``, building it with ``build()`` on first use.
 
-    ``build`` returns ``(inputs, outputs)``; ``kind`` is ``"fast_run"`` (the configured linker) or
-    ``"fast_compile"`` (few graph rewrites, for one-off evaluations).
+    ``build`` returns ``(inputs, outputs)``; ``kind`` is ``"fast_run"`` (fitting functions),
+    ``"fast_run_c"`` (small functions called very often) or ``"fast_compile"`` (one-off
+    evaluations, NumPy thunks only).
 
-    Looked up in this process's cache, then on disk (a function pickled after its graph rewrites,
-    keyed by ``key``, ``kind``, the linker settings and :func:`_source_hash`, in
-    ``config.cache_dir`` when that folder is private to this user; the key stored in the entry
-    must match); built, rewritten and saved there otherwise. Unpickling only re-links the thunks (C modules come from PyTensor's own
-    cache), which is what makes a new process's first fit fast.
+    Two tiers (see ``docs/compile.md``): the *NumPy tier* compiles nothing to C and is ready
+    after PyTensor's graph rewrites (~1 s); the *C tier* (C loops, or C everywhere for
+    ``"fast_run_c"``) evaluates small models 2–5× faster but costs ~0.5–1 s of C compiler per
+    new module. A lookup returns the C tier when this process or the disk cache has it;
+    otherwise it returns the NumPy tier at once and (a C compiler
+    present, ``config.tier = "auto"``) asks one background thread for the C tier — at once
+    when the disk cache holds it (loading it only links modules), else from the second lookup
+    of the key in this process on (the structure is fitted again: a refit, a bootstrap, the
+    next model of a notebook session), so a one-off script never starts the C compiler. Later
+    lookups — the next fit, never a fit in progress — then get the C tier.
+    ``config.tier = "numpy"`` never builds the C tier, ``"c"`` builds it at once (and waits).
+    Without a C compiler only the NumPy tier exists.
+
+    Each tier is looked up in this process's cache, then on disk (a function pickled after its
+    graph rewrites, keyed by ``key``, ``kind``, the tier and linker settings and
+    :func:`_source_hash`, in ``config.cache_dir`` when that folder is private to this user;
+    the key stored in the entry must match); built, rewritten and saved there otherwise.
     """
-    full_key = (key, kind, config.linker, config.c_thunks, tuple(sorted(kwargs.items())))
-    with _LOCK:
-        fn = _CACHE.get(full_key)
-    if fn is None:
-        configure_pytensor()
-        path = _disk_path(full_key)
-        text = _key_text(full_key) if path is not None else None
-        fn = _load(path, text)
-        if fn is None:
-            inputs, outputs = build()
-            fn = pytensor.function(inputs, outputs, mode=_mode(kind), on_unused_input="ignore",
-                                   **kwargs)
-            cache_stats["compiled"] += 1
-            _save(path, fn, text)
+    tier = _tier_for(kind)
+    if tier != "auto":
+        full_key = _full_key(key, kind, tier, kwargs)
         with _LOCK:
-            _CACHE[full_key] = fn
+            fn = _CACHE.get(full_key)
+        return fn if fn is not None else _build_and_compile(full_key, build, kind, tier, kwargs)
+    key_c = _full_key(key, kind, "c", kwargs)
+    key_np = _full_key(key, kind, "numpy", kwargs)
+    with _LOCK:
+        fn = _CACHE.get(key_c) or _CACHE.get(key_np)
+        _LOOKUPS[key_c] = _LOOKUPS.get(key_c, 0) + 1
+        wanted = key_c not in _CACHE and _LOOKUPS[key_c] >= 2
+    if fn is None:
+        fn = _build_and_compile(key_np, build, kind, "numpy", kwargs)
+        path = _disk_path(key_c)
+        wanted = wanted or (path is not None and path.exists())
+    if wanted:
+        _BACKGROUND.submit(key_c, build, kind, kwargs)
     return fn
 
 
 def clear_cache() -> None:
-    """Forget all compiled functions (they are rebuilt on demand)."""
+    """Forget all compiled functions (they are rebuilt on demand); waits for the background
+    thread's current build first."""
+    wait_for_background()
     with _LOCK:
         _CACHE.clear()
+        _LOOKUPS.clear()

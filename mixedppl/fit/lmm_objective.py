@@ -30,7 +30,7 @@ def _deviance_fn(structure: LMMStructure):
     def build():
         g = ProfiledLMM(structure)
         return g.inputs, [g.deviance, pt.grad(g.deviance, g.theta)]
-    fn = compiled(("lmm_deviance", structure), build)
+    fn = compiled(("lmm_deviance", structure.graph_key), build)
     fn.trust_input = True
     return fn
 
@@ -43,7 +43,7 @@ def _estimates_fn(structure: LMMStructure):
         if "b_rest" in est:
             outs.append(est["b_rest"])
         return g.inputs, outs
-    return compiled(("lmm_estimates", structure), build, kind="fast_compile")
+    return compiled(("lmm_estimates", structure.graph_key), build, kind="fast_compile")
 
 
 def _varpar_fn(structure: LMMStructure):
@@ -62,7 +62,7 @@ def _varpar_fn(structure: LMMStructure):
         Lxx = g.LF[:g.p, :g.p]
         vcov = sigma**2 * pt.linalg.inv(pt.dot(Lxx, Lxx.T))
         return [*g.inputs, sigma], [pt.concatenate([gt, gs[None]]), vcov.flatten()]
-    return compiled(("lmm_varpar", structure), build, kind="fast_compile")
+    return compiled(("lmm_varpar", structure.graph_key), build, kind="fast_compile")
 
 
 class LMMObjective:
@@ -127,13 +127,18 @@ class LMMObjective:
         outs = _estimates_fn(self.structure)(np.asarray(theta, float), self._reml, *self.data)
         res = dict(zip(_EST_KEYS, outs[:len(_EST_KEYS)]))
         k = len(self.spec.terms)
-        res["condvar"] = outs[len(_EST_KEYS):len(_EST_KEYS) + k]
         b_terms = [np.asarray(res.pop("b1"))]
+        res["condvar"] = [outs[len(_EST_KEYS)]]
         if k > 1:
-            flat, start = outs[len(_EST_KEYS) + k], 0
+            flat_b, flat_cv = outs[len(_EST_KEYS) + 2], outs[len(_EST_KEYS) + 1]
+            start = start_cv = 0
             for t in self.spec.terms[1:]:
-                b_terms.append(flat[start:start + t.q].reshape(t.n_levels, t.n_cols))
+                b_terms.append(flat_b[start:start + t.q].reshape(t.n_levels, t.n_cols))
+                size = t.n_levels * t.n_cols ** 2
+                res["condvar"].append(flat_cv[start_cv:start_cv + size].reshape(
+                    t.n_levels, t.n_cols, t.n_cols))
                 start += t.q
+                start_cv += size
         res["b"] = b_terms
         return res
 

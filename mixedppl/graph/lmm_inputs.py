@@ -3,6 +3,11 @@
 Decides how ``A_R1`` is stored: dense (q_R × G₁ × ℓ₁) when the dense product ``A_R1 M₁ A_1R`` is
 cheap, or as its non-zero ℓ₁-blocks plus the list of block pairs that meet in a level of term 1
 (InstEval: ~2·10⁶ pairs instead of a 1,156 × 2,972 × 1,156 product).
+
+The layout of θ is data too: where θ's entries sit in T₁ (``t1_rows, t1_cols``) and in Λ_R (its
+non-zeros ``lam_row, lam_col`` and their θ indices ``lam_theta``), and which entries of
+Λ_R S⁻¹ Λ_Rᵀ hold the other terms' conditional-variance blocks (``cv_row, cv_col``): the graph
+(:mod:`mixedppl.graph.lmm`) is then the same for every term width and number of terms.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from ..spec.model_spec import ModelSpec
 from .crossprod import CrossProducts
 from .lmm import LMMStructure
 
-__all__ = ["lmm_structure", "lmm_inputs"]
+__all__ = ["lmm_structure", "lmm_inputs", "lambda_layout"]
 
 # One dense multiply-add is ~this many times cheaper than one scattered pair update.
 _DENSE_ADVANTAGE = 30.0
@@ -62,13 +67,46 @@ def lmm_structure(spec: ModelSpec, cp: CrossProducts) -> LMMStructure:
     return LMMStructure(t1.n_cols, tuple(t.n_cols for t in rest), mode)
 
 
+def _tril_positions(ell: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of a lower-triangular ℓ×ℓ matrix filled column-major (lme4's θ order)."""
+    pairs = [(i, j) for j in range(ell) for i in range(j, ell)]
+    return (np.array([i for i, _ in pairs], dtype=np.int64),
+            np.array([j for _, j in pairs], dtype=np.int64))
+
+
+def lambda_layout(structure: LMMStructure, n_levels: list[int]
+                  ) -> tuple[np.ndarray, ...]:
+    """Λ_R's non-zeros and the other terms' conditional-variance entries.
+
+    Returns ``(lam_row, lam_col, lam_theta, cv_row, cv_col)``: Λ_R = ⊕_k I_{G_k} ⊗ T_k has
+    ``Λ_R[lam_row[j], lam_col[j]] = θ[lam_theta[j]]``; ``(cv_row[j], cv_col[j])`` run over every
+    (a, b) of every level's ℓ_k × ℓ_k diagonal block, term by term, level-major.
+    """
+    lam_row, lam_col, lam_theta, cv_row, cv_col = [], [], [], [], []
+    start, theta_off = 0, structure.theta_sizes[0]
+    for ell, G in zip(structure.ell_rest, n_levels):
+        rows, cols = _tril_positions(ell)
+        base = start + np.arange(G, dtype=np.int64)[:, None] * ell
+        lam_row.append((base + rows[None, :]).ravel())
+        lam_col.append((base + cols[None, :]).ravel())
+        lam_theta.append(np.tile(theta_off + np.arange(len(rows), dtype=np.int64), G))
+        a, b = np.divmod(np.arange(ell * ell, dtype=np.int64), ell)
+        cv_row.append((base + a[None, :]).ravel())
+        cv_col.append((base + b[None, :]).ravel())
+        start += G * ell
+        theta_off += len(rows)
+    return tuple(np.concatenate(v).astype(np.int64) for v in
+                 (lam_row, lam_col, lam_theta, cv_row, cv_col))
+
+
 def lmm_inputs(spec: ModelSpec, cp: CrossProducts, structure: LMMStructure) -> list[np.ndarray]:
     """Input arrays in the order of ``ProfiledLMM(structure).inputs[2:]`` (after θ and reml)."""
-    vals = [cp.A11, cp.A1F, cp.AFF, np.array(cp.n, dtype=np.float64), np.array(cp.ldW, dtype=np.float64)]
+    vals = [cp.A11, cp.A1F, cp.AFF, np.array(cp.n, dtype=np.float64),
+            np.array(cp.ldW, dtype=np.float64), *_tril_positions(structure.ell1)]
     if structure.r_mode == "none":
         return vals
     rest = spec.terms[1:]
-    vals += [cp.ARR, cp.ARF, np.array([t.n_levels for t in rest], dtype=np.int64)]
+    vals += [cp.ARR, cp.ARF, *lambda_layout(structure, [t.n_levels for t in rest])]
     ell1, qR, q1 = structure.ell1, cp.AR1.shape[0], cp.AR1.shape[1]
     if structure.r_mode == "dense":
         vals.append(np.ascontiguousarray(cp.AR1.toarray().reshape(qR, q1 // ell1, ell1)))

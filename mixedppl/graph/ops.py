@@ -1,4 +1,4 @@
-r"""Two PyTensor Ops with hand-written gradients for the dense part of the blocked factor.
+r"""PyTensor Ops with hand-written gradients for the blocked factor.
 
 ``spd_logdet_quad(S, B)`` returns :math:`\log|S|` and :math:`C = B^\top S^{-1} B` for SPD ``S``.
 Differentiating through a Cholesky node costs ~3n³ (two full triangular solves and a product); here
@@ -9,6 +9,12 @@ the reverse pass needs only :math:`S^{-1}` (LAPACK ``potri`` on the forward pass
    \qquad \bar C_s = (\bar C + \bar C^\top)/2 .
 
 A non-SPD ``S`` gives NaN outputs (a failed point for the optimiser, not a crash).
+
+``batched_spd_inverse(B)`` returns :math:`\log|B_g|` and :math:`B_g^{-1}` for a stack of small SPD
+blocks (G, ℓ, ℓ) — the first term's block-diagonal factor — in one NumPy call whatever ℓ is, so
+the graph does not depend on the term's width. With :math:`X = B^{-1}` (symmetric),
+
+.. math:: \bar B_g = \bar\ell_g X_g - X_g \bar X_g X_g .
 
 ``pair_scatter(M, prods, grp, dest, size)`` forms :math:`\operatorname{vec} P` with
 :math:`P = A_{R1} M_1 A_{1R}` from the precomputed products of the non-zero blocks of
@@ -33,7 +39,7 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-__all__ = ["spd_logdet_quad", "pair_scatter"]
+__all__ = ["spd_logdet_quad", "pair_scatter", "pair_gather", "batched_spd_inverse"]
 
 
 def _disconnected(g) -> bool:
@@ -117,6 +123,56 @@ spd_logdet_quad = SPDLogdetQuad()
 _spd_grad = SPDLogdetQuadGrad()
 
 
+class BatchedSPDInverse(Op):
+    """B (G, ℓ, ℓ) → (log|B_g| (G,), B_g⁻¹ (G, ℓ, ℓ)) by batched Cholesky; NaN where B_g is not
+    positive definite."""
+
+    __props__ = ()
+
+    def make_node(self, B):
+        B = pt.as_tensor_variable(B)
+        return Apply(self, [B], [pt.dvector(), pt.dtensor3()])
+
+    def perform(self, node, inputs, outputs):
+        (B,) = inputs
+        try:
+            L = np.linalg.cholesky(B)
+            Linv = np.linalg.inv(L)
+        except np.linalg.LinAlgError:
+            outputs[0][0] = np.full(B.shape[0], np.nan)
+            outputs[1][0] = np.full(B.shape, np.nan)
+            return
+        outputs[0][0] = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        outputs[1][0] = np.matmul(np.swapaxes(Linv, 1, 2), Linv)
+
+    def L_op(self, inputs, outputs, output_grads):
+        g_ld, g_X = output_grads
+        g_ld = pt.zeros_like(outputs[0]) if _disconnected(g_ld) else g_ld
+        g_X = pt.zeros_like(outputs[1]) if _disconnected(g_X) else g_X
+        return [_batched_spd_inverse_grad(outputs[1], g_ld, g_X)]
+
+
+class BatchedSPDInverseGrad(Op):
+    """(X = B⁻¹, ℓ̄, X̄) → B̄ = ℓ̄ X − X X̄ X of :class:`BatchedSPDInverse`."""
+
+    __props__ = ()
+
+    def make_node(self, X, g_ld, g_X):
+        ins = [pt.as_tensor_variable(x) for x in (X, g_ld, g_X)]
+        return Apply(self, ins, [pt.dtensor3()])
+
+    def perform(self, node, inputs, outputs):
+        X, g_ld, g_X = inputs
+        outputs[0][0] = g_ld[:, None, None] * X - np.matmul(np.matmul(X, g_X), X)
+
+    def grad(self, inputs, output_grads):  # pragma: no cover - second order not needed
+        raise NotImplementedError("second derivatives of batched_spd_inverse are not implemented")
+
+
+batched_spd_inverse = BatchedSPDInverse()
+_batched_spd_inverse_grad = BatchedSPDInverseGrad()
+
+
 class _PairMatrixCache:
     """K (and Kᵀ) per set of data arrays, keyed by the arrays' identity (they are held here)."""
 
@@ -160,7 +216,7 @@ class PairScatter(Op):
 
     def L_op(self, inputs, outputs, output_grads):
         M, prods, grp, dest, size = inputs
-        gM = _pair_gather(output_grads[0], prods, grp, dest, size, M.shape[0]).reshape(M.shape)
+        gM = pair_gather(output_grads[0], prods, grp, dest, size, M.shape[0]).reshape(M.shape)
         dis = [DisconnectedType()() for _ in range(3)]
         return [gM, pt.zeros_like(prods), *dis]
 
@@ -187,4 +243,4 @@ class PairGather(Op):
 
 
 pair_scatter = PairScatter()
-_pair_gather = PairGather()
+pair_gather = PairGather()

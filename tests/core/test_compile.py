@@ -48,6 +48,7 @@ def disk(tmp_path, monkeypatch):
     old = mp.config._cache_dir
     mp.config.cache_dir = folder
     monkeypatch.setattr(C, "_WARNED_DIRS", set())
+    monkeypatch.setattr(C.config, "tier", "numpy")   # one tier, nothing in the background
     C.clear_cache()
     yield folder
     mp.config._cache_dir = old
@@ -197,5 +198,5 @@ def test_fit_is_the_same_from_a_rebuilt_cache(disk):
 
 
 def C_full(key, kind="fast_run"):
-    """The full key :func:`compiled` files ``key`` under (with the current linker settings)."""
-    return (key, kind, C.config.linker, C.config.c_thunks, ())
+    """The full key :func:`compiled` files ``key`` under (the NumPy tier: see ``disk``)."""
+    return C._full_key(key, kind, "numpy", {})

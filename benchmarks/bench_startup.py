@@ -1,0 +1,345 @@
+"""Time to first result (issue 12): whole-process timings of mixedppl beside its peers.
+
+Usage::
+
+    python benchmarks/bench_startup.py [--only cold,never_seen,same_process,inference,
+        many_modules,concurrent,peers] [--timeout 900] [--modules 3000]
+
+Every row is one or more **new processes** (``python -c ...``), each with its own compile dir
+(``PYTENSOR_FLAGS=compiledir=<temp dir>``; mixedppl's disk cache lives inside it), so runs never
+share state with the user's caches. Each row reports the wall time of the whole process (start,
+import, data, fit, ``summary()``) and its CPU time (user + sys of the process and its children,
+the C compiler included): on a shared machine wall time alone says little.
+
+Rows:
+
+- **cold**: an empty compile dir (a new user's first run): sleepstudy ``lmer``, cbpp ``glmer``,
+  wine ``clmm``, each + ``summary()``;
+- **new process**: the same again, on the compile dir the cold run filled;
+- **never seen**: a structure not fitted before (LMM crossed, GLMM Poisson, CLMM two terms,
+  negative binomial GLMM) in a new process whose compile dir holds the three models above;
+- **same process**: the first fit of a second structure after another model in one process;
+- **inference**: ``summary()`` (Satterthwaite df), ``confint()`` (Wald), ``anova(m0, m1)`` on a
+  fitted model: the wall time of each call and the functions it compiled;
+- **many modules**: the new-process row with ``--modules`` foreign module folders added to the
+  compile dir (PyTensor's module cache reads every folder when it is first used);
+- **concurrent**: four processes fitting four new structures at once into one empty compile dir,
+  against one alone (none may fail);
+- **peers**: statsmodels ``MixedLM`` (sleepstudy, whole process), lme4 through ``Rscript`` when
+  it exists (incl. loading lmerTest). Both optional.
+
+mixedppl runs with its default tier ("auto": a first fit on the NumPy tier, the C tier built in
+the background, see ``docs/compile.md``); ``MIXEDPPL_TIER`` in the environment overrides it.
+The markdown table is printed and written to ``benchmarks/results/startup_latest.md``, the raw
+numbers to ``benchmarks/results/startup_latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+SECTIONS = ("cold", "never_seen", "same_process", "inference", "many_modules", "concurrent",
+            "peers")
+
+FIT = {
+    "sleepstudy lmer": 'mp.lmer("Reaction ~ Days + (Days | Subject)", '
+                       'mp.datasets.load("sleepstudy"))',
+    "cbpp glmer": 'mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", '
+                  'mp.datasets.load("cbpp"), family="binomial")',
+    "wine clmm": 'mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))',
+}
+NEVER_SEEN = {
+    "Penicillin lmer (crossed)": 'mp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", '
+                                 'mp.datasets.load("penicillin"))',
+    "grouseticks glmer poisson": 'mp.glmer("TICKS ~ YEAR + (1 | BROOD)", '
+                                 'mp.datasets.load("grouseticks"), family="poisson")',
+    "wine clmm (judge + bottle)": 'mp.clmm("rating ~ temp + (1 | judge) + (1 | bottle)", '
+                                  'mp.datasets.load("wine"))',
+    "grouseticks glmer NB2": 'mp.glmer("TICKS ~ YEAR + (1 | LOCATION)", '
+                             'mp.datasets.load("grouseticks"), family="negative_binomial")',
+}
+
+CHILD = """
+import time, json, warnings
+t0 = time.perf_counter()
+warnings.simplefilter("ignore")
+import mixedppl as mp
+from mixedppl.core import compile as C
+t1 = time.perf_counter()
+fit = {fit}
+t2 = time.perf_counter()
+str(fit.summary())
+t3 = time.perf_counter()
+print("RESULT " + json.dumps(dict(import_s=t1 - t0, fit_s=t2 - t1, summary_s=t3 - t2,
+                                  stats=dict(C.cache_stats))))
+"""
+
+
+def _env(compiledir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and
+             not f.startswith("compiledir")]
+    env["PYTENSOR_FLAGS"] = ",".join(flags + [f"compiledir={compiledir}"])
+    env.pop("MIXEDPPL_CACHE_DIR", None)             # the default: <compiledir>/mixedppl
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _start(code: str, env: dict[str, str]) -> tuple[subprocess.Popen, float]:
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, time.perf_counter()
+
+
+def _finish(proc: subprocess.Popen, t_start: float, timeout: float) -> dict:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+    wall = time.perf_counter() - t_start
+    res: dict = {"ok": proc.returncode == 0, "wall_s": wall}
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            res.update(json.loads(line[7:]))
+    if proc.returncode != 0:
+        res["error"] = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
+    return res
+
+
+def run_process(code: str, env: dict[str, str], timeout: float) -> dict:
+    """One child process: its wall time and CPU time (user + sys, its children included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = _finish(*_start(code, env), timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return res
+
+
+def _fmt(res: dict) -> str:
+    if not res.get("ok"):
+        return f"failed: {res.get('error', '?')}"
+    text = f"{res['wall_s']:.1f} s (CPU {res['cpu_s']:.1f} s)"
+    if "fit_s" in res:
+        text += f"; fit {res['fit_s']:.2f} s"
+    return text
+
+
+def section_cold(rows: list, dirs: dict, args) -> None:
+    warm = Path(tempfile.mkdtemp(prefix="startup_warm_"))
+    dirs["warm"] = warm
+    for name, fit in FIT.items():
+        cold = Path(tempfile.mkdtemp(prefix="startup_cold_"))
+        res = run_process(CHILD.format(fit=fit), _env(cold), args.timeout)
+        again = run_process(CHILD.format(fit=fit), _env(cold), args.timeout)
+        rows.append(("empty compile dir", name, res))
+        rows.append(("new process, same compile dir", name, again))
+        run_process(CHILD.format(fit=fit), _env(warm), args.timeout)  # fills the shared dir
+        shutil.rmtree(cold, ignore_errors=True)
+
+
+def _warm_dir(dirs: dict, args) -> Path:
+    if "warm" not in dirs:
+        warm = Path(tempfile.mkdtemp(prefix="startup_warm_"))
+        for fit in FIT.values():
+            run_process(CHILD.format(fit=fit), _env(warm), args.timeout)
+        dirs["warm"] = warm
+    return dirs["warm"]
+
+
+def section_never_seen(rows: list, dirs: dict, args) -> None:
+    warm = _warm_dir(dirs, args)
+    for name, fit in NEVER_SEEN.items():
+        scratch = Path(tempfile.mkdtemp(prefix="startup_seen_"))
+        shutil.copytree(warm, scratch, dirs_exist_ok=True, symlinks=True)
+        rows.append(("never-seen structure, new process", name,
+                     run_process(CHILD.format(fit=fit), _env(scratch), args.timeout)))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SAME_PROCESS = """
+import time, json, warnings
+warnings.simplefilter("ignore")
+import mixedppl as mp
+{first}
+t = time.perf_counter()
+{second}
+print("RESULT " + json.dumps(dict(second_fit_s=time.perf_counter() - t)))
+"""
+
+
+def section_same_process(rows: list, dirs: dict, args) -> None:
+    warm = _warm_dir(dirs, args)
+    pairs = [("sleepstudy, then Penicillin", FIT["sleepstudy lmer"],
+              NEVER_SEEN["Penicillin lmer (crossed)"]),
+             ("cbpp, then grouseticks NB2", FIT["cbpp glmer"],
+              NEVER_SEEN["grouseticks glmer NB2"]),
+             ("wine, then wine (judge + bottle)", FIT["wine clmm"],
+              NEVER_SEEN["wine clmm (judge + bottle)"])]
+    for name, first, second in pairs:
+        scratch = Path(tempfile.mkdtemp(prefix="startup_same_"))
+        shutil.copytree(warm, scratch, dirs_exist_ok=True, symlinks=True)
+        res = run_process(SAME_PROCESS.format(first=first, second="fit = " + second),
+                          _env(scratch), args.timeout)
+        if res.get("ok"):
+            res["fit_s"] = res.pop("second_fit_s")
+        rows.append(("second structure, same process (its fit)", name, res))
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+INFERENCE = """
+import time, json, warnings
+warnings.simplefilter("ignore")
+import mixedppl as mp
+from mixedppl.core import compile as C
+sleep = mp.datasets.load("sleepstudy")
+fit = mp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+out = {}
+def step(name, f):
+    before = C.cache_stats["compiled"]
+    t = time.perf_counter()
+    f()
+    out[name] = dict(s=time.perf_counter() - t, compiled=C.cache_stats["compiled"] - before)
+step("summary (Satterthwaite)", lambda: str(fit.summary()))
+step("confint (Wald)", lambda: fit.confint())
+m0 = mp.lmer("Reaction ~ 1 + (Days | Subject)", sleep)
+step("anova(m0, m1)", lambda: mp.anova(m0, fit))
+print("RESULT " + json.dumps(dict(steps=out)))
+"""
+
+
+def section_inference(rows: list, dirs: dict, args) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="startup_inf_"))
+    res = run_process(INFERENCE, _env(scratch), args.timeout)
+    for name, step in (res.get("steps") or {}).items():
+        rows.append(("inference on a fitted sleepstudy (empty dir)", name,
+                     {"ok": True, "text": f"{step['s']:.2f} s, {step['compiled']} compiled"}))
+    if not res.get("ok"):
+        rows.append(("inference on a fitted sleepstudy (empty dir)", "all", res))
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def section_many_modules(rows: list, dirs: dict, args) -> None:
+    warm = _warm_dir(dirs, args)
+    scratch = Path(tempfile.mkdtemp(prefix="startup_many_"))
+    shutil.copytree(warm, scratch, dirs_exist_ok=True, symlinks=True)
+    base = run_process(CHILD.format(fit=FIT["sleepstudy lmer"]), _env(scratch), args.timeout)
+    for i in range(args.modules):
+        d = scratch / f"tmpforeign{i:05d}"
+        d.mkdir()
+        (d / "key.pkl").write_bytes(b"foreign module")
+    many = run_process(CHILD.format(fit=FIT["sleepstudy lmer"]), _env(scratch), args.timeout)
+    rows.append(("new process, compile dir as is", "sleepstudy lmer", base))
+    rows.append((f"new process, + {args.modules} foreign modules", "sleepstudy lmer", many))
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def section_concurrent(rows: list, dirs: dict, args) -> None:
+    fits = list(NEVER_SEEN.values())
+    alone_dir = Path(tempfile.mkdtemp(prefix="startup_alone_"))
+    alone = run_process(CHILD.format(fit=fits[0]), _env(alone_dir), args.timeout)
+    shared = Path(tempfile.mkdtemp(prefix="startup_conc_"))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    procs = [_start(CHILD.format(fit=f), _env(shared)) for f in fits]
+    results = [_finish(p, t, args.timeout) for p, t in procs]
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    failed = [r.get("error") for r in results if not r.get("ok")]
+    rows.append(("one process alone (empty dir)", "Penicillin lmer (crossed)", alone))
+    rows.append(("4 processes at once, one empty compile dir", "4 never-seen structures",
+                 {"ok": not failed, "wall_s": wall, "cpu_s": cpu,
+                  "error": "; ".join(map(str, failed)),
+                  "each_wall_s": [r.get("wall_s") for r in results]}))
+    shutil.rmtree(alone_dir, ignore_errors=True)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+STATSMODELS = """
+import time, json, warnings
+warnings.simplefilter("ignore")
+import pandas as pd
+import statsmodels.formula.api as smf
+d = pd.read_csv({csv!r})
+m = smf.mixedlm("Reaction ~ Days", d, groups=d["Subject"], re_formula="~Days").fit(reml=True)
+str(m.summary())
+print("RESULT {{}}")
+"""
+
+LME4 = """
+suppressMessages({library(lmerTest)})
+d <- read.csv("%s")
+fit <- lmer(Reaction ~ Days + (Days | Subject), d)
+invisible(capture.output(print(summary(fit))))
+"""
+
+
+def section_peers(rows: list, dirs: dict, args) -> None:
+    csv = ROOT / "mixedppl" / "datasets" / "data" / "sleepstudy.csv"
+    if importlib.util.find_spec("statsmodels") is not None:
+        res = run_process(STATSMODELS.format(csv=str(csv)), dict(os.environ), args.timeout)
+    else:
+        res = {"ok": False, "error": "statsmodels not installed"}
+    rows.append(("peer: statsmodels MixedLM, whole process", "sleepstudy", res))
+    if shutil.which("Rscript") is None:
+        rows.append(("peer: lme4 + lmerTest (Rscript), whole process", "sleepstudy",
+                     {"ok": False, "error": "Rscript not found"}))
+        return
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(["Rscript", "-e", LME4 % csv], capture_output=True, text=True,
+                          timeout=args.timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows.append(("peer: lme4 + lmerTest (Rscript), whole process", "sleepstudy",
+                 {"ok": proc.returncode == 0, "wall_s": time.perf_counter() - t0,
+                  "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                  "error": proc.stderr.strip()[-200:]}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default=",".join(SECTIONS))
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--modules", type=int, default=3000)
+    args = ap.parse_args()
+    rows: list = []
+    dirs: dict = {}
+    for name in args.only.split(","):
+        t = time.perf_counter()
+        globals()[f"section_{name}"](rows, dirs, args)
+        print(f"[{name}: {time.perf_counter() - t:.0f} s]", file=sys.stderr, flush=True)
+    for d in dirs.values():
+        shutil.rmtree(d, ignore_errors=True)
+    lines = ["| what | model | mixedppl / peer |", "|---|---|---|"]
+    for what, model, res in rows:
+        lines.append(f"| {what} | {model} | {res['text'] if 'text' in res else _fmt(res)} |")
+    meta = (f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f} at the end, tier "
+            f"{os.environ.get('MIXEDPPL_TIER', 'auto')}")
+    table = "\n".join(lines) + f"\n\n{meta}\n"
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "startup_latest.md").write_text("# Time to first result\n\n" + table)
+    (RESULTS / "startup_latest.json").write_text(json.dumps(
+        {"meta": meta, "rows": [{"what": w, "model": m, **r} for w, m, r in rows]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
