@@ -152,7 +152,7 @@ def test_bad_proportions_and_counts(cbpp):
 @pytest.mark.parametrize("name", ["mixedppl.families.glm", "mixedppl.families.base",
                                   "mixedppl.families.links", "mixedppl.families.gaussian",
                                   "mixedppl.glmm_api",
-                                  "mixedppl.fit.glmm_fit", "mixedppl.results.glmm"])
+                                  "mixedppl.fit.laplace", "mixedppl.results.glmm"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name),
                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
@@ -164,7 +164,7 @@ def test_docstring_examples(name):
                                         pytest.param("cloglog", 1, marks=pytest.mark.slow)])
 def test_laplace_gradient_is_exact(cbpp, link, nagq):
     """The implicit-function gradient of D(θ, β) agrees with central differences of D."""
-    from mixedppl.fit.glmm_fit import LaplaceObjective
+    from mixedppl.fit.laplace import LaplaceObjective
     obj = LaplaceObjective(*glmm_model(CBPP, cbpp, "binomial", link=link), nAGQ=nagq)
     x = np.array([0.8, -1.2, -0.8, -1.0, -1.3])
     _, grad = obj(x)

@@ -262,7 +262,8 @@ class _Profiler:
         """Hessian of the ψ deviance at ψ̂ in the scaled coordinates ψ / ``scale``."""
         sc = self.scale
         return difference_hessian(lambda u: self.dev_psi(u * sc)[1] * sc, self.psi_hat / sc,
-                                self.lower / sc, self.upper / sc)
+                                  lower=self.lower / sc, upper=self.upper / sc,
+                                  positive_definite=True)
 
     @property
     def wald_psi(self) -> np.ndarray | None:
@@ -317,7 +318,7 @@ class _Profiler:
             hat, first, slope = self.beta_hat[j], self.fit.theta.copy(), None
             sc = self.theta_scale
             B0 = difference_hessian(lambda u: self.dev_beta(u * sc, j, hat)[1] * sc, first / sc,
-                                  self.spec.theta_lower() / sc, np.full(len(sc), np.inf))
+                                    lower=self.spec.theta_lower() / sc, positive_definite=True)
         seen = {hat: (first, B0)}
 
         def start_at(x):

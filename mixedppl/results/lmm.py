@@ -168,19 +168,20 @@ class LMMResult(MixedResult):
 
     # -- variance components ---------------------------------------------------------------------
     @property
-    def _covs(self) -> tuple[np.ndarray, ...]:
+    def covs(self) -> tuple[np.ndarray, ...]:
+        """Σ_k, the covariance matrix of each term's random effects (the record's)."""
         return self.record.covs
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
         """As R's ``as.data.frame(VarCorr(fit))``: grp, var1, var2, vcov, sdcor (+ Residual)."""
-        return varcorr_frame(self.spec.terms, self._covs, self.scale)
+        return varcorr_frame(self.spec.terms, self.covs, self.scale)
 
     @cached_property
     def variance_components(self) -> dict:
         """Group → variance (scalar terms) or covariance DataFrame (vector terms)."""
         out = {}
-        for label, t, S in zip(group_labels(self.spec.terms), self.spec.terms, self._covs):
+        for label, t, S in zip(group_labels(self.spec.terms), self.spec.terms, self.covs):
             out[label] = float(S[0, 0]) if t.n_cols == 1 else pd.DataFrame(
                 S, index=t.column_names, columns=t.column_names)
         return out
