@@ -36,6 +36,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.slinalg import cholesky
 
 from .ops import pair_scatter, spd_logdet_quad
+from .relative_factor import relative_factor_entries
 from .smallmat import bchol, btri_inv
 
 __all__ = ["LMMStructure", "ProfiledLMM"]
@@ -58,16 +59,6 @@ class LMMStructure:
     @property
     def theta_sizes(self) -> list[int]:
         return [e * (e + 1) // 2 for e in (self.ell1, *self.ell_rest)]
-
-
-def _T(theta, offset: int, ell: int) -> list[list]:
-    """Lower-triangular T filled column-major from θ[offset:], None above the diagonal."""
-    T, k = [[None] * ell for _ in range(ell)], offset
-    for j in range(ell):
-        for i in range(j, ell):
-            T[i][j] = theta[k]
-            k += 1
-    return T
 
 
 class ProfiledLMM:
@@ -104,7 +95,7 @@ class ProfiledLMM:
         start = pt.constant(0, dtype="int64")
         for k, ell in enumerate(self.s.ell_rest):
             G = self.r_sizes[k]
-            out.append((start, G, ell, _T(self.theta, off, ell)))
+            out.append((start, G, ell, relative_factor_entries(self.theta, off, ell)))
             start = start + G * ell
             off += ell * (ell + 1) // 2
         return out
@@ -150,7 +141,7 @@ class ProfiledLMM:
     # -- the deviance ---------------------------------------------------------------------------
     def _build(self):
         s, ell = self.s, self.s.ell1
-        T1 = _T(self.theta, 0, ell)
+        T1 = relative_factor_entries(self.theta, 0, ell)
         A = [[self.A11[:, a, b] for b in range(ell)] for a in range(ell)]
         # B_g = T1' A_g T1 + I (each entry a length-G vector)
         TA = [[sum(T1[a][i] * A[a][b] for a in range(i, ell)) for b in range(ell)] for i in range(ell)]

@@ -55,6 +55,7 @@ from ..fit.lmm_fit import refit_lmm
 from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
 from ..fit.records import LMMFit
 from ..graph.lmm import ProfiledLMM
+from ..spec.reterm import relative_factors
 
 __all__ = ["profile_confint", "varpar_names"]
 
@@ -85,8 +86,7 @@ def _chol_psd(S: np.ndarray) -> np.ndarray:
 def theta_to_psi(spec, theta: np.ndarray, sigma: float) -> np.ndarray:
     """(θ, σ) → (sd / cor per θ position, σ)."""
     out = []
-    for t, sl in zip(spec.terms, spec.theta_slices()):
-        T = t.T(theta[sl])
+    for t, T in zip(spec.terms, relative_factors(spec.terms, theta)):
         S = T @ T.T
         sd = np.sqrt(np.clip(np.diag(S), 0, None))
         for i, j in t.theta_pairs():

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..bayes.pymc import lmm_to_pymc, resolve_priors
+from ..bayes.priors import resolve_priors
+from ..bayes.pymc import lmm_to_pymc
 from ..core.control import LmerControl, as_control
 from ..core.exceptions import ModelSpecError
 from ..diagnostics.influence import influence_frame
@@ -27,7 +28,8 @@ from ..inference.ftests import anova_table
 from ..inference.kenward_roger import KRAdjusted, kr_adjusted, kr_coefficient_ddf
 from ..inference.profile import profile_confint
 from ..inference.satterthwaite import satterthwaite_df
-from ..inference.simulate import simulate_responses, update_formula
+from ..inference.simulate import simulate_responses
+from ..spec.formula import update_formula
 from ..spec.model_spec import ModelSpec, build_spec
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, lmm_summary
@@ -415,8 +417,8 @@ class LMMResult(MixedResult):
         if not isinstance(data, pd.DataFrame):
             raise ModelSpecError("update() needs data: pass data=<DataFrame>")
         control = as_control(control, "lmer")
-        spec = build_spec(update_formula(self.spec, formula), data,
-                          nobs_vs_nRE=control.nobs_vs_nRE("lmer"), **build_kwargs)
+        spec = build_spec(update_formula(self.spec, formula), data, control=control,
+                          **build_kwargs)
         return LMMResult(fit_lmm(spec, reml=self.reml if reml is None else reml,
                                  control=control, start=start))
 
