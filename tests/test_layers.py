@@ -248,25 +248,32 @@ def _underscore_imports() -> list[tuple[str, int, str]]:
 PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make"}
 
 
+def _private_reads(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, "obj._name") for every ``obj._name`` in ``tree`` where obj is not ``self`` /
+    ``cls`` / ``super()`` (a practical check: the type of obj is not known)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not _private(node.attr):
+            continue
+        if node.attr in PUBLIC_UNDERSCORE:
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+            continue
+        if (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)
+                and owner.func.id == "super"):
+            continue
+        found.append((node.lineno, f"{ast.unparse(owner)}.{node.attr}"))
+    return found
+
+
 def _private_attribute_reads() -> list[tuple[str, int, str]]:
-    """(file, line, ".name") for every ``obj._name`` where obj is not ``self`` / ``cls`` /
-    ``super()`` (a practical check: the type of obj is not known)."""
+    """(file, line, "obj._name") for every private attribute read in mixedppl/."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         rel = path.relative_to(ROOT).as_posix()
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute) or not _private(node.attr):
-                continue
-            if node.attr in PUBLIC_UNDERSCORE:
-                continue
-            owner = node.value
-            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
-                continue
-            if (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)
-                    and owner.func.id == "super"):
-                continue
-            found.append((rel, node.lineno, f"{ast.unparse(owner)}.{node.attr}"))
+        found.extend((rel, line, text) for line, text in _private_reads(tree))
     return found
 
 
@@ -301,3 +308,15 @@ PRIVATE_ATTRIBUTE_ALLOWED: list[tuple[str, str]] = [
 def test_private_attribute_reads_known():
     msg = _compare_named(_private_attribute_reads(), PRIVATE_ATTRIBUTE_ALLOWED)
     assert not msg, msg
+
+
+def test_the_private_name_checks_see_what_they_describe():
+    src = ("x = fit.record._hidden + self._own + cls._own + super()._own + t._replace(a=1)\n"
+           "y = obj.__class__\n")
+    assert _private_reads(ast.parse(src)) == [(1, "fit.record._hidden")]
+    path = PACKAGE / "inference" / "lrt.py"
+    node = ast.parse("from ..spec.design import _bits, model_matrix").body[0]
+    assert _from_base(node, path) == "mixedppl.spec.design"
+    assert _package_of("mixedppl.spec.design") == "mixedppl.spec" != _package_of(
+        "mixedppl.inference.lrt")
+    assert _package_of("mixedppl.api") == "mixedppl"

@@ -41,6 +41,7 @@ from ..fit.glm import fit_glm
 from ..fit.laplace import fit_laplace
 from ..fit.laplace_nagq0 import fit_nagq0
 from ..fit.lmm_fit import fit_lmm
+from ..graph.linear_predictor import fitted_eta
 from ..spec.formula import parse_formula
 
 __all__ = ["LRTResult", "lrt"]
@@ -82,9 +83,8 @@ def _lm_loglik(spec) -> float:
     """ML log-likelihood of the weighted linear model y ~ X (+ offset), as R's ``logLik.lm``."""
     w = spec.weights
     sw = np.sqrt(w)
-    y = spec.y - spec.offset
-    beta = np.linalg.lstsq(spec.X * sw[:, None], y * sw, rcond=None)[0]
-    rss = float(np.sum(w * (y - spec.X @ beta) ** 2))
+    beta = np.linalg.lstsq(spec.X * sw[:, None], (spec.y - spec.offset) * sw, rcond=None)[0]
+    rss = float(np.sum(w * (spec.y - fitted_eta(spec, beta, (), include_random=False)) ** 2))
     n = spec.n
     return 0.5 * (np.sum(np.log(w)) - n * (np.log(2 * np.pi) + 1 - np.log(n) + np.log(rss)))
 
