@@ -1,16 +1,40 @@
-"""Shared test helpers: R's reference results (copied from R into tests/reference/)."""
+"""Shared test helpers: R's reference results (copied from R into tests/reference/), the slow-test
+switch, and the doctests of the package.
+
+The test files live in one folder per package (tests/README.md) and import the helpers of this
+folder by their bare names (``from conftest import reference``, ``from lmm_cases import CASES``,
+``from independent import DenseLMM``): this folder is put on ``sys.path`` below, so that works from
+every sub-folder and under every ``--import-mode``. File names are unique across the folders (no
+``__init__.py``), as pytest's rootdir-based imports require.
+
+The package's docstring examples run as doctests (``--doctest-modules`` over ``mixedppl/``,
+pyproject.toml). A doctest that draws from the posterior with PyMC (``.sample(``,
+``sample_model(``, ``pm.sample(``) is a slow test: it is skipped unless ``--runslow`` or
+``MIXEDPPL_SLOW=1``, like the tests marked ``slow``. These hooks live here, so they apply when
+tests/ is collected (``pytest -q`` collects tests/ and mixedppl/); ``pytest mixedppl`` alone runs
+every doctest.
+"""
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
+import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REF_DIR = Path(__file__).parent / "reference"
+TESTS_DIR = Path(__file__).resolve().parent
+REF_DIR = TESTS_DIR / "reference"
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+# A doctest example that samples with PyMC (NUTS compiles and draws: seconds to minutes).
+SAMPLING_CALL = re.compile(r"(\.sample|\bsample_model|\bpm\.sample)\(")
 
 
 @lru_cache(maxsize=None)
@@ -31,7 +55,19 @@ def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
 
 
+def _samples_with_pymc(item: pytest.Item) -> bool:
+    """Whether a doctest item runs an example that samples with PyMC (and is not ``+SKIP``)."""
+    test = getattr(item, "dtest", None)  # a doctest.DocTest on pytest's doctest items only
+    if not isinstance(test, doctest.DocTest):
+        return False
+    return any(SAMPLING_CALL.search(example.source) and not example.options.get(doctest.SKIP)
+               for example in test.examples)
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _samples_with_pymc(item):
+            item.add_marker(pytest.mark.slow)
     if config.getoption("--runslow") or os.environ.get("MIXEDPPL_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow or MIXEDPPL_SLOW=1")

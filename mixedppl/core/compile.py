@@ -286,7 +286,7 @@ def configure_pytensor() -> None:
 # only ``blockwise_inplace``: it makes ``Solve`` overwrite its right-hand side, and with the
 # Python ``perform`` that :class:`_SelectiveCVM` picks for Solve the result was WRONG (the GLMM
 # Laplace gradient graph evaluated to 165.79 instead of 163.13 on wine, or raised "assignment
-# destination is read-only"; tests/test_clmm.py catches it). The copy it saves is negligible.
+# destination is read-only"; tests/parity/test_clmm.py catches it). The copy it saves is negligible.
 _EXCLUDED: tuple[str, ...] = ("blockwise_inplace",)
 
 

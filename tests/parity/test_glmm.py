@@ -8,8 +8,6 @@ tolerance is 1e-2 relative. BLUPs are compared with the default fit's ``ranef`` 
 
 from __future__ import annotations
 
-import doctest
-import importlib
 
 import numpy as np
 import pandas as pd
@@ -147,16 +145,6 @@ def test_bad_proportions_and_counts(cbpp):
     with pytest.raises(NotImplementedError, match="nAGQ"):
         glmer("y ~ period + (1 | herd) + (1 | period)", cbpp.assign(y=cbpp["incidence"]),
               family="poisson", nAGQ=5)
-
-
-@pytest.mark.parametrize("name", ["mixedppl.families.glm", "mixedppl.families.base",
-                                  "mixedppl.families.links", "mixedppl.families.gaussian",
-                                  "mixedppl.glmm_api",
-                                  "mixedppl.fit.laplace", "mixedppl.results.glmm"])
-def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.parametrize("link, nagq", [("logit", 1), ("logit", 25),

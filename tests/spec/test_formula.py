@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,8 +23,7 @@ import mixedppl as mp
 from mixedppl.spec.design import model_matrix, rhs_variables
 from mixedppl.spec.formula import parse_formula, split_top_level
 from mixedppl.spec.model_spec import build_spec
-
-REFERENCE = Path(__file__).resolve().parent / "reference"
+from conftest import REF_DIR as REFERENCE
 
 
 def _reference_formulas() -> list[str]:

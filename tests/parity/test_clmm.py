@@ -11,8 +11,6 @@ BLUPs and conditional SDs are compared with the default fit's ``ranef`` (2e-3·m
 
 from __future__ import annotations
 
-import doctest
-import importlib
 
 import numpy as np
 import pandas as pd
@@ -218,13 +216,6 @@ def test_newdata_with_unknown_response_level(fits, wine):
     new["rating"] = pd.Categorical(["1", "9"])
     with pytest.raises(ModelSpecError, match="never had"):
         fits["clmm_wine"].predict(new)
-
-
-@pytest.mark.parametrize("name", ["mixedppl.clmm_api", "mixedppl.results.clmm",
-                                  "mixedppl.families.cumulative"])
-def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_summary_states_nonconvergence(fits, wine):

@@ -222,16 +222,6 @@ def test_predict_with_offset_argument(ticks):
         arr.predict(offset=np.zeros(5))
 
 
-@pytest.mark.parametrize("name", ["mixedppl.fit.laplace_nagq0", "mixedppl.fit.checks",
-                                  "mixedppl.results.glmm", "mixedppl.glmm_api"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-    result = doctest.testmod(importlib.import_module(name),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
-
-
 # -- adaptive GHQ for a vector random effect (one grouping factor; lme4 refuses these) --------
 def _sim_poisson_slopes(G=30, n=8, seed=3):
     rng = np.random.default_rng(seed)

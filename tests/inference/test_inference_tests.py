@@ -5,8 +5,6 @@ Tolerances (issue 5): KR df and SEs 1e-3 relative; F, p 1e-3 relative; LRT stati
 absolute, p-values 1e-6 relative.
 """
 
-import doctest
-import importlib
 from functools import lru_cache
 
 import numpy as np
@@ -336,15 +334,6 @@ def test_simulate_reproducible_and_moments():
 def test_simulate_singular_fit():
     sim = fitted("lmm_dyestuff2").simulate(nsim=3, seed=1)
     assert sim.shape == (30, 3) and np.all(np.isfinite(sim))
-
-
-@pytest.mark.parametrize("name", ["mixedppl.inference.ftests", "mixedppl.inference.kenward_roger",
-                                  "mixedppl.inference.satterthwaite",
-                                  "mixedppl.inference.simulate", "mixedppl.inference.lrt"])
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.slow
