@@ -207,13 +207,25 @@ def _start(obj: LaplaceObjective, y, ntr, control: dict) -> np.ndarray:
     return np.concatenate([np.asarray(start, float), beta, phi])
 
 
-def fit_checks(spec, opt, theta: np.ndarray, who: str) -> tuple[bool, bool]:
-    """(converged, singular), with lme4's warnings: not converged unless the optimiser says so or
-    the projected gradient is below 1e-3; singular when a diagonal θ is below 1e-4; a warning
-    when the deviance is flat in a θ (not identified)."""
+def fit_checks(spec, opt, theta: np.ndarray, who: str,
+               hessian: np.ndarray | None = None) -> tuple[bool, bool]:
+    """(converged, singular), with lme4's warnings; a warning when the deviance is flat in a θ
+    (not identified); singular when a diagonal θ is below 1e-4.
+
+    Converged when the projected gradient g is below 1e-3, or, given the deviance's Hessian H,
+    by lme4's ``check.conv.grad`` rule on the scaled gradient s = R⁻ᵀg (H = RᵀR):
+    max_i min(|s_i|, |g_i|) < 2e-3. The optimiser's own "success" is not enough: L-BFGS-B
+    reports it after a failed line search too."""
     warn_unidentified(spec, opt, who)
     pg = opt.projected_gradient()
-    converged = bool(opt.success or np.max(np.abs(pg)) < 1e-3)
+    converged = bool(np.all(np.isfinite(pg)) and np.max(np.abs(pg), initial=0.0) < 1e-3)
+    if not converged and hessian is not None and np.all(np.isfinite(hessian)):
+        try:
+            R = linalg.cholesky(hessian)
+            scaled = linalg.solve_triangular(R, pg, trans="T")
+            converged = bool(np.max(np.minimum(np.abs(scaled), np.abs(pg)), initial=0.0) < 2e-3)
+        except linalg.LinAlgError:
+            pass
     if not converged:
         warnings.warn(f"{who}: optimizer did not converge ({opt.message}); max |gradient| "
                       f"{np.max(np.abs(pg)):.2g}", ConvergenceWarning, stacklevel=4)
@@ -278,7 +290,7 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
         vcov_all = np.full((k, k), np.nan)
     b, condvar = conditional_effects(spec, theta, est["u"], est["A"])
     who = "clmm" if family.fit_kind == "clmm" else "glmer"
-    converged, singular = fit_checks(spec, opt, theta, who)
+    converged, singular = fit_checks(spec, opt, theta, who, H)
     alpha, vcov_alpha_beta = np.zeros(0), None
     if family.fit_kind == "clmm":
         alpha, vcov_alpha_beta = threshold_covariance(family, phi, vcov_all, spec.p)
