@@ -31,6 +31,7 @@ Holm, S. (1979). Scand. J. Stat. 6, 65–70.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -39,7 +40,7 @@ from scipy import special, stats
 
 from .emmeans import CellMeans, cell_means, coefficient_basis, estimable, reference_grid
 
-__all__ = ["contrast_matrix", "adjust_pvalues", "contrast_table", "ADJUST_METHODS"]
+__all__ = ["contrast_matrix", "adjust_pvalues", "contrast_table", "cell_labels", "ADJUST_METHODS"]
 
 ADJUST_METHODS = ("tukey", "sidak", "dunnettx", "holm", "bonferroni", "none")
 _DEFAULT_ADJUST = {"pairwise": "tukey", "trt.vs.ctrl": "dunnettx",
@@ -181,8 +182,34 @@ def adjust_pvalues(ratio: np.ndarray, df: np.ndarray, adjust: str, n_means: int,
     return 1 - _pdunnx(ratio, m, df), adjust
 
 
-def _cell_labels(cells: pd.DataFrame, variables: list[str]) -> list[str]:
-    return [" ".join(_format(v) for v in row) for row in cells[variables].itertuples(index=False)]
+_PARENS = re.compile(r" - | \+ |[*/]")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def cell_labels(cells: pd.DataFrame, variables: list[str]) -> list[str]:
+    """emmeans' labels of the cells: the variables' levels joined by a space; a variable whose
+    levels all read as numbers gets its name in front (``period1``: ``enhance.levels``); a
+    label with `` - ``, `` + ``, ``*`` or ``/`` in it is put in parentheses (``parens``).
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"period": ["1", "2"], "herd": ["a", "b"]})
+    >>> cell_labels(cells, ["period", "herd"])
+    ['period1 a', 'period2 b']
+    """
+    columns = []
+    for v in variables:
+        text = [_format(x) for x in cells[v]]
+        columns.append([v + t for t in text] if all(_is_number(t) for t in text) else text)
+    labels = [" ".join(parts) for parts in zip(*columns)]
+    return [f"({lab})" if _PARENS.search(lab) else lab for lab in labels]
 
 
 def _format(value) -> str:
@@ -230,7 +257,7 @@ def contrast_table(record, specs, method="pairwise", adjust: str | None = None, 
     specs_vars, by_vars = cm.specs, cm.by
     n_groups = int(np.prod([cm.cells[v].nunique() for v in by_vars])) if by_vars else 1
     k = len(cm.cells) // n_groups
-    labels = _cell_labels(cm.cells.iloc[:k], specs_vars)
+    labels = cell_labels(cm.cells.iloc[:k], specs_vars)
     C, names, kind = contrast_matrix(labels, method)
     adjust = _DEFAULT_ADJUST[kind] if adjust is None else adjust
     full = record.spec.fixed_design.matrix

@@ -51,7 +51,7 @@ from .kenward_roger import kr_adjusted, kr_ddf
 from .satterthwaite import satterthwaite_df
 
 __all__ = ["ReferenceGrid", "reference_grid", "CellMeans", "cell_means", "CoefficientBasis",
-           "coefficient_basis", "marginal_means", "t_quantile"]
+           "coefficient_basis", "marginal_means", "t_quantile", "estimable", "mu_eta"]
 
 
 @dataclass(frozen=True)
@@ -400,9 +400,7 @@ def marginal_means(record, specs, by=None, at: dict | None = None, type: str = "
             raise ValueError("type='response' is for GLMMs (an LMM's emmeans are on the response "
                              "scale already; a CLMM's are on the latent scale)")
         link = record.link
-        dmu = np.abs(link.mu_eta_np(est)) if hasattr(link, "mu_eta_np") else \
-            np.abs(_numeric_mu_eta(link, est))
-        se = dmu * se
+        se = np.abs(mu_eta(link, est)) * se
         est, lower, upper = link.linkinv_np(est), link.linkinv_np(lower), link.linkinv_np(upper)
         lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
         name = "response"
@@ -414,7 +412,9 @@ def marginal_means(record, specs, by=None, at: dict | None = None, type: str = "
     return table
 
 
-def _numeric_mu_eta(link, eta: np.ndarray) -> np.ndarray:
+def mu_eta(link, eta: np.ndarray) -> np.ndarray:
+    """dμ/dη of a link at η (central differences of the NumPy inverse link, step 1e-6·max(1, |η|))."""
+    eta = np.asarray(eta, float)
     h = 1e-6 * np.maximum(1.0, np.abs(eta))
     return (link.linkinv_np(eta + h) - link.linkinv_np(eta - h)) / (2 * h)
 
