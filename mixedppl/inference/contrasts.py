@@ -151,7 +151,7 @@ def adjust_pvalues(ratio: np.ndarray, df: np.ndarray, adjust: str, n_means: int,
     --------
     >>> p, how = adjust_pvalues(np.array([2.0, 1.0, 3.0]), np.full(3, np.inf), "holm", 3)
     >>> p.round(5).tolist(), how
-    ([0.09101, 0.31731, 0.0081], 'holm')
+    ([0.091, 0.31731, 0.0081], 'holm')
     """
     ratio, df = np.abs(np.asarray(ratio, float)), np.asarray(df, float)
     m = len(ratio)

@@ -298,7 +298,7 @@ def contrast_ftest(record: LMMFit, L: np.ndarray, rhs=0.0, ddf: str = "Satterthw
     >>> import mixedppl as mp
     >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
     >>> round(float(contrast_ftest(fit.record, [0, 1], rhs=10)["F value"].iloc[0]), 4)
-    0.0949
+    0.0914
     """
     key = _ddf_key(ddf)
     L = np.atleast_2d(np.asarray(L, float))

@@ -235,7 +235,7 @@ class LMMResult(MixedResult):
         >>> fit.predict(new).round(1).tolist()
         [253.7, 303.7]
         >>> fit.predict(new, include_random=False, se_fit=True)["se_fit"].round(3).tolist()
-        [6.825, 6.711]
+        [6.825, 9.581]
         """
         eta = self.linear_predictor(newdata, include_random)
         if se_fit or interval is not None:
