@@ -1,4 +1,4 @@
-r"""lmerTest's type III F tests: the contrasts of each term and their Satterthwaite / KR F tests.
+r"""lmerTest's type II / III F tests: the contrasts of each term and their Satterthwaite / KR F tests.
 
 **Contrasts.** With at most one fixed term, lmerTest uses type I contrasts: rows of the
 normalised Doolittle factor of XᵀX (:math:`D^{-1}R` with :math:`X^\top X = R^\top R`,
@@ -12,6 +12,11 @@ on the rows, so with plain variables they are computed on the grid of all factor
 combinations; with transformed variables (``log(x)``, ``I(x^2)``, ``poly(x, 2)``, ``scale(x)``,
 ``factor(x > 2)``, …) on the fitted rows, as lmerTest (each transformed variable is one variable
 of its term, numeric or factor by its value, exactly as in R's ``terms``).
+
+**Type II contrasts** (lmerTest ``get_contrasts_type2``): for a term T, the columns of X are
+reordered as (the other terms, T, the terms containing T) and T's rows of the normalised
+Doolittle factor of the reordered XᵀX, mapped back to X's column order, are its contrasts: T is
+tested adjusted for every term that does not contain it.
 
 **Satterthwaite F** (lmerTest ``contestMD``): eigen-decompose :math:`L V_\beta L^\top = P D P^\top`,
 :math:`F = \frac1q\sum_m (P_m^\top L\beta)^2 / d_m`, one Satterthwaite :math:`\nu_m` per row of
@@ -42,7 +47,7 @@ from ..spec.design import term_variables, new_variable, term_columns, model_matr
 from .kenward_roger import KRAdjusted, kr_adjusted, kr_ftest
 from .satterthwaite import satterthwaite_df
 
-__all__ = ["term_contrasts", "anova_table", "fstat_ddf"]
+__all__ = ["term_contrasts", "anova_table", "fstat_ddf", "contrast_ftest"]
 
 _COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
 
@@ -52,14 +57,38 @@ def _kept(spec) -> list[int]:
     return [names.index(n) for n in spec.fe_names]
 
 
-def _type1(spec) -> dict[str, np.ndarray]:
-    """Rows of the normalised Doolittle factor of XᵀX belonging to each term."""
-    fd, X = spec.fixed_design, spec.X
+def _doolittle_rows(X: np.ndarray) -> np.ndarray:
+    """tᵀ of lmerTest's ``doolittle(crossprod(X))$L``: the upper Cholesky factor of XᵀX with unit
+    diagonal (entries below 1e-6 set to 0)."""
     R = np.linalg.cholesky(X.T @ X).T
     U = R / np.diag(R)[:, None]
     U[np.abs(U) < 1e-6] = 0.0
+    return U
+
+
+def _type1(spec) -> dict[str, np.ndarray]:
+    """Rows of the normalised Doolittle factor of XᵀX belonging to each term."""
+    fd = spec.fixed_design
+    U = _doolittle_rows(spec.X)
     assign = fd.assign[_kept(spec)]
     return {name: U[assign == k + 1] for k, name in enumerate(fd.term_names)}
+
+
+def _type2(spec) -> dict[str, np.ndarray]:
+    """lmerTest's ``get_contrasts_type2`` (see the module docstring)."""
+    fd = spec.fixed_design
+    plan, assign = fd.plan, fd.assign[_kept(spec)]
+    out = {}
+    for j, name in enumerate(fd.term_names):
+        containing = [k for k in range(len(fd.term_names)) if _contains(plan, j, k)]
+        tested = np.isin(assign, [j + 1] + [k + 1 for k in containing])
+        order = np.concatenate([np.flatnonzero(~tested), np.flatnonzero(tested)])
+        U = _doolittle_rows(spec.X[:, order])
+        rows = U[assign[order] == j + 1]
+        L = np.zeros_like(rows)
+        L[:, order] = rows
+        out[name] = L
+    return out
 
 
 _CHANGED = ("type III contrasts of a transformed variable are computed on the rows the model was "
@@ -182,13 +211,18 @@ def _type3(spec) -> dict[str, np.ndarray]:
     return out
 
 
-def term_contrasts(spec) -> dict[str, np.ndarray]:
-    """lmerTest's type III contrast matrix of each fixed term (type I with ≤ 1 term or column)."""
+def term_contrasts(spec, type: int = 3) -> dict[str, np.ndarray]:
+    """lmerTest's type III (or, ``type=2``, type II) contrast matrix of each fixed term (type I
+    with ≤ 1 term or column)."""
     fd = spec.fixed_design
+    if type not in (2, 3):
+        raise ValueError(f"type must be 2 or 3, got {type!r}")
     if spec.p <= 1 and fd.has_intercept or not fd.term_names:
         return {}
     if spec.p <= 1 or len(fd.term_names) <= 1:
         return _type1(spec)
+    if type == 2:
+        return _type2(spec)
     if spec.dropped_columns:
         raise NotImplementedError("type III contrasts for rank-deficient designs are not available")
     return _type3(spec)
@@ -207,13 +241,13 @@ def fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
     return float(2 * E / (E - len(nu)))
 
 
-def _satterthwaite_row(record: LMMFit, L: np.ndarray,
+def _satterthwaite_row(record: LMMFit, L: np.ndarray, beta: np.ndarray,
                        eps: float = np.sqrt(np.finfo(float).eps)) -> tuple:
     d, P = np.linalg.eigh(L @ record.vcov_beta @ L.T)
     d, P = d[::-1], P[:, ::-1]
     q = int(np.sum(d > max(eps * d[0], 0)))
     PtL = P[:, :q].T @ L
-    F = float(np.sum((PtL @ record.beta) ** 2 / d[:q]) / q)
+    F = float(np.sum((PtL @ beta) ** 2 / d[:q]) / q)
     nu = satterthwaite_df(record, PtL)
     return F, q, fstat_ddf(nu), 1.0
 
@@ -223,9 +257,66 @@ def _kr_row(adjusted: KRAdjusted, beta: np.ndarray, L: np.ndarray) -> tuple:
     return res["FstatU"], res["ndf"], res["ddf"], res["F.scaling"]
 
 
+def _ddf_key(ddf: str) -> str:
+    key = ddf.lower().replace("_", "-")
+    if key not in ("satterthwaite", "kenward-roger", "kr"):
+        raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', got {ddf!r}")
+    return "satterthwaite" if key == "satterthwaite" else "kenward-roger"
+
+
+def _ftest_row(record: LMMFit, L: np.ndarray, key: str, kr: KRAdjusted | None,
+               beta: np.ndarray) -> list:
+    F, q, den, scale = (_satterthwaite_row(record, L, beta) if key == "satterthwaite"
+                        else _kr_row(kr, beta, L))
+    ms = F * record.scale
+    Fs = F * scale
+    return [ms * q, ms, q, den, Fs, special.fdtrc(q, den, Fs)]
+
+
+def contrast_ftest(record: LMMFit, L: np.ndarray, rhs=0.0, ddf: str = "Satterthwaite",
+                   kr: KRAdjusted | None = None) -> pd.DataFrame:
+    r"""F test of :math:`L\beta = r`, as lmerTest's ``contest(fit, L, rhs, joint = TRUE)``.
+
+    Satterthwaite: :math:`\beta - L^{+}r` in place of β̂ in the eigen-decomposed F (lmerTest's
+    ``contestMD``); Kenward–Roger: pbkrtest's ``KRmodcomp`` with ``betaH`` = :math:`L^{+}r`.
+
+    Parameters
+    ----------
+    record : LMMFit
+    L : ndarray (q, p) or (p,)
+    rhs : float or array-like (q,)
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+    kr : KRAdjusted, optional
+
+    Returns
+    -------
+    DataFrame
+        One row: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+    >>> round(float(contrast_ftest(fit.record, [0, 1], rhs=10)["F value"].iloc[0]), 4)
+    0.0914
+    """
+    key = _ddf_key(ddf)
+    L = np.atleast_2d(np.asarray(L, float))
+    if L.shape[1] != record.spec.p:
+        raise ValueError(f"L needs {record.spec.p} columns (one per fixed effect), got "
+                         f"{L.shape[1]}")
+    rhs = np.broadcast_to(np.asarray(rhs, float), (L.shape[0],))
+    beta = record.beta - (np.linalg.pinv(L) @ rhs if np.any(rhs != 0) else 0.0)
+    if key == "kenward-roger" and kr is None:
+        kr = kr_adjusted(record)
+    table = pd.DataFrame([_ftest_row(record, L, key, kr, beta)], columns=_COLUMNS)
+    table["NumDF"] = table["NumDF"].astype(int)
+    return table
+
+
 def anova_table(record: LMMFit, ddf: str = "Satterthwaite",
-                kr: KRAdjusted | None = None) -> pd.DataFrame:
-    """Type III table: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per fixed term.
+                kr: KRAdjusted | None = None, type: int = 3) -> pd.DataFrame:
+    """Type III (or type II) table: Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per fixed term.
 
     Parameters
     ----------
@@ -233,6 +324,8 @@ def anova_table(record: LMMFit, ddf: str = "Satterthwaite",
     ddf : {"Satterthwaite", "Kenward-Roger"}
     kr : KRAdjusted, optional
         A Kenward–Roger adjustment already computed for ``record`` (else computed here).
+    type : {3, 2}
+        lmerTest's ``anova(fit, type = )``.
 
     Examples
     --------
@@ -241,19 +334,11 @@ def anova_table(record: LMMFit, ddf: str = "Satterthwaite",
     >>> round(float(anova_table(fit.record).loc["Days", "F value"]), 3)
     45.853
     """
-    key = ddf.lower().replace("_", "-")
-    if key not in ("satterthwaite", "kenward-roger", "kr"):
-        raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', got {ddf!r}")
-    contrasts = term_contrasts(record.spec)
+    key = _ddf_key(ddf)
+    contrasts = term_contrasts(record.spec, type)
     if key != "satterthwaite" and contrasts and kr is None:
         kr = kr_adjusted(record)
-    rows = {}
-    for name, L in contrasts.items():
-        F, q, den, scale = (_satterthwaite_row(record, L) if key == "satterthwaite"
-                            else _kr_row(kr, record.beta, L))
-        ms = F * record.scale
-        Fs = F * scale
-        rows[name] = [ms * q, ms, q, den, Fs, special.fdtrc(q, den, Fs)]
+    rows = {name: _ftest_row(record, L, key, kr, record.beta) for name, L in contrasts.items()}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=_COLUMNS)
     table["NumDF"] = table["NumDF"].astype(int)
     return table

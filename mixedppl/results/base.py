@@ -22,6 +22,9 @@ from ..bayes.sample import sample_model
 from ..diagnostics.variance import icc as icc_table
 from ..diagnostics.variance import r_squared as r_squared_table
 from ..graph.linear_predictor import fitted_eta, new_eta
+from ..inference.contrasts import contrast_table
+from ..inference.emmeans import marginal_means
+from ..inference.wald import wald_test
 
 __all__ = ["MixedResult", "per_row", "new_rows"]
 
@@ -168,6 +171,81 @@ class MixedResult:
     def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
         """The estimates and SEs Wald intervals cover (β; a CLMM adds its thresholds)."""
         return self.fe_params, self.fe_bse
+
+    # -- marginal means, contrasts, Wald tests ---------------------------------------------------
+    def _kr_for(self, ddf: str):
+        """A cached Kenward–Roger adjustment when ``ddf`` asks for one (LMMs), else None."""
+        return None
+
+    def emmeans(self, specs, by=None, at: dict | None = None, type: str = "link",
+                ddf: str = "Kenward-Roger", level: float = 0.95) -> pd.DataFrame:
+        """Estimated marginal means, as R's ``emmeans(fit, specs, by = by, at = at)``.
+
+        Means over emmeans' reference grid (factors at their levels, numeric predictors at
+        their means unless ``at=``), equal weights over the other factors; rows in emmeans'
+        order (first variable of ``specs`` fastest, ``by`` outermost). LMM df: Kenward–Roger
+        (emmeans' default) or ``ddf="Satterthwaite"``; GLMM / CLMM: asymptotic (df = ∞); a
+        CLMM's means are on emmeans' latent scale; ``type="response"`` back-transforms a
+        GLMM's. See :func:`mixedppl.inference.emmeans.marginal_means`.
+
+        Returns
+        -------
+        DataFrame
+            ``specs`` / ``by`` variables, ``emmean`` (``response``), ``SE``, ``df``,
+            ``lower_CL``, ``upper_CL``.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("angle ~ recipe * temperature + (1 | recipe:replicate)",
+        ...               mp.datasets.load("cake"))
+        >>> fit.emmeans("recipe").round(3)[["recipe", "emmean", "SE", "df"]].values.tolist()
+        [['A', 33.122, 1.737, 42.0], ['B', 31.644, 1.737, 42.0], ['C', 31.6, 1.737, 42.0]]
+        """
+        return marginal_means(self.record, specs, by, at, type=type, ddf=ddf, level=level,
+                              kr=self._kr_for(ddf))
+
+    def contrasts(self, specs, method="pairwise", adjust: str | None = None, by=None,
+                  at: dict | None = None, ddf: str = "Kenward-Roger") -> pd.DataFrame:
+        """Contrasts of marginal means, as ``contrast(emmeans(fit, specs, by = by), method)``.
+
+        ``method``: ``"pairwise"`` ("A - B", "A - C", "B - C"), ``"trt.vs.ctrl"``, ``"poly"``,
+        a dict of coefficient vectors or a matrix (one row per contrast); ``adjust``:
+        ``"tukey"`` (pairwise default), ``"dunnettx"`` (trt.vs.ctrl default), ``"sidak"``,
+        ``"holm"``, ``"bonferroni"``, ``"none"``, within each ``by`` group. See
+        :mod:`mixedppl.inference.contrasts`.
+
+        Returns
+        -------
+        DataFrame
+            ``by`` variables, ``contrast``, ``estimate``, ``SE``, ``df``, ``ratio``, ``p_value``.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("angle ~ recipe * temperature + (1 | recipe:replicate)",
+        ...               mp.datasets.load("cake"))
+        >>> fit.contrasts("recipe").round(4)[["contrast", "p_value"]].values.tolist()
+        [['A - B', 0.82], ['A - C', 0.8102], ['B - C', 0.9998]]
+        """
+        return contrast_table(self.record, specs, method, adjust, by, at, ddf,
+                              kr=self._kr_for(ddf))
+
+    def wald_test(self, hypothesis, rhs=None, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """Wald test of ``L β = rhs``: ``"Days = 0"``, ``"period2 = period3"`` or a matrix L.
+
+        LMMs: an F test with Satterthwaite / Kenward–Roger df (lmerTest's ``contest``, joint);
+        GLMMs / CLMMs: χ². See :mod:`mixedppl.inference.wald`.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> int(g.wald_test("period2, period3, period4")["Df"].iloc[0])
+        3
+        """
+        return wald_test(self.record, hypothesis, rhs, ddf=ddf, kr=self._kr_for(ddf))
 
     # -- random effects --------------------------------------------------------------------------
     @property

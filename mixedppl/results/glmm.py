@@ -14,6 +14,7 @@ from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
 from ..inference.glmm_profile import glmm_profile_confint
+from ..inference.prediction import prediction_table
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
@@ -253,11 +254,16 @@ class GLMMResult(LaplaceResult):
         return per_row(self.spec, self.link.linkinv_np(self._eta(True)), name="fitted")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",
-                include_random: bool = True, offset=None) -> pd.Series:
+                include_random: bool = True, offset=None, se_fit: bool = False,
+                interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
         """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0).
 
         A Series indexed like ``newdata`` (without it: the fitted rows, indexed as
-        :meth:`fitted`).
+        :meth:`fitted`). With ``se_fit=True`` or ``interval="confidence"`` a DataFrame:
+        ``fit``, ``se_fit`` (delta method on the link scale, x V xᵀ plus the random effects'
+        conditional variance when ``include_random``; times |dμ/dη| on the response scale),
+        ``lower``, ``upper`` (link-scale limits, back-transformed); see
+        :mod:`mixedppl.inference.prediction`.
 
         Offsets on new rows, as lme4's ``predict.merMod``: ``offset(...)`` terms of the formula
         are evaluated on ``newdata``; the fit's ``offset=`` argument, when it named a column, is
@@ -286,6 +292,11 @@ class GLMMResult(LaplaceResult):
         else:
             eta = self.linear_predictor(newdata, include_random) + self._new_offset(newdata,
                                                                                    offset)
+        if se_fit or interval is not None:
+            table = prediction_table(self.record, eta, newdata, include_random, interval, level,
+                                     type=type)
+            return (per_row(self.spec, table.to_numpy(), list(table.columns)) if newdata is None
+                    else new_rows(newdata, table.to_numpy(), list(table.columns)))
         out = eta if type == "link" else self.link.linkinv_np(eta)
         if newdata is None:
             return per_row(self.spec, out, name="predicted")

@@ -26,6 +26,7 @@ from ..fit.records import LMMFit, group_labels
 from ..inference.bootstrap import bootstrap_confint
 from ..inference.ftests import anova_table
 from ..inference.kenward_roger import KRAdjusted, kr_adjusted, kr_coefficient_ddf
+from ..inference.prediction import prediction_table
 from ..inference.profile import profile_confint
 from ..inference.satterthwaite import satterthwaite_df
 from ..inference.simulate import simulate_responses
@@ -215,11 +216,16 @@ class LMMResult(MixedResult):
         """
         return per_row(self.spec, self._residual_values(type, scaled), name="residuals")
 
-    def predict(self, newdata: pd.DataFrame | None = None, include_random: bool = True) -> pd.Series:
+    def predict(self, newdata: pd.DataFrame | None = None, include_random: bool = True,
+                se_fit: bool = False, interval: str | None = None,
+                level: float = 0.95) -> pd.Series | pd.DataFrame:
         """Predictions Xβ̂ (+ Zb̂) (+ offset); levels unseen in the fit get random effect 0.
 
         A Series indexed like ``newdata`` (without it: the fitted rows, indexed as
-        :meth:`fitted`).
+        :meth:`fitted`). With ``se_fit=True`` or ``interval`` a DataFrame: ``fit``, ``se_fit``
+        (delta method: x V xᵀ, plus the random effects' conditional variance when
+        ``include_random``) and ``lower``, ``upper`` (``"confidence"``, or ``"prediction"``
+        which adds σ̂²); see :mod:`mixedppl.inference.prediction`.
 
         Examples
         --------
@@ -228,8 +234,14 @@ class LMMResult(MixedResult):
         >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]})
         >>> fit.predict(new).round(1).tolist()
         [253.7, 303.7]
+        >>> fit.predict(new, include_random=False, se_fit=True)["se_fit"].round(3).tolist()
+        [6.825, 9.581]
         """
         eta = self.linear_predictor(newdata, include_random)
+        if se_fit or interval is not None:
+            table = prediction_table(self.record, eta, newdata, include_random, interval, level)
+            return (per_row(self.spec, table.to_numpy(), list(table.columns)) if newdata is None
+                    else new_rows(newdata, table.to_numpy(), list(table.columns)))
         if newdata is None:
             return per_row(self.spec, eta, name="predicted")
         return new_rows(newdata, eta, name="predicted")
@@ -293,6 +305,10 @@ class LMMResult(MixedResult):
     def _kr_adjusted(self) -> KRAdjusted:
         return kr_adjusted(self.record)
 
+    def _kr_for(self, ddf: str) -> KRAdjusted | None:
+        return self._kr_adjusted if ddf.lower().replace("_", "-") in ("kenward-roger", "kr") \
+            else None
+
     @cached_property
     def vcov_beta_kr(self) -> np.ndarray:
         r"""Kenward–Roger adjusted covariance of β̂ (pbkrtest's ``vcovAdj``).
@@ -328,8 +344,8 @@ class LMMResult(MixedResult):
                          name="df")
 
     # -- F tests ---------------------------------------------------------------------------------
-    def anova(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
-        r"""lmerTest's type III ANOVA table of the fixed terms.
+    def anova(self, ddf: str = "Satterthwaite", type: int = 3) -> pd.DataFrame:
+        r"""lmerTest's type III (or ``type=2``, type II) ANOVA table of the fixed terms.
 
         One F test per term of :math:`L_T\beta = 0`, :math:`L_T` lmerTest's type III contrasts
         (type I with a single term). ``ddf="Satterthwaite"``: :math:`F = \frac1q\sum_m
@@ -341,6 +357,9 @@ class LMMResult(MixedResult):
         Parameters
         ----------
         ddf : {"Satterthwaite", "Kenward-Roger"}
+        type : {3, 2}
+            Type II tests each term adjusted for the terms that do not contain it (lmerTest's
+            ``anova(fit, type = 2)``).
 
         Returns
         -------
@@ -357,7 +376,7 @@ class LMMResult(MixedResult):
         """
         kr = self._kr_adjusted if ddf.lower().replace("_", "-") in ("kenward-roger", "kr") \
             and self.spec.p > 1 else None
-        return anova_table(self.record, ddf, kr=kr)
+        return anova_table(self.record, ddf, kr=kr, type=type)
 
     # -- refits ----------------------------------------------------------------------------------
     def refit(self, newresp, control: LmerControl | None = None) -> "LMMResult":
