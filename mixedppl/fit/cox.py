@@ -90,9 +90,6 @@ class CoxData:
                 raise ModelSpecError(f"random term ({' + '.join(t.column_names)} | {t.group}) "
                                      "has more than one column; coxme fits here take scalar "
                                      "terms such as (1 | g) or (1 | a/b)")
-            if t.n_levels < 2:
-                raise ModelSpecError(f"grouping factor {t.group!r} has only one level: its "
-                                     "frailty variance is not identifiable; drop the term")
         rs = risk_set_layout(spec.y, spec.status, spec.weights, spec.family.ties)
         order = rs.order
         q = sum(t.n_levels for t in spec.terms)
