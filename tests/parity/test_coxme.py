@@ -173,3 +173,17 @@ def test_response_must_be_surv():
         mp.coxme("time ~ age + (1 | id)", mp.datasets.load("kidney"))
     with pytest.raises(ModelSpecError, match="ties"):
         mp.coxme("Surv(time, status) ~ age + (1 | id)", mp.datasets.load("kidney"), ties="exact")
+
+
+def test_lrt_against_coxph_without_the_frailty(fits):
+    fit = fits["coxme_kidney"]
+    t = mp.lrt(fit, drop="(1 | id)")
+    assert t.loglik_reduced == pytest.approx(fit.record.loglik_coxph)
+    assert t.statistic == pytest.approx(2 * (fit.loglik - fit.record.loglik_coxph))
+    assert t.pvalue_boundary == pytest.approx(t.pvalue / 2)
+    # coxph's maximised ℓ equals the frailty fit with the variance held at 0
+    at_zero = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"),
+                       variance=0.0)
+    assert t.loglik_reduced == pytest.approx(at_zero.loglik, abs=1e-8)
+    with pytest.raises(ModelSpecError, match="random terms"):
+        mp.lrt(fit, drop="(1 | litter)")
