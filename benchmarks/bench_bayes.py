@@ -90,7 +90,7 @@ def run_mixedppl(args, formula: str = FORMULA) -> dict:
 
 
 def _bambi_priors(bmb, data):
-    from mixedppl.bayes.pymc import default_priors
+    from mixedppl.bayes.priors import default_priors
     pri = default_priors(mp.Model(FORMULA, data).spec)
     hst = {"nu": 3, "sigma": float(pri["sd"].sigma)}
     return {"Intercept": bmb.Prior("Normal", mu=float(pri["fixed"].mu[0]),

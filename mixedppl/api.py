@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -27,9 +27,9 @@ from .bayes.pymc import lmm_to_pymc
 from .core.control import Control, as_control, start_theta
 from .core.exceptions import ModelSpecError
 from .families import Family
-from .fit.glmm_checks import check_glmm_data, warn_diverging_coefficients
-from .fit.glmm_fit import LaplaceObjective, fit_glmm
-from .fit.glmm_nagq0 import fit_glmm_nagq0
+from .fit.checks import check_glmm_data, warn_diverging_coefficients
+from .fit.laplace import LaplaceObjective, fit_laplace
+from .fit.laplace_nagq0 import fit_nagq0
 from .fit.lmm_fit import fit_lmm
 from .fit.lmm_objective import LMMObjective
 from .results.clmm import CLMMResult
@@ -199,20 +199,16 @@ def _fit_glmer(spec: ModelSpec, reml, nAGQ: int, control, start) -> GLMMResult:
                 f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
                 "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
                 "logLik across nAGQ", UserWarning, stacklevel=4)
-    fam, lnk = spec.family, spec.link
     y, n_trials = spec.counts()
-    separated = check_glmm_data(spec, fam, y, n_trials)
-    if nAGQ == 0:
-        pieces = fit_glmm_nagq0(spec, fam, lnk, y, n_trials, options)
-    else:
-        pieces = fit_glmm(spec, fam, lnk, y, n_trials, options, int(nAGQ))
-    if fam.check_separation:
-        var = np.diag(pieces["vcov_beta"])
+    separated = check_glmm_data(spec, spec.family, y, n_trials)
+    record = (fit_nagq0(spec, options) if nAGQ == 0 else
+              fit_laplace(spec, options, int(nAGQ)))
+    if spec.family.check_separation:
+        var = np.diag(record.vcov_beta)
         se = np.sqrt(np.where(var > 0, var, np.nan))
-        separated += warn_diverging_coefficients(spec.fe_names, pieces["beta"], se,
+        separated += warn_diverging_coefficients(spec.fe_names, record.beta, se,
                                                  already=separated)
-    return GLMMResult(spec=spec, family=fam, link=lnk, counts=y, trials=n_trials, nAGQ=nAGQ,
-                      separation=tuple(dict.fromkeys(separated)), **pieces)
+    return GLMMResult(replace(record, separation=tuple(dict.fromkeys(separated))))
 
 
 def _fit_clmm(spec: ModelSpec, reml, nAGQ: int, control, start) -> CLMMResult:
@@ -222,21 +218,7 @@ def _fit_clmm(spec: ModelSpec, reml, nAGQ: int, control, start) -> CLMMResult:
     if nAGQ > 1 and (len(spec.terms) != 1 or spec.terms[0].n_cols != 1):
         raise NotImplementedError("nAGQ > 1 needs a single scalar random-effect term, e.g. "
                                   "(1 | judge), as in ordinal::clmm")
-    fam, lnk = spec.family, spec.link
-    y, w = spec.counts()
-    pieces = fit_glmm(spec, fam, lnk, y, w, options, int(nAGQ))
-    p, k = spec.p, fam.n_phi
-    J = np.zeros((fam.K - 1 + p, p + k))
-    J[:fam.K - 1, p:] = fam.thresholds_jacobian(pieces["phi"])
-    J[fam.K - 1:, :p] = np.eye(p)
-    vcov_all = J @ pieces["vcov_beta_phi"] @ J.T
-    return CLMMResult(spec=spec, family=fam, link=lnk, theta=pieces["theta"],
-                      beta=pieces["beta"], phi=pieces["phi"], vcov_all=vcov_all, b=pieces["b"],
-                      condvar=pieces["condvar"], deviance_laplace=pieces["deviance_laplace"],
-                      counts=y, weights=w, levels=spec.levels, opt=pieces["opt"],
-                      hessian=pieces["hessian"], nAGQ=int(nAGQ),
-                      converged=pieces["converged"], is_singular=pieces["is_singular"],
-                      timing=pieces["timing"])
+    return CLMMResult(fit_laplace(spec, options, int(nAGQ)))
 
 
 def _lmm_objective(spec: ModelSpec, reml: bool, nAGQ: int):

@@ -3,7 +3,7 @@
 The likelihood is the cumulative link family of :mod:`mixedppl.families.cumulative`, which reads
 the ordinal response (levels, at least 3 observed categories) and whose thresholds take the
 intercept's place; the Laplace and adaptive Gauss–Hermite approximations and their exact
-gradients are the GLMM machinery (:mod:`mixedppl.graph.laplace`, :mod:`mixedppl.fit.glmm_fit`).
+gradients are the GLMM machinery (:mod:`mixedppl.graph.laplace`, :mod:`mixedppl.fit.laplace`).
 :func:`clmm` is ``Model(..., family="cumulative").fit(nAGQ=...)``.
 """
 

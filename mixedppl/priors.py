@@ -18,7 +18,7 @@ parameter class they apply to:
 ``"thresholds"``
     the cut-points of a cumulative link model (a :class:`Normal`; they are kept ordered).
 
-Anything not given keeps its default (see :mod:`mixedppl.bayes.pymc`).
+Anything not given keeps its default (:func:`mixedppl.bayes.priors.default_priors`).
 
 Examples
 --------
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from .families.base import PriorChoice
 
 __all__ = ["Prior", "Normal", "HalfNormal", "HalfStudentT", "Exponential", "LogNormal", "LKJ",
-           "from_choice", "family_priors"]
+           "from_choice"]
 
 
 class Prior:
@@ -203,19 +203,3 @@ def from_choice(choice: PriorChoice) -> Prior:
         raise ValueError(f"unknown prior distribution {choice.distribution!r}; known: "
                          f"{sorted(known)}")
     return known[choice.distribution](**choice.params)
-
-
-def family_priors(family, spec, link, y, n) -> dict:
-    """The default priors of a family's own parameters (``"dispersion"``, ``"thresholds"``):
-    :meth:`~mixedppl.families.base.Family.prior_defaults` as prior objects.
-
-    Examples
-    --------
-    >>> import mixedppl as mp
-    >>> from mixedppl.spec.model_spec import build_spec
-    >>> spec = build_spec("rating ~ temp + (1 | judge)", mp.datasets.load("wine"), "cumulative")
-    >>> print(family_priors(spec.family, spec, spec.link, *spec.counts())["thresholds"])  # doctest: +NORMALIZE_WHITESPACE
-    Normal(mu=[-2.595, -0.51 ,  1.028,  2.231], sigma=5)
-    """
-    return {key: from_choice(choice)
-            for key, choice in family.prior_defaults(spec, link, y, n).items()}

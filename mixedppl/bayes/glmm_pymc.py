@@ -6,20 +6,11 @@ Laplace fit integrates — so the frequentist and Bayesian paths share one model
 non-centred exactly as for the LMM (:mod:`mixedppl.bayes.pymc`), so the pointwise log-likelihood is
 conditional on them (as bambi and brms), for LOO / WAIC.
 
-Default priors (weakly informative on the link scale, as rstanarm / brms):
-
-- intercept ~ Normal(g(ȳ), 2.5), with g the link and ȳ the mean response (proportion for the
-  binomial); slopes ~ Normal(0, 2.5 / SD(x_j));
-- random-effect SDs ~ HalfStudentT(ν=3, 2.5); correlations ~ LKJ(η=1);
-- dispersion φ ~ LogNormal(log φ₀, 2), φ₀ the moment estimate of the model without random effects;
-- cumulative-link thresholds α₁ < … < α_{K−1} ~ Normal(α⁰_j, 5), ordered (``"flexible"``), α⁰_j
-  the link quantiles of the observed cumulative proportions (the thresholds of the model without
-  covariates); for ``"equidistant"``, α₁ ~ Normal(α⁰₁, 5) and the spacing ~ HalfNormal(5).
-
-References
-----------
-Gelman, A. et al. (2008), A weakly informative default prior distribution for logistic and other
-regression models, Ann. Appl. Stat. 2(4); Bürkner, P.-C. (2017), brms, J. Stat. Softw. 80(1).
+Default priors: :func:`mixedppl.bayes.priors.default_priors` (weakly informative on the link
+scale; dispersion φ ~ LogNormal(log φ₀, 2), φ₀ the moment estimate of the model without random
+effects; cumulative-link thresholds α₁ < … < α_{K−1} ~ Normal(α⁰_j, 5), ordered
+(``"flexible"``), α⁰_j the link quantiles of the observed cumulative proportions; for
+``"equidistant"``, α₁ ~ Normal(α⁰₁, 5) and the spacing ~ HalfNormal(5)).
 """
 
 from __future__ import annotations
@@ -27,63 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from .. import priors
 from ..core.compile import configure_pytensor
 from ..graph.joint import linear_predictor
-from .pymc import _random_effects, model_coords
+from .priors import resolve_priors
+from .pymc import fixed_effects, model_coords, random_effects
 
-__all__ = ["glmm_default_priors", "glmm_to_pymc", "clmm_to_pymc", "resolve_glmm_priors"]
-
-
-def glmm_default_priors(spec, family, link, y, ntr, intercept_at=None) -> dict:
-    """Default priors of :func:`glmm_to_pymc` / :func:`clmm_to_pymc` (see the module docstring).
-
-    Examples
-    --------
-    >>> import mixedppl as mp
-    >>> from mixedppl.glmm_api import glmm_model
-    >>> spec, fam, link, y, n = glmm_model("cbind(incidence, size - incidence) ~ period + (1|herd)",
-    ...                                    mp.datasets.load("cbpp"), "binomial")
-    >>> print(glmm_default_priors(spec, fam, link, y, n)["sd"])
-    HalfStudentT(sigma=2.5, nu=3)
-    """
-    sx = np.std(spec.X, axis=0, ddof=1) if spec.n > 1 else np.ones(spec.p)
-    is_const = sx == 0
-    w = np.where(ntr > 0, ntr, 0.0)
-    if intercept_at is None:
-        if family.trials:  # y: successes out of w trials
-            ybar = float(np.sum(y) / max(np.sum(w), 1e-12))
-        else:
-            ybar = float(np.sum(w * y) / max(np.sum(w), 1e-12))
-        ybar = (float(np.clip(ybar, 1e-3, 1 - 1e-3)) if link.unit_interval
-                else max(ybar, 1e-3))
-        intercept_at = float(link.link_np(ybar))
-    mu = np.where(is_const, intercept_at, 0.0)
-    sd = np.where(is_const, 2.5, 2.5 / np.where(is_const, 1.0, sx))
-    out = {"fixed": priors.Normal(mu, sd), "sd": priors.HalfStudentT(2.5, 3.0),
-           "corr": priors.LKJ(1.0)}
-    out.update(priors.family_priors(family, spec, link, y, ntr))
-    return out
-
-
-def resolve_glmm_priors(defaults: dict, user: dict | None) -> dict:
-    """Defaults updated by the user's ``priors`` dict (unknown keys or types raise)."""
-    pri = dict(defaults)
-    for key, value in (user or {}).items():
-        if key not in pri:
-            raise ValueError(f"unknown prior key {key!r} for this model; use one of {sorted(pri)}")
-        want = priors.LKJ if key == "corr" else priors.Prior
-        if not isinstance(value, want) or (key != "corr" and isinstance(value, priors.LKJ)):
-            raise TypeError(f"priors[{key!r}] must be a mixedppl.priors.{want.__name__} "
-                            f"object, got {value!r}")
-        pri[key] = value
-    return pri
-
-
-def _beta_eta(spec, pri):
-    beta = pri["fixed"].rv("beta", dims="fixed") if spec.p else pt.zeros(0)
-    b_terms = _random_effects(spec, pri)
-    return linear_predictor(spec, beta, b_terms)
+__all__ = ["glmm_to_pymc", "clmm_to_pymc"]
 
 
 def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
@@ -109,10 +49,10 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     import pymc as pm  # imported when a model is built: import mixedppl stays light
 
     configure_pytensor()
-    pri = resolve_glmm_priors(glmm_default_priors(spec, family, link, y, ntr), priors)
+    pri = resolve_priors(spec, priors)
     ntr = np.asarray(ntr, float)
     with pm.Model(coords=model_coords(spec)) as model:
-        eta = _beta_eta(spec, pri)
+        eta = linear_predictor(spec, fixed_effects(spec, pri), random_effects(spec, pri))
         if family.dispersion is None:
             def logp(value, eta_):
                 return family.loglik(value, eta_, ntr, pt.zeros(0), link)
@@ -149,13 +89,13 @@ def clmm_to_pymc(spec, family, link, y, weights, levels, priors: dict | None = N
     import pymc as pm  # imported when a model is built: import mixedppl stays light
 
     configure_pytensor()
-    pri = resolve_glmm_priors(glmm_default_priors(spec, family, link, y, weights, 0.0), priors)
+    pri = resolve_priors(spec, priors)
     w = np.asarray(weights, float)
     coords = model_coords(spec)
     coords["threshold"] = [f"{a}|{b}" for a, b in zip(levels[:-1], levels[1:])]
     K = family.K
     with pm.Model(coords=coords) as model:
-        eta = _beta_eta(spec, pri)
+        eta = linear_predictor(spec, fixed_effects(spec, pri), random_effects(spec, pri))
         if family.threshold == "flexible":
             mu = np.broadcast_to(np.asarray(pri["thresholds"].mu, float), (K - 1,))
             if not np.all(np.diff(mu) > 0):

@@ -9,9 +9,8 @@ from its canonical partial correlations (CPCs), which LKJ(η) makes independent 
 against 45 µs per evaluation, the same number of leapfrog steps). Level names and term names
 become coords, so InferenceData carries lme4's labels.
 
-Default priors (weakly informative, scaled to the data as brms / bambi do), with s_y = SD(y):
-intercept ~ Normal(mean(y), 2.5 s_y); slopes ~ Normal(0, 2.5 s_y / SD(x_j)); σ and random-effect SDs
-~ HalfStudentT(ν=3, 2.5 s_y); correlations ~ LKJ(η=1). Override any of them with
+Default priors: :func:`mixedppl.bayes.priors.default_priors` (weakly informative, scaled to the
+data as brms / bambi do). Override any of them with
 ``priors={"fixed": ..., "sd": ..., "corr": ..., "sigma": ...}`` (:mod:`mixedppl.priors` objects);
 ``post.summary()`` prints the priors used.
 
@@ -29,65 +28,17 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-from .. import priors
 from ..core.compile import configure_pytensor
 from ..fit.records import group_labels
 from ..graph.joint import linear_predictor
 from ..spec.model_spec import ModelSpec
+from .priors import resolve_priors
 
-__all__ = ["lmm_to_pymc", "default_priors", "resolve_priors", "model_coords"]
+__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects"]
 
 
 def _safe(name: str) -> str:
     return name.replace(":", "_").replace(".", "_").replace("(", "").replace(")", "")
-
-
-def default_priors(spec: ModelSpec) -> dict:
-    """The default priors of :func:`lmm_to_pymc`, as :mod:`mixedppl.priors` objects.
-
-    Returns
-    -------
-    dict
-        ``"fixed"`` (a :class:`~mixedppl.priors.Normal` with one mu / sigma per fixed effect),
-        ``"sd"``, ``"sigma"`` (:class:`~mixedppl.priors.HalfStudentT`) and ``"corr"``
-        (:class:`~mixedppl.priors.LKJ`).
-
-    Examples
-    --------
-    >>> import mixedppl as mp
-    >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
-    >>> print(default_priors(spec)["sd"])
-    HalfStudentT(sigma=140.8, nu=3)
-    """
-    sy = float(np.std(spec.y, ddof=1)) or 1.0
-    sx = np.std(spec.X, axis=0, ddof=1)
-    is_const = sx == 0
-    mu = np.where(is_const, float(np.mean(spec.y)), 0.0)
-    sd = np.where(is_const, 2.5 * sy, 2.5 * sy / np.where(is_const, 1.0, sx))
-    return {"fixed": priors.Normal(mu, sd), "sigma": priors.HalfStudentT(2.5 * sy, 3.0),
-            "sd": priors.HalfStudentT(2.5 * sy, 3.0), "corr": priors.LKJ(1.0)}
-
-
-def resolve_priors(spec: ModelSpec, user: dict | None) -> dict:
-    """Defaults updated by the user's ``priors`` dict (unknown keys or types raise).
-
-    Examples
-    --------
-    >>> import mixedppl as mp
-    >>> spec = mp.Model("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff")).spec
-    >>> print(resolve_priors(spec, {"sd": mp.priors.HalfNormal(5)})["sd"])
-    HalfNormal(sigma=5)
-    """
-    pri = default_priors(spec)
-    for key, value in (user or {}).items():
-        if key not in pri:
-            raise ValueError(f"unknown prior key {key!r}; use one of {sorted(pri)}")
-        want = priors.LKJ if key == "corr" else priors.Prior
-        if not isinstance(value, want) or (key != "corr" and isinstance(value, priors.LKJ)):
-            raise TypeError(f"priors[{key!r}] must be a mixedppl.priors.{want.__name__} "
-                            f"object, got {value!r}")
-        pri[key] = value
-    return pri
 
 
 def _cpc_beta(n: int, eta: float) -> np.ndarray:
@@ -149,7 +100,13 @@ def _vector_term(name: str, label: str, n: int, pri: dict):
     return sd[:, None] * corr_chol
 
 
-def _random_effects(spec: ModelSpec, pri: dict) -> list:
+def fixed_effects(spec: ModelSpec, pri: dict):
+    """β: the ``"fixed"`` prior's variable (dim ``fixed``), or an empty vector when p = 0."""
+    return pri["fixed"].rv("beta", dims="fixed") if spec.p else pt.zeros(0)
+
+
+def random_effects(spec: ModelSpec, pri: dict) -> list:
+    """The non-centred random effects ``b_<g>`` of every term (see the module docstring)."""
     import pymc as pm
 
     b_terms = []
@@ -194,8 +151,8 @@ def lmm_to_pymc(spec: ModelSpec, priors: dict | None = None) -> pm.Model:
     ----------
     spec : ModelSpec
     priors : dict, optional
-        Overrides of :func:`default_priors`: keys ``"fixed"``, ``"sd"``, ``"corr"``, ``"sigma"``,
-        values :mod:`mixedppl.priors` objects.
+        Overrides of :func:`~mixedppl.bayes.priors.default_priors`: keys ``"fixed"``, ``"sd"``,
+        ``"corr"``, ``"sigma"``, values :mod:`mixedppl.priors` objects.
 
     Returns
     -------
@@ -222,9 +179,9 @@ def lmm_to_pymc(spec: ModelSpec, priors: dict | None = None) -> pm.Model:
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     with pm.Model(coords=model_coords(spec)) as model:
-        beta = pri["fixed"].rv("beta", dims="fixed")
+        beta = fixed_effects(spec, pri)
         sigma = pri["sigma"].rv("sigma")
-        b_terms = _random_effects(spec, pri)
+        b_terms = random_effects(spec, pri)
         eta = linear_predictor(spec, beta, b_terms)
         pm.Normal("y", mu=eta, sigma=sigma / np.sqrt(spec.weights), observed=spec.y, dims="obs")
     return model

@@ -53,7 +53,8 @@ def sample_model(model, spec, priors: dict, draws: int = 1000, tune: int = 1000,
     Examples
     --------
     >>> import mixedppl as mp
-    >>> from mixedppl.bayes.pymc import lmm_to_pymc, resolve_priors
+    >>> from mixedppl.bayes.priors import resolve_priors
+    >>> from mixedppl.bayes.pymc import lmm_to_pymc
     >>> spec = mp.Model("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff")).spec
     >>> post = sample_model(lmm_to_pymc(spec), spec, resolve_priors(spec, None), draws=100,
     ...                     tune=200, chains=1, cores=1, progressbar=False)

@@ -21,14 +21,16 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..spec.reterm import relative_factors
+
 __all__ = ["hat_diagonal"]
 
 
 def _z_lambda(spec, theta: np.ndarray) -> sp.csr_matrix:
     """Sparse ZΛ_θ (n × q), columns level-major within each term as lme4's Zt."""
     blocks = []
-    for t, sl in zip(spec.terms, spec.theta_slices()):
-        zt = t.z @ t.T(theta[sl])
+    for t, T in zip(spec.terms, relative_factors(spec.terms, theta)):
+        zt = t.z @ T
         ell = t.n_cols
         cols = (t.codes[:, None] * ell + np.arange(ell)[None, :]).ravel()
         rows = np.repeat(np.arange(spec.n), ell)

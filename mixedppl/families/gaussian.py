@@ -104,7 +104,7 @@ class GaussianFamily:
 
     def prior_defaults(self, spec, link: Link, y: np.ndarray, n: np.ndarray
                        ) -> dict[str, PriorChoice]:
-        """None of its own: σ's prior is the LMM's (:func:`mixedppl.bayes.pymc.default_priors`)."""
+        """None of its own: σ's prior is the LMM's (:func:`mixedppl.bayes.priors.default_priors`)."""
         return {}
 
     def variance(self, mu, n, sigma=None):

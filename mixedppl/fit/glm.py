@@ -32,7 +32,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..core.compile import compiled
-from .glmm_fit import newton_minimize, numeric_hessian
+from .laplace import newton_minimize
+from .optimize import difference_hessian
 
 __all__ = ["GLMFit", "fit_glm"]
 
@@ -150,13 +151,13 @@ def fit_glm(spec, family, link, y: np.ndarray, ntr: np.ndarray, start=None,
         f, g = fun_grad(x)
         if not np.isfinite(f):
             return np.inf, g, np.full_like(x, np.nan)
-        H = numeric_hessian(fun_grad, x, rel=1e-5)
+        H = difference_hessian(lambda v: fun_grad(v)[1], x, rel=1e-5)
         return f, g, np.linalg.solve(H + lam * np.eye(len(x)), g)
 
     x0 = np.asarray(_start(spec, family, link, y, ntr) if start is None else start, float)
     x = newton_minimize(newton, x0, np.zeros_like(x0), tol=tol, maxit=maxit)
     f, g = fun_grad(x)
-    H = numeric_hessian(fun_grad, x, rel=1e-5)
+    H = difference_hessian(lambda v: fun_grad(v)[1], x, rel=1e-5)
     try:
         vcov = np.linalg.inv(H)
     except np.linalg.LinAlgError:

@@ -186,8 +186,8 @@ def start_hessian(record: LMMFit) -> tuple[np.ndarray, np.ndarray | None]:
     if np.any(theta[lower == 0] <= 1e-4 * sc[lower == 0]):
         return sc, None
     with blas_threads_for(obj):
-        H = difference_hessian(lambda u: obj(u * sc)[1] * sc, theta / sc, lower / sc,
-                               np.full(len(theta), np.inf))
+        H = difference_hessian(lambda u: obj(u * sc)[1] * sc, theta / sc, lower=lower / sc,
+                               positive_definite=True)
     return sc, H
 
 

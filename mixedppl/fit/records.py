@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..spec.model_spec import ModelSpec
+from ..spec.reterm import relative_factors
 from .optimize import OptSummary
 
 __all__ = ["LMMFit", "LaplaceFit", "term_covariances", "group_labels", "residual_variance",
@@ -63,13 +64,7 @@ def term_covariances(terms, theta: np.ndarray, scale: float) -> tuple[np.ndarray
     >>> term_covariances(spec.terms, np.array([1.0, 0.5, 2.0]), 4.0)[0].tolist()
     [[4.0, 2.0], [2.0, 17.0]]
     """
-    out, start = [], 0
-    theta = np.asarray(theta, float)
-    for t in terms:
-        T = t.T(theta[start:start + t.n_theta])
-        out.append(scale * T @ T.T)
-        start += t.n_theta
-    return tuple(out)
+    return tuple(scale * T @ T.T for T in relative_factors(terms, theta))
 
 
 def group_labels(terms) -> list[str]:
@@ -194,8 +189,9 @@ class LMMFit:
 
 @dataclass(frozen=True, eq=False)
 class LaplaceFit:
-    r"""A GLMM / CLMM fitted by the Laplace approximation or adaptive Gauss–Hermite quadrature:
-    the pieces :func:`~mixedppl.fit.glmm_fit.fit_glmm` (and the nAGQ = 0 fit) compute.
+    r"""A GLMM / CLMM fitted by the Laplace approximation or adaptive Gauss–Hermite quadrature
+    (what :func:`~mixedppl.fit.laplace.fit_laplace` and, for nAGQ = 0,
+    :func:`~mixedppl.fit.laplace_nagq0.fit_nagq0` compute), as lme4's ``glmerMod`` slots.
 
     The Laplace deviance over (θ, β, φ) is
     :math:`D = \log|L_\theta|^2 + \|u\|^2 - 2\sum_i \log p(y_i \mid \eta_i, \phi)` at the
@@ -205,17 +201,23 @@ class LaplaceFit:
     ----------
     spec : ModelSpec
     family, link : object
-        The response family and its link.
+        The response family and its link (``spec.family``, ``spec.link``).
     counts, trials : ndarray
         The response as the family reads it (successes / counts / category codes) and the
-        trials or prior weights.
+        trials or prior weights (``spec.counts()``).
     theta, beta, phi : ndarray
         Random-effect covariance factors, fixed effects, family parameters (dispersion on the
         log scale, or a CLMM's threshold parameters).
     vcov_beta : ndarray
-        Covariance of β̂, ``[2 H⁻¹]_ββ`` (H the Hessian of D over (θ, β, φ)).
-    vcov_beta_phi : ndarray or None
-        Covariance of (β̂, φ̂) where φ is estimated.
+        Covariance of β̂, ``[2 H⁻¹]_ββ`` (H the Hessian of D over (θ, β, φ)); for nAGQ = 0
+        lme4's ``(R_XᵀR_X)⁻¹`` from the penalised IRLS.
+    vcov_beta_phi : ndarray
+        Covariance of (β̂, φ̂) (the ββ block alone when φ is empty).
+    alpha : ndarray
+        A cumulative model's thresholds α(φ) (empty otherwise).
+    vcov_alpha_beta : ndarray or None
+        Covariance of (α̂, β̂), :math:`J V J^\top` with V = ``vcov_beta_phi`` and J the Jacobian
+        of (α(φ), β) (ordinal's ``vcov()``); None for a GLMM.
     b, condvar : tuple of ndarray
         Conditional modes b = Λû per term (G, ℓ) and conditional covariances Λ(LLᵀ)⁻¹Λᵀ.
     mu, eta : ndarray
@@ -228,8 +230,19 @@ class LaplaceFit:
     nAGQ : int
     converged, is_singular : bool
     separation : tuple of str
-        Fixed effects flagged by the separation checks (binomial).
+        Fixed effects flagged by the separation checks (binomial; :mod:`mixedppl.fit.checks`).
     timing : dict
+        Seconds: ``compile`` (0 when cached), ``optimize``, ``total``.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> from mixedppl.fit.laplace import fit_laplace
+    >>> spec = mp.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                 mp.datasets.load("cbpp"), family="binomial").spec
+    >>> rec = fit_laplace(spec)
+    >>> round(rec.loglik, 4), rec.theta.round(4).tolist()
+    (-92.0263, [0.6423])
     """
 
     spec: ModelSpec = field(repr=False)
@@ -250,6 +263,8 @@ class LaplaceFit:
     nAGQ: int = 1
     phi: np.ndarray = field(default_factory=lambda: np.zeros(0))
     vcov_beta_phi: np.ndarray | None = field(default=None, repr=False)
+    alpha: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    vcov_alpha_beta: np.ndarray | None = field(default=None, repr=False)
     converged: bool = True
     is_singular: bool = False
     separation: tuple = ()

@@ -33,16 +33,10 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..core.compile import compiled
+from .relative_factor import relative_factor
 from .smallmat import bchol, btri_inv
 
 __all__ = ["laplace_functions", "joint_functions", "design_inputs"]
-
-
-def _T(theta_k, ell: int):
-    """Lower-triangular T_k filled column-major from θ_k (as lme4)."""
-    pairs = [(i, j) for j in range(ell) for i in range(j, ell)]
-    rows, cols = [p[0] for p in pairs], [p[1] for p in pairs]
-    return pt.set_subtensor(pt.zeros((ell, ell))[rows, cols], theta_k)
 
 
 def _symbols(n_terms: int, pairs: bool = False) -> dict:
@@ -68,7 +62,7 @@ class _SparseZL:
         start, off = 0, 0
         for k, ell in enumerate(ells):
             nt = ell * (ell + 1) // 2
-            zT = s["Z"][k] @ _T(s["theta"][start:start + nt], ell)
+            zT = s["Z"][k] @ relative_factor(s["theta"][start:start + nt], ell)
             start += nt
             self.term_start.append(off)
             base = off + s["codes"][k] * ell

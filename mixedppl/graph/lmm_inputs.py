@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..spec.model_spec import ModelSpec
+from ..spec.reterm import lower_triangle_pairs
 from .crossprod import CrossProducts
 from .lmm import LMMStructure
 
@@ -68,8 +69,9 @@ def lmm_structure(spec: ModelSpec, cp: CrossProducts) -> LMMStructure:
 
 
 def _tril_positions(ell: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of a lower-triangular ℓ×ℓ matrix filled column-major (lme4's θ order)."""
-    pairs = [(i, j) for j in range(ell) for i in range(j, ell)]
+    """(rows, cols) of a lower-triangular ℓ×ℓ matrix filled column-major (lme4's θ order, the
+    one layout :func:`~mixedppl.spec.reterm.lower_triangle_pairs` owns)."""
+    pairs = lower_triangle_pairs(ell)
     return (np.array([i for i, _ in pairs], dtype=np.int64),
             np.array([j for _, j in pairs], dtype=np.int64))
 

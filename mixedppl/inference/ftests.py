@@ -38,7 +38,7 @@ from scipy import special
 from ..core.exceptions import ModelSpecError
 from ..fit.records import LMMFit
 from ..spec.contrasts import EvalState
-from ..spec.design import _bits, _new_var, _term_columns, model_matrix, rhs_variables
+from ..spec.design import term_variables, new_variable, term_columns, model_matrix, rhs_variables
 from .kenward_roger import KRAdjusted, kr_adjusted, kr_ftest
 from .satterthwaite import satterthwaite_df
 
@@ -120,14 +120,14 @@ def _full_design(plan, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     (the treatment-coded design's plan) evaluated them."""
     n = len(frame)
     st = EvalState(frame, False, plan.params, plan.rhs)
-    used = {i for t in plan.terms for i in _bits(t)}
-    values = [_new_var(v, st) if i in used else None for i, v in enumerate(plan.vars)]
+    used = {i for t in plan.terms for i in term_variables(t)}
+    values = [new_variable(v, st) if i in used else None for i, v in enumerate(plan.vars)]
     full = replace(plan, codes=[[(i, 2 if plan.vars[i].is_factor else c) for i, c in term]
                                 for term in plan.codes])
     blocks = [np.ones((n, 1))] if plan.intercept else []
     names = ["(Intercept)"] if plan.intercept else []
     for j in range(len(plan.terms)):
-        mat, nm = _term_columns(full, j, values, n)
+        mat, nm = term_columns(full, j, values, n)
         blocks.append(mat)
         names += nm
     return np.hstack(blocks), names
@@ -135,13 +135,13 @@ def _full_design(plan, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 
 def _contains(plan, j: int, k: int) -> bool:
     """lmerTest's ``term_contain``: term k contains term j (more variables, same numerics)."""
-    vj, vk = set(_bits(plan.terms[j])), set(_bits(plan.terms[k]))
+    vj, vk = set(term_variables(plan.terms[j])), set(term_variables(plan.terms[k]))
     num = lambda s: {i for i in s if not plan.vars[i].is_factor}  # noqa: E731
     return vj < vk and num(vj) == num(vk)
 
 
 def _orthogonalise(L: np.ndarray, plan, assign: np.ndarray) -> np.ndarray:
-    order = sorted(range(len(plan.terms)), key=lambda j: -len(_bits(plan.terms[j])))
+    order = sorted(range(len(plan.terms)), key=lambda j: -len(term_variables(plan.terms[j])))
     for j in order:
         cont = [k for k in range(len(plan.terms)) if _contains(plan, j, k)]
         if not cont:

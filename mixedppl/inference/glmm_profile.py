@@ -12,7 +12,7 @@ minimisation over the others,
 
 and the interval ends solve :math:`\zeta(x) = \pm\Phi^{-1}((1+\text{level})/2)`.
 
-Computation. :class:`~mixedppl.fit.glmm_fit.LaplaceObjective` returns D and its exact gradient in
+Computation. :class:`~mixedppl.fit.laplace.LaplaceObjective` returns D and its exact gradient in
 (θ, β) (the inner mode û is re-found by Newton's method at every point, warm-started from the last
 one); the gradient in z follows by the chain rule through θ(σ, ρ)
 (:func:`~mixedppl.inference.profile.psi_to_theta_jacobian` with σ = 1). The optimum is first
@@ -43,8 +43,9 @@ import pandas as pd
 from scipy import special
 
 from ..core.threads import blas_threads_for
-from ..fit.glmm_fit import LaplaceObjective
-from ..fit.optimize import lbfgsb_box, quasi_newton_box
+from ..fit.laplace import LaplaceObjective
+from ..fit.records import LaplaceFit
+from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
 from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_names
 
 __all__ = ["glmm_profile_confint"]
@@ -53,7 +54,7 @@ __all__ = ["glmm_profile_confint"]
 class _GLMMProfiler:
     """The deviance of one GLMM as a function of z = (sd/cor…, β), and its one-parameter profiles."""
 
-    def __init__(self, fit):
+    def __init__(self, fit: LaplaceFit):
         self.fit, self.spec = fit, fit.spec
         self.obj = LaplaceObjective(fit.spec, fit.family, fit.link, fit.counts, fit.trials,
                                     int(fit.nAGQ))
@@ -96,23 +97,11 @@ class _GLMMProfiler:
         return fg
 
     def _fd_hessian(self, u: np.ndarray) -> np.ndarray | None:
-        """Symmetrised central differences of the exact gradient (scaled z, steps 1e-5);
-        None unless positive definite."""
+        """The numeric Hessian of the scaled deviance (steps 1e-5 in the box); None unless
+        positive definite."""
         fg = self._fg_scaled(None, 0.0)
-        lo, hi = self.lower / self.scale, self.upper / self.scale
-        H = np.empty((len(u), len(u)))
-        for i in range(len(u)):
-            up, dn = u.copy(), u.copy()
-            up[i], dn[i] = min(u[i] + 1e-5, hi[i]), max(u[i] - 1e-5, lo[i])
-            H[:, i] = (fg(up)[1] - fg(dn)[1]) / (up[i] - dn[i])
-        H = (H + H.T) / 2
-        if not np.all(np.isfinite(H)):
-            return None
-        try:
-            np.linalg.cholesky(H)
-        except np.linalg.LinAlgError:
-            return None
-        return H
+        return difference_hessian(lambda v: fg(v)[1], u, lower=self.lower / self.scale,
+                                  upper=self.upper / self.scale, positive_definite=True)
 
     @property
     def wald_cov(self) -> np.ndarray | None:
@@ -174,14 +163,15 @@ class _GLMMProfiler:
         return hat + z * se, scale
 
 
-def glmm_profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
+def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
     """Profile-likelihood intervals of a GLMM (see the module docstring); rows as lme4's
     ``oldNames=FALSE`` (``sd_(Intercept)|herd``, …, then the fixed effects).
 
     Parameters
     ----------
-    fit : GLMMResult
-        A ``glmer`` fit of a family without a dispersion parameter (binomial, Poisson).
+    fit : LaplaceFit
+        The record of a ``glmer`` fit of a family without a dispersion parameter (binomial,
+        Poisson).
     level : float
 
     Returns
@@ -194,7 +184,7 @@ def glmm_profile_confint(fit, level: float = 0.95) -> pd.DataFrame:
     >>> import mixedppl as mp
     >>> cbpp = mp.datasets.load("cbpp")
     >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
-    >>> glmm_profile_confint(g).round(3).loc["sd_(Intercept)|herd"].tolist()
+    >>> glmm_profile_confint(g.record).round(3).loc["sd_(Intercept)|herd"].tolist()
     [0.346, 1.1]
     """
     if not 0 < level < 1:

@@ -39,11 +39,11 @@ from scipy import special
 from ..core.exceptions import ModelSpecError
 from ..fit.cox import CoxmeFit
 from ..fit.glm import fit_glm
-from ..fit.glmm_fit import fit_glmm
-from ..fit.glmm_nagq0 import fit_glmm_nagq0
+from ..fit.laplace import fit_laplace
+from ..fit.laplace_nagq0 import fit_nagq0
 from ..fit.lmm_fit import fit_lmm
-from ..results.glmm import GLMMResult
 from ..fit.optimize import minimize_bounded
+from ..graph.linear_predictor import fitted_eta
 from ..spec.formula import parse_formula
 
 __all__ = ["LRTResult", "lrt"]
@@ -66,10 +66,10 @@ class LRTResult:
         test is not of a single variance on its boundary.
     loglik_full, loglik_reduced : float
     reduced : object
-        The reduced fit: an :class:`~mixedppl.fit.records.LMMFit` record (or a dict with
-        ``formula`` and ``loglik`` for the linear model), a GLMMResult, a dict of the CLMM's estimates (``formula``, ``loglik``,
-        ``theta``, ``beta``, ``phi``), or a :class:`~mixedppl.fit.glm.GLMFit` when no random
-        term is left in a GLMM / CLMM.
+        The reduced fit's record: an :class:`~mixedppl.fit.records.LMMFit` (or a dict with
+        ``formula`` and ``loglik`` for the linear model), a
+        :class:`~mixedppl.fit.records.LaplaceFit` for a GLMM / CLMM, or a
+        :class:`~mixedppl.fit.glm.GLMFit` when no random term is left in a GLMM / CLMM.
     """
 
     statistic: float
@@ -85,9 +85,8 @@ def _lm_loglik(spec) -> float:
     """ML log-likelihood of the weighted linear model y ~ X (+ offset), as R's ``logLik.lm``."""
     w = spec.weights
     sw = np.sqrt(w)
-    y = spec.y - spec.offset
-    beta = np.linalg.lstsq(spec.X * sw[:, None], y * sw, rcond=None)[0]
-    rss = float(np.sum(w * (y - spec.X @ beta) ** 2))
+    beta = np.linalg.lstsq(spec.X * sw[:, None], (spec.y - spec.offset) * sw, rcond=None)[0]
+    rss = float(np.sum(w * (spec.y - fitted_eta(spec, beta, (), include_random=False)) ** 2))
     n = spec.n
     return 0.5 * (np.sum(np.log(w)) - n * (np.log(2 * np.pi) + 1 - np.log(n) + np.log(rss)))
 
@@ -145,30 +144,20 @@ def _reduce_fixed(spec, drop: str):
 
 
 def _refit_reduced(fit, spec) -> tuple[float, object]:
-    """ML log-likelihood and fit of the reduced model ``spec``, of the same kind as ``fit``."""
-    family = getattr(fit, "family", None)
-    if family is None:                                     # LMM
+    """ML log-likelihood and fit of the reduced model ``spec``, of the same kind as ``fit`` (a
+    fit record: :class:`~mixedppl.fit.records.LMMFit` or
+    :class:`~mixedppl.fit.records.LaplaceFit`)."""
+    if spec.family.fit_kind == "lmer":
         if spec.terms:
             reduced = fit_lmm(spec, reml=False)
             return float(reduced.loglik), reduced
         ll0 = float(_lm_loglik(spec))
         return ll0, {"formula": spec.formula, "loglik": ll0}
-    y = fit.counts
-    ntr = fit.trials if hasattr(fit, "trials") else fit.weights      # GLMM / CLMM
     if not spec.terms:
-        reduced = fit_glm(spec, family, fit.link, y, ntr)
+        reduced = fit_glm(spec, fit.family, fit.link, fit.counts, fit.trials)
         return reduced.loglik, reduced
-    control = {}
-    if getattr(fit, "nAGQ", 1) == 0:
-        pieces = fit_glmm_nagq0(spec, family, fit.link, y, ntr, control)
-    else:
-        pieces = fit_glmm(spec, family, fit.link, y, ntr, control, int(fit.nAGQ))
-    ll0 = -0.5 * float(pieces["deviance_laplace"])
-    if hasattr(fit, "trials"):
-        return ll0, GLMMResult(spec=spec, family=family, link=fit.link, counts=y, trials=ntr,
-                               nAGQ=fit.nAGQ, **pieces)
-    return ll0, {"formula": spec.formula, "loglik": ll0, "theta": pieces["theta"],
-                 "beta": pieces["beta"], "phi": pieces["phi"]}
+    reduced = fit_nagq0(spec, {}) if fit.nAGQ == 0 else fit_laplace(spec, {}, int(fit.nAGQ))
+    return float(reduced.loglik), reduced
 
 
 def _coxme_lrt(record: CoxmeFit, drop: str) -> LRTResult:
@@ -203,8 +192,9 @@ def lrt(fit, drop: str) -> LRTResult:
 
     Parameters
     ----------
-    fit : LMMResult, GLMMResult, CLMMResult or CoxmeResult (a Cox frailty fit: the reduced
-        model holds that variance at 0, coxph when it is the only term)
+    fit : LMMResult, GLMMResult, CLMMResult or CoxmeResult, or the fit's record (LMMFit,
+        LaplaceFit, CoxmeFit); for a Cox frailty fit the reduced model holds that variance at
+        0 (coxph when it is the only term)
     drop : str
         The term to remove: a random term as written in the formula, or a fixed term label.
 
@@ -220,8 +210,9 @@ def lrt(fit, drop: str) -> LRTResult:
     >>> round(t.statistic, 4), t.df, round(t.pvalue_boundary, 5)
     (5.4028, 1, 0.01005)
     """
-    if isinstance(getattr(fit, "record", None), CoxmeFit):
-        return _coxme_lrt(fit.record, drop)
+    fit = getattr(fit, "record", fit)
+    if isinstance(fit, CoxmeFit):
+        return _coxme_lrt(fit, drop)
     if getattr(fit, "reml", False):
         warnings.warn("refitting model(s) with ML (instead of REML)", UserWarning, stacklevel=2)
         fit = fit_lmm(fit.spec, reml=False)

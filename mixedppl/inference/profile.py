@@ -55,6 +55,7 @@ from ..fit.lmm_fit import refit_lmm
 from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
 from ..fit.records import LMMFit
 from ..graph.lmm import ProfiledLMM
+from ..spec.reterm import relative_factors
 
 __all__ = ["profile_confint", "varpar_names"]
 
@@ -85,8 +86,7 @@ def _chol_psd(S: np.ndarray) -> np.ndarray:
 def theta_to_psi(spec, theta: np.ndarray, sigma: float) -> np.ndarray:
     """(θ, σ) → (sd / cor per θ position, σ)."""
     out = []
-    for t, sl in zip(spec.terms, spec.theta_slices()):
-        T = t.T(theta[sl])
+    for t, T in zip(spec.terms, relative_factors(spec.terms, theta)):
         S = T @ T.T
         sd = np.sqrt(np.clip(np.diag(S), 0, None))
         for i, j in t.theta_pairs():
@@ -262,7 +262,8 @@ class _Profiler:
         """Hessian of the ψ deviance at ψ̂ in the scaled coordinates ψ / ``scale``."""
         sc = self.scale
         return difference_hessian(lambda u: self.dev_psi(u * sc)[1] * sc, self.psi_hat / sc,
-                                self.lower / sc, self.upper / sc)
+                                  lower=self.lower / sc, upper=self.upper / sc,
+                                  positive_definite=True)
 
     @property
     def wald_psi(self) -> np.ndarray | None:
@@ -317,7 +318,7 @@ class _Profiler:
             hat, first, slope = self.beta_hat[j], self.fit.theta.copy(), None
             sc = self.theta_scale
             B0 = difference_hessian(lambda u: self.dev_beta(u * sc, j, hat)[1] * sc, first / sc,
-                                  self.spec.theta_lower() / sc, np.full(len(sc), np.inf))
+                                    lower=self.spec.theta_lower() / sc, positive_definite=True)
         seen = {hat: (first, B0)}
 
         def start_at(x):

@@ -4,7 +4,7 @@ CLMM results extend it; they never re-implement these.
 
 A subclass provides ``spec``, ``theta``, ``beta``, ``vcov_beta`` (ndarray), ``b`` (list of (G, ℓ)
 arrays, lme4's conditional modes per term), ``condvar`` (list of (G, ℓ, ℓ) conditional covariances),
-``_covs`` (Σ_k per term), ``loglik``, ``n_params``, ``_pymc_model(priors)`` (the same model as a
+``covs`` (Σ_k per term), ``loglik``, ``n_params``, ``_pymc_model(priors)`` (the same model as a
 ``pm.Model`` and the priors used) and, for ``confint(method=...)`` beyond Wald, its
 ``confint_methods`` table.
 """
@@ -265,7 +265,7 @@ class MixedResult:
         >>> fit2.icc(by_group=True).round(4).to_dict()
         {'plate': 0.1509, 'sample': 0.7854}
         """
-        return icc_table(self.spec, self.beta, self._covs, self.latent_residual_variance(),
+        return icc_table(self.spec, self.beta, self.covs, self.latent_residual_variance(),
                          by_group=by_group)
 
     def r_squared(self) -> pd.Series:
@@ -292,7 +292,7 @@ class MixedResult:
         >>> fit.r_squared().round(4).tolist()
         [0.2799, 0.7043]
         """
-        return r_squared_table(self.spec, self.beta, self._covs, self.latent_residual_variance())
+        return r_squared_table(self.spec, self.beta, self.covs, self.latent_residual_variance())
 
     # -- Bayesian switch -------------------------------------------------------------------------
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=1,

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from ..bayes.glmm_pymc import clmm_to_pymc
 from ..core.exceptions import ModelSpecError
-from ..fit.optimize import OptSummary
-from ..fit.records import term_covariances
-from ..spec.model_spec import ModelSpec
 from ..spec.reterm import value_labels
-from .base import MixedResult, new_rows, per_row
+from .base import new_rows, per_row
+from .glmm import LaplaceResult
 from .summary import Summary, coef_block, fit_notes, random_effects_table
-from .varcorr import varcorr_frame
 
 __all__ = ["CLMMResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class CLMMResult(MixedResult):
+class CLMMResult(LaplaceResult):
     r"""A cumulative link mixed model fitted by maximum likelihood (see :func:`mixedppl.clmm`).
 
     The model is :math:`P(Y_i \le j) = F(\alpha_j - x_i^\top\beta - z_i^\top b)` with thresholds
     :math:`\alpha_1 < \dots < \alpha_{K-1}` and no intercept in :math:`x_i`.
 
+    ``CLMMResult(record)`` wraps the :class:`~mixedppl.fit.records.LaplaceFit` of the fit
+    (with its thresholds α and the covariance of (α̂, β̂)).
+
     Attributes
     ----------
+    record : LaplaceFit
     thresholds : Series
         α, named ``"1|2"``, ``"2|3"``, … from the response levels (ordinal's ``alpha``).
     theta : ndarray
@@ -53,26 +53,6 @@ class CLMMResult(MixedResult):
     1.279
     """
 
-    spec: ModelSpec
-    family: object
-    link: object
-    theta: np.ndarray
-    beta: np.ndarray
-    phi: np.ndarray
-    vcov_all: np.ndarray = field(repr=False)
-    b: list = field(repr=False)
-    condvar: list = field(repr=False)
-    deviance_laplace: float
-    counts: np.ndarray = field(repr=False)
-    weights: np.ndarray = field(repr=False)
-    levels: list = field(default_factory=list)
-    opt: OptSummary | None = field(default=None, repr=False)
-    hessian: np.ndarray | None = field(default=None, repr=False)
-    nAGQ: int = 1
-    converged: bool = True
-    is_singular: bool = False
-    timing: dict = field(default_factory=dict)
-
     def _pymc_model(self, priors: dict | None = None):
         return clmm_to_pymc(self.spec, self.family, self.link, self.counts, self.weights,
                             self.levels, priors)
@@ -82,9 +62,23 @@ class CLMMResult(MixedResult):
     def threshold_names(self) -> list[str]:
         return [f"{a}|{b}" for a, b in zip(self.levels[:-1], self.levels[1:])]
 
-    @cached_property
+    @property
     def alpha(self) -> np.ndarray:
-        return self.family.thresholds_np(self.phi)
+        return self.record.alpha
+
+    @property
+    def vcov_all(self) -> np.ndarray:
+        """Covariance of (α̂, β̂) (ordinal's ``vcov()`` without the variance parameters)."""
+        return self.record.vcov_alpha_beta
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The prior weights (``spec.counts()``'s second part)."""
+        return self.record.trials
+
+    @property
+    def levels(self) -> list:
+        return list(self.spec.levels)
 
     @cached_property
     def thresholds(self) -> pd.Series:
@@ -103,29 +97,13 @@ class CLMMResult(MixedResult):
         return self.vcov_all[k:, k:]
 
     @property
-    def loglik(self) -> float:
-        """Log-likelihood (Laplace or adaptive Gauss–Hermite), as ordinal's ``logLik``."""
-        return -0.5 * self.deviance_laplace
-
-    @property
     def n_params(self) -> int:
         return len(self.alpha) + self.spec.p + len(self.theta)
-
-    @property
-    def pvalues(self) -> pd.Series:
-        """Two-sided Wald z p-values of β."""
-        return pd.Series(2 * special.ndtr(-np.abs(self.zvalues.to_numpy())),
-                         index=self.spec.fe_names, name="Pr(>|z|)")
 
     def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
         """Thresholds then β (what :meth:`confint` covers, as ordinal's ``confint``)."""
         return (pd.concat([self.thresholds, self.fe_params]),
                 pd.concat([self.thresholds_bse, self.fe_bse]))
-
-    def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, z value, Pr(>|z|) of β (summary's "Coefficients")."""
-        return pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.fe_bse,
-                             "z value": self.zvalues, "Pr(>|z|)": self.pvalues})
 
     def threshold_table(self) -> pd.DataFrame:
         """Estimate, Std. Error, z value of α (summary's "Threshold coefficients")."""
@@ -134,20 +112,11 @@ class CLMMResult(MixedResult):
 
     # -- variance components -----------------------------------------------------------------
     @cached_property
-    def _covs(self) -> list[np.ndarray]:
-        return term_covariances(self.spec.terms, self.theta, 1.0)
-
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """``as.data.frame(VarCorr(fit))``-style table: variances / covariances, SDs / corrs."""
-        return varcorr_frame(self.spec.terms, self._covs, None)
-
-    @cached_property
     def variance_components(self) -> dict:
         """Random-effect variance per grouping factor (a float for a scalar term, as
         ``VarCorr(fit)`` in ordinal; the covariance DataFrame for a vector term)."""
         out = {}
-        for t, S in zip(self.spec.terms, self._covs):
+        for t, S in zip(self.spec.terms, self.covs):
             out[t.group] = (float(S[0, 0]) if t.n_cols == 1 else
                             pd.DataFrame(S, index=t.column_names, columns=t.column_names))
         return out

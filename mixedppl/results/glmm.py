@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -12,7 +12,7 @@ from scipy import special
 from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
-from ..fit.records import term_covariances
+from ..fit.records import LaplaceFit
 from ..inference.glmm_profile import glmm_profile_confint
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
@@ -20,15 +20,123 @@ from .base import MixedResult, new_rows, per_row
 from .summary import Summary, coef_block, fit_notes, random_effects_table
 from .varcorr import varcorr_frame
 
-__all__ = ["GLMMResult"]
+__all__ = ["GLMMResult", "LaplaceResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class GLMMResult(MixedResult):
+class LaplaceResult(MixedResult):
+    """What GLMM and CLMM results share: the frozen :class:`~mixedppl.fit.records.LaplaceFit`
+    they wrap, and its fields as read-only attributes."""
+
+    record: LaplaceFit
+
+    def _confint_target(self) -> LaplaceFit:
+        return self.record
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.record.spec
+
+    @property
+    def family(self):
+        return self.record.family
+
+    @property
+    def link(self):
+        return self.record.link
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.record.theta
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.record.beta
+
+    @property
+    def phi(self) -> np.ndarray:
+        return self.record.phi
+
+    @property
+    def b(self) -> list[np.ndarray]:
+        return list(self.record.b)
+
+    @property
+    def condvar(self) -> list[np.ndarray]:
+        return list(self.record.condvar)
+
+    @property
+    def deviance_laplace(self) -> float:
+        return self.record.deviance_laplace
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.record.counts
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.record.opt
+
+    @property
+    def hessian(self) -> np.ndarray | None:
+        return self.record.hessian
+
+    @property
+    def nAGQ(self) -> int:
+        return self.record.nAGQ
+
+    @property
+    def converged(self) -> bool:
+        return self.record.converged
+
+    @property
+    def is_singular(self) -> bool:
+        return self.record.is_singular
+
+    @property
+    def timing(self) -> dict:
+        return self.record.timing
+
+    @property
+    def covs(self) -> tuple[np.ndarray, ...]:
+        """Σ_k, the covariance matrix of each term's random effects (the record's)."""
+        return self.record.covs
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood −D/2, constants included (R's ``logLik`` for Laplace and nAGQ = 0, where
+        D is the Laplace formula at the joint IRLS mode (û, β̂); for nAGQ > 1 with binomial
+        trials > 1 lme4 drops the saturated log-likelihood, we do not)."""
+        return self.record.loglik
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided Wald z p-values of β."""
+        return pd.Series(2 * special.ndtr(-np.abs(self.zvalues.to_numpy())),
+                         index=self.spec.fe_names, name="Pr(>|z|)")
+
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|) of β (summary()'s coefficient table)."""
+        return pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.fe_bse,
+                             "z value": self.zvalues, "Pr(>|z|)": self.pvalues})
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations."""
+        return varcorr_frame(self.spec.terms, self.covs, None)
+
+
+@dataclass(frozen=True, eq=False)
+class GLMMResult(LaplaceResult):
     """A GLMM fitted by maximum likelihood (Laplace or adaptive GHQ; see :func:`mixedppl.glmer`).
+
+    ``GLMMResult(record)`` wraps the :class:`~mixedppl.fit.records.LaplaceFit` of a fit.
 
     Attributes
     ----------
+    record : LaplaceFit
+        The fit's frozen record (:func:`~mixedppl.fit.laplace.fit_laplace`,
+        :func:`~mixedppl.fit.laplace_nagq0.fit_nagq0`).
     theta : ndarray
         lme4's θ: the random effects' covariance factors (no residual scale: σ = 1).
     beta, vcov_beta : ndarray
@@ -41,7 +149,7 @@ class GLMMResult(MixedResult):
     converged, is_singular : bool
     separation : tuple of str
         Fixed effects flagged by the separation checks when the model was fitted (binomial; see
-        :mod:`mixedppl.fit.glmm_checks`): their estimates diverge. Empty when none were.
+        :mod:`mixedppl.fit.checks`): their estimates diverge. Empty when none were.
     opt : OptSummary
     timing : dict
         Seconds: ``compile`` (0 when cached), ``optimize``, ``total``.
@@ -58,42 +166,36 @@ class GLMMResult(MixedResult):
     [0.371, 0.203, 0.676]
     """
 
-    spec: ModelSpec
-    family: object
-    link: object
-    theta: np.ndarray
-    beta: np.ndarray
-    vcov_beta: np.ndarray
-    b: list = field(repr=False)
-    condvar: list = field(repr=False)
-    deviance_laplace: float
-    counts: np.ndarray = field(repr=False)
-    trials: np.ndarray = field(repr=False)
-    mu: np.ndarray = field(repr=False)
-    eta: np.ndarray = field(repr=False)
-    opt: OptSummary = field(repr=False)
-    hessian: np.ndarray = field(repr=False)
-    nAGQ: int = 1
-    phi: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    vcov_beta_phi: np.ndarray | None = field(default=None, repr=False)
-    converged: bool = True
-    is_singular: bool = False
-    timing: dict = field(default_factory=dict)
-    separation: tuple = ()
-
     confint_methods = {"profile": glmm_profile_confint}
 
     def _pymc_model(self, priors: dict | None = None):
         return glmm_to_pymc(self.spec, self.family, self.link, self.counts, self.trials, priors)
 
-    # -- likelihood ------------------------------------------------------------------------------
     @property
-    def loglik(self) -> float:
-        """Log-likelihood −D/2, constants included (R's ``logLik`` for Laplace and nAGQ = 0, where
-        D is the Laplace formula at the joint IRLS mode (û, β̂); for nAGQ > 1 with binomial
-        trials > 1 lme4 drops the saturated log-likelihood, we do not)."""
-        return -0.5 * self.deviance_laplace
+    def trials(self) -> np.ndarray:
+        return self.record.trials
 
+    @property
+    def vcov_beta(self) -> np.ndarray:
+        return self.record.vcov_beta
+
+    @property
+    def vcov_beta_phi(self) -> np.ndarray | None:
+        return self.record.vcov_beta_phi
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self.record.mu
+
+    @property
+    def eta(self) -> np.ndarray:
+        return self.record.eta
+
+    @property
+    def separation(self) -> tuple:
+        return self.record.separation
+
+    # -- likelihood ------------------------------------------------------------------------------
     @property
     def n_params(self) -> int:
         return len(self.theta) + self.spec.p + len(self.phi)
@@ -121,17 +223,6 @@ class GLMMResult(MixedResult):
         return self.nobs - self.n_params
 
     # -- Wald inference --------------------------------------------------------------------------
-    @property
-    def pvalues(self) -> pd.Series:
-        """Two-sided Wald z p-values."""
-        return pd.Series(2 * special.ndtr(-np.abs(self.zvalues.to_numpy())),
-                         index=self.spec.fe_names, name="Pr(>|z|)")
-
-    def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, z value, Pr(>|z|) (summary()'s coefficient table)."""
-        return pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.fe_bse,
-                             "z value": self.zvalues, "Pr(>|z|)": self.pvalues})
-
     def _exp_table(self, level: float) -> pd.DataFrame:
         ci = np.exp(self.confint(level=level))
         out = pd.DataFrame({"estimate": np.exp(self.fe_params)})
@@ -147,19 +238,10 @@ class GLMMResult(MixedResult):
 
     # -- variance components ---------------------------------------------------------------------
     @cached_property
-    def _covs(self) -> list[np.ndarray]:
-        return term_covariances(self.spec.terms, self.theta, 1.0)
-
-    @cached_property
-    def varcorr(self) -> pd.DataFrame:
-        """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations."""
-        return varcorr_frame(self.spec.terms, self._covs, None)
-
-    @cached_property
     def variance_components(self) -> dict:
         """Covariance matrix of each term's random effects, by grouping factor label."""
         return {f"{t.group}": pd.DataFrame(S, index=t.column_names, columns=t.column_names)
-                for t, S in zip(self.spec.terms, self._covs)}
+                for t, S in zip(self.spec.terms, self.covs)}
 
     # -- predictions -----------------------------------------------------------------------------
     def fitted(self) -> pd.Series:

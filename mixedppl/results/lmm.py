@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..bayes.pymc import lmm_to_pymc, resolve_priors
+from ..bayes.priors import resolve_priors
+from ..bayes.pymc import lmm_to_pymc
 from ..core.control import LmerControl, as_control
 from ..core.exceptions import ModelSpecError
 from ..diagnostics.influence import influence_frame
@@ -27,7 +28,8 @@ from ..inference.ftests import anova_table
 from ..inference.kenward_roger import KRAdjusted, kr_adjusted, kr_coefficient_ddf
 from ..inference.profile import profile_confint
 from ..inference.satterthwaite import satterthwaite_df
-from ..inference.simulate import simulate_responses, update_formula
+from ..inference.simulate import simulate_responses
+from ..spec.formula import update_formula
 from ..spec.model_spec import ModelSpec, build_spec
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, lmm_summary
@@ -168,19 +170,20 @@ class LMMResult(MixedResult):
 
     # -- variance components ---------------------------------------------------------------------
     @property
-    def _covs(self) -> tuple[np.ndarray, ...]:
+    def covs(self) -> tuple[np.ndarray, ...]:
+        """Σ_k, the covariance matrix of each term's random effects (the record's)."""
         return self.record.covs
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
         """As R's ``as.data.frame(VarCorr(fit))``: grp, var1, var2, vcov, sdcor (+ Residual)."""
-        return varcorr_frame(self.spec.terms, self._covs, self.scale)
+        return varcorr_frame(self.spec.terms, self.covs, self.scale)
 
     @cached_property
     def variance_components(self) -> dict:
         """Group → variance (scalar terms) or covariance DataFrame (vector terms)."""
         out = {}
-        for label, t, S in zip(group_labels(self.spec.terms), self.spec.terms, self._covs):
+        for label, t, S in zip(group_labels(self.spec.terms), self.spec.terms, self.covs):
             out[label] = float(S[0, 0]) if t.n_cols == 1 else pd.DataFrame(
                 S, index=t.column_names, columns=t.column_names)
         return out
@@ -414,8 +417,8 @@ class LMMResult(MixedResult):
         if not isinstance(data, pd.DataFrame):
             raise ModelSpecError("update() needs data: pass data=<DataFrame>")
         control = as_control(control, "lmer")
-        spec = build_spec(update_formula(self.spec, formula), data,
-                          nobs_vs_nRE=control.nobs_vs_nRE("lmer"), **build_kwargs)
+        spec = build_spec(update_formula(self.spec, formula), data, control=control,
+                          **build_kwargs)
         return LMMResult(fit_lmm(spec, reml=self.reml if reml is None else reml,
                                  control=control, start=start))
 

@@ -29,7 +29,7 @@ def _fmt(x: float, digits: int = 4) -> str:
 def random_effects_table(fit, residual: bool = True) -> str:
     """The Groups / Name / Variance / Std.Dev. / Corr block."""
     rows = []
-    for label, t, S in zip(group_labels(fit.spec.terms), fit.spec.terms, fit._covs):
+    for label, t, S in zip(group_labels(fit.spec.terms), fit.spec.terms, fit.covs):
         sd = np.sqrt(np.clip(np.diag(S), 0, None))
         for i, name in enumerate(t.column_names):
             corr = [f"{S[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] > 0 and sd[j] > 0 else "NaN"
@@ -69,7 +69,7 @@ def fit_notes(fit) -> list[str]:
     - ``fit.is_singular``: "boundary (singular) fit: see help('isSingular')" (lme4's text; here
       ``fit.is_singular`` and ``fit.varcorr`` show which variance is 0 or correlation ±1);
     - ``fit.separation`` (binomial GLMMs): the fixed effects flagged by the separation checks
-      of :mod:`mixedppl.fit.glmm_checks` when the fit was made (a ``SeparationWarning``), whose
+      of :mod:`mixedppl.fit.checks` when the fit was made (a ``SeparationWarning``), whose
       estimates diverge (Albert & Anderson 1984).
 
     Returns

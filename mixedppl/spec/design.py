@@ -33,7 +33,8 @@ from ..core.exceptions import ModelSpecError
 from .contrasts import (CONSTANTS, EvalState, Factor, contrast_matrix, evaluate, r_labels,
                         r_number)
 
-__all__ = ["Design", "Node", "model_matrix", "rhs_variables", "deparse", "parse_rhs"]
+__all__ = ["Design", "Node", "model_matrix", "rhs_variables", "deparse", "parse_rhs",
+           "term_columns", "term_variables", "new_variable"]
 
 # ------------------------------------------------------------------------------------------------
 # Parsing and deparsing R expressions
@@ -294,7 +295,14 @@ class _Expander:
         return right
 
 
-def _bits(t: int) -> list[int]:
+def term_variables(t: int) -> list[int]:
+    """The variables of a term, a bit set over the plan's variables (bit i: variable i).
+
+    Examples
+    --------
+    >>> term_variables(0b101)
+    [0, 2]
+    """
     return [i for i in range(t.bit_length()) if t >> i & 1]
 
 
@@ -359,8 +367,9 @@ def _codes(var: _Var, value, n: int) -> np.ndarray:
     return np.array([-1 if l is None else index[l] for l in labels], dtype=np.int64)
 
 
-def _new_var(var: _Var, st: EvalState) -> np.ndarray:
-    """Evaluate a variable on new data with the training levels / transforms."""
+def new_variable(var: _Var, st: EvalState) -> np.ndarray:
+    """Evaluate a variable on new data (``st``) with the training levels / transforms: factor
+    codes, or the (n, k) numeric block."""
     value = evaluate(var.node, st)
     n = len(st.data)
     if var.is_factor:
@@ -382,8 +391,10 @@ def _factor_block(var: _Var, codes: np.ndarray, code: int) -> tuple[np.ndarray, 
     return padded[np.where(codes < 0, len(var.levels), codes)], [var.label + s for s in suffixes]
 
 
-def _term_columns(plan: "_Plan", j: int, values: list, n: int) -> tuple[np.ndarray, list[str]]:
-    """One term's columns: product of its variables' blocks, the first variable varying fastest."""
+def term_columns(plan: "_Plan", j: int, values: list, n: int) -> tuple[np.ndarray, list[str]]:
+    """Term j's columns of the model matrix and their names: the product of its variables'
+    blocks (``values[i]``, from :func:`new_variable`), the first variable varying fastest, as R's
+    ``model.matrix``."""
     mat, names = np.ones((n, 1)), [""]
     for i, code in plan.codes[j]:
         var = plan.vars[i]
@@ -417,7 +428,7 @@ def _assemble(plan: _Plan, values: list, n: int) -> tuple[np.ndarray, list[str],
         names.append("(Intercept)")
         assign.append(0)
     for j in range(len(plan.terms)):
-        mat, nm = _term_columns(plan, j, values, n)
+        mat, nm = term_columns(plan, j, values, n)
         blocks.append(mat)
         names += nm
         assign += [j + 1] * len(nm)
@@ -469,7 +480,7 @@ class Design:
         plan = self.plan
         st = EvalState(newdata, False, plan.params, plan.rhs)
         used = {i for c in plan.codes for i, _ in c} | set(plan.offsets)
-        values = [_new_var(v, st) if i in used else None for i, v in enumerate(plan.vars)]
+        values = [new_variable(v, st) if i in used else None for i, v in enumerate(plan.vars)]
         X, _, _ = _assemble(plan, values, len(newdata))
         return X, _offset(plan, values, len(newdata))
 
@@ -484,14 +495,14 @@ def _expand(rhs: str) -> tuple[_Expander, list[int], list[int]]:
     terms = ex.encode(tree)
     is_off = [lab.startswith("offset(") for lab in ex.labels]
     offsets = [i for i, o in enumerate(is_off) if o]
-    terms = [t for t in terms if not any(is_off[i] for i in _bits(t))]
+    terms = [t for t in terms if not any(is_off[i] for i in term_variables(t))]
     terms.sort(key=lambda t: bin(t).count("1"))
     return ex, terms, offsets
 
 
 def _coding(terms: list[int], vars_: list[_Var], intercept: bool) -> list[list[tuple[int, int]]]:
     """R's factor pattern (1 contrasts, 2 dummies), with the no-intercept adjustment."""
-    codes = [[(i, _term_code(terms, j, i)) for i in _bits(t)] for j, t in enumerate(terms)]
+    codes = [[(i, _term_code(terms, j, i)) for i in term_variables(t)] for j, t in enumerate(terms)]
     if not intercept:
         for c in codes:
             hit = next((k for k, (i, _) in enumerate(c)
@@ -528,7 +539,7 @@ def model_matrix(rhs: str, data: pd.DataFrame, *,
     ex, terms, offsets = _expand(rhs)
     st = EvalState(data, True, {}, rhs)
     vars_ = [_Var(lab, node) for lab, node in zip(ex.labels, ex.vars)]
-    used = {i for t in terms for i in _bits(t)} | set(offsets)
+    used = {i for t in terms for i in term_variables(t)} | set(offsets)
     values = [_fit_var(v, st) if i in used else None for i, v in enumerate(vars_)]
     codes = _coding(terms, vars_, ex.intercept)
     for i, v in enumerate(vars_):
@@ -536,7 +547,7 @@ def model_matrix(rhs: str, data: pd.DataFrame, *,
             v.contrast = contrast_matrix((contrasts or {}).get(v.label), v.levels, v.ordered, v.label)
     plan = _Plan(rhs, vars_, terms, codes, offsets, ex.intercept, st.params)
     X, names, assign = _assemble(plan, values, len(data))
-    labels = [":".join(ex.labels[i] for i in _bits(t)) for t in terms]
+    labels = [":".join(ex.labels[i] for i in term_variables(t)) for t in terms]
     return Design(X, names, assign, labels, ex.intercept, _offset(plan, values, len(data)), plan)
 
 

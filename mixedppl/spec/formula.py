@@ -30,7 +30,8 @@ from formulae.terms import GroupSpecificTerm, Term
 
 from ..core.exceptions import ModelSpecError
 
-__all__ = ["ParsedFormula", "RandomTermSpec", "check_syntax", "parse_formula", "split_top_level"]
+__all__ = ["ParsedFormula", "RandomTermSpec", "check_syntax", "parse_formula", "split_top_level",
+           "update_formula"]
 
 _TOKEN = re.compile(r"""\s*(?:(?P<string>"[^"]*"|'[^']*'|`[^`]*`)"""
                     r"|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[Li]?)"
@@ -376,3 +377,82 @@ def parse_formula(formula: str) -> ParsedFormula:
     if not any(t.strip() in ("0", "1", "- 1", "-1") for t in fixed_terms):
         fixed = "1 + " + fixed if fixed_terms else "1"
     return ParsedFormula(formula, response, fixed, tuple(random_terms))
+
+
+# ------------------------------------------------------------------------------------------------
+# update(): formula arithmetic on a fitted model
+# ------------------------------------------------------------------------------------------------
+
+def _norm(term: str) -> str:
+    return re.sub(r"\s+", "", term)
+
+
+def _random_keys(term: str) -> list[tuple[str, str]] | None:
+    """(lhs, group) of each random term that ``term`` expands to, or None for a fixed term."""
+    inner = term.strip()
+    if not (inner.startswith("(") and "|" in inner):
+        return None
+    parsed = parse_formula(f"y ~ 0 + {inner}")
+    return [(_norm(r.lhs), r.group) for r in parsed.random] or None
+
+
+def _old_terms(spec) -> list[tuple[object, str]]:
+    """(key, text) of each term of the fitted formula, fixed ones first."""
+    fd = spec.fixed_design
+    terms = [] if fd.has_intercept else [("0", "0")]
+    terms += [(_norm(t), t) for t in fd.term_names]
+    terms += [((_norm(r.lhs), r.group), f"({r.lhs} | {r.group})") for r in spec.parsed.random]
+    return terms
+
+
+def _edit(terms: list, sign: str, term: str) -> list:
+    rkeys = _random_keys(term)
+    new = [(k, f"({k[0]} | {k[1]})") for k in rkeys] if rkeys else [(_norm(term), term)]
+    keys = [k for k, _ in terms]
+    if sign == "+":
+        return terms + [kt for kt in new if kt[0] not in keys]
+    if term == "1":
+        return [("0", "0")] + [kt for kt in terms if kt[0] != "0"]
+    missing = [t for k, t in new if k not in keys]
+    if missing:
+        raise ModelSpecError(f"cannot remove {term!r}: the model's terms are "
+                             f"{[t for _, t in terms]}")
+    drop = {k for k, _ in new}
+    return [kt for kt in terms if kt[0] not in drop]
+
+
+def update_formula(spec, new: str) -> str:
+    """The formula of ``spec`` changed by ``new``, as R's ``update.formula`` for the usual edits:
+    ``. ~ . - x``, ``~ . + x``, ``~ . - (1 | g)``, ``~ . - 1``, a new response ``log(.) ~ .``;
+    a right-hand side without ``.`` replaces the old one.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The fitted model (its parsed formula and fixed-effect term labels).
+    new : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
+    >>> update_formula(spec, ". ~ . - Days")
+    'Reaction ~ (1 + Days | Subject)'
+    """
+    sides = split_top_level(new, "~")
+    if len(sides) != 2:
+        raise ModelSpecError(f"update formula must contain one '~', got {new!r}")
+    lhs, rhs = sides[0].strip(), sides[1].strip()
+    resp = spec.parsed.response if lhs in ("", ".") else lhs.replace(".", spec.parsed.response)
+    parts = _signed_terms(rhs)
+    if not parts or parts[0] != ("+", "."):
+        return f"{resp} ~ {rhs}"
+    terms = _old_terms(spec)
+    for sign, term in parts[1:]:
+        terms = _edit(terms, sign, term)
+    texts = [t for _, t in terms]
+    return f"{resp} ~ {' + '.join(texts) if texts else '1'}"

@@ -19,7 +19,54 @@ import pandas as pd
 from ..core.exceptions import ModelSpecError
 from .design import Design, model_matrix
 
-__all__ = ["ReTerm", "build_reterm", "grouping_factor", "level_labels", "value_labels"]
+__all__ = ["ReTerm", "build_reterm", "grouping_factor", "level_labels", "value_labels",
+           "lower_triangle_pairs", "relative_factor", "relative_factors"]
+
+
+def lower_triangle_pairs(ell: int) -> list[tuple[int, int]]:
+    """(row, col) of each θ in an ℓ×ℓ ``T``: the lower triangle in column-major order, as lme4.
+
+    The one θ layout: :meth:`ReTerm.T`, :func:`relative_factors` and the symbolic builder of
+    :mod:`mixedppl.graph.relative_factor` all read it.
+
+    Examples
+    --------
+    >>> lower_triangle_pairs(2)
+    [(0, 0), (1, 0), (1, 1)]
+    """
+    return [(i, j) for j in range(ell) for i in range(j, ell)]
+
+
+def relative_factor(theta_k: np.ndarray, ell: int) -> np.ndarray:
+    r"""The ℓ×ℓ lower-triangular :math:`T_k` filled column-major from θ_k (NumPy).
+
+    Examples
+    --------
+    >>> relative_factor(np.array([1.0, 0.5, 2.0]), 2).tolist()
+    [[1.0, 0.0], [0.5, 2.0]]
+    """
+    out = np.zeros((ell, ell))
+    for (i, j), v in zip(lower_triangle_pairs(ell), theta_k):
+        out[i, j] = v
+    return out
+
+
+def relative_factors(terms, theta: np.ndarray) -> list[np.ndarray]:
+    r"""θ → :math:`T_k` for every term, θ laid out term after term (``spec.terms`` order).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
+    >>> relative_factors(spec.terms, np.array([1.0, 0.5, 2.0]))[0].tolist()
+    [[1.0, 0.0], [0.5, 2.0]]
+    """
+    theta = np.asarray(theta, float)
+    out, start = [], 0
+    for t in terms:
+        out.append(relative_factor(theta[start:start + t.n_theta], t.n_cols))
+        start += t.n_theta
+    return out
 
 
 def _num_label(v) -> str:
@@ -115,7 +162,7 @@ class ReTerm:
 
     def theta_pairs(self) -> list[tuple[int, int]]:
         """(row, col) of each θ in ``T``: the lower triangle in column-major order, as lme4."""
-        return [(i, j) for j in range(self.n_cols) for i in range(j, self.n_cols)]
+        return lower_triangle_pairs(self.n_cols)
 
     def theta_mirror(self) -> dict[int, list[int]]:
         """Index of each diagonal θ → indices of the θ below it in its column of ``T``.
@@ -142,10 +189,7 @@ class ReTerm:
 
     def T(self, theta_k: np.ndarray) -> np.ndarray:
         """The ℓ×ℓ lower-triangular factor for this term's slice of θ."""
-        out = np.zeros((self.n_cols, self.n_cols))
-        for (i, j), v in zip(self.theta_pairs(), theta_k):
-            out[i, j] = v
-        return out
+        return relative_factor(theta_k, self.n_cols)
 
 
 def build_reterm(lhs: str, group: str, group_vars: tuple[str, ...], data: pd.DataFrame,

@@ -13,15 +13,19 @@ from conftest import reference, rel_close
 from mixedppl.diagnostics.influence import influence_frame
 from mixedppl.diagnostics.leverage import hat_diagonal
 from mixedppl.diagnostics.variance import icc, r_squared
-from mixedppl.fit.glmm_fit import fit_glmm
+from mixedppl.fit.laplace import fit_laplace
+from mixedppl.fit.laplace_nagq0 import fit_nagq0
 from mixedppl.fit.lmm_fit import fit_lmm, refit_lmm
 from mixedppl.fit.records import LaplaceFit, LMMFit, term_covariances
-from mixedppl.glmm_api import glmm_model
 from mixedppl.inference.ftests import anova_table
 from mixedppl.inference.kenward_roger import kr_adjusted, kr_coefficient_ddf
 from mixedppl.inference.profile import profile_confint
 from mixedppl.inference.satterthwaite import satterthwaite_df
 from mixedppl.inference.simulate import simulate_responses
+from mixedppl.inference.glmm_profile import glmm_profile_confint
+from mixedppl.inference.lrt import lrt
+from mixedppl.results.clmm import CLMMResult
+from mixedppl.results.glmm import GLMMResult
 from mixedppl.results.lmm import LMMResult
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"
@@ -131,16 +135,79 @@ def test_record_and_result_pickle(record):
                                                                   rel=1e-12)
 
 
-def test_laplace_fit_holds_what_fit_glmm_computes():
-    cbpp = mp.datasets.load("cbpp")
-    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
-    spec, family, link, y, n_trials = glmm_model(formula, cbpp, "binomial", None, None, None,
-                                                 None)
-    pieces = fit_glmm(spec, family, link, y, n_trials, {}, 1)
-    rec = LaplaceFit(spec=spec, family=family, link=link, counts=y, trials=n_trials, **pieces)
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+@pytest.fixture(scope="module")
+def cbpp_spec():
+    return mp.Model(CBPP, mp.datasets.load("cbpp"), family="binomial").spec
+
+
+@pytest.fixture(scope="module")
+def laplace_record(cbpp_spec):
+    return fit_laplace(cbpp_spec)
+
+
+def test_fit_laplace_returns_a_frozen_record(laplace_record, cbpp_spec):
+    rec = laplace_record
+    assert isinstance(rec, LaplaceFit)
     with pytest.raises(dataclasses.FrozenInstanceError):
         rec.beta = np.zeros(4)
-    g = mp.glmer(formula, cbpp)
-    assert rec.loglik == pytest.approx(g.loglik, rel=1e-10)
-    np.testing.assert_allclose(rec.covs[0], g.variance_components["herd"].to_numpy(),
-                               rtol=1e-10)
+    assert rec.spec is cbpp_spec and rec.family is cbpp_spec.family and rec.nAGQ == 1
+    y, n_trials = cbpp_spec.counts()
+    np.testing.assert_array_equal(rec.counts, y)
+    np.testing.assert_array_equal(rec.trials, n_trials)
+    assert rec.alpha.size == 0 and rec.vcov_alpha_beta is None
+    assert rec.hessian.shape == (5, 5) and rec.vcov_beta_phi.shape == (4, 4)
+    np.testing.assert_array_equal(rec.vcov_beta, rec.vcov_beta_phi)
+
+
+def test_glmm_result_of_the_record_matches_lme4(laplace_record):
+    """GLMMResult(record) is what mp.glmer returns, with lme4's numbers (glmm_cbpp_laplace)."""
+    tight = reference("glmm_cbpp_laplace")["tight_refit"]
+    g = GLMMResult(laplace_record)
+    assert g.record is laplace_record
+    assert abs(g.loglik - tight["logLik"]) <= 1e-3
+    rel_close(g.theta, tight["theta"], 1e-3, 1e-4)
+    rel_close(g.fe_bse, tight["se"], 1e-2)
+    front = mp.glmer(CBPP, mp.datasets.load("cbpp"))
+    assert isinstance(front.record, LaplaceFit)
+    assert g.loglik == pytest.approx(front.loglik, rel=1e-12)
+    np.testing.assert_allclose(g.fe_bse, front.fe_bse, rtol=1e-10)
+    np.testing.assert_allclose(laplace_record.covs[0],
+                               front.variance_components["herd"].to_numpy(), rtol=1e-10)
+    back = pickle.loads(pickle.dumps(g))
+    assert isinstance(back.record, LaplaceFit) and back.loglik == g.loglik
+
+
+def test_inference_takes_the_laplace_record(laplace_record):
+    ci = glmm_profile_confint(laplace_record)
+    assert ci.round(3).loc["sd_(Intercept)|herd"].tolist() == [0.346, 1.1]
+    t = lrt(laplace_record, drop="period")
+    assert t.df == 3 and isinstance(t.reduced, LaplaceFit)
+    assert t.statistic == pytest.approx(lrt(GLMMResult(laplace_record), "period").statistic,
+                                        rel=1e-12)
+
+
+def test_nagq0_record(cbpp_spec):
+    """lme4 (glmm_nagq0.json, cbpp): nAGQ = 0's deviance 184.1086 and no Hessian."""
+    rec = fit_nagq0(cbpp_spec)
+    assert isinstance(rec, LaplaceFit) and rec.nAGQ == 0 and rec.hessian is None
+    assert rec.deviance_laplace == pytest.approx(184.1086, abs=1e-4)
+    assert GLMMResult(rec).loglik == pytest.approx(-92.0543, abs=1e-4)
+
+
+def test_clmm_record_carries_thresholds_and_their_covariance():
+    """ordinal (clmm_wine): the record holds α(φ) and vcov of (α, β) = J V Jᵀ; its β block is
+    the (β, φ) covariance's."""
+    spec = mp.Model("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"),
+                    family="cumulative").spec
+    rec = fit_laplace(spec)
+    ref = reference("clmm_wine")["tight_refit"]
+    np.testing.assert_allclose(rec.alpha, ref["alpha"], atol=1e-4)
+    k = len(rec.alpha)
+    assert rec.vcov_alpha_beta.shape == (k + spec.p, k + spec.p)
+    np.testing.assert_allclose(rec.vcov_alpha_beta[k:, k:], rec.vcov_beta, rtol=1e-12)
+    r = CLMMResult(rec)
+    assert r.loglik == pytest.approx(ref["logLik"], abs=1e-3)
+    np.testing.assert_allclose(r.thresholds_bse, np.sqrt(np.diag(rec.vcov_alpha_beta))[:k])

@@ -17,7 +17,7 @@ from lmm_cases import CASES, fitted
 from mixedppl.anova import NonNestedWarning, is_nested
 from mixedppl.inference import kenward_roger
 from mixedppl.inference.ftests import fstat_ddf
-from mixedppl.inference.simulate import update_formula
+from mixedppl.spec.formula import update_formula
 
 FAST = [c for c in CASES if c != "lmm_instevel"]  # InstEval: n = 73421, no KR reference
 KR_CASES = [c for c in FAST if reference(c)["fixef"].get("df_kr") is not None]

@@ -152,7 +152,7 @@ def test_bad_proportions_and_counts(cbpp):
                                         pytest.param("cloglog", 1, marks=pytest.mark.slow)])
 def test_laplace_gradient_is_exact(cbpp, link, nagq):
     """The implicit-function gradient of D(θ, β) agrees with central differences of D."""
-    from mixedppl.fit.glmm_fit import LaplaceObjective
+    from mixedppl.fit.laplace import LaplaceObjective
     obj = LaplaceObjective(*glmm_model(CBPP, cbpp, "binomial", link=link), nAGQ=nagq)
     x = np.array([0.8, -1.2, -0.8, -1.0, -1.3])
     _, grad = obj(x)

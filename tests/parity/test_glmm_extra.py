@@ -12,7 +12,7 @@ import pytest
 
 import mixedppl as mp
 from mixedppl.core.exceptions import ConvergenceWarning, ModelSpecError
-from mixedppl.fit.glmm_checks import (DegenerateGroupsWarning, SeparationWarning,
+from mixedppl.fit.checks import (DegenerateGroupsWarning, SeparationWarning,
                                       check_glmm_data)
 from mixedppl.glmm_api import glmer, glmm_model
 
@@ -67,7 +67,7 @@ def test_nagq0_is_not_the_laplace_optimum(nagq0_fits):
 
 
 def test_nagq0_gradient_is_exact():
-    from mixedppl.fit.glmm_nagq0 import JointObjective
+    from mixedppl.fit.laplace_nagq0 import JointObjective
     obj = JointObjective(*glmm_model(GROUSE, mp.datasets.load("grouseticks"), "poisson"))
     theta = np.array([0.5, 0.8, 0.4])
 
@@ -235,7 +235,7 @@ def _sim_poisson_slopes(G=30, n=8, seed=3):
 
 
 def test_vector_agq_with_scalar_term_equals_scalar_rule():
-    from mixedppl.fit.glmm_fit import LaplaceObjective
+    from mixedppl.fit.laplace import LaplaceObjective
     model = glmm_model(CBPP, mp.datasets.load("cbpp"), "binomial")
     x = np.array([0.8, -1.2, -0.8, -1.0, -1.3])
     d1, g1 = LaplaceObjective(*model, nAGQ=9)(x)
@@ -249,7 +249,7 @@ def test_vector_agq_equals_brute_force_integral():
     coordinates against scipy's dblquad of the same integrand (exp(−g_i(u)/2)/2π per group)."""
     from scipy import integrate, stats
 
-    from mixedppl.fit.glmm_fit import LaplaceObjective
+    from mixedppl.fit.laplace import LaplaceObjective
     d = _sim_poisson_slopes()
     two = d[d.g.isin(["g00", "g01"])].assign(g=lambda f: f.g.cat.remove_unused_categories())
     spec, fam, link, y, n = glmm_model("y ~ x + (1 + x | g)", two, "poisson")
@@ -308,7 +308,7 @@ def test_schur_product_from_row_pairs_equals_the_dense_product(monkeypatch):
     """The blocked Laplace graph forms A_R1 A_11⁻¹ A_1R from pairs of rows sharing a level of the
     first term when that is cheaper (grouseticks); forced on for a vector first term and off for
     the dense product, both give the same fit."""
-    import mixedppl.fit.glmm_fit as GF
+    import mixedppl.fit.laplace as GF
     from mixedppl.graph.laplace import row_pairs
 
     sl = mp.datasets.load("sleepstudy").copy()

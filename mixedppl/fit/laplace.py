@@ -1,4 +1,5 @@
-"""Fit a GLMM by lme4's Laplace approximation: inner Newton for û, outer L-BFGS-B over (θ, β).
+"""Fit a GLMM or CLMM by lme4's Laplace approximation: inner Newton for û, outer L-BFGS-B over
+(θ, β, φ); :func:`fit_laplace` returns a frozen :class:`~mixedppl.fit.records.LaplaceFit`.
 
 The inner problem ``û = argmin_u g(u; θ, β)`` is solved by Newton's method with step halving on the
 compiled (g, ∂g/∂u, ∂²g/∂u²), warm-started from the previous mode. The outer objective is lme4's
@@ -10,7 +11,8 @@ differences of the exact gradient): ``vcov(β) = [2 H⁻¹]_ββ``, as lme4's ``
 With ``nAGQ > 1`` (one grouping factor) the outer objective is the adaptive Gauss–Hermite deviance
 around the same û (for a vector random effect a product rule in the coordinates adapted by the
 Cholesky factor of each group's block of LLᵀ), its gradient exact by the same implicit-function
-argument.
+argument. For a cumulative model the record also carries the thresholds α(φ) and the covariance
+of (α̂, β̂) by the delta method, :math:`J V J^\top` (:func:`threshold_covariance`).
 
 References
 ----------
@@ -28,10 +30,13 @@ from scipy import linalg
 from ..core.exceptions import ConvergenceWarning, SingularFitWarning
 from ..core.threads import blas_threads_for
 from ..graph.laplace import design_inputs, laplace_functions, row_pairs
+from ..spec.reterm import relative_factors
 from .lmm_fit import check_boundary, warn_unidentified
-from .optimize import minimize_bounded
+from .optimize import difference_hessian, minimize_bounded
+from .records import LaplaceFit
 
-__all__ = ["LaplaceObjective", "fit_glmm"]
+__all__ = ["LaplaceObjective", "fit_laplace", "newton_minimize", "conditional_effects",
+           "fit_checks", "threshold_covariance"]
 
 
 class LaplaceObjective:
@@ -166,20 +171,8 @@ def newton_minimize(fn, x: np.ndarray, fallback: np.ndarray, tol: float = 1e-12,
     return x
 
 
-def numeric_hessian(fun_grad, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
-    """Symmetrised central-difference Hessian of an exact gradient."""
-    k = len(x)
-    Hm = np.zeros((k, k))
-    for i in range(k):
-        h = rel * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        Hm[:, i] = (fun_grad(xp)[1] - fun_grad(xm)[1]) / (2 * h)
-    return (Hm + Hm.T) / 2
-
-
-def _random_effects(spec, theta: np.ndarray, u: np.ndarray, A: np.ndarray):
+def conditional_effects(spec, theta: np.ndarray, u: np.ndarray,
+                        A: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """b = Λû per term (G, ℓ) and conditional covariances Λ (LLᵀ)⁻¹ Λᵀ per level (G, ℓ, ℓ).
 
     (LLᵀ)⁻¹ from the Cholesky factor (LAPACK potri), under one BLAS thread for small q: with
@@ -194,9 +187,8 @@ def _random_effects(spec, theta: np.ndarray, u: np.ndarray, A: np.ndarray):
             Ainv = np.tril(Ainv) + np.tril(Ainv, -1).T
         except linalg.LinAlgError:
             Ainv = linalg.inv(A)
-    b, condvar, start_u, start_t = [], [], 0, 0
-    for t in spec.terms:
-        T = t.T(theta[start_t:start_t + t.n_theta])
+    b, condvar, start_u = [], [], 0
+    for t, T in zip(spec.terms, relative_factors(spec.terms, theta)):
         G, ell = t.n_levels, t.n_cols
         uk = u[start_u:start_u + G * ell].reshape(G, ell)
         idx = start_u + np.arange(G * ell).reshape(G, ell)
@@ -204,7 +196,6 @@ def _random_effects(spec, theta: np.ndarray, u: np.ndarray, A: np.ndarray):
         b.append(uk @ T.T)
         condvar.append(np.einsum("ij,gjk,lk->gil", T, blocks, T))
         start_u += G * ell
-        start_t += t.n_theta
     return b, condvar
 
 
@@ -233,9 +224,38 @@ def fit_checks(spec, opt, theta: np.ndarray, who: str) -> tuple[bool, bool]:
     return converged, singular
 
 
-def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int = 1) -> dict:
-    """Fit by Laplace (nAGQ = 1) or adaptive GHQ; returns the pieces of a :class:`GLMMResult`."""
+def threshold_covariance(family, phi: np.ndarray, vcov_beta_phi: np.ndarray,
+                         p: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""A cumulative model's thresholds α(φ) and the covariance of (α̂, β̂), :math:`J V J^\top`:
+    V the covariance of (β̂, φ̂), J the Jacobian of (α(φ), β) in (β, φ) (ordinal's ``vcov()``)."""
+    n_alpha, k = family.K - 1, len(phi)
+    J = np.zeros((n_alpha + p, p + k))
+    J[:n_alpha, p:] = family.thresholds_jacobian(phi)
+    J[n_alpha:, :p] = np.eye(p)
+    return family.thresholds_np(phi), J @ vcov_beta_phi @ J.T
+
+
+def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
+    """Fit ``spec`` (a GLMM or cumulative family) by Laplace (nAGQ = 1) or adaptive GHQ.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model; its ``family``, ``link`` and ``counts()`` give the likelihood.
+    control : dict, optional
+        ``ftol``, ``gtol``, ``maxiter``, ``boundary_tol``, ``start_theta``
+        (:meth:`~mixedppl.core.control.Control.options`).
+    nAGQ : int
+        1: Laplace; > 1: adaptive Gauss–Hermite (one grouping factor).
+
+    Returns
+    -------
+    LaplaceFit
+        With ``alpha`` and ``vcov_alpha_beta`` for a cumulative family (``fit_kind == "clmm"``).
+    """
     control = dict(control or {})
+    family, link = spec.family, spec.link
+    y, ntr = spec.counts()
     t0 = time.perf_counter()
     obj = LaplaceObjective(spec, family, link, y, ntr, nAGQ)
     t1 = time.perf_counter()
@@ -248,7 +268,7 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
                                maxiter=control.get("maxiter", 2000))
         t2 = time.perf_counter()
         x, _ = check_boundary(obj, opt.x, opt.fun, lower, control.get("boundary_tol", 1e-5))
-        H = numeric_hessian(obj, x)
+        H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
         est = obj.estimates(x)
     theta, beta, phi = obj.split(x)
     k = spec.p + obj.n_phi
@@ -256,12 +276,17 @@ def fit_glmm(spec, family, link, y, ntr, control: dict | None = None, nAGQ: int 
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]
     except linalg.LinAlgError:
         vcov_all = np.full((k, k), np.nan)
-    vcov = vcov_all[:spec.p, :spec.p]
-    b, condvar = _random_effects(spec, theta, est["u"], est["A"])
-    converged, singular = fit_checks(spec, opt, theta, "glmer")
-    return dict(theta=theta, beta=beta, phi=phi, vcov_beta=vcov, vcov_beta_phi=vcov_all,
-                b=b, condvar=condvar,
-                deviance_laplace=float(obj(x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,
-                hessian=H, converged=converged, is_singular=singular,
-                timing={"compile": t1 - t0, "optimize": t2 - t1,
-                        "total": time.perf_counter() - t0})
+    b, condvar = conditional_effects(spec, theta, est["u"], est["A"])
+    who = "clmm" if family.fit_kind == "clmm" else "glmer"
+    converged, singular = fit_checks(spec, opt, theta, who)
+    alpha, vcov_alpha_beta = np.zeros(0), None
+    if family.fit_kind == "clmm":
+        alpha, vcov_alpha_beta = threshold_covariance(family, phi, vcov_all, spec.p)
+    return LaplaceFit(spec=spec, family=family, link=link, counts=y, trials=ntr, theta=theta,
+                      beta=beta, phi=phi, vcov_beta=vcov_all[:spec.p, :spec.p],
+                      vcov_beta_phi=vcov_all, alpha=alpha, vcov_alpha_beta=vcov_alpha_beta,
+                      b=tuple(b), condvar=tuple(condvar),
+                      deviance_laplace=float(obj(x)[0]), mu=est["mu"], eta=est["eta"], opt=opt,
+                      hessian=H, nAGQ=int(nAGQ), converged=converged, is_singular=singular,
+                      timing={"compile": t1 - t0, "optimize": t2 - t1,
+                              "total": time.perf_counter() - t0})

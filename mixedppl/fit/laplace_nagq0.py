@@ -26,11 +26,12 @@ from scipy import linalg
 
 from ..core.threads import blas_threads_for
 from ..graph.laplace import design_inputs, joint_functions
-from .glmm_fit import LaplaceObjective, _random_effects, fit_checks, newton_minimize
+from .laplace import LaplaceObjective, conditional_effects, fit_checks, newton_minimize
 from .lmm_fit import check_boundary
 from .optimize import minimize_bounded
+from .records import LaplaceFit
 
-__all__ = ["JointObjective", "fit_glmm_nagq0"]
+__all__ = ["JointObjective", "fit_nagq0"]
 
 
 class JointObjective:
@@ -98,9 +99,32 @@ class JointObjective:
             return np.full((self.p, self.p), np.nan)
 
 
-def fit_glmm_nagq0(spec, family, link, y, ntr, control: dict | None = None) -> dict:
-    """Fit by lme4's nAGQ = 0; returns the pieces of a :class:`GLMMResult`."""
+def fit_nagq0(spec, control: dict | None = None) -> LaplaceFit:
+    """Fit ``spec`` (a GLMM family without dispersion) by lme4's nAGQ = 0.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    control : dict, optional
+        ``ftol``, ``gtol``, ``maxiter``, ``boundary_tol``, ``start_theta``.
+
+    Returns
+    -------
+    LaplaceFit
+        ``nAGQ = 0``, no Hessian; ``vcov_beta`` is lme4's ``(R_XᵀR_X)⁻¹``.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = mp.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                 mp.datasets.load("cbpp"), family="binomial").spec
+    >>> rec = fit_nagq0(spec)
+    >>> rec.nAGQ, round(rec.deviance_laplace, 4)
+    (0, 184.1086)
+    """
     control = dict(control or {})
+    family, link = spec.family, spec.link
+    y, ntr = spec.counts()
     t0 = time.perf_counter()
     obj = JointObjective(spec, family, link, y, ntr)
     t1 = time.perf_counter()
@@ -118,11 +142,12 @@ def fit_glmm_nagq0(spec, family, link, y, ntr, control: dict | None = None) -> d
         lap = LaplaceObjective(spec, family, link, y, ntr)
         lap.u = obj.u.copy()
         est = lap.estimates(np.concatenate([theta, obj.beta]))
-    b, condvar = _random_effects(spec, theta, est["u"], est["A"])
+    b, condvar = conditional_effects(spec, theta, est["u"], est["A"])
     converged, singular = fit_checks(spec, opt, theta, "glmer(nAGQ=0)")
-    return dict(theta=theta, beta=obj.beta.copy(), phi=np.zeros(0), vcov_beta=vcov,
-                vcov_beta_phi=vcov, b=b, condvar=condvar, deviance_laplace=float(D),
-                mu=est["mu"], eta=est["eta"], opt=opt, hessian=None, converged=converged,
-                is_singular=singular,
-                timing={"compile": t1 - t0, "optimize": t2 - t1,
-                        "total": time.perf_counter() - t0})
+    return LaplaceFit(spec=spec, family=family, link=link, counts=y, trials=ntr, theta=theta,
+                      beta=obj.beta.copy(), phi=np.zeros(0), vcov_beta=vcov, vcov_beta_phi=vcov,
+                      b=tuple(b), condvar=tuple(condvar), deviance_laplace=float(D),
+                      mu=est["mu"], eta=est["eta"], opt=opt, hessian=None, nAGQ=0,
+                      converged=converged, is_singular=singular,
+                      timing={"compile": t1 - t0, "optimize": t2 - t1,
+                              "total": time.perf_counter() - t0})
