@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from ..core.exceptions import ModelSpecError
 from .base import Family
-from .cox import CoxFamily
 from .cumulative import CumulativeFamily
 from .gaussian import GAUSSIAN
 from .glm import FAMILIES
@@ -28,12 +27,12 @@ __all__ = ["get_family", "family_names"]
 _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "negativebinomial": "negative_binomial", "nb": "negative_binomial",
             "beta_family": "beta", "normal": "gaussian", "ordinal": "cumulative",
-            "clmm": "cumulative", "coxph": "cox", "coxme": "cox"}
+            "clmm": "cumulative"}
 
 
 def family_names() -> list[str]:
     """The names :func:`get_family` takes (aliases aside)."""
-    return sorted([*FAMILIES, "gaussian", "cumulative", "cox"])
+    return sorted([*FAMILIES, "gaussian", "cumulative"])
 
 
 def get_family(family: str | Family = "gaussian", link: str | None = None, *,
@@ -69,7 +68,7 @@ def get_family(family: str | Family = "gaussian", link: str | None = None, *,
     >>> get_family("tweedie")
     Traceback (most recent call last):
     ...
-    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cox', 'cumulative', 'gamma', 'gaussian', 'negative_binomial', 'poisson']
+    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'negative_binomial', 'poisson']
     """
     if isinstance(family, Family) and not isinstance(family, str):
         fam = family
@@ -78,8 +77,6 @@ def get_family(family: str | Family = "gaussian", link: str | None = None, *,
         key = _ALIASES.get(key, key)
         if key == "cumulative":
             fam = CumulativeFamily(threshold=threshold or "flexible", levels=levels)
-        elif key == "cox":
-            fam = CoxFamily()
         else:
             fam = {**FAMILIES, "gaussian": GAUSSIAN}.get(key)
         if fam is None:
