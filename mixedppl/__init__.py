@@ -15,10 +15,11 @@ from .core.exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsW
 from .core.compile import config
 from .glmm_api import glmer
 from .clmm_api import clmm
+from .coxme_api import coxme
 from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "glmer", "clmm", "anova", "lrt", "datasets", "Control", "LmerControl", "config", "priors",
+__all__ = ["Model", "lmer", "glmer", "clmm", "coxme", "anova", "lrt", "datasets", "Control", "LmerControl", "config", "priors",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning",
            "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning", "IdentifiabilityWarning"]

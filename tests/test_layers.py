@@ -55,7 +55,7 @@ PREFIX_LAYER = {
     "mixedppl.bayes": "bayes", "mixedppl.priors": "bayes",
     "mixedppl.results": "results",
     "mixedppl.api": "api", "mixedppl.glmm_api": "api", "mixedppl.clmm_api": "api",
-    "mixedppl.anova": "api",
+    "mixedppl.anova": "api", "mixedppl.coxme_api": "api",
     "mixedppl.datasets": "datasets",
     "mixedppl.__main__": "init", "mixedppl": "init",
 }

@@ -6,10 +6,12 @@
 - :mod:`.glm` — binomial, Poisson, negative binomial, Gamma, Beta (:data:`FAMILIES`, one row each);
 - :mod:`.gaussian` — the Gaussian of the LMM;
 - :mod:`.cumulative` — the cumulative link family of ordinal responses;
+- :mod:`.cox` — the Cox partial likelihood of a ``Surv(time, status)`` response;
 - :mod:`.registry` — :func:`get_family`, a family by name.
 """
 
 from .base import Family, PriorChoice, Response, ResponseInput
+from .cox import TIES, CoxFamily
 from .cumulative import CUMULATIVE_LINKS, THRESHOLDS, CumulativeFamily, read_ordinal
 from .gaussian import GAUSSIAN, GaussianFamily
 from .glm import FAMILIES, GLMFamily
@@ -18,4 +20,4 @@ from .registry import family_names, get_family
 
 __all__ = ["Family", "PriorChoice", "Response", "ResponseInput", "GLMFamily", "GaussianFamily",
            "CumulativeFamily", "FAMILIES", "GAUSSIAN", "LINKS", "Link", "CUMULATIVE_LINKS",
-           "THRESHOLDS", "family_names", "get_family", "read_ordinal"]
+           "THRESHOLDS", "CoxFamily", "TIES", "family_names", "get_family", "read_ordinal"]

@@ -62,12 +62,16 @@ class Response:
         Ordered category labels of an ordinal response.
     expr : str
         The response expression of the formula.
+    status : ndarray or None
+        Event indicator (1 event, 0 censored) of a ``Surv(time, status)`` response (y is then
+        the time).
     """
 
     y: np.ndarray
     trials: np.ndarray | None = None
     levels: list[str] | None = None
     expr: str = ""
+    status: np.ndarray | None = None
 
 
 def _str_labels(values: pd.Series) -> list[str]:

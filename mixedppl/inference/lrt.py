@@ -37,10 +37,12 @@ import numpy as np
 from scipy import special
 
 from ..core.exceptions import ModelSpecError
+from ..fit.cox import CoxmeFit
 from ..fit.glm import fit_glm
 from ..fit.laplace import fit_laplace
 from ..fit.laplace_nagq0 import fit_nagq0
 from ..fit.lmm_fit import fit_lmm
+from ..fit.optimize import minimize_bounded
 from ..graph.linear_predictor import fitted_eta
 from ..spec.formula import parse_formula
 
@@ -158,6 +160,29 @@ def _refit_reduced(fit, spec) -> tuple[float, object]:
     return float(reduced.loglik), reduced
 
 
+def _coxme_lrt(record: CoxmeFit, drop: str) -> LRTResult:
+    """A Cox frailty fit without the frailty term ``drop``: the integrated partial likelihood
+    with that variance held at 0 (coxph's maximised ℓ when it is the only term)."""
+    group = drop.strip().strip("()").split("|")[-1].strip()
+    found = [k for k, t in enumerate(record.spec.terms) if t.group == group]
+    if "|" not in drop or not found:
+        raise ModelSpecError(f"drop={drop!r}: give one of the fit's random terms "
+                             f"{[f'(1 | {t.group})' for t in record.spec.terms]}")
+    k = found[0]
+    if len(record.theta) == 1:
+        ll0, reduced = record.loglik_coxph, {"beta": record.beta_coxph,
+                                             "loglik": record.loglik_coxph}
+    else:
+        start = np.where(np.arange(len(record.theta)) == k, 0.0, record.theta)
+        opt = minimize_bounded(record.objective, start, np.zeros(len(start)), fixed={k: 0.0})
+        ll0, reduced = -float(opt.fun), opt
+    stat = float(max(2 * (record.loglik_integrated - ll0), 0.0))
+    return LRTResult(statistic=stat, df=1, pvalue=float(special.chdtrc(1, stat)),
+                     pvalue_boundary=0.5 * float(special.chdtrc(1, stat)),
+                     loglik_full=record.loglik_integrated, loglik_reduced=float(ll0),
+                     reduced=reduced)
+
+
 def lrt(fit, drop: str) -> LRTResult:
     """Likelihood-ratio test of removing one term (random ``"(1 | g)"`` or fixed ``"x"``).
 
@@ -167,7 +192,9 @@ def lrt(fit, drop: str) -> LRTResult:
 
     Parameters
     ----------
-    fit : LMMResult, GLMMResult or CLMMResult, or the fit's record (LMMFit, LaplaceFit)
+    fit : LMMResult, GLMMResult, CLMMResult or CoxmeResult, or the fit's record (LMMFit,
+        LaplaceFit, CoxmeFit); for a Cox frailty fit the reduced model holds that variance at
+        0 (coxph when it is the only term)
     drop : str
         The term to remove: a random term as written in the formula, or a fixed term label.
 
@@ -184,6 +211,8 @@ def lrt(fit, drop: str) -> LRTResult:
     (5.4028, 1, 0.01005)
     """
     fit = getattr(fit, "record", fit)
+    if isinstance(fit, CoxmeFit):
+        return _coxme_lrt(fit, drop)
     if getattr(fit, "reml", False):
         warnings.warn("refitting model(s) with ML (instead of REML)", UserWarning, stacklevel=2)
         fit = fit_lmm(fit.spec, reml=False)

@@ -73,6 +73,9 @@ class ModelSpec:
     link : Link
     trials : ndarray or None
         Number of trials of a ``cbind(successes, failures)`` response (y is then the proportion).
+    status : ndarray or None
+        Event indicator (1 event, 0 censored) of a ``Surv(time, status)`` response (y is then
+        the time).
     """
 
     formula: str
@@ -95,6 +98,7 @@ class ModelSpec:
     family: Family = field(default=GAUSSIAN, repr=False)
     link: Link = field(default=LINKS["identity"], repr=False)
     trials: np.ndarray | None = field(default=None, repr=False)
+    status: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -385,4 +389,5 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                      data=data, build_kwargs={"weights": weights, "offset": offset,
                                               "contrasts": contrasts, "na_action": na_action},
                      row_index=data.index[keep], data_index=data.index.copy(),
-                     na_action=na_action, family=fam, link=lnk, trials=response.trials)
+                     na_action=na_action, family=fam, link=lnk, trials=response.trials,
+                     status=response.status)

@@ -1,0 +1,381 @@
+r"""The Cox frailty fit (R's coxme): the inner Newton mode, the outer optimiser, the record.
+
+For θ (one standard deviation per random term) the inner problem maximises the penalised partial
+likelihood PPL(u, β) over the spherical frailties u and β jointly by Newton's method (warm-started
+from the previous θ, step halving when PPL falls); the outer problem minimises
+:math:`-\ell_I(\theta)` (:mod:`mixedppl.graph.cox`) with the shared optimiser
+(:func:`~mixedppl.fit.optimize.minimize_bounded`, θ ≥ 0 with its boundary probe) and the exact
+gradient. The start is the best of coxme's variance grid (``varinit`` = 0.02², 0.1², 0.4², 0.8²).
+
+coxme's answer at a variance is the same numbers (``tests/parity/test_coxme.py``); coxme's outer
+BFGS (``reltol`` 1e-5) stops earlier, so at the optimum our integrated log-likelihood is as high as
+its or higher. The record holds no result object: :class:`~mixedppl.results.cox.CoxmeResult`
+wraps it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.exceptions import ModelSpecError
+from ..graph.cox import RiskSets, cox_functions, coxph_functions, risk_set_layout
+from ..spec.model_spec import ModelSpec
+from .optimize import OptSummary, minimize_bounded
+from .records import group_labels
+
+__all__ = ["CoxData", "CoxmeObjective", "CoxmeFit", "fit_coxph", "fit_coxme", "sparse_levels",
+           "VARIANCE_GRID"]
+
+#: coxme's ``varinit``: starting variances tried (the best is the start).
+VARIANCE_GRID = (0.02 ** 2, 0.1 ** 2, 0.4 ** 2, 0.8 ** 2)
+
+
+def sparse_levels(codes: np.ndarray, n_levels: int, sparse: tuple[float, float] | None
+                  ) -> np.ndarray:
+    """coxme's ``sparse = c(50, .02)`` rule: with at least ``sparse[0]`` levels, the levels
+    holding at most a fraction ``sparse[1]`` of the rows are "sparse" (coxme drops the
+    information matrix's entries between two of them). A boolean per level.
+
+    Examples
+    --------
+    >>> bool(sparse_levels(np.repeat(np.arange(100), 3), 100, (50, 0.02)).all())
+    True
+    >>> bool(sparse_levels(np.repeat(np.arange(10), 3), 10, (50, 0.02)).any())
+    False
+    """
+    if sparse is None or n_levels < sparse[0]:
+        return np.zeros(n_levels, bool)
+    frac = np.bincount(codes, minlength=n_levels) / len(codes)
+    return frac <= sparse[1]
+
+
+@dataclass(frozen=True, eq=False)
+class CoxData:
+    """The sorted arrays the graphs take (built once from a spec).
+
+    Attributes
+    ----------
+    risk_sets : RiskSets
+    X, Z : ndarray
+        Fixed-effect matrix and the frailty indicator (times the term's column) matrix, rows
+        sorted by time; Z has one column per level of every term.
+    col_term : ndarray of int
+        The term of each column of Z (θ index).
+    offset, weights : ndarray
+        Sorted.
+    keep : ndarray (q, q)
+        1 where the information matrix's u-block entry is kept, 0 where coxme drops it.
+    term_slices : list of slice
+        Where each term's levels sit among the q columns.
+    """
+
+    risk_sets: RiskSets
+    X: np.ndarray
+    Z: np.ndarray
+    col_term: np.ndarray
+    offset: np.ndarray
+    weights: np.ndarray
+    keep: np.ndarray
+    term_slices: list
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, sparse: tuple[float, float] | None = (50, 0.02)
+                  ) -> "CoxData":
+        """Sort the rows and lay out Z; coxme's sparse rule on the first term of the formula."""
+        for t in spec.terms:
+            if t.n_cols != 1:
+                raise ModelSpecError(f"random term ({' + '.join(t.column_names)} | {t.group}) "
+                                     "has more than one column; coxme fits here take scalar "
+                                     "terms such as (1 | g) or (1 | a/b)")
+        rs = risk_set_layout(spec.y, spec.status, spec.weights, spec.family.ties)
+        order = rs.order
+        q = sum(t.n_levels for t in spec.terms)
+        Z = np.zeros((spec.n, q))
+        col_term, slices, start = [], [], 0
+        for k, t in enumerate(spec.terms):
+            Z[np.arange(spec.n), start + t.codes] = t.z[:, 0]
+            col_term += [k] * t.n_levels
+            slices.append(slice(start, start + t.n_levels))
+            start += t.n_levels
+        keep = np.ones((q, q))
+        first = _first_formula_term(spec)
+        if first is not None:
+            t = spec.terms[first]
+            is_sparse = np.zeros(q, bool)
+            is_sparse[slices[first]] = sparse_levels(t.codes, t.n_levels, sparse)
+            keep[np.ix_(is_sparse, is_sparse)] = 0.0
+            keep[np.diag_indices(q)] = 1.0
+        return cls(rs, np.ascontiguousarray(spec.X[order]), Z[order],
+                   np.asarray(col_term, np.int64), spec.offset[order], spec.weights[order],
+                   keep, slices)
+
+    def args(self) -> list:
+        """The data inputs of :func:`~mixedppl.graph.cox.cox_functions` after (θ, u, β)."""
+        return [self.X, self.Z, self.col_term, self.offset, self.weights, self.keep,
+                *self.risk_sets.inputs()]
+
+    @property
+    def q(self) -> int:
+        return self.Z.shape[1]
+
+
+def _first_formula_term(spec: ModelSpec) -> int | None:
+    """Index in ``spec.terms`` of the formula's first random term when it is ``(1 | g)``
+    (coxme lays out only that term as sparse)."""
+    if not spec.parsed.random:
+        return None
+    first = spec.parsed.random[0]
+    for k, t in enumerate(spec.terms):
+        if t.group == first.group and t.column_names == ["(Intercept)"]:
+            return k
+    return None
+
+
+def _newton(fun, x0: np.ndarray, tol: float = 1e-13, maxiter: int = 60):
+    """Maximise a concave f by Newton with step halving; ``fun(x) -> (f, ∇f, −∇²f)``.
+    Returns (x, f, gradient, −Hessian, iterations, converged)."""
+    x = np.asarray(x0, float).copy()
+    f, g, H = fun(x)
+    for it in range(maxiter):
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(H, g, rcond=None)[0]
+        decrement = float(g @ step)
+        if decrement <= tol * (1.0 + abs(f)):
+            return x, f, g, H, it, True
+        for _ in range(30):
+            f_new, g_new, H_new = fun(x + step)
+            if np.isfinite(f_new) and f_new >= f - 1e-12 * (1.0 + abs(f)):
+                break
+            step = step / 2
+        else:
+            return x, f, g, H, it, False
+        x, f, g, H = x + step, f_new, g_new, H_new
+    return x, f, g, H, maxiter, False
+
+
+def fit_coxph(data: CoxData, beta0: np.ndarray | None = None) -> dict:
+    """The Cox model without random effects (survival's ``coxph``) by Newton.
+
+    Returns a dict: ``beta``, ``loglik`` (maximised), ``loglik_null`` (at β = 0), ``vcov``,
+    ``converged``.
+    """
+    fn = coxph_functions()
+    rs_inputs = data.risk_sets.inputs()
+    p = data.X.shape[1]
+
+    def fun(beta):
+        ll, score, info = fn(beta, data.X, data.offset, data.weights, *rs_inputs)
+        return float(ll), np.asarray(score), np.asarray(info)
+
+    null = fun(np.zeros(p))[0]
+    beta = np.zeros(p) if beta0 is None else np.asarray(beta0, float)
+    if p == 0:
+        return {"beta": beta, "loglik": null, "loglik_null": null, "vcov": np.zeros((0, 0)),
+                "converged": True}
+    beta, ll, _, info, _, ok = _newton(fun, beta)
+    return {"beta": beta, "loglik": ll, "loglik_null": null, "vcov": np.linalg.inv(info),
+            "converged": ok}
+
+
+class CoxmeObjective:
+    """−ℓ_I(θ) and its exact gradient, with the inner mode warm-started between calls.
+
+    Parameters
+    ----------
+    data : CoxData
+    beta_start : ndarray
+        β of the Cox fit without frailties (the inner start at the first θ).
+    """
+
+    def __init__(self, data: CoxData, beta_start: np.ndarray):
+        self.data = data
+        self.p = data.X.shape[1]
+        self._newton_fn = cox_functions("newton")
+        self._outer_fn = cox_functions("outer")
+        self._args = data.args()
+        self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
+        self.n_inner = 0
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, β) of the stacked inner vector."""
+        return x[:self.data.q], x[self.data.q:]
+
+    def mode(self, theta: np.ndarray, x0: np.ndarray | None = None) -> dict:
+        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default)."""
+        theta = np.asarray(theta, float)
+
+        def fun(x):
+            u, beta = self.split(x)
+            ppl, grad, hess, _ = self._newton_fn(theta, u, beta, *self._args)
+            return float(ppl), np.asarray(grad), np.asarray(hess)
+
+        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0)
+        self.n_inner += iters
+        if ok:
+            self._x = x
+        return {"x": x, "ppl": ppl, "hess": hess, "iterations": iters, "converged": ok}
+
+    def evaluate(self, theta: np.ndarray) -> dict:
+        """Everything at θ: −ℓ_I, its gradient, PPL, ½ log|H̃_uu|, ℓ at the mode, the mode."""
+        theta = np.asarray(theta, float)
+        m = self.mode(theta)
+        u, beta = self.split(m["x"])
+        G, dG, ppl, half_logdet, loglik = self._outer_fn(theta, u, beta, *self._args)
+        return {**m, "f": float(G), "grad": np.asarray(dG, float), "ppl": float(ppl),
+                "half_logdet": float(half_logdet), "loglik": float(loglik)}
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        e = self.evaluate(theta)
+        if not e["converged"]:
+            return np.nan, np.full(len(theta), np.nan)
+        return e["f"], e["grad"]
+
+
+@dataclass(frozen=True, eq=False)
+class CoxmeFit:
+    r"""A Cox frailty model fitted as coxme fits it.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    data : CoxData
+    theta : ndarray
+        Standard deviation of each term's frailties (θ² is coxme's variance).
+    beta : ndarray
+        β̂ at θ̂ (the joint mode of PPL).
+    u : ndarray
+        Spherical frailties at the mode; the frailties are b = θ u.
+    vcov_beta : ndarray
+        The β block of H̃⁻¹ (coxme's ``vcov``; H̃ the information with coxme's sparse entries
+        dropped).
+    vcov_b : ndarray
+        The frailty block of H̃⁻¹ on the b scale (coxme's "penalized se" are its diagonal's roots).
+    loglik_integrated, loglik_penalized, loglik_fitted, loglik_null, loglik_coxph : float
+        ℓ_I(θ̂); PPL at the mode; ℓ at the mode; ℓ at β = 0 without frailties (coxme's NULL);
+        the maximised ℓ of the Cox model without frailties.
+    beta_coxph : ndarray
+    n_events, nobs : int
+    df_penalized : float
+        coxme's penalised degrees of freedom p + q − tr(H̃⁻¹ P).
+    opt : OptSummary or None
+        None when every variance was fixed.
+    converged : bool
+    fixed_variance : bool
+    timing : dict
+    """
+
+    spec: ModelSpec = field(repr=False)
+    data: CoxData = field(repr=False)
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray = field(repr=False)
+    vcov_beta: np.ndarray = field(repr=False)
+    vcov_b: np.ndarray = field(repr=False)
+    loglik_integrated: float
+    loglik_penalized: float
+    loglik_fitted: float
+    loglik_null: float
+    loglik_coxph: float
+    beta_coxph: np.ndarray = field(repr=False)
+    n_events: int
+    nobs: int
+    df_penalized: float
+    opt: OptSummary | None = field(repr=False)
+    converged: bool
+    fixed_variance: bool = False
+    objective: CoxmeObjective | None = field(default=None, repr=False)
+    timing: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def variances(self) -> dict[str, float]:
+        """θ² by term, named as coxme's ``VarCorr`` (``"id"``)."""
+        return dict(zip(group_labels(self.spec.terms), (self.theta ** 2).tolist()))
+
+    @property
+    def b(self) -> tuple[np.ndarray, ...]:
+        """Frailties b = θ u per term as (G_k, 1) arrays (log-hazard scale, coxme's ``ranef``)."""
+        lam = self.theta[self.data.col_term]
+        bvec = lam * self.u
+        return tuple(bvec[s][:, None] for s in self.data.term_slices)
+
+    @property
+    def n_params(self) -> int:
+        """β and one variance per term (coxme's ``logLik(type = "integrated")`` df)."""
+        return self.spec.p + len(self.theta)
+
+
+def _theta_start(objective: CoxmeObjective, n_terms: int) -> np.ndarray:
+    best, start = np.inf, None
+    for v in VARIANCE_GRID:
+        theta = np.full(n_terms, np.sqrt(v))
+        f, _ = objective(theta)
+        if np.isfinite(f) and f < best:
+            best, start = f, theta
+    return np.full(n_terms, 0.4) if start is None else start
+
+
+def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02),
+              variance: np.ndarray | None = None, start: np.ndarray | None = None,
+              gtol: float = 1e-9, maxiter: int = 500) -> CoxmeFit:
+    """Fit a Cox frailty model from its spec.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Built with a :class:`~mixedppl.families.cox.CoxFamily` (``spec.status`` set).
+    sparse : (int, float) or None
+        coxme's ``sparse`` rule (:func:`sparse_levels`); None for the exact Laplace
+        approximation whatever the number of levels.
+    variance : array-like, optional
+        Hold each term's variance at this value (coxme's ``vfixed``).
+    start : array-like, optional
+        Starting standard deviations (default: the best of :data:`VARIANCE_GRID`).
+    gtol, maxiter
+        Passed to :func:`~mixedppl.fit.optimize.minimize_bounded`.
+
+    Returns
+    -------
+    CoxmeFit
+    """
+    t0 = time.perf_counter()
+    data = CoxData.from_spec(spec, sparse)
+    base = fit_coxph(data)
+    objective = CoxmeObjective(data, base["beta"])
+    n_terms = len(spec.terms)
+    opt = None
+    if variance is not None:
+        variance = np.broadcast_to(np.asarray(variance, float), (n_terms,))
+        if np.any(variance < 0):
+            raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
+        theta = np.sqrt(variance)
+        converged = True
+    else:
+        x0 = _theta_start(objective, n_terms) if start is None else np.asarray(start, float)
+        opt = minimize_bounded(objective, x0, np.zeros(n_terms), gtol=gtol, maxiter=maxiter)
+        theta, converged = opt.x, bool(opt.success)
+    t_opt = time.perf_counter()
+    e = objective.evaluate(theta)
+    converged = converged and e["converged"]
+    u, beta = objective.split(e["x"])
+    H_tilde = np.asarray(cox_functions("hessian_tilde")(theta, u, beta, *data.args()))
+    H_tilde = H_tilde.reshape(data.q + spec.p, data.q + spec.p)
+    vcov_x = np.linalg.inv(H_tilde)
+    q = data.q
+    lam = theta[data.col_term]
+    vcov_b = lam[:, None] * vcov_x[:q, :q] * lam[None, :]
+    # coxme's df: p + q − tr(H̃⁻¹ P) in b-space, P = Σ⁻¹; = p + q − tr(vcov_u)
+    df_pen = spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta > 0) else float(spec.p)
+    return CoxmeFit(spec=spec, data=data, theta=np.asarray(theta, float), beta=beta.copy(),
+                    u=u.copy(), vcov_beta=vcov_x[q:, q:], vcov_b=vcov_b,
+                    loglik_integrated=-e["f"], loglik_penalized=e["ppl"],
+                    loglik_fitted=e["loglik"], loglik_null=base["loglik_null"],
+                    loglik_coxph=base["loglik"], beta_coxph=base["beta"],
+                    n_events=int(np.sum(spec.status * (spec.weights > 0))), nobs=spec.n,
+                    df_penalized=df_pen, opt=opt, converged=converged,
+                    fixed_variance=variance is not None, objective=objective,
+                    timing={"optimize": t_opt - t0, "total": time.perf_counter() - t0})
