@@ -5,6 +5,8 @@ mixedppl, statsmodels, pystatistics, interlace.
 
 Timed: the tool's import; the first fit; then ``REPEATS`` more fits (median reported as
 ``warm_s``) unless the first fit took longer than ``MAX_REPEAT_S`` (then ``warm_s`` is null).
+For mixedppl one untimed fit before the repeats asks for the C tier and the worker waits for its
+background build (``docs/compile.md``), so ``warm_s`` is the steady state of a session.
 Data loading and any design matrices a tool needs as arrays are prepared outside the timers.
 ``rss_mb`` is this process's peak resident set size (``ru_maxrss``), after all fits.
 """
@@ -112,6 +114,9 @@ def main(argv: list[str]) -> dict:
     first_s, (loglik, converged) = timed(fit)
     warm = []
     if first_s <= max_repeat_s:
+        if tool == "mixedppl":
+            fit()                                   # the second lookup asks for the C tier
+            module.core.compile.wait_for_background()
         for _ in range(repeats):
             t, (loglik, converged) = timed(fit)
             warm.append(t)

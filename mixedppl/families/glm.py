@@ -1,8 +1,9 @@
 r"""GLMM families as data: one row of :data:`FAMILIES` per family.
 
 A :class:`GLMFamily` row holds everything the layers after it need: the conditional log-density
-:math:`\log p(y \mid \mu, \phi)` — PyMC's ``pm.logp`` of the matching distribution, so the GLMM
-graph and the Bayesian model share one likelihood —, the variance function :math:`V(\mu)`, the
+:math:`\log p(y \mid \mu, \phi)` — the log-density of the matching PyMC distribution, written
+out (the values of ``pm.logp`` on the support, without its parameter checks and switches); the
+GLMM graph and the Bayesian model share it —, the variance function :math:`V(\mu)`, the
 support check, how the response is read (0/1, factor, ``cbind``, proportion + weights, counts),
 the start rule (R's ``glm.fit`` start for μ and a moment start of the dispersion), the simulator
 and the latent-scale variance of ``icc()``. For families with a dispersion parameter φ (negative
@@ -335,30 +336,65 @@ def _int(x):
     return pt.round(x).astype("int64")
 
 
+# The log-densities are written out rather than taken from ``pm.logp``: PyMC's expressions carry
+# parameter checks and switches (NB2: a round trip through (n, p), a Poisson branch and
+# ``logpow`` switches) that the Laplace graph differentiates up to three times — the NB2 outer
+# graph had 1,400 nodes and took 70–100 s of PyTensor rewrites; written out, 480 nodes and ~1.5 s.
+# The values are PyMC's on the support (the responses are checked before a fit; μ > 0 and the
+# dispersion > 0 by the links and the log scale of φ), up to rounding.
+def _x_times_log(x, log_y):
+    """x·log y, and 0 where x = 0 (PyMC's ``logpow``: the limit at y = 0). The switch is on the
+    data x only, so the derivatives in y stay one expression."""
+    return pt.switch(pt.eq(x, 0), 0.0, x * log_y)
+
+
 def _binomial_logp(y, mu, n, disp=None):
-    import pymc as pm  # on use: importing pymc costs seconds at `import mixedppl`
-    return pm.logp(pm.Binomial.dist(n=_int(n), p=mu), _int(y))
+    r""":math:`\log\binom{n}{y} + y\log\mu + (n - y)\log(1 - \mu)` (``pm.Binomial``'s
+    ``logp``)."""
+    y, n = _int(y), _int(n)
+    return (pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
+            + _x_times_log(y, pt.log(mu)) + _x_times_log(n - y, pt.log(1.0 - mu)))
 
 
 def _poisson_logp(y, mu, n, disp=None):
-    import pymc as pm
-    return n * pm.logp(pm.Poisson.dist(mu=mu), _int(y))
+    r""":math:`n\,[y\log\mu - \mu - \log y!]` (``pm.Poisson``'s ``logp`` times n)."""
+    y = _int(y)
+    return n * (_x_times_log(y, pt.log(mu)) - mu - pt.gammaln(y + 1.0))
 
 
 def _negbin_logp(y, mu, n, size):
-    import pymc as pm
-    return n * pm.logp(pm.NegativeBinomial.dist(mu=mu, alpha=size), _int(y))
+    r""":math:`n\,[\log\Gamma(y + \phi) - \log\Gamma(\phi) - \log y! - \phi
+    \log(1 + \mu/\phi) + y\log\frac{\mu}{\phi + \mu}]` (``pm.NegativeBinomial``'s ``logp``
+    with ``alpha = φ``, times n).
+
+    For φ > 10¹⁰ PyMC switches to the Poisson log-density; here only the term that does not
+    depend on μ switches, :math:`\log\Gamma(y + \phi) - \log\Gamma(\phi) \to y\log\phi`
+    (its limit; the difference of two ~10¹¹ numbers has no digits left), so the derivatives in η
+    never pass a switch and the value tends to the Poisson one (``log1p`` keeps
+    :math:`\phi\log(1 + \mu/\phi) \to \mu` accurate).
+    """
+    y = _int(y)
+    gamma_ratio = pt.switch(pt.gt(size, 1e10), y * pt.log(size),
+                            pt.gammaln(y + size) - pt.gammaln(size))
+    return n * (gamma_ratio - pt.gammaln(y + 1.0) - size * pt.log1p(mu / size)
+                + _x_times_log(y, pt.log(mu) - pt.log(mu + size)))
 
 
 def _gamma_logp(y, mu, n, cv):
-    import pymc as pm
+    r""":math:`n\,[k\log(k/\mu) - \log\Gamma(k) + (k - 1)\log y - ky/\mu]`, :math:`k =
+    1/\phi^2` (``pm.Gamma``'s ``logp`` with ``alpha = k``, ``beta = k/μ``, times n; y > 0)."""
     shape = 1.0 / cv ** 2
-    return n * pm.logp(pm.Gamma.dist(alpha=shape, beta=shape / mu), y)
+    rate = shape / mu
+    return n * (shape * pt.log(rate) - pt.gammaln(shape) + (shape - 1.0) * pt.log(y) - rate * y)
 
 
 def _beta_logp(y, mu, n, prec):
-    import pymc as pm
-    return n * pm.logp(pm.Beta.dist(alpha=mu * prec, beta=(1 - mu) * prec), y)
+    r""":math:`n\,[\log\Gamma(\phi) - \log\Gamma(\mu\phi) - \log\Gamma((1 - \mu)\phi) +
+    (\mu\phi - 1)\log y + ((1 - \mu)\phi - 1)\log(1 - y)]` (``pm.Beta``'s ``logp`` with
+    ``alpha = μφ``, ``beta = (1 − μ)φ``, times n; 0 < y < 1)."""
+    a, b = mu * prec, (1.0 - mu) * prec
+    return n * ((a - 1.0) * pt.log(y) + (b - 1.0) * pt.log1p(-y)
+                - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)))
 
 
 def _is_integer(v: np.ndarray) -> np.ndarray:

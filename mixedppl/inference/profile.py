@@ -208,7 +208,7 @@ def _profile_fn(structure):
         g_theta, g_sigma = pt.grad(dev, [g.theta, sigma])
         return [*g.inputs, sigma, b, e_j, mode], [dev, g_theta, g_sigma]
 
-    fn = compiled(("lmm_profile", structure), build, kind="fast_compile")
+    fn = compiled(("lmm_profile", structure.graph_key), build, kind="fast_compile")
     fn.trust_input = True
     return fn
 
