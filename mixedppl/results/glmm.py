@@ -15,6 +15,8 @@ from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
 from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import prediction_table
+from ..inference.refit import refit_laplace, update_laplace
+from ..inference.simulate import simulate_laplace
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
@@ -125,6 +127,60 @@ class LaplaceResult(MixedResult):
     def varcorr(self) -> pd.DataFrame:
         """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations."""
         return varcorr_frame(self.spec.terms, self.covs, None)
+
+    # -- simulation and refits -------------------------------------------------------------------
+    def simulate(self, nsim: int = 1, seed=None) -> np.ndarray:
+        r"""New responses from the fitted model, as lme4's ``simulate`` (``use.u = FALSE``).
+
+        New random effects :math:`u_{k,g} \sim N(0, \hat\Sigma_k)`, then
+        :math:`y^* \sim p(y \mid X\hat\beta + o + Zu, \hat\phi)` by the family's simulator
+        (see :mod:`mixedppl.inference.simulate`). Values are on the scale of ``spec.y``, what
+        :meth:`refit` takes: proportions for a binomial (the fit's trials), counts, positive
+        values, or category codes 0 … K − 1 of a CLMM (``levels[code]`` is the label).
+
+        Returns
+        -------
+        ndarray (n, nsim)
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.simulate(nsim=4, seed=1).shape
+        (56, 4)
+        """
+        return simulate_laplace(self.record, nsim, seed)
+
+    def refit(self, newresp, control=None):
+        """The same model fitted to a new response (lme4's ``refit``; see :meth:`simulate` for
+        its scale), the compiled deviance reused and θ started at this fit's θ̂.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g2 = g.refit(g.simulate(seed=2)[:, 0])
+        >>> g2.spec.formula == g.spec.formula
+        True
+        """
+        return type(self)(refit_laplace(self.record, newresp, control))
+
+    def update(self, formula: str, data: pd.DataFrame | None = None, *, control=None,
+               **build_kwargs):
+        """Refit with a formula derived from this one (R's ``update``: ``"~ . - period"``); the
+        data, weights, offset, contrasts and na_action of the fit are reused unless given.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.update("~ . - period").spec.formula
+        'cbind(incidence, size - incidence) ~ (1 | herd)'
+        """
+        return type(self)(update_laplace(self.record, formula, data, control, **build_kwargs))
 
 
 @dataclass(frozen=True, eq=False)
