@@ -115,9 +115,10 @@ class MixedResult:
         for every family). ``"profile"``: profile-likelihood intervals, for LMMs of the ML
         deviance as lme4 (:func:`mixedppl.inference.profile.profile_confint`), for GLMMs of the
         Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`).
-        ``"boot"`` (LMMs): parametric-bootstrap percentile intervals (keywords ``nsim=500``,
-        ``seed=1``, ``n_jobs=1``, ``progress=True``; see
-        :func:`mixedppl.inference.bootstrap.bootstrap_confint`). Rows for both are lme4's
+        ``"boot"`` (LMMs and GLMMs): parametric-bootstrap percentile intervals, as lme4's
+        ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
+        :func:`mixedppl.inference.bootstrap.bootstrap_confint` and
+        :func:`~mixedppl.inference.bootstrap.glmm_bootstrap_confint`). Rows for both are lme4's
         ``oldNames=FALSE`` names: ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
         …, ``sigma``, then the fixed effects.
 

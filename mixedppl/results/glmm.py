@@ -13,6 +13,7 @@ from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
 from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
+from ..inference.bootstrap import glmm_bootstrap_confint
 from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import prediction_table
 from ..inference.refit import refit_laplace, update_laplace
@@ -223,7 +224,7 @@ class GLMMResult(LaplaceResult):
     [0.371, 0.203, 0.676]
     """
 
-    confint_methods = {"profile": glmm_profile_confint}
+    confint_methods = {"profile": glmm_profile_confint, "boot": glmm_bootstrap_confint}
 
     def _pymc_model(self, priors: dict | None = None):
         return glmm_to_pymc(self.spec, self.family, self.link, self.counts, self.trials, priors)
