@@ -30,7 +30,7 @@ __all__ = ["MixedResult", "per_row", "new_rows"]
 
 #: ``fit.plot(kind)``: the plotting function of each kind.
 PLOT_KINDS = {"caterpillar": plotting.caterpillar, "residuals": plotting.residual_plot,
-              "qq": plotting.qq_plot}
+              "qq": plotting.qq_plot, "quantile": plotting.quantile_plot}
 
 
 def per_row(spec, values, columns=None, name: str | None = None):
@@ -289,7 +289,9 @@ class MixedResult:
 
     def plot(self, kind: str = "caterpillar", **kwargs):
         """Plot the fit: ``"caterpillar"`` (conditional modes ± 95% intervals), ``"residuals"``
-        (scaled residuals against fitted values) or ``"qq"`` (normal QQ plot of the residuals).
+        (scaled residuals against fitted values), ``"qq"`` (normal QQ plot of the residuals) or
+        ``"quantile"`` (uniform QQ plot of the simulation-based quantile residuals, every family;
+        keywords ``nsim``, ``seed``).
 
         Examples
         --------

@@ -181,6 +181,24 @@ class CLMMResult(LaplaceResult):
         return per_row(self.spec, prob[np.arange(len(prob)), self.counts.astype(int)],
                        name="fitted")
 
+    def residuals(self, type: str = "quantile", nsim: int = 250, seed=123) -> pd.Series:
+        """DHARMa's simulation-based quantile residuals (the only residuals ordinal's scale
+        allows): the observed category against ``nsim`` simulated ones, randomised between
+        P(Y* < y) and P(Y* ≤ y); uniform on (0, 1) under the model (see
+        :mod:`mixedppl.diagnostics.residuals`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+        >>> res = r.residuals(seed=1)
+        >>> len(res), bool(((res >= 0) & (res <= 1)).all())
+        (72, True)
+        """
+        if type != "quantile":
+            raise ValueError(f"a CLMM has quantile residuals only (type='quantile'), got {type!r}")
+        return per_row(self.spec, self._quantile_values(nsim, seed), name="residuals")
+
     # -- printing ----------------------------------------------------------------------------
     def summary(self):
         """Text summary in the layout of ordinal's ``summary(clmm(...))``."""

@@ -11,13 +11,14 @@ from scipy import special
 
 from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
+from ..diagnostics.residuals import deviance_residuals, quantile_residuals
 from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
 from ..inference.bootstrap import glmm_bootstrap_confint
 from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import prediction_table
 from ..inference.refit import refit_laplace, update_laplace
-from ..inference.simulate import simulate_laplace
+from ..inference.simulate import simulate_counts, simulate_laplace
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
@@ -182,6 +183,12 @@ class LaplaceResult(MixedResult):
         'cbind(incidence, size - incidence) ~ (1 | herd)'
         """
         return type(self)(update_laplace(self.record, formula, data, control, **build_kwargs))
+
+    def _quantile_values(self, nsim: int, seed) -> np.ndarray:
+        """DHARMa's quantile residuals of the response counts against ``nsim`` simulated ones
+        (:func:`mixedppl.diagnostics.residuals.quantile_residuals`)."""
+        rng = np.random.default_rng(seed)
+        return quantile_residuals(self.counts, simulate_counts(self.record, nsim, rng), rng)
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,7 +383,9 @@ class GLMMResult(LaplaceResult):
                 "offset='column' / offset(...) in the formula")
         return numeric_vector(offset, "offset", len(newdata))
 
-    def _residual_values(self, type: str = "pearson") -> np.ndarray:
+    def _residual_values(self, type: str = "pearson", nsim: int = 250, seed=123) -> np.ndarray:
+        if type == "quantile":
+            return self._quantile_values(nsim, seed)
         n = self.trials
         y = self.family.mean_response(self.counts, n)
         mu = self.link.linkinv_np(self._eta(True))
@@ -385,14 +394,38 @@ class GLMMResult(LaplaceResult):
         if type == "pearson":
             return (y - mu) / np.sqrt(self.family.variance(mu, np.where(n > 0, n, 1),
                                                            self.dispersion))
-        raise ValueError(f"type must be 'pearson' or 'response', got {type!r}")
+        if type == "deviance":
+            return deviance_residuals(self.family, y, mu, n, self.dispersion)
+        raise ValueError("type must be 'pearson', 'response', 'deviance' or 'quantile', got "
+                         f"{type!r}")
 
-    def residuals(self, type: str = "pearson") -> pd.Series:
-        """Pearson ((y − μ)/√V) or response (y − μ) residuals on the proportion / count scale.
+    def residuals(self, type: str = "pearson", scaled: bool = False, nsim: int = 250,
+                  seed=123) -> pd.Series:
+        r"""Residuals on the proportion / count scale at the conditional means μ̂.
+
+        ``"pearson"`` (y − μ)/√V(μ), ``"response"`` y − μ, ``"deviance"`` sign(y − μ)√d_i
+        (R's ``residuals(glmer, type = "deviance")``: the family's unit deviance d_i),
+        ``"quantile"``: DHARMa's simulation-based scaled residuals, uniform on (0, 1) under
+        the model (``nsim`` simulated responses with new random effects, randomised for
+        discrete families; ``seed``). See :mod:`mixedppl.diagnostics.residuals`.
+
+        ``scaled`` is accepted for the LMM signature: a GLMM has no residual scale beyond the
+        variance function (dispersion included), so it changes nothing.
 
         Indexed as :meth:`fitted` (NaN on the dropped rows with ``na_action="exclude"``).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.residuals("deviance").round(4).iloc[:2].tolist()
+        [-1.438, 0.9887]
+        >>> r = g.residuals("quantile", seed=1)
+        >>> bool(((r >= 0) & (r <= 1)).all())
+        True
         """
-        return per_row(self.spec, self._residual_values(type), name="residuals")
+        return per_row(self.spec, self._residual_values(type, nsim, seed), name="residuals")
 
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
