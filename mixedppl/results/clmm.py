@@ -105,6 +105,21 @@ class CLMMResult(LaplaceResult):
         return (pd.concat([self.thresholds, self.fe_params]),
                 pd.concat([self.thresholds_bse, self.fe_bse]))
 
+    def odds_ratios(self, level: float = 0.95) -> pd.DataFrame:
+        r"""exp(β̂) with exponentiated Wald intervals: the cumulative odds ratios of a logit model
+        (:math:`P(Y \le j)` is :math:`F(\alpha_j - x^\top\beta)`, so a unit increase of x
+        multiplies the odds of a *higher* category by exp(β)); thresholds are not included.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+        >>> list(r.odds_ratios().columns)
+        ['estimate', '2.5 %', '97.5 %']
+        """
+        ci = np.exp(self.confint(level=level).loc[self.spec.fe_names])
+        return pd.concat([pd.DataFrame({"estimate": np.exp(self.fe_params)}), ci], axis=1)
+
     def threshold_table(self) -> pd.DataFrame:
         """Estimate, Std. Error, z value of α (summary's "Threshold coefficients")."""
         return pd.DataFrame({"Estimate": self.thresholds, "Std. Error": self.thresholds_bse,

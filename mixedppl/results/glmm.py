@@ -11,6 +11,7 @@ from scipy import special
 
 from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
+from ..diagnostics.leverage import glmm_hat_diagonal
 from ..diagnostics.residuals import deviance_residuals, quantile_residuals
 from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
@@ -426,6 +427,24 @@ class GLMMResult(LaplaceResult):
         True
         """
         return per_row(self.spec, self._residual_values(type, nsim, seed), name="residuals")
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    def leverage(self) -> np.ndarray:
+        r"""Diagonal of the hat matrix of the penalised weighted least-squares problem at the
+        mode (IRLS weights W): :math:`h_i = W_i a_i^\top M^{-1} a_i`, in [0, 1].
+
+        lme4's ``hatvalues(glmer)`` multiplies by the prior weight instead of W_i; its value is
+        ``leverage() * prior_weight / W`` (see :mod:`mixedppl.diagnostics.leverage`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.leverage()[:3].round(4).tolist()
+        [0.4103, 0.2546, 0.1902]
+        """
+        return glmm_hat_diagonal(self.record)
 
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
