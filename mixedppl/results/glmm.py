@@ -11,6 +11,7 @@ from scipy import special
 
 from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
+from ..diagnostics.influence import glmm_influence_frame
 from ..diagnostics.leverage import glmm_hat_diagonal
 from ..diagnostics.residuals import deviance_residuals, quantile_residuals
 from ..fit.optimize import OptSummary
@@ -184,6 +185,22 @@ class LaplaceResult(MixedResult):
         'cbind(incidence, size - incidence) ~ (1 | herd)'
         """
         return type(self)(update_laplace(self.record, formula, data, control, **build_kwargs))
+
+    def influence(self, level: str = "observation") -> pd.DataFrame:
+        """Case-deletion influence (Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC of the
+        random-effect variances) from warm-started refits without each case: one observation
+        or every row of one level of ``level`` (see
+        :func:`mixedppl.diagnostics.influence.glmm_influence_frame`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.influence("herd")["cooks_d"].idxmax()
+        '11'
+        """
+        return glmm_influence_frame(self.record, level)
 
     def _quantile_values(self, nsim: int, seed) -> np.ndarray:
         """DHARMa's quantile residuals of the response counts against ``nsim`` simulated ones
