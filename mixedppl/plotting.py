@@ -1,11 +1,12 @@
-"""Plots of fitted models (matplotlib): caterpillar plots of the conditional modes."""
+"""Plots of fitted models (matplotlib): caterpillar plots of the conditional modes, residuals
+against fitted values, normal QQ plots and uniform QQ plots of quantile residuals."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
-__all__ = ["caterpillar", "residual_plot", "qq_plot"]
+__all__ = ["caterpillar", "residual_plot", "qq_plot", "quantile_plot"]
 
 
 def caterpillar(fit, group: str | None = None, level: float = 0.95, ax=None):
@@ -61,7 +62,7 @@ def caterpillar(fit, group: str | None = None, level: float = 0.95, ax=None):
 
 
 def residual_plot(fit, ax=None):
-    """Pearson residuals (scaled by σ) against fitted values, with a zero line.
+    """Pearson residuals (scaled by σ for an LMM) against fitted values, with a zero line.
 
     Examples
     --------
@@ -105,4 +106,33 @@ def qq_plot(fit, ax=None):
     ax.plot(lim, lim, color="grey", lw=0.8)
     ax.set_xlabel("normal quantiles")
     ax.set_ylabel("sample quantiles")
+    return ax.figure
+
+
+def quantile_plot(fit, nsim: int = 250, seed=123, ax=None):
+    """Uniform QQ plot of the simulation-based quantile residuals (DHARMa's ``plotQQunif``),
+    with the Kolmogorov–Smirnov test of uniformity in the title; every family.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import mixedppl as mp
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"))
+    >>> quantile_plot(g, nsim=50).axes[0].get_xlabel()
+    'expected (uniform) quantiles'
+    """
+    import matplotlib.pyplot as plt
+
+    r = np.sort(fit.residuals(type="quantile", nsim=nsim, seed=seed).dropna().to_numpy())
+    n = len(r)
+    expected = (np.arange(1, n + 1) - 0.5) / n
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(expected, r, s=8)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    ks = stats.kstest(r, "uniform")
+    ax.set_title(f"quantile residuals: KS p = {ks.pvalue:.3g}", fontsize=9)
+    ax.set_xlabel("expected (uniform) quantiles")
+    ax.set_ylabel("observed quantile residuals")
     return ax.figure

@@ -18,6 +18,13 @@ the row, so n, and σ̂'s degrees of freedom, drop as in a refit without it), st
 fit's θ. ``method="approx"`` is the one-step update: θ held at the full fit's θ̂, β̂, σ̂ and
 vcov recomputed once without the case (no optimisation).
 
+GLMMs / CLMMs (:func:`glmm_influence_frame`): the same measures from case-deletion refits of
+the Laplace deviance (zero prior weights on the deleted rows, the same compiled objective),
+each started at the full fit's optimum and Hessian
+(:func:`~mixedppl.fit.laplace_refit.warm_refit`), :math:`V_{(i)} = [2H_{(i)}^{-1}]_{\beta\beta}`
+from differences of the exact gradient at the refit, and RVC over the random-effect variances
+and covariances (no residual σ²).
+
 The table is an :class:`InfluenceFrame`, a DataFrame whose ``.plot()`` draws the measures per
 deleted case (:func:`plot_influence`, as HLMdiag's ``dotplot_diag``).
 
@@ -36,11 +43,14 @@ import pandas as pd
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
+from ..fit.laplace_refit import refit_objective, warm_refit, warm_refit_vcov
 from ..fit.lmm_fit import refit_lmm, refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
-from ..fit.records import LMMFit, beta_covariance, residual_variance, term_covariances
+from ..fit.records import (LaplaceFit, LMMFit, beta_covariance, residual_variance,
+                           term_covariances)
 
-__all__ = ["InfluenceFrame", "influence_frame", "plot_influence", "varcomp_names"]
+__all__ = ["InfluenceFrame", "influence_frame", "glmm_influence_frame", "plot_influence",
+           "varcomp_names"]
 
 _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
@@ -98,6 +108,51 @@ def _deleted_fit(record: LMMFit, mask: np.ndarray, method: str, hessian=None):
     return np.asarray(est["beta"]), beta_covariance(est, scale), _varcomp(spec, theta, scale)
 
 
+def _measures(beta, V, vc, deleted) -> list[list[float]]:
+    """Cook's D, MDFFITS, COVTRACE, COVRATIO and RVC per deleted fit (β_i, V_i, vc_i)."""
+    Vinv, p = np.linalg.inv(V), len(beta)
+    rows = []
+    for b_i, V_i, vc_i in deleted:
+        d = beta - b_i
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rvc = np.where(vc != 0, vc_i / vc - 1, np.nan)
+        rows.append([d @ Vinv @ d / p, d @ np.linalg.solve(V_i, d) / p,
+                     abs(np.trace(Vinv @ V_i) - p), np.linalg.det(V_i) / np.linalg.det(V), *rvc])
+    return rows
+
+
+def glmm_influence_frame(record: LaplaceFit, level: str = "observation") -> pd.DataFrame:
+    """Case-deletion influence of a GLMM / CLMM (module docstring): one row per deleted case,
+    cooks_d, mdffits, covtrace, covratio, rvc_<component>.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"))
+    >>> glmm_influence_frame(g.record, level="herd").shape
+    (15, 5)
+    """
+    spec = record.spec
+    labels, masks = _cases(record, level)
+    beta = np.asarray(record.beta)
+    vc = _varcomp(spec, record.theta, 1.0)[:-1]
+    deleted = []
+    with blas_threads_for(float(spec.n * spec.q ** 2 + spec.q ** 3)):
+        for mask in masks:
+            obj = refit_objective(record, weights=np.where(mask, 0.0, spec.weights))
+            x, _ = warm_refit(record, obj)
+            theta = x[:spec.n_theta]
+            deleted.append((x[spec.n_theta:spec.n_theta + spec.p],
+                            warm_refit_vcov(obj, x, spec.p, spec.n_theta),
+                            _varcomp(spec, theta, 1.0)[:-1]))
+    cols = ["cooks_d", "mdffits", "covtrace", "covratio"]
+    cols += [f"rvc_{n}" for n in varcomp_names(spec)[:-1]]
+    name = "observation" if level == "observation" else level
+    return InfluenceFrame(_measures(beta, np.asarray(record.vcov_beta), vc, deleted),
+                          index=pd.Index(labels, name=name), columns=cols)
+
+
 def influence_frame(record: LMMFit, level: str = "observation",
                     method: str = "exact") -> pd.DataFrame:
     """One row per deleted case: cooks_d, mdffits, covtrace, covratio, rvc_<component>.
@@ -114,18 +169,11 @@ def influence_frame(record: LMMFit, level: str = "observation",
         raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
     labels, masks = _cases(record, level)
     beta, V = np.asarray(record.beta), np.asarray(record.vcov_beta)
-    Vinv, p = np.linalg.inv(V), len(beta)
     vc = _varcomp(record.spec, record.theta, record.scale)
-    rows = []
     hess = start_hessian(record) if method == "exact" else None
     with blas_threads_for(record.objective):
         deleted = [_deleted_fit(record, mask, method, hess) for mask in masks]
-    for b_i, V_i, vc_i in deleted:
-        d = beta - b_i
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rvc = np.where(vc != 0, vc_i / vc - 1, np.nan)
-        rows.append([d @ Vinv @ d / p, d @ np.linalg.solve(V_i, d) / p,
-                     abs(np.trace(Vinv @ V_i) - p), np.linalg.det(V_i) / np.linalg.det(V), *rvc])
+    rows = _measures(beta, V, vc, deleted)
     cols = ["cooks_d", "mdffits", "covtrace", "covratio"]
     cols += [f"rvc_{n}" for n in varcomp_names(record.spec)]
     name = "observation" if level == "observation" else level

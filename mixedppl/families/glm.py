@@ -70,6 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
+from scipy.special import gammaln
 
 from ..core.exceptions import ModelSpecError
 from .base import PriorChoice, Response, ResponseInput, check_not_constant
@@ -117,6 +118,10 @@ class GLMFamily:
     latent : callable or None
         ``latent(link)`` → distribution-specific variance of the latent scale (None: not
         implemented for the family).
+    deviance : callable or None
+        ``deviance(y, mu, n, disp)`` → unit deviances d_i of ``y/n`` (NumPy): R's
+        ``family()$dev.resids`` (binomial, poisson, ``MASS::negative.binomial(theta)``,
+        ``Gamma``); for the Beta, betareg's 2[ℓ(y; y, φ) − ℓ(y; μ, φ)].
     """
 
     name: str
@@ -133,6 +138,7 @@ class GLMFamily:
     trials: bool = False
     zero_diverges: bool = False
     latent: Callable | None = None
+    deviance: Callable | None = None
 
     #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
     fit_kind = "glmer"
@@ -240,6 +246,14 @@ class GLMFamily:
         its natural scale, None without dispersion)."""
         mu = link.linkinv_np(np.asarray(eta, float))
         return self.simulator(rng, mu, np.broadcast_to(np.asarray(n, float), mu.shape), disp)
+
+    def unit_deviance(self, y: np.ndarray, mu: np.ndarray, n: np.ndarray,
+                      disp: float | None = None) -> np.ndarray:
+        """Unit deviances d_i (R's ``dev.resids``) of the mean-scale response y at μ."""
+        if self.deviance is None:
+            raise NotImplementedError(f"no deviance residuals for the {self.name} family")
+        return self.deviance(np.asarray(y, float), np.asarray(mu, float),
+                             np.asarray(n, float), disp)
 
     def latent_variance(self, link: Link) -> float:
         """Variance of the latent scale for ``icc()`` / ``r_squared()`` (Nakagawa & Schielzeth
@@ -553,6 +567,36 @@ def _beta_moment(y, mu, w):
     return max(np.sum(w * mu * (1 - mu)) / np.sum(w * (y - mu) ** 2) - 1.0, 1.0)
 
 
+def _ylogy(y, mu):
+    """y log(y/μ), 0 at y = 0 (R's ``y_log_y``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+
+
+def _binomial_dev(y, mu, n, disp=None):
+    return 2 * n * (_ylogy(y, mu) + _ylogy(1 - y, 1 - mu))
+
+
+def _poisson_dev(y, mu, n, disp=None):
+    return 2 * n * (_ylogy(y, mu) - (y - mu))
+
+
+def _negbin_dev(y, mu, n, size):
+    return 2 * n * (y * np.log(np.maximum(1, y) / mu)
+                    - (y + size) * np.log((y + size) / (mu + size)))
+
+
+def _gamma_dev(y, mu, n, disp=None):
+    return -2 * n * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
+
+
+def _beta_dev(y, mu, n, prec):
+    def ll(m):
+        return (gammaln(prec) - gammaln(m * prec) - gammaln((1 - m) * prec)
+                + (m * prec - 1) * np.log(y) + ((1 - m) * prec - 1) * np.log1p(-y))
+    return 2 * n * (ll(y) - ll(mu))
+
+
 _BINOMIAL_LATENT = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
 
 
@@ -564,14 +608,17 @@ FAMILIES: dict[str, GLMFamily] = {
     "binomial": GLMFamily("binomial", ("logit", "probit", "cloglog", "cauchit"), _binomial_logp,
                           _binomial_var, _check_binomial, _binomial_sim, _binomial_start,
                           factor_response=_binomial_factor, trials=True, zero_diverges=True,
-                          latent=_binomial_latent),
+                          latent=_binomial_latent, deviance=_binomial_dev),
     "poisson": GLMFamily("poisson", ("log",), _poisson_logp, _poisson_var, _check_poisson,
-                         _poisson_sim, _count_start, zero_diverges=True),
+                         _poisson_sim, _count_start, zero_diverges=True, deviance=_poisson_dev),
     "negative_binomial": GLMFamily("negative_binomial", ("log",), _negbin_logp, _negbin_var,
                                    _check_negbin, _negbin_sim, _count_start, _negbin_moment,
-                                   dispersion="size", hessian="observed", zero_diverges=True),
+                                   dispersion="size", hessian="observed", zero_diverges=True,
+                                   deviance=_negbin_dev),
     "gamma": GLMFamily("gamma", ("log",), _gamma_logp, _gamma_var, _check_gamma, _gamma_sim,
-                       _gamma_start, _gamma_moment, dispersion="cv", hessian="observed"),
+                       _gamma_start, _gamma_moment, dispersion="cv", hessian="observed",
+                       deviance=_gamma_dev),
     "beta": GLMFamily("beta", ("logit",), _beta_logp, _beta_var, _check_beta, _beta_sim,
-                      _beta_start, _beta_moment, dispersion="precision", hessian="observed"),
+                      _beta_start, _beta_moment, dispersion="precision", hessian="observed",
+                      deviance=_beta_dev),
 }

@@ -7,6 +7,13 @@ reusing the compiled objective (only the cross-products are re-formed), and reco
 Intervals are percentile intervals as ``boot::boot.ci(type="perc")``: order statistics at
 :math:`(R+1)\alpha`, interpolated on the normal-quantile scale.
 
+GLMMs (:func:`glmm_bootstrap_params`, :func:`glmm_bootstrap_confint`), as ``bootMer`` on a
+``glmerMod``: responses from :func:`~mixedppl.inference.simulate.simulate_counts` (new random
+effects, the family's simulator), each refitted by the Laplace (or AGQ) deviance of the fit,
+started at the fit's optimum and Hessian (:func:`~mixedppl.fit.laplace_refit.warm_refit`), and
+:math:`\psi^* = (\sigma_{k,i}, \rho_{k,ij}, [\phi], \beta)` recorded: the rows of the GLMM
+profile intervals, with the dispersion of a family that has one.
+
 References
 ----------
 Davison, A. C. & Hinkley, D. V. (1997). Bootstrap Methods and their Application, section 5.2-5.3.
@@ -21,13 +28,15 @@ from scipy import special
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
+from ..fit.laplace_refit import refit_objective, warm_refit
 from ..fit.lmm_fit import refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
-from ..fit.records import LMMFit, residual_variance
+from ..fit.records import LaplaceFit, LMMFit, residual_variance
 from .profile import theta_to_psi, varpar_names
-from .simulate import simulate_responses
+from .simulate import simulate_counts, simulate_responses
 
-__all__ = ["bootstrap_params", "bootstrap_confint", "percentile_interval"]
+__all__ = ["bootstrap_params", "bootstrap_confint", "percentile_interval",
+           "glmm_bootstrap_params", "glmm_bootstrap_confint"]
 
 _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
@@ -59,6 +68,35 @@ def _refit_block(spec, reml: bool, structure, theta0: np.ndarray, Y: np.ndarray,
     return np.array(out)
 
 
+def _run_blocks(refit_block, args: tuple, Y: np.ndarray, n_jobs: int, progress: bool,
+                extra: tuple = ()) -> np.ndarray:
+    """``refit_block(*args, Y[:, block], *extra)`` over blocks of columns, in this process or
+    in ``n_jobs`` worker processes (−1: one per core); rows stacked in column order."""
+    nsim = Y.shape[1]
+    blocks = np.array_split(np.arange(nsim), max(1, min(nsim, 10 * max(1, n_jobs))))
+    bar = _bar(nsim, progress)
+    results = []
+    if n_jobs == 1:
+        for idx in blocks:
+            results.append(refit_block(*args, Y[:, idx], *extra))
+            bar.update(len(idx))
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=None if n_jobs < 0 else n_jobs) as pool:
+            futures = [pool.submit(refit_block, *args, Y[:, idx], *extra) for idx in blocks]
+            for fut, idx in zip(futures, blocks):
+                results.append(fut.result())
+                bar.update(len(idx))
+    bar.close()
+    return np.vstack(results)
+
+
+def _check_nsim(nsim) -> int:
+    if int(nsim) != nsim or nsim < 2:
+        raise ValueError(f"nsim must be an integer ≥ 2, got {nsim!r}")
+    return int(nsim)
+
+
 def bootstrap_params(record: LMMFit, nsim: int = 500, seed=1, n_jobs: int = 1,
                      progress: bool = False) -> pd.DataFrame:
     """(nsim × parameters) replicates of (sd/cor…, sigma, β) from refits to simulated responses.
@@ -71,28 +109,59 @@ def bootstrap_params(record: LMMFit, nsim: int = 500, seed=1, n_jobs: int = 1,
     >>> reps.shape, list(reps.columns)
     ((5, 3), ['sd_(Intercept)|Batch', 'sigma', '(Intercept)'])
     """
-    if int(nsim) != nsim or nsim < 2:
-        raise ValueError(f"nsim must be an integer ≥ 2, got {nsim!r}")
-    Y = simulate_responses(record, int(nsim), seed=seed)
+    Y = simulate_responses(record, _check_nsim(nsim), seed=seed)
     names = varpar_names(record.spec) + list(record.spec.fe_names)
-    blocks = np.array_split(np.arange(Y.shape[1]), max(1, min(int(nsim), 10 * max(1, n_jobs))))
     args = (record.spec, record.reml, record.objective.structure, record.theta)
-    hess = start_hessian(record)
-    bar = _bar(int(nsim), progress)
-    results = []
-    if n_jobs == 1:
-        for idx in blocks:
-            results.append(_refit_block(*args, Y[:, idx], hess))
-            bar.update(len(idx))
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(max_workers=None if n_jobs < 0 else n_jobs) as pool:
-            futures = [pool.submit(_refit_block, *args, Y[:, idx], hess) for idx in blocks]
-            for fut, idx in zip(futures, blocks):
-                results.append(fut.result())
-                bar.update(len(idx))
-    bar.close()
-    return pd.DataFrame(np.vstack(results), columns=names)
+    reps = _run_blocks(_refit_block, args, Y, n_jobs, progress, (start_hessian(record),))
+    return pd.DataFrame(reps, columns=names)
+
+
+def glmm_parameter_names(record: LaplaceFit) -> list[str]:
+    """``sd_(Intercept)|herd``, …, the dispersion's name (``size``, ``cv``, ``precision``) for
+    a family with one, then the fixed effects."""
+    disp = [record.family.dispersion] if len(record.phi) else []
+    return varpar_names(record.spec)[:-1] + disp + list(record.spec.fe_names)
+
+
+def _glmm_psi(record: LaplaceFit, x: np.ndarray) -> np.ndarray:
+    spec = record.spec
+    nt, p = spec.n_theta, spec.p
+    disp = np.exp(x[nt + p:nt + p + 1]) if len(record.phi) else np.zeros(0)
+    return np.concatenate([theta_to_psi(spec, x[:nt], 1.0)[:-1], disp, x[nt:nt + p]])
+
+
+def _glmm_refit_block(record: LaplaceFit, Y: np.ndarray) -> np.ndarray:
+    """One row ψ* per column of simulated counts Y (warm-started Laplace refits)."""
+    out = []
+    spec = record.spec
+    with blas_threads_for(float(spec.n * spec.q ** 2 + spec.q ** 3)):
+        for y in Y.T:
+            x, dev = warm_refit(record, refit_objective(record, counts=y))
+            row = _glmm_psi(record, x)
+            out.append(row if np.isfinite(dev) else np.full(len(row), np.nan))
+    return np.array(out).reshape(len(out), -1)
+
+
+def glmm_bootstrap_params(record: LaplaceFit, nsim: int = 500, seed=1, n_jobs: int = 1,
+                          progress: bool = False) -> pd.DataFrame:
+    """(nsim × parameters) replicates of (sd/cor…, [dispersion], β) of a GLMM, as
+    ``bootMer(fit, FUN, nsim, type = "parametric", use.u = FALSE)`` (module docstring).
+
+    A replicate whose refit fails (a non-finite deviance) is a row of NaN, left out of the
+    percentile intervals.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"))
+    >>> reps = glmm_bootstrap_params(g.record, nsim=4, seed=1)
+    >>> reps.shape, list(reps.columns)[:2]
+    ((4, 5), ['sd_(Intercept)|herd', '(Intercept)'])
+    """
+    Y = simulate_counts(record, _check_nsim(nsim), seed=seed)
+    reps = _run_blocks(_glmm_refit_block, (record,), Y, n_jobs, progress)
+    return pd.DataFrame(reps, columns=glmm_parameter_names(record))
 
 
 def _bar(total: int, show: bool):
@@ -121,12 +190,40 @@ def percentile_interval(t: np.ndarray, level: float) -> tuple[float, float]:
     return float(ends[0]), float(ends[1])
 
 
-def bootstrap_confint(record: LMMFit, level: float = 0.95, nsim: int = 500, seed=1,
-                      n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
-    """Percentile intervals from :func:`bootstrap_params`, rows as the profile intervals."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    reps = bootstrap_params(record, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+def percentile_table(reps: pd.DataFrame, level: float) -> pd.DataFrame:
+    """One percentile interval (:func:`percentile_interval`) per column of replicates."""
     rows = [percentile_interval(reps[c].to_numpy(), level) for c in reps.columns]
     pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
     return pd.DataFrame(rows, index=reps.columns, columns=pct)
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+def bootstrap_confint(record: LMMFit, level: float = 0.95, nsim: int = 500, seed=1,
+                      n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Percentile intervals from :func:`bootstrap_params`, rows as the profile intervals."""
+    _check_level(level)
+    reps = bootstrap_params(record, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+    return percentile_table(reps, level)
+
+
+def glmm_bootstrap_confint(record: LaplaceFit, level: float = 0.95, nsim: int = 500, seed=1,
+                           n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Percentile intervals from :func:`glmm_bootstrap_params` (lme4's
+    ``confint(fit, method = "boot")``), rows as the GLMM profile intervals (plus the
+    dispersion of a family with one).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"))
+    >>> glmm_bootstrap_confint(g.record, nsim=20, seed=1, progress=False).shape
+    (5, 2)
+    """
+    _check_level(level)
+    reps = glmm_bootstrap_params(record, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+    return percentile_table(reps, level)

@@ -30,7 +30,7 @@ __all__ = ["MixedResult", "per_row", "new_rows"]
 
 #: ``fit.plot(kind)``: the plotting function of each kind.
 PLOT_KINDS = {"caterpillar": plotting.caterpillar, "residuals": plotting.residual_plot,
-              "qq": plotting.qq_plot}
+              "qq": plotting.qq_plot, "quantile": plotting.quantile_plot}
 
 
 def per_row(spec, values, columns=None, name: str | None = None):
@@ -115,9 +115,10 @@ class MixedResult:
         for every family). ``"profile"``: profile-likelihood intervals, for LMMs of the ML
         deviance as lme4 (:func:`mixedppl.inference.profile.profile_confint`), for GLMMs of the
         Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`).
-        ``"boot"`` (LMMs): parametric-bootstrap percentile intervals (keywords ``nsim=500``,
-        ``seed=1``, ``n_jobs=1``, ``progress=True``; see
-        :func:`mixedppl.inference.bootstrap.bootstrap_confint`). Rows for both are lme4's
+        ``"boot"`` (LMMs and GLMMs): parametric-bootstrap percentile intervals, as lme4's
+        ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
+        :func:`mixedppl.inference.bootstrap.bootstrap_confint` and
+        :func:`~mixedppl.inference.bootstrap.glmm_bootstrap_confint`). Rows for both are lme4's
         ``oldNames=FALSE`` names: ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
         …, ``sigma``, then the fixed effects.
 
@@ -288,7 +289,9 @@ class MixedResult:
 
     def plot(self, kind: str = "caterpillar", **kwargs):
         """Plot the fit: ``"caterpillar"`` (conditional modes ± 95% intervals), ``"residuals"``
-        (scaled residuals against fitted values) or ``"qq"`` (normal QQ plot of the residuals).
+        (scaled residuals against fitted values), ``"qq"`` (normal QQ plot of the residuals) or
+        ``"quantile"`` (uniform QQ plot of the simulation-based quantile residuals, every family;
+        keywords ``nsim``, ``seed``).
 
         Examples
         --------

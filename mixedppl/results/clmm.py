@@ -105,6 +105,21 @@ class CLMMResult(LaplaceResult):
         return (pd.concat([self.thresholds, self.fe_params]),
                 pd.concat([self.thresholds_bse, self.fe_bse]))
 
+    def odds_ratios(self, level: float = 0.95) -> pd.DataFrame:
+        r"""exp(β̂) with exponentiated Wald intervals: the cumulative odds ratios of a logit model
+        (:math:`P(Y \le j)` is :math:`F(\alpha_j - x^\top\beta)`, so a unit increase of x
+        multiplies the odds of a *higher* category by exp(β)); thresholds are not included.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+        >>> list(r.odds_ratios().columns)
+        ['estimate', '2.5 %', '97.5 %']
+        """
+        ci = np.exp(self.confint(level=level).loc[self.spec.fe_names])
+        return pd.concat([pd.DataFrame({"estimate": np.exp(self.fe_params)}), ci], axis=1)
+
     def threshold_table(self) -> pd.DataFrame:
         """Estimate, Std. Error, z value of α (summary's "Threshold coefficients")."""
         return pd.DataFrame({"Estimate": self.thresholds, "Std. Error": self.thresholds_bse,
@@ -180,6 +195,24 @@ class CLMMResult(LaplaceResult):
         prob = self.family.prob_np(self.alpha, self._eta(True), self.link)
         return per_row(self.spec, prob[np.arange(len(prob)), self.counts.astype(int)],
                        name="fitted")
+
+    def residuals(self, type: str = "quantile", nsim: int = 250, seed=123) -> pd.Series:
+        """DHARMa's simulation-based quantile residuals (the only residuals ordinal's scale
+        allows): the observed category against ``nsim`` simulated ones, randomised between
+        P(Y* < y) and P(Y* ≤ y); uniform on (0, 1) under the model (see
+        :mod:`mixedppl.diagnostics.residuals`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+        >>> res = r.residuals(seed=1)
+        >>> len(res), bool(((res >= 0) & (res <= 1)).all())
+        (72, True)
+        """
+        if type != "quantile":
+            raise ValueError(f"a CLMM has quantile residuals only (type='quantile'), got {type!r}")
+        return per_row(self.spec, self._quantile_values(nsim, seed), name="residuals")
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self):

@@ -11,10 +11,16 @@ from scipy import special
 
 from ..bayes.glmm_pymc import glmm_to_pymc
 from ..core.exceptions import ModelSpecError
+from ..diagnostics.influence import glmm_influence_frame
+from ..diagnostics.leverage import glmm_hat_diagonal
+from ..diagnostics.residuals import deviance_residuals, quantile_residuals
 from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
+from ..inference.bootstrap import glmm_bootstrap_confint
 from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import prediction_table
+from ..inference.refit import refit_laplace, update_laplace
+from ..inference.simulate import simulate_counts, simulate_laplace
 from ..spec.frame import check_columns, numeric_vector
 from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
@@ -126,6 +132,82 @@ class LaplaceResult(MixedResult):
         """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations."""
         return varcorr_frame(self.spec.terms, self.covs, None)
 
+    # -- simulation and refits -------------------------------------------------------------------
+    def simulate(self, nsim: int = 1, seed=None) -> np.ndarray:
+        r"""New responses from the fitted model, as lme4's ``simulate`` (``use.u = FALSE``).
+
+        New random effects :math:`u_{k,g} \sim N(0, \hat\Sigma_k)`, then
+        :math:`y^* \sim p(y \mid X\hat\beta + o + Zu, \hat\phi)` by the family's simulator
+        (see :mod:`mixedppl.inference.simulate`). Values are on the scale of ``spec.y``, what
+        :meth:`refit` takes: proportions for a binomial (the fit's trials), counts, positive
+        values, or category codes 0 … K − 1 of a CLMM (``levels[code]`` is the label).
+
+        Returns
+        -------
+        ndarray (n, nsim)
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.simulate(nsim=4, seed=1).shape
+        (56, 4)
+        """
+        return simulate_laplace(self.record, nsim, seed)
+
+    def refit(self, newresp, control=None):
+        """The same model fitted to a new response (lme4's ``refit``; see :meth:`simulate` for
+        its scale), the compiled deviance reused and θ started at this fit's θ̂.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g2 = g.refit(g.simulate(seed=2)[:, 0])
+        >>> g2.spec.formula == g.spec.formula
+        True
+        """
+        return type(self)(refit_laplace(self.record, newresp, control))
+
+    def update(self, formula: str, data: pd.DataFrame | None = None, *, control=None,
+               **build_kwargs):
+        """Refit with a formula derived from this one (R's ``update``: ``"~ . - period"``); the
+        data, weights, offset, contrasts and na_action of the fit are reused unless given.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.update("~ . - period").spec.formula
+        'cbind(incidence, size - incidence) ~ (1 | herd)'
+        """
+        return type(self)(update_laplace(self.record, formula, data, control, **build_kwargs))
+
+    def influence(self, level: str = "observation") -> pd.DataFrame:
+        """Case-deletion influence (Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC of the
+        random-effect variances) from warm-started refits without each case: one observation
+        or every row of one level of ``level`` (see
+        :func:`mixedppl.diagnostics.influence.glmm_influence_frame`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.influence("herd")["cooks_d"].idxmax()
+        '11'
+        """
+        return glmm_influence_frame(self.record, level)
+
+    def _quantile_values(self, nsim: int, seed) -> np.ndarray:
+        """DHARMa's quantile residuals of the response counts against ``nsim`` simulated ones
+        (:func:`mixedppl.diagnostics.residuals.quantile_residuals`)."""
+        rng = np.random.default_rng(seed)
+        return quantile_residuals(self.counts, simulate_counts(self.record, nsim, rng), rng)
+
 
 @dataclass(frozen=True, eq=False)
 class GLMMResult(LaplaceResult):
@@ -167,7 +249,7 @@ class GLMMResult(LaplaceResult):
     [0.371, 0.203, 0.676]
     """
 
-    confint_methods = {"profile": glmm_profile_confint}
+    confint_methods = {"profile": glmm_profile_confint, "boot": glmm_bootstrap_confint}
 
     def _pymc_model(self, priors: dict | None = None):
         return glmm_to_pymc(self.spec, self.family, self.link, self.counts, self.trials, priors)
@@ -319,7 +401,9 @@ class GLMMResult(LaplaceResult):
                 "offset='column' / offset(...) in the formula")
         return numeric_vector(offset, "offset", len(newdata))
 
-    def _residual_values(self, type: str = "pearson") -> np.ndarray:
+    def _residual_values(self, type: str = "pearson", nsim: int = 250, seed=123) -> np.ndarray:
+        if type == "quantile":
+            return self._quantile_values(nsim, seed)
         n = self.trials
         y = self.family.mean_response(self.counts, n)
         mu = self.link.linkinv_np(self._eta(True))
@@ -328,14 +412,56 @@ class GLMMResult(LaplaceResult):
         if type == "pearson":
             return (y - mu) / np.sqrt(self.family.variance(mu, np.where(n > 0, n, 1),
                                                            self.dispersion))
-        raise ValueError(f"type must be 'pearson' or 'response', got {type!r}")
+        if type == "deviance":
+            return deviance_residuals(self.family, y, mu, n, self.dispersion)
+        raise ValueError("type must be 'pearson', 'response', 'deviance' or 'quantile', got "
+                         f"{type!r}")
 
-    def residuals(self, type: str = "pearson") -> pd.Series:
-        """Pearson ((y − μ)/√V) or response (y − μ) residuals on the proportion / count scale.
+    def residuals(self, type: str = "pearson", scaled: bool = False, nsim: int = 250,
+                  seed=123) -> pd.Series:
+        r"""Residuals on the proportion / count scale at the conditional means μ̂.
+
+        ``"pearson"`` (y − μ)/√V(μ), ``"response"`` y − μ, ``"deviance"`` sign(y − μ)√d_i
+        (R's ``residuals(glmer, type = "deviance")``: the family's unit deviance d_i),
+        ``"quantile"``: DHARMa's simulation-based scaled residuals, uniform on (0, 1) under
+        the model (``nsim`` simulated responses with new random effects, randomised for
+        discrete families; ``seed``). See :mod:`mixedppl.diagnostics.residuals`.
+
+        ``scaled`` is accepted for the LMM signature: a GLMM has no residual scale beyond the
+        variance function (dispersion included), so it changes nothing.
 
         Indexed as :meth:`fitted` (NaN on the dropped rows with ``na_action="exclude"``).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.residuals("deviance").round(4).iloc[:2].tolist()
+        [-1.438, 0.9887]
+        >>> r = g.residuals("quantile", seed=1)
+        >>> bool(((r >= 0) & (r <= 1)).all())
+        True
         """
-        return per_row(self.spec, self._residual_values(type), name="residuals")
+        return per_row(self.spec, self._residual_values(type, nsim, seed), name="residuals")
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    def leverage(self) -> np.ndarray:
+        r"""Diagonal of the hat matrix of the penalised weighted least-squares problem at the
+        mode (IRLS weights W): :math:`h_i = W_i a_i^\top M^{-1} a_i`, in [0, 1].
+
+        lme4's ``hatvalues(glmer)`` multiplies by the prior weight instead of W_i; its value is
+        ``leverage() * prior_weight / W`` (see :mod:`mixedppl.diagnostics.leverage`).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> g.leverage()[:3].round(4).tolist()
+        [0.4103, 0.2546, 0.1902]
+        """
+        return glmm_hat_diagonal(self.record)
 
     # -- printing --------------------------------------------------------------------------------
     def summary(self):

@@ -20,6 +20,7 @@ from ..core.control import LmerControl, as_control
 from ..core.exceptions import ModelSpecError
 from ..diagnostics.influence import influence_frame
 from ..diagnostics.leverage import hat_diagonal
+from ..diagnostics.residuals import quantile_residuals
 from ..fit.lmm_fit import fit_lmm, refit_lmm
 from ..fit.optimize import OptSummary
 from ..fit.records import LMMFit, group_labels
@@ -201,20 +202,42 @@ class LMMResult(MixedResult):
         """
         return per_row(self.spec, self._eta(True), name="fitted")
 
-    def _residual_values(self, type: str = "response", scaled: bool = False) -> np.ndarray:
-        r = self.spec.y - self._eta(True)
+    def _residual_values(self, type: str = "response", scaled: bool = False, nsim: int = 250,
+                         seed=123) -> np.ndarray:
+        if type == "quantile":
+            rng = np.random.default_rng(seed)
+            return quantile_residuals(self.spec.y, simulate_responses(self.record, nsim, rng),
+                                      rng)
+        if type == "marginal":
+            r = self.spec.y - self._eta(False)
+        else:
+            r = self.spec.y - self._eta(True)
         if type == "pearson":
             r = r * np.sqrt(self.spec.weights)
-        elif type != "response":
-            raise ValueError(f"type must be 'response' or 'pearson', got {type!r}")
+        elif type not in ("response", "marginal"):
+            raise ValueError("type must be 'response', 'pearson', 'marginal' or 'quantile', "
+                             f"got {type!r}")
         return r / self.sigma if scaled else r
 
-    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
-        """y − fitted (``"response"``) or √w (y − fitted) (``"pearson"``); ``scaled`` divides by σ.
+    def residuals(self, type: str = "response", scaled: bool = False, nsim: int = 250,
+                  seed=123) -> pd.Series:
+        """Residuals: ``"response"`` y − fitted, ``"pearson"`` √w (y − fitted), ``"marginal"``
+        y − Xβ̂ − offset (no random effects; HLMdiag's marginal residuals) — ``scaled`` divides
+        these by σ̂ — or ``"quantile"``: DHARMa's simulation-based scaled residuals, uniform on
+        (0, 1) under the model (``nsim`` responses simulated with new random effects; ``seed``;
+        see :mod:`mixedppl.diagnostics.residuals`).
 
         Indexed as :meth:`fitted` (NaN on the dropped rows with ``na_action="exclude"``).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> round(float(fit.residuals("marginal").iloc[0] + fit.fe_params["(Intercept)"]), 4)
+        249.56
         """
-        return per_row(self.spec, self._residual_values(type, scaled), name="residuals")
+        return per_row(self.spec, self._residual_values(type, scaled, nsim, seed),
+                       name="residuals")
 
     def predict(self, newdata: pd.DataFrame | None = None, include_random: bool = True,
                 se_fit: bool = False, interval: str | None = None,

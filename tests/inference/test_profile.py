@@ -96,8 +96,10 @@ def test_glmm_profile_level_and_methods():
     assert (ci80.iloc[:, 0] > ci95.iloc[:, 0]).all() and (ci80.iloc[:, 1] < ci95.iloc[:, 1]).all()
     with pytest.raises(ValueError, match="level"):
         g.confint(method="profile", level=0)
-    with pytest.raises(NotImplementedError, match="GLMMResult"):
-        g.confint(method="boot", nsim=10)
+    assert g.confint(method="boot", nsim=3, progress=False).shape == ci95.shape   # GLMM bootMer
+    wine = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+    with pytest.raises(NotImplementedError, match="CLMMResult"):
+        wine.confint(method="boot", nsim=10)
     with pytest.raises(ValueError, match="'profile' or 'boot'"):
         g.confint(method="nonsense")
 
