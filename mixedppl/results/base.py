@@ -77,9 +77,58 @@ def new_rows(newdata: pd.DataFrame, values, columns=None, name: str | None = Non
 
 
 class MixedResult:
-    """Accessors common to LMM, GLMM and CLMM results (immutable once built)."""
+    """Accessors common to LMM, GLMM and CLMM results (immutable once built).
+
+    A result holds its fit's frozen record (``self.record``: :class:`~mixedppl.fit.records.LMMFit`
+    or :class:`~mixedppl.fit.records.LaplaceFit`); the fields every record has are read here once.
+    """
 
     stat_name = "z value"
+
+    # -- the record's shared fields --------------------------------------------------------------
+    @property
+    def spec(self):
+        """The :class:`~mixedppl.spec.model_spec.ModelSpec` the model was fitted from."""
+        return self.record.spec
+
+    @property
+    def theta(self) -> np.ndarray:
+        """lme4's θ (``getME(fit, "theta")``): the relative covariance factors' entries."""
+        return self.record.theta
+
+    @property
+    def beta(self) -> np.ndarray:
+        """β̂ as an array (:attr:`fe_params` names it)."""
+        return self.record.beta
+
+    @property
+    def b(self) -> list[np.ndarray]:
+        """Conditional modes per term, each (levels × columns)."""
+        return list(self.record.b)
+
+    @property
+    def condvar(self) -> list[np.ndarray]:
+        """Conditional covariances of the modes per term, each (levels × columns × columns)."""
+        return list(self.record.condvar)
+
+    @property
+    def opt(self):
+        """What the optimiser did (:class:`~mixedppl.fit.optimize.OptSummary`)."""
+        return self.record.opt
+
+    @property
+    def converged(self) -> bool:
+        return self.record.converged
+
+    @property
+    def is_singular(self) -> bool:
+        """A variance estimated as 0 (or a correlation as ±1), as lme4's ``isSingular``."""
+        return self.record.is_singular
+
+    @property
+    def timing(self) -> dict:
+        """Seconds spent (``total``, ``compile``, ``optimize`` ...)."""
+        return self.record.timing
 
     # -- fixed effects ---------------------------------------------------------------------------
     @cached_property

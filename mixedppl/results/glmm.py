@@ -14,7 +14,6 @@ from ..core.exceptions import ModelSpecError
 from ..diagnostics.influence import glmm_influence_frame
 from ..diagnostics.leverage import glmm_hat_diagonal
 from ..diagnostics.residuals import deviance_residuals, quantile_residuals
-from ..fit.optimize import OptSummary
 from ..fit.records import LaplaceFit
 from ..inference.bootstrap import glmm_bootstrap_confint
 from ..inference.glmm_profile import glmm_profile_confint
@@ -22,7 +21,6 @@ from ..inference.prediction import prediction_table
 from ..inference.refit import refit_laplace, update_laplace
 from ..inference.simulate import simulate_counts, simulate_laplace
 from ..spec.frame import check_columns, numeric_vector
-from ..spec.model_spec import ModelSpec
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, coef_block, fit_notes, random_effects_table
 from .varcorr import varcorr_frame
@@ -41,10 +39,6 @@ class LaplaceResult(MixedResult):
         return self.record
 
     @property
-    def spec(self) -> ModelSpec:
-        return self.record.spec
-
-    @property
     def family(self):
         return self.record.family
 
@@ -53,24 +47,8 @@ class LaplaceResult(MixedResult):
         return self.record.link
 
     @property
-    def theta(self) -> np.ndarray:
-        return self.record.theta
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.record.beta
-
-    @property
     def phi(self) -> np.ndarray:
         return self.record.phi
-
-    @property
-    def b(self) -> list[np.ndarray]:
-        return list(self.record.b)
-
-    @property
-    def condvar(self) -> list[np.ndarray]:
-        return list(self.record.condvar)
 
     @property
     def deviance_laplace(self) -> float:
@@ -81,28 +59,12 @@ class LaplaceResult(MixedResult):
         return self.record.counts
 
     @property
-    def opt(self) -> OptSummary:
-        return self.record.opt
-
-    @property
     def hessian(self) -> np.ndarray | None:
         return self.record.hessian
 
     @property
     def nAGQ(self) -> int:
         return self.record.nAGQ
-
-    @property
-    def converged(self) -> bool:
-        return self.record.converged
-
-    @property
-    def is_singular(self) -> bool:
-        return self.record.is_singular
-
-    @property
-    def timing(self) -> dict:
-        return self.record.timing
 
     @property
     def covs(self) -> tuple[np.ndarray, ...]:

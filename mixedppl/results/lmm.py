@@ -22,7 +22,6 @@ from ..diagnostics.influence import influence_frame
 from ..diagnostics.leverage import hat_diagonal
 from ..diagnostics.residuals import quantile_residuals
 from ..fit.lmm_fit import fit_lmm, refit_lmm
-from ..fit.optimize import OptSummary
 from ..fit.records import LMMFit, group_labels
 from ..inference.bootstrap import bootstrap_confint
 from ..inference.ftests import anova_table
@@ -32,7 +31,7 @@ from ..inference.profile import profile_confint
 from ..inference.satterthwaite import satterthwaite_df
 from ..inference.simulate import simulate_responses
 from ..spec.formula import update_formula
-from ..spec.model_spec import ModelSpec, build_spec
+from ..spec.model_spec import build_spec
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, lmm_summary
 from .varcorr import varcorr_frame
@@ -78,21 +77,10 @@ class LMMResult(MixedResult):
         return self.record
 
     # -- the record's fields ---------------------------------------------------------------------
-    @property
-    def spec(self) -> ModelSpec:
-        return self.record.spec
 
     @property
     def reml(self) -> bool:
         return self.record.reml
-
-    @property
-    def theta(self) -> np.ndarray:
-        return self.record.theta
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.record.beta
 
     @property
     def sigma(self) -> float:
@@ -109,28 +97,8 @@ class LMMResult(MixedResult):
         return self.record.vcov_beta
 
     @property
-    def b(self) -> list[np.ndarray]:
-        return list(self.record.b)
-
-    @property
-    def condvar(self) -> list[np.ndarray]:
-        return list(self.record.condvar)
-
-    @property
     def estimates(self) -> dict:
         return self.record.estimates
-
-    @property
-    def opt(self) -> OptSummary:
-        return self.record.opt
-
-    @property
-    def converged(self) -> bool:
-        return self.record.converged
-
-    @property
-    def is_singular(self) -> bool:
-        return self.record.is_singular
 
     @property
     def objective(self):
@@ -140,10 +108,6 @@ class LMMResult(MixedResult):
     @property
     def fval(self) -> float:
         return self.record.fval
-
-    @property
-    def timing(self) -> dict:
-        return self.record.timing
 
     # -- scale and likelihood --------------------------------------------------------------------
     @property
