@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.exceptions import ModelSpecError
+from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
 from ..spec.model_spec import ModelSpec
@@ -270,8 +271,16 @@ class CoxmeObjective:
         self._args = data.args()
         self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
+        self._v = None                   # the last implicit-gradient solve (a CG start)
         self.n_inner = 0
         self.n_hvp = 0
+        m_d, n_slots = len(self._dense), len(data.risk_sets.slot_weight)
+        #: Dense work per evaluation (for :func:`~mixedppl.core.threads.blas_threads_for`).
+        self.flops_per_eval = float(n_slots * m_d ** 2 + (len(self._sparse) + m_d) * m_d ** 2)
+
+    def reset(self, beta_start: np.ndarray) -> None:
+        """Start the next inner Newton from u = 0 and ``beta_start``."""
+        self._x = np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)])
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, β) of the stacked inner vector."""
@@ -295,11 +304,11 @@ class CoxmeObjective:
         return np.asarray(Hv), np.asarray(cross)
 
     def solve_exact(self, theta: np.ndarray, x: np.ndarray, H_tilde: BlockHessian,
-                    b: np.ndarray, rtol: float = 1e-11, maxiter: int = 200
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    b: np.ndarray, rtol: float = 1e-11, maxiter: int = 200,
+                    v0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(H⁻¹b, ∂/∂θ[vᵀ∇ₓ(−PPL)] at v = H⁻¹b) by conjugate gradients preconditioned by H̃
-        (one product when H̃ = H)."""
-        v = H_tilde.solve(b)
+        (one product when H̃ = H), from ``v0`` when given (else H̃⁻¹b)."""
+        v = H_tilde.solve(b) if v0 is None else v0
         Hv, cross = self.hvp(theta, x, v)
         if len(self._sparse) == 0:
             return v, cross
@@ -327,7 +336,9 @@ class CoxmeObjective:
             return ppl, grad, H
 
         def exact_step(H, g, x):
-            return self.solve_exact(theta, x, H, g, rtol=1e-9)[0]
+            # inexact Newton: a loose solve far from the mode, a tight one near it
+            forcing = min(1e-2, float(np.linalg.norm(g)) / (1.0 + abs(float(g @ x))))
+            return self.solve_exact(theta, x, H, g, rtol=max(forcing, 1e-10))[0]
 
         solve = None if len(self._sparse) == 0 else exact_step
         x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve)
@@ -346,7 +357,9 @@ class CoxmeObjective:
         grad = np.full(len(theta), np.nan)
         if m["converged"]:
             try:
-                _, cross = self.solve_exact(theta, m["x"], m["hess"], np.asarray(dG_dx))
+                v, cross = self.solve_exact(theta, m["x"], m["hess"], np.asarray(dG_dx),
+                                            v0=self._v)
+                self._v = v
                 grad = np.asarray(dG_dtheta, float) - cross
             except np.linalg.LinAlgError:
                 pass
@@ -443,6 +456,27 @@ def _theta_start(objective: CoxmeObjective, n_terms: int) -> np.ndarray:
     return np.full(n_terms, 0.4) if start is None else start
 
 
+def _fit_theta(objective: CoxmeObjective, n_terms: int, variance, start, gtol: float,
+               maxiter: int):
+    """θ̂ (or the fixed variance), the record pieces at it and H̃⁻¹ (coxme's vcov)."""
+    opt = None
+    if variance is not None:
+        variance = np.broadcast_to(np.asarray(variance, float), (n_terms,))
+        if np.any(variance < 0):
+            raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
+        theta = np.sqrt(variance)
+        converged = True
+    else:
+        x0 = (_theta_start(objective, n_terms) if start is None
+              else np.asarray(start, float))
+        opt = minimize_bounded(objective, x0, np.zeros(n_terms), gtol=gtol, maxiter=maxiter)
+        theta, converged = opt.x, bool(opt.success)
+    e = objective.evaluate(theta)
+    converged = converged and e["converged"]
+    vcov_x = np.linalg.inv(e["hess"].dense_matrix())
+    return theta, opt, converged, e, vcov_x, variance
+
+
 def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02),
               variance: np.ndarray | None = None, start: np.ndarray | None = None,
               gtol: float = 1e-9, maxiter: int = 500) -> CoxmeFit:
@@ -468,25 +502,14 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
     """
     t0 = time.perf_counter()
     data = CoxData.from_spec(spec, sparse)
-    base = fit_coxph(data)
-    objective = CoxmeObjective(data, base["beta"])
-    n_terms = len(spec.terms)
-    opt = None
-    if variance is not None:
-        variance = np.broadcast_to(np.asarray(variance, float), (n_terms,))
-        if np.any(variance < 0):
-            raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
-        theta = np.sqrt(variance)
-        converged = True
-    else:
-        x0 = _theta_start(objective, n_terms) if start is None else np.asarray(start, float)
-        opt = minimize_bounded(objective, x0, np.zeros(n_terms), gtol=gtol, maxiter=maxiter)
-        theta, converged = opt.x, bool(opt.success)
+    objective = CoxmeObjective(data, np.zeros(spec.p))
+    with blas_threads_for(objective):
+        base = fit_coxph(data)
+        objective.reset(base["beta"])
+        theta, opt, converged, e, vcov_x, variance = _fit_theta(
+            objective, len(spec.terms), variance, start, gtol, maxiter)
     t_opt = time.perf_counter()
-    e = objective.evaluate(theta)
-    converged = converged and e["converged"]
     u, beta = objective.split(e["x"])
-    vcov_x = np.linalg.inv(e["hess"].dense_matrix())
     q = data.q
     lam = theta[data.col_term]
     vcov_b = lam[:, None] * vcov_x[:q, :q] * lam[None, :]

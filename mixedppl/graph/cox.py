@@ -334,7 +334,7 @@ def _omega(eta, w, layout):
     into = pt.zeros(eta.shape)[risk_start].inc(c / D)
     tied = pt.zeros((n_times,))[slot_time].inc(c * frac / D)
     omega = pt.cumsum(into) - pt.zeros(eta.shape)[ev_rows].inc(tied[ev_time])
-    return loglik, r, omega, c / D ** 2
+    return loglik, r, omega, (c / D) / D
 
 
 def _information_blocks(r, omega, w_slot, X, zval, layout, fl):
