@@ -308,7 +308,7 @@ class CoxmeObjective:
                     v0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(H⁻¹b, ∂/∂θ[vᵀ∇ₓ(−PPL)] at v = H⁻¹b) by conjugate gradients preconditioned by H̃
         (one product when H̃ = H), from ``v0`` when given (else H̃⁻¹b)."""
-        v = H_tilde.solve(b) if v0 is None else v0
+        v = H_tilde.solve(b) if v0 is None or len(self._sparse) == 0 else v0
         Hv, cross = self.hvp(theta, x, v)
         if len(self._sparse) == 0:
             return v, cross
