@@ -43,7 +43,7 @@ def simulate_clustered_survival(n: int = 20_000, n_clusters: int = 1_000, seed: 
     Examples
     --------
     >>> d = simulate_clustered_survival(2_000, 100)
-    >>> d.shape, d["cluster"].nunique(), 0.2 < 1 - d["status"].mean() < 0.4
+    >>> d.shape, d["cluster"].nunique(), bool(0.2 < 1 - d["status"].mean() < 0.4)
     ((2000, 5), 100, True)
     """
     rng = np.random.default_rng(seed)
