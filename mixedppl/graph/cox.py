@@ -27,7 +27,8 @@ likelihood at the joint mode (û, β̂) of PPL
 
 (coxme: ``ilik = loglik[2] − ½(log|Σ| + log|H_bb|)``, the same number). coxme drops the
 off-diagonal entries of :math:`\mathcal I_{bb}` between "sparse" levels (a factor with ≥ 50
-levels, levels holding ≤ 2 % of the rows); ``keep`` is the 0/1 mask of the entries kept.
+levels, levels holding ≤ 2 % of the rows): H̃ is built in blocks (:class:`FrailtyLayout`,
+:func:`_information_blocks`) in O(n + S) per dense column, never from an n × q matrix.
 The gradient in θ is exact by the implicit function theorem (as :mod:`mixedppl.graph.laplace`):
 with g = −PPL, G = g + ½ log|H̃_uu|, x = (u, β) and v = H⁻¹ ∂G/∂x held constant,
 dG/dθ = ∂G/∂θ − ∂/∂θ [vᵀ ∂g/∂x].
