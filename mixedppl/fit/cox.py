@@ -15,18 +15,21 @@ wraps it.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core.exceptions import ModelSpecError
-from ..graph.cox import RiskSets, cox_functions, coxph_functions, risk_set_layout
+from ..core.threads import blas_threads_for
+from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
+                         frailty_layout, risk_set_layout)
 from ..spec.model_spec import ModelSpec
 from .optimize import OptSummary, minimize_bounded
 from .records import group_labels
 
-__all__ = ["CoxData", "CoxmeObjective", "CoxmeFit", "fit_coxph", "fit_coxme", "sparse_levels",
+__all__ = ["CoxData", "BlockHessian", "CoxmeObjective", "CoxmeFit", "fit_coxph", "fit_coxme", "sparse_levels",
            "VARIANCE_GRID"]
 
 #: coxme's ``varinit``: starting variances tried (the best is the start).
@@ -54,72 +57,86 @@ def sparse_levels(codes: np.ndarray, n_levels: int, sparse: tuple[float, float] 
 
 @dataclass(frozen=True, eq=False)
 class CoxData:
-    """The sorted arrays the graphs take (built once from a spec).
+    """The sorted arrays the graphs take (built once from a spec; Z is never formed).
 
     Attributes
     ----------
     risk_sets : RiskSets
-    X, Z : ndarray
-        Fixed-effect matrix and the frailty indicator (times the term's column) matrix, rows
-        sorted by time; Z has one column per level of every term.
+    frailty : FrailtyLayout
+        Where the frailties enter (entries of Z, coxme's sparse levels, the dense block).
+    X : ndarray
+        Fixed-effect matrix, rows sorted by time.
+    re_value : ndarray
+        The value of each entry of Z (the term's column, 1 for ``(1 | g)``).
     col_term : ndarray of int
-        The term of each column of Z (θ index).
+        The term of each frailty (θ index).
     offset, weights : ndarray
         Sorted.
-    keep : ndarray (q, q)
-        1 where the information matrix's u-block entry is kept, 0 where coxme drops it.
     term_slices : list of slice
-        Where each term's levels sit among the q columns.
+        Where each term's levels sit among the q frailties.
     """
 
     risk_sets: RiskSets
+    frailty: FrailtyLayout
     X: np.ndarray
-    Z: np.ndarray
+    re_value: np.ndarray
     col_term: np.ndarray
     offset: np.ndarray
     weights: np.ndarray
-    keep: np.ndarray
     term_slices: list
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, sparse: tuple[float, float] | None = (50, 0.02)
                   ) -> "CoxData":
-        """Sort the rows and lay out Z; coxme's sparse rule on the first term of the formula."""
+        """Sort the rows and lay out Z's entries; coxme's sparse rule on the first term of the
+        formula."""
         for t in spec.terms:
             if t.n_cols != 1:
                 raise ModelSpecError(f"random term ({' + '.join(t.column_names)} | {t.group}) "
                                      "has more than one column; coxme fits here take scalar "
                                      "terms such as (1 | g) or (1 | a/b)")
         rs = risk_set_layout(spec.y, spec.status, spec.weights, spec.family.ties)
-        order = rs.order
-        q = sum(t.n_levels for t in spec.terms)
-        Z = np.zeros((spec.n, q))
-        col_term, slices, start = [], [], 0
+        rank = np.empty(spec.n, np.int64)
+        rank[rs.order] = np.arange(spec.n)              # sorted position of each row
+        rows, cols, values, col_term, slices, start = [], [], [], [], [], 0
         for k, t in enumerate(spec.terms):
-            Z[np.arange(spec.n), start + t.codes] = t.z[:, 0]
+            rows.append(rank)
+            cols.append(start + t.codes)
+            values.append(t.z[:, 0])
             col_term += [k] * t.n_levels
             slices.append(slice(start, start + t.n_levels))
             start += t.n_levels
-        keep = np.ones((q, q))
+        sparse_cols = np.zeros(0, np.int64)
         first = _first_formula_term(spec)
         if first is not None:
             t = spec.terms[first]
-            is_sparse = np.zeros(q, bool)
-            is_sparse[slices[first]] = sparse_levels(t.codes, t.n_levels, sparse)
-            keep[np.ix_(is_sparse, is_sparse)] = 0.0
-            keep[np.diag_indices(q)] = 1.0
-        return cls(rs, np.ascontiguousarray(spec.X[order]), Z[order],
-                   np.asarray(col_term, np.int64), spec.offset[order], spec.weights[order],
-                   keep, slices)
+            sparse_cols = slices[first].start + np.flatnonzero(
+                sparse_levels(t.codes, t.n_levels, sparse))
+        col_term = np.asarray(col_term, np.int64)
+        re_row, re_col = np.concatenate(rows), np.concatenate(cols).astype(np.int64)
+        layout = frailty_layout(rs, re_row, re_col, col_term, sparse_cols)
+        return cls(rs, layout, np.ascontiguousarray(spec.X[rs.order]),
+                   np.concatenate(values).astype(float), col_term, spec.offset[rs.order],
+                   spec.weights[rs.order], slices)
 
     def args(self) -> list:
         """The data inputs of :func:`~mixedppl.graph.cox.cox_functions` after (θ, u, β)."""
-        return [self.X, self.Z, self.col_term, self.offset, self.weights, self.keep,
-                *self.risk_sets.inputs()]
+        return [self.X, self.offset, self.weights, self.re_value, *self.risk_sets.inputs(),
+                *self.frailty.inputs()]
 
     @property
     def q(self) -> int:
-        return self.Z.shape[1]
+        return len(self.col_term)
+
+    @property
+    def sparse_x(self) -> np.ndarray:
+        """Positions in x = (u, β) of the sparse frailties."""
+        return self.frailty.sparse_cols
+
+    @property
+    def dense_x(self) -> np.ndarray:
+        """Positions in x = (u, β) of the dense block (the other frailties, then β)."""
+        return np.concatenate([self.frailty.dense_cols, self.q + np.arange(self.X.shape[1])])
 
 
 def _first_formula_term(spec: ModelSpec) -> int | None:
@@ -134,16 +151,64 @@ def _first_formula_term(spec: ModelSpec) -> int | None:
     return None
 
 
-def _newton(fun, x0: np.ndarray, tol: float = 1e-13, maxiter: int = 60):
-    """Maximise a concave f by Newton with step halving; ``fun(x) -> (f, ∇f, −∇²f)``.
-    Returns (x, f, gradient, −Hessian, iterations, converged)."""
+@dataclass(frozen=True, eq=False)
+class BlockHessian:
+    r"""coxme's H̃ = [[diag(d), C], [Cᵀ, B]] over x = (u, β) permuted to (sparse, dense block).
+
+    Solves by the Schur complement :math:`B - C^\top \mathrm{diag}(d)^{-1} C` of the diagonal:
+    O(q_s m_d² + m_d³) for m_d the size of the dense block.
+    """
+
+    sparse: np.ndarray
+    dense: np.ndarray
+    d: np.ndarray
+    C: np.ndarray
+    B: np.ndarray
+
+    @functools.cached_property
+    def _schur_chol(self) -> np.ndarray:
+        return np.linalg.cholesky(self.B - self.C.T @ (self.C / self.d[:, None]))
+
+    def solve(self, g: np.ndarray) -> np.ndarray:
+        """H̃⁻¹ g (raises LinAlgError when the Schur complement is not positive definite)."""
+        g_s, g_d = g[self.sparse], g[self.dense]
+        L = self._schur_chol
+        rhs = g_d - self.C.T @ (g_s / self.d)
+        y_d = np.linalg.solve(L.T, np.linalg.solve(L, rhs))
+        out = np.empty_like(g, dtype=float)
+        out[self.sparse] = (g_s - self.C @ y_d) / self.d
+        out[self.dense] = y_d
+        return out
+
+    def dense_matrix(self) -> np.ndarray:
+        """H̃ as a dense (q + p) × (q + p) matrix in x order."""
+        m = len(self.sparse) + len(self.dense)
+        H = np.zeros((m, m))
+        H[self.sparse, self.sparse] = self.d
+        H[np.ix_(self.sparse, self.dense)] = self.C
+        H[np.ix_(self.dense, self.sparse)] = self.C.T
+        H[np.ix_(self.dense, self.dense)] = self.B
+        return H
+
+
+class DenseHessian(np.ndarray):
+    """A dense negative Hessian with the :meth:`BlockHessian.solve` interface."""
+
+    def solve(self, g: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(np.asarray(self), g)
+
+
+def _newton(fun, x0: np.ndarray, solve=None, tol: float = 1e-13, maxiter: int = 60):
+    """Maximise a concave f by Newton with step halving; ``fun(x) -> (f, ∇f, H)`` with H the
+    negative Hessian (anything with ``.solve``), or ``solve(H, g, x)`` giving the step.
+    Returns (x, f, gradient, H, iterations, converged)."""
     x = np.asarray(x0, float).copy()
     f, g, H = fun(x)
     for it in range(maxiter):
         try:
-            step = np.linalg.solve(H, g)
+            step = H.solve(g) if solve is None else solve(H, g, x)
         except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(H, g, rcond=None)[0]
+            return x, f, g, H, it, False
         decrement = float(g @ step)
         if decrement <= tol * (1.0 + abs(f)):
             return x, f, g, H, it, True
@@ -170,7 +235,7 @@ def fit_coxph(data: CoxData, beta0: np.ndarray | None = None) -> dict:
 
     def fun(beta):
         ll, score, info = fn(beta, data.X, data.offset, data.weights, *rs_inputs)
-        return float(ll), np.asarray(score), np.asarray(info)
+        return float(ll), np.asarray(score), np.asarray(info).view(DenseHessian)
 
     null = fun(np.zeros(p))[0]
     beta = np.zeros(p) if beta0 is None else np.asarray(beta0, float)
@@ -178,12 +243,17 @@ def fit_coxph(data: CoxData, beta0: np.ndarray | None = None) -> dict:
         return {"beta": beta, "loglik": null, "loglik_null": null, "vcov": np.zeros((0, 0)),
                 "converged": True}
     beta, ll, _, info, _, ok = _newton(fun, beta)
-    return {"beta": beta, "loglik": ll, "loglik_null": null, "vcov": np.linalg.inv(info),
-            "converged": ok}
+    return {"beta": beta, "loglik": ll, "loglik_null": null,
+            "vcov": np.linalg.inv(np.asarray(info)), "converged": ok}
 
 
 class CoxmeObjective:
-    """−ℓ_I(θ) and its exact gradient, with the inner mode warm-started between calls.
+    r"""−ℓ_I(θ) and its exact gradient, with the inner mode warm-started between calls.
+
+    The inner Newton steps and the implicit-function solve need the exact Hessian H of −PPL;
+    coxme's H̃ (sparse entries dropped) is exact when no level is sparse and is used directly.
+    Otherwise :math:`H^{-1}g` is found by conjugate gradients on H (products Hv in O(n + S),
+    ``cox_functions("hvp")``) preconditioned by H̃.
 
     Parameters
     ----------
@@ -197,24 +267,81 @@ class CoxmeObjective:
         self.p = data.X.shape[1]
         self._newton_fn = cox_functions("newton")
         self._outer_fn = cox_functions("outer")
+        self._hvp_fn = cox_functions("hvp")
         self._args = data.args()
+        self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
+        self._v = None                   # the last implicit-gradient solve (a CG start)
         self.n_inner = 0
+        self.n_hvp = 0
+        m_d, n_slots = len(self._dense), len(data.risk_sets.slot_weight)
+        #: Dense work per evaluation (for :func:`~mixedppl.core.threads.blas_threads_for`).
+        self.flops_per_eval = float(n_slots * m_d ** 2 + (len(self._sparse) + m_d) * m_d ** 2)
+
+    def reset(self, beta_start: np.ndarray) -> None:
+        """Start the next inner Newton from u = 0 and ``beta_start``."""
+        self._x = np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)])
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, β) of the stacked inner vector."""
         return x[:self.data.q], x[self.data.q:]
+
+    def blocks(self, theta: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray,
+                                                                  BlockHessian, float]:
+        """(PPL, ∇PPL, H̃, ℓ) at (θ, x)."""
+        u, beta = self.split(x)
+        ppl, grad, d, C, B, loglik = self._newton_fn(theta, u, beta, *self._args)
+        H = BlockHessian(self._sparse, self._dense, np.asarray(d), np.asarray(C),
+                         np.asarray(B))
+        return float(ppl), np.asarray(grad), H, float(loglik)
+
+    def hvp(self, theta: np.ndarray, x: np.ndarray, v: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """(Hv, ∂/∂θ[vᵀ∇ₓ(−PPL)]) with the exact Hessian H of −PPL."""
+        u, beta = self.split(x)
+        self.n_hvp += 1
+        Hv, cross = self._hvp_fn(theta, u, beta, *self._args, v)
+        return np.asarray(Hv), np.asarray(cross)
+
+    def solve_exact(self, theta: np.ndarray, x: np.ndarray, H_tilde: BlockHessian,
+                    b: np.ndarray, rtol: float = 1e-11, maxiter: int = 200,
+                    v0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(H⁻¹b, ∂/∂θ[vᵀ∇ₓ(−PPL)] at v = H⁻¹b) by conjugate gradients preconditioned by H̃
+        (one product when H̃ = H), from ``v0`` when given (else H̃⁻¹b)."""
+        v = H_tilde.solve(b) if v0 is None or len(self._sparse) == 0 else v0
+        Hv, cross = self.hvp(theta, x, v)
+        if len(self._sparse) == 0:
+            return v, cross
+        res = b - Hv
+        z = H_tilde.solve(res)
+        direction, rz = z, float(res @ z)
+        scale = np.linalg.norm(b) + 1e-300
+        for _ in range(maxiter):
+            if np.linalg.norm(res) <= rtol * scale:
+                break
+            Hd, cross_d = self.hvp(theta, x, direction)
+            step = rz / float(direction @ Hd)
+            v, cross, res = v + step * direction, cross + step * cross_d, res - step * Hd
+            z = H_tilde.solve(res)
+            rz_new = float(res @ z)
+            direction, rz = z + (rz_new / rz) * direction, rz_new
+        return v, cross
 
     def mode(self, theta: np.ndarray, x0: np.ndarray | None = None) -> dict:
         """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default)."""
         theta = np.asarray(theta, float)
 
         def fun(x):
-            u, beta = self.split(x)
-            ppl, grad, hess, _ = self._newton_fn(theta, u, beta, *self._args)
-            return float(ppl), np.asarray(grad), np.asarray(hess)
+            ppl, grad, H, _ = self.blocks(theta, x)
+            return ppl, grad, H
 
-        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0)
+        def exact_step(H, g, x):
+            # inexact Newton: a loose solve far from the mode, a tight one near it
+            forcing = min(1e-2, float(np.linalg.norm(g)) / (1.0 + abs(float(g @ x))))
+            return self.solve_exact(theta, x, H, g, rtol=max(forcing, 1e-10))[0]
+
+        solve = None if len(self._sparse) == 0 else exact_step
+        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve)
         self.n_inner += iters
         if ok:
             self._x = x
@@ -225,13 +352,23 @@ class CoxmeObjective:
         theta = np.asarray(theta, float)
         m = self.mode(theta)
         u, beta = self.split(m["x"])
-        G, dG, ppl, half_logdet, loglik = self._outer_fn(theta, u, beta, *self._args)
-        return {**m, "f": float(G), "grad": np.asarray(dG, float), "ppl": float(ppl),
+        G, dG_dx, dG_dtheta, ppl, half_logdet, loglik = self._outer_fn(theta, u, beta,
+                                                                        *self._args)
+        grad = np.full(len(theta), np.nan)
+        if m["converged"]:
+            try:
+                v, cross = self.solve_exact(theta, m["x"], m["hess"], np.asarray(dG_dx),
+                                            v0=self._v)
+                self._v = v
+                grad = np.asarray(dG_dtheta, float) - cross
+            except np.linalg.LinAlgError:
+                pass
+        return {**m, "f": float(G), "grad": grad, "ppl": float(ppl),
                 "half_logdet": float(half_logdet), "loglik": float(loglik)}
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         e = self.evaluate(theta)
-        if not e["converged"]:
+        if not e["converged"] or not np.all(np.isfinite(e["grad"])):
             return np.nan, np.full(len(theta), np.nan)
         return e["f"], e["grad"]
 
@@ -319,6 +456,27 @@ def _theta_start(objective: CoxmeObjective, n_terms: int) -> np.ndarray:
     return np.full(n_terms, 0.4) if start is None else start
 
 
+def _fit_theta(objective: CoxmeObjective, n_terms: int, variance, start, gtol: float,
+               maxiter: int):
+    """θ̂ (or the fixed variance), the record pieces at it and H̃⁻¹ (coxme's vcov)."""
+    opt = None
+    if variance is not None:
+        variance = np.broadcast_to(np.asarray(variance, float), (n_terms,))
+        if np.any(variance < 0):
+            raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
+        theta = np.sqrt(variance)
+        converged = True
+    else:
+        x0 = (_theta_start(objective, n_terms) if start is None
+              else np.asarray(start, float))
+        opt = minimize_bounded(objective, x0, np.zeros(n_terms), gtol=gtol, maxiter=maxiter)
+        theta, converged = opt.x, bool(opt.success)
+    e = objective.evaluate(theta)
+    converged = converged and e["converged"]
+    vcov_x = np.linalg.inv(e["hess"].dense_matrix())
+    return theta, opt, converged, e, vcov_x, variance
+
+
 def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02),
               variance: np.ndarray | None = None, start: np.ndarray | None = None,
               gtol: float = 1e-9, maxiter: int = 500) -> CoxmeFit:
@@ -344,27 +502,14 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
     """
     t0 = time.perf_counter()
     data = CoxData.from_spec(spec, sparse)
-    base = fit_coxph(data)
-    objective = CoxmeObjective(data, base["beta"])
-    n_terms = len(spec.terms)
-    opt = None
-    if variance is not None:
-        variance = np.broadcast_to(np.asarray(variance, float), (n_terms,))
-        if np.any(variance < 0):
-            raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
-        theta = np.sqrt(variance)
-        converged = True
-    else:
-        x0 = _theta_start(objective, n_terms) if start is None else np.asarray(start, float)
-        opt = minimize_bounded(objective, x0, np.zeros(n_terms), gtol=gtol, maxiter=maxiter)
-        theta, converged = opt.x, bool(opt.success)
+    objective = CoxmeObjective(data, np.zeros(spec.p))
+    with blas_threads_for(objective):
+        base = fit_coxph(data)
+        objective.reset(base["beta"])
+        theta, opt, converged, e, vcov_x, variance = _fit_theta(
+            objective, len(spec.terms), variance, start, gtol, maxiter)
     t_opt = time.perf_counter()
-    e = objective.evaluate(theta)
-    converged = converged and e["converged"]
     u, beta = objective.split(e["x"])
-    H_tilde = np.asarray(cox_functions("hessian_tilde")(theta, u, beta, *data.args()))
-    H_tilde = H_tilde.reshape(data.q + spec.p, data.q + spec.p)
-    vcov_x = np.linalg.inv(H_tilde)
     q = data.q
     lam = theta[data.col_term]
     vcov_b = lam[:, None] * vcov_x[:q, :q] * lam[None, :]

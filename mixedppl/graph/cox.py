@@ -27,7 +27,8 @@ likelihood at the joint mode (û, β̂) of PPL
 
 (coxme: ``ilik = loglik[2] − ½(log|Σ| + log|H_bb|)``, the same number). coxme drops the
 off-diagonal entries of :math:`\mathcal I_{bb}` between "sparse" levels (a factor with ≥ 50
-levels, levels holding ≤ 2 % of the rows); ``keep`` is the 0/1 mask of the entries kept.
+levels, levels holding ≤ 2 % of the rows): H̃ is built in blocks (:class:`FrailtyLayout`,
+:func:`_information_blocks`) in O(n + S) per dense column, never from an n × q matrix.
 The gradient in θ is exact by the implicit function theorem (as :mod:`mixedppl.graph.laplace`):
 with g = −PPL, G = g + ½ log|H̃_uu|, x = (u, β) and v = H⁻¹ ∂G/∂x held constant,
 dG/dθ = ∂G/∂θ − ∂/∂θ [vᵀ ∂g/∂x].
@@ -41,6 +42,7 @@ J. Comput. Graph. Stat. 12, 156–175.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +51,8 @@ from pytensor.gradient import disconnected_grad
 
 from ..core.compile import compiled
 
-__all__ = ["RiskSets", "risk_set_layout", "cox_partial_loglik", "cox_functions",
-           "coxph_functions"]
+__all__ = ["RiskSets", "risk_set_layout", "FrailtyLayout", "frailty_layout",
+           "cox_partial_loglik", "cox_functions", "coxph_functions"]
 
 
 @dataclass(frozen=True)
@@ -169,57 +171,316 @@ def _logdet_spd(A):
     return 2.0 * pt.sum(pt.log(pt.diag(L)))
 
 
-def _build_cox():
-    """Inputs and outputs of :func:`cox_functions` (see there)."""
-    X, Z = pt.dmatrix("X"), pt.dmatrix("Z")
-    col_term = pt.lvector("col_term")
+@dataclass(frozen=True)
+class FrailtyLayout:
+    r"""Where the frailties enter, as index arrays (NumPy; the frailty graphs' index inputs).
+
+    Z is never stored: its entries are (row, column, value) triples, E = n × (number of terms);
+    :math:`Z\Lambda` has the values ``re_value · θ[col_term[re_col]]``. The columns of x = (u, β)
+    are split into the *sparse* columns (coxme's sparse levels of the first term: one entry per
+    row at most, the information between two of them dropped) and the *dense block* (the other
+    levels, then β), whose information is kept in full.
+
+    Attributes
+    ----------
+    re_row, re_col : ndarray of int (E,)
+        Sorted row and u column of each entry of Z.
+    col_term : ndarray of int (q,)
+        The term (θ index) of each u column.
+    sparse_cols, dense_cols : ndarray of int
+        The u columns of the sparse levels and of the other levels (dense block order).
+    de_entry, de_local, de_bucket : ndarray of int
+        The entries in dense-block level columns, their column in the block, and their row's
+        risk-start bucket + 1 (bucket k: rows from the k-th event time's first row to the next;
+        0: rows before the first event time, in no risk set).
+    de_event, de_event_time : ndarray of int
+        Positions (in ``de_entry``) of the entries of event rows, and their event time.
+    dd_a, dd_b : ndarray of int
+        Pairs of dense-level entries sharing a row (both orders, a = b included).
+    sp_entry, sp_level, sp_end : ndarray of int
+        The sparse entries in level-major order (level, then row), their level (0 … q_s − 1)
+        and the end (exclusive) of their level's run.
+    sp_hi, sp_lo : ndarray of int
+        Number of slots with risk start ≤ the entry's row, and ≤ the previous row of its level
+        (0 for a level's first row): the slots whose risk set holds this entry and the level's
+        later rows, but none of its earlier ones.
+    tp_level, tp_time, tp_first : ndarray of int
+        (level, event time) pairs where a sparse level has events (Efron's tie correction), and
+        the first entry of that level at or after the time's risk start.
+    sp_event, sp_event_pair : ndarray of int
+        Sparse entries of event rows and their (level, time) pair.
+    sd_sp, sd_de : ndarray of int
+        Pairs (sparse entry, dense-level entry) sharing a row.
+    """
+
+    re_row: np.ndarray
+    re_col: np.ndarray
+    col_term: np.ndarray
+    sparse_cols: np.ndarray
+    dense_cols: np.ndarray
+    de_entry: np.ndarray
+    de_local: np.ndarray
+    de_bucket: np.ndarray
+    de_event: np.ndarray
+    de_event_time: np.ndarray
+    dd_a: np.ndarray
+    dd_b: np.ndarray
+    sp_entry: np.ndarray
+    sp_level: np.ndarray
+    sp_end: np.ndarray
+    sp_hi: np.ndarray
+    sp_lo: np.ndarray
+    tp_level: np.ndarray
+    tp_time: np.ndarray
+    tp_first: np.ndarray
+    sp_event: np.ndarray
+    sp_event_pair: np.ndarray
+    sd_sp: np.ndarray
+    sd_de: np.ndarray
+
+    def inputs(self) -> list[np.ndarray]:
+        """The index inputs of :func:`cox_functions` in field order."""
+        return [np.asarray(getattr(self, f), np.int64) for f in self.__dataclass_fields__]
+
+
+def _same_row_pairs(rows_a: np.ndarray, rows_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with rows_a[i] == rows_b[j] (both lists hold few entries per row)."""
+    order_b = np.argsort(rows_b, kind="stable")
+    lo = np.searchsorted(rows_b[order_b], rows_a, "left")
+    hi = np.searchsorted(rows_b[order_b], rows_a, "right")
+    counts = hi - lo
+    a = np.repeat(np.arange(len(rows_a)), counts)
+    start = np.repeat(lo - np.cumsum(counts) + counts, counts)
+    return a, order_b[start + np.arange(len(a))]
+
+
+def frailty_layout(risk_sets: RiskSets, re_row: np.ndarray, re_col: np.ndarray,
+                   col_term: np.ndarray, sparse_cols: np.ndarray) -> FrailtyLayout:
+    """Lay out the frailty entries for the graphs (see :class:`FrailtyLayout`); rows sorted.
+
+    ``sparse_cols`` must be levels of one term (each row holds at most one of them).
+
+    Examples
+    --------
+    >>> rs = risk_set_layout(np.array([1., 2., 3., 4.]), np.ones(4), np.ones(4), "efron")
+    >>> fl = frailty_layout(rs, np.arange(4), np.array([0, 1, 0, 1]), np.zeros(2, int),
+    ...                     np.array([0, 1]))
+    >>> fl.sp_entry.tolist(), fl.sp_hi.tolist(), fl.sp_lo.tolist()
+    ([0, 2, 1, 3], [1, 3, 2, 4], [0, 1, 0, 2])
+    """
+    q = len(col_term)
+    is_sparse = np.zeros(q, bool)
+    is_sparse[sparse_cols] = True
+    dense_cols = np.flatnonzero(~is_sparse)
+    local = np.full(q, -1)
+    local[dense_cols] = np.arange(len(dense_cols))
+    local[sparse_cols] = np.arange(len(sparse_cols))
+    n = int(re_row.max()) + 1 if len(re_row) else 0
+    is_event = np.zeros(max(n, 1), bool)
+    is_event[risk_sets.event_rows] = True
+    time_of_row = np.full(max(n, 1), -1)
+    time_of_row[risk_sets.event_rows] = risk_sets.event_time
+    time_start = np.unique(risk_sets.risk_start)       # first row of each event time
+    bucket = np.searchsorted(time_start, re_row, "right")   # 0: before the first event time
+    slots_upto = np.searchsorted(risk_sets.risk_start, re_row, "right")
+
+    de_entry = np.flatnonzero(~is_sparse[re_col])
+    de_event = np.flatnonzero(is_event[re_row[de_entry]])
+    dd_a, dd_b = _same_row_pairs(re_row[de_entry], re_row[de_entry])
+
+    sp_all = np.flatnonzero(is_sparse[re_col])
+    sp_entry = sp_all[np.lexsort((re_row[sp_all], local[re_col[sp_all]]))]
+    sp_level = local[re_col[sp_entry]]
+    run_end = np.searchsorted(sp_level, sp_level, "right")
+    first_of_run = np.r_[True, sp_level[1:] != sp_level[:-1]] if len(sp_level) else sp_level
+    sp_hi = slots_upto[sp_entry]
+    sp_lo = np.where(first_of_run, 0, np.r_[0, sp_hi[:-1]])
+    sp_event = np.flatnonzero(is_event[re_row[sp_entry]])
+    ev_time = time_of_row[re_row[sp_entry[sp_event]]]
+    pair_key = sp_level[sp_event] * (risk_sets.n_times + 1) + ev_time
+    uniq, sp_event_pair = np.unique(pair_key, return_inverse=True)
+    tp_level, tp_time = uniq // (risk_sets.n_times + 1), uniq % (risk_sets.n_times + 1)
+    # first entry of the level at or after the time's first row: entries are level-major,
+    # rows ascending within a level, so search (level, row) lexicographically
+    entry_key = sp_level.astype(np.int64) * (n + 1) + re_row[sp_entry]
+    tp_first = np.searchsorted(entry_key, tp_level * (n + 1) + time_start[tp_time], "left")
+    sd_sp, sd_de = _same_row_pairs(re_row[sp_entry], re_row[de_entry])
+    return FrailtyLayout(
+        re_row=re_row, re_col=re_col, col_term=col_term, sparse_cols=np.asarray(sparse_cols),
+        dense_cols=dense_cols, de_entry=de_entry, de_local=local[re_col[de_entry]],
+        de_bucket=bucket[de_entry], de_event=de_event,
+        de_event_time=time_of_row[re_row[de_entry[de_event]]], dd_a=dd_a, dd_b=dd_b,
+        sp_entry=sp_entry, sp_level=sp_level, sp_end=run_end, sp_hi=sp_hi, sp_lo=sp_lo,
+        tp_level=tp_level, tp_time=tp_time, tp_first=tp_first, sp_event=sp_event,
+        sp_event_pair=sp_event_pair.reshape(-1), sd_sp=sd_sp, sd_de=sd_de)
+
+
+def _frailty_symbols() -> list:
+    return [pt.lvector(name) for name in FrailtyLayout.__dataclass_fields__]
+
+
+def _eta_and_values(theta, u, beta, X, offset, re_value, fl):
+    """η = Xβ + offset + ZΛu and the entries of ZΛ."""
+    re_row, re_col, col_term = fl[:3]
+    zval = re_value * theta[col_term][re_col]
+    eta = pt.dot(X, beta) + offset + pt.zeros((X.shape[0],))[re_row].inc(zval * u[re_col])
+    return eta, zval
+
+
+def _omega(eta, w, layout):
+    """(ℓ, r, ω, c/D²) with ω the module docstring's weights (∂ℓ/∂η = w·δ − r·ω)."""
+    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    eta_c, r, D = _denominators(eta, w, layout)
+    loglik = pt.sum(w[ev_rows] * eta_c[ev_rows]) - pt.sum(c * pt.log(D))
+    into = pt.zeros(eta.shape)[risk_start].inc(c / D)
+    tied = pt.zeros((n_times,))[slot_time].inc(c * frac / D)
+    omega = pt.cumsum(into) - pt.zeros(eta.shape)[ev_rows].inc(tied[ev_time])
+    return loglik, r, omega, (c / D) / D
+
+
+def _information_blocks(r, omega, w_slot, X, zval, layout, fl):
+    r"""coxme's information H̃ in blocks: the sparse diagonal d, the cross block C (sparse ×
+    dense block) and the dense block B, each in O(n + S) per column of the dense block.
+
+    With :math:`A_{sj} = \sum_{i\in R_s} r_i J_{ij} - f_s\sum_{i\in E_{k(s)}} r_i J_{ij}` and
+    :math:`w_s = c_s/D_s^2`, :math:`\mathcal I_{jl} = \sum_i r_i\omega_i J_{ij}J_{il} -
+    \sum_s w_s A_{sj}A_{sl}`. A sparse level's :math:`A_{sj}` is constant between two of its
+    rows, so its sums over slots are sums over its rows of prefix sums over slots.
+    """
+    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    (re_row, _, _, sparse_cols, dense_cols, de_entry, de_local, de_bucket, de_event,
+     de_event_time, dd_a, dd_b, sp_entry, sp_level, sp_end, sp_hi, sp_lo, tp_level, tp_time,
+     tp_first, sp_event, sp_event_pair, sd_sp, sd_de) = fl
+    q_d, q_s, p = dense_cols.shape[0], sparse_cols.shape[0], X.shape[1]
+    rw = r * omega
+    # dense block: A for the dense levels from bucket sums, for X from cumulative sums
+    de_row, de_z = re_row[de_entry], zval[de_entry]
+    v_de = r[de_row] * de_z
+    tail = _revcumsum(pt.zeros((n_times + 1, q_d))[de_bucket, de_local].inc(v_de)[1:])
+    sd_de_t = pt.zeros((n_times, q_d))[de_event_time, de_local[de_event]].inc(v_de[de_event])
+    rX = r[:, None] * X
+    sd_x = pt.zeros((n_times, p))[ev_time].inc(rX[ev_rows])
+    A = pt.concatenate([tail[slot_time] - frac[:, None] * sd_de_t[slot_time],
+                        _revcumsum(rX)[risk_start] - frac[:, None] * sd_x[slot_time]], axis=1)
+    lev_x = pt.zeros((q_d, p))[de_local].inc((rw[de_row] * de_z)[:, None] * X[de_row])
+    lev_lev = pt.zeros((q_d, q_d))[de_local[dd_a], de_local[dd_b]].inc(
+        rw[de_row[dd_a]] * de_z[dd_a] * de_z[dd_b])
+    jdj = pt.concatenate([pt.concatenate([lev_lev, lev_x], axis=1),
+                          pt.concatenate([lev_x.T, pt.dot(X.T, rw[:, None] * X)], axis=1)])
+    B = jdj - pt.dot(A.T, w_slot[:, None] * A)
+    # sparse levels: within-level tails T (level-major order) and slot-weight prefix sums
+    sp_row, sp_z = re_row[sp_entry], zval[sp_entry]
+    v_sp = r[sp_row] * sp_z
+    run_tail = pt.concatenate([_revcumsum(v_sp), pt.zeros((1,))])
+    T = run_tail[:-1] - run_tail[sp_end]
+    w_cum = pt.concatenate([pt.zeros((1,)), pt.cumsum(w_slot)])
+    alpha = pt.zeros((n_times,))[slot_time].inc(w_slot * frac)
+    alpha2 = pt.zeros((n_times,))[slot_time].inc(w_slot * frac ** 2)
+    sd_pair = pt.zeros((tp_level.shape[0],))[sp_event_pair].inc(v_sp[sp_event])
+    t_pair = T[tp_first]
+    sum_sq = (pt.zeros((q_s,))[sp_level].inc(T ** 2 * (w_cum[sp_hi] - w_cum[sp_lo]))
+              + pt.zeros((q_s,))[tp_level].inc(sd_pair * (alpha2[tp_time] * sd_pair
+                                                          - 2.0 * alpha[tp_time] * t_pair)))
+    d = pt.zeros((q_s,))[sp_level].inc(rw[sp_row] * sp_z ** 2) - sum_sq
+    # cross block
+    wA_cum = pt.concatenate([pt.zeros((1, q_d + p)), pt.cumsum(w_slot[:, None] * A, axis=0)])
+    wfA = pt.zeros((n_times, q_d + p))[slot_time].inc((w_slot * frac)[:, None] * A)
+    slot_part = (pt.zeros((q_s, q_d + p))[sp_level].inc(T[:, None] * (wA_cum[sp_hi]
+                                                                       - wA_cum[sp_lo]))
+                 - pt.zeros((q_s, q_d + p))[tp_level].inc(sd_pair[:, None] * wfA[tp_time]))
+    row_lev = pt.zeros((q_s, q_d))[sp_level[sd_sp], de_local[sd_de]].inc(
+        rw[sp_row[sd_sp]] * sp_z[sd_sp] * de_z[sd_de])
+    row_x = pt.zeros((q_s, p))[sp_level].inc((rw[sp_row] * sp_z)[:, None] * X[sp_row])
+    C = pt.concatenate([row_lev, row_x], axis=1) - slot_part
+    return d, C, B
+
+
+def _frailty_inputs():
     theta, u, beta = pt.dvector("theta"), pt.dvector("u"), pt.dvector("beta")
-    offset, w = pt.dvector("offset"), pt.dvector("w")
-    keep = pt.dmatrix("keep")
-    layout = _layout_symbols()
-    lam = theta[col_term]
-    J = pt.concatenate([Z * lam[None, :], X], axis=1)
-    eta = pt.dot(X, beta) + offset + pt.dot(Z, lam * u)
-    q = u.shape[0]
-    loglik, score, info = _score_information(J, eta, w, layout)
-    ppl = loglik - 0.5 * pt.sum(u ** 2)
-    x_pen = pt.concatenate([u, pt.zeros_like(beta)])
-    grad_ppl = score - x_pen
-    hess = info + pt.diag(pt.concatenate([pt.ones_like(u), pt.zeros_like(beta)]))
-    H_uu = info[:q, :q] * keep + pt.eye(q)
-    half_logdet = 0.5 * _logdet_spd(H_uu)
+    X, offset, w = pt.dmatrix("X"), pt.dvector("offset"), pt.dvector("w")
+    re_value = pt.dvector("re_value")
+    layout, fl = _layout_symbols(), _frailty_symbols()
+    return [theta, u, beta, X, offset, w, re_value, *layout, *fl], layout, fl
+
+
+def _penalised_blocks(theta, u, beta, X, offset, w, re_value, layout, fl):
+    """(PPL, ℓ, d + 1, C, B + P_B): coxme's H̃ of −PPL in blocks."""
+    eta, zval = _eta_and_values(theta, u, beta, X, offset, re_value, fl)
+    loglik, r, omega, w_slot = _omega(eta, w, layout)
+    d, C, B = _information_blocks(r, omega, w_slot, X, zval, layout, fl)
+    q_d = fl[4].shape[0]
+    pen = pt.concatenate([pt.ones((q_d,)), pt.zeros((X.shape[1],))])
+    return loglik - 0.5 * pt.sum(u ** 2), loglik, d + 1.0, C, B + pt.diag(pen)
+
+
+def _half_logdet_uu(d_pen, C, B, q_d):
+    r"""½ log|H̃_uu| by the Schur complement of the sparse diagonal."""
+    C_u = C[:, :q_d]
+    schur = B[:q_d, :q_d] - pt.dot(C_u.T, C_u / d_pen[:, None])
+    return 0.5 * (pt.sum(pt.log(d_pen)) + _logdet_spd(schur))
+
+
+def _build_cox(kind: str):
+    """Inputs and outputs of :func:`cox_functions` (see there)."""
+    inputs, layout, fl = _frailty_inputs()
+    theta, u, beta, X, offset, w, re_value = inputs[:7]
+    if kind == "hvp":
+        v = pt.dvector("v")
+        return [*inputs, v], _hessian_vector(*inputs[:7], layout, fl, v)
+    ppl, loglik, d_pen, C, B = _penalised_blocks(theta, u, beta, X, offset, w, re_value,
+                                                 layout, fl)
+    if kind == "newton":
+        return inputs, [ppl, pt.concatenate(pt.grad(ppl, [u, beta])), d_pen, C, B, loglik]
+    half_logdet = _half_logdet_uu(d_pen, C, B, fl[4].shape[0])
     G = -ppl + half_logdet
-    xs = [u, beta]
-    dG_dx = pt.concatenate(pt.grad(G, xs))
-    v = disconnected_grad(pt.linalg.solve(hess, dG_dx, assume_a="sym"))
-    g_x = -grad_ppl                                  # ∂g/∂x with g = −PPL
-    dG_dtheta = pt.grad(G, theta) - pt.grad(pt.dot(v, g_x), theta)
-    inputs = [theta, u, beta, X, Z, col_term, offset, w, keep, *layout]
-    hess_tilde = pt.set_subtensor(hess[:q, :q], H_uu)
-    return inputs, {"newton": [ppl, grad_ppl, hess, loglik],
-                    "outer": [G, dG_dtheta, ppl, half_logdet, loglik],
-                    "hessian_tilde": [hess_tilde]}
+    g_u, g_beta, g_theta = pt.grad(G, [u, beta, theta])
+    return inputs, [G, pt.concatenate([g_u, g_beta]), g_theta, ppl, half_logdet, loglik]
+
+
+def _hessian_vector(theta, u, beta, X, offset, w, re_value, layout, fl, v):
+    r"""(Hv, ∂/∂θ [vᵀ∇ₓg]) for g = −PPL with the exact Hessian H, in O(n + S):
+    :math:`Hv = J^\top H_{\eta\eta} (Jv) + Pv`, :math:`H_{\eta\eta}y = r\omega y -
+    \sum_s w_s a_s (a_s^\top y)`."""
+    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    re_row, re_col = fl[:2]
+    q = u.shape[0]
+    eta, zval = _eta_and_values(theta, u, beta, X, offset, re_value, fl)
+    _, r, omega, w_slot = _omega(eta, w, layout)
+    v_u, v_beta = v[:q], v[q:]
+    Jv = pt.dot(X, v_beta) + pt.zeros(eta.shape)[re_row].inc(zval * v_u[re_col])
+    ry = r * Jv
+    a_y = (_revcumsum(ry)[risk_start]
+           - frac * pt.zeros((n_times,))[ev_time].inc(ry[ev_rows])[slot_time])
+    t = w_slot * a_y
+    spread = (pt.cumsum(pt.zeros(eta.shape)[risk_start].inc(t))
+              - pt.zeros(eta.shape)[ev_rows].inc(
+                  pt.zeros((n_times,))[slot_time].inc(frac * t)[ev_time]))
+    h = r * omega * Jv - r * spread
+    Hv = pt.concatenate([pt.zeros((q,))[re_col].inc(zval * h[re_row]) + v_u, pt.dot(X.T, h)])
+    # vᵀ∇ₓg = −(Jv)ᵀ ∂ℓ/∂η + v_uᵀu with ∂ℓ/∂η = wδ − rω; its θ derivative (v held)
+    score_eta = pt.zeros(eta.shape)[ev_rows].inc(w[ev_rows]) - r * omega
+    cross = pt.grad(-pt.dot(Jv, score_eta), theta)
+    return [Hv, cross]
 
 
 def cox_functions(kind: str):
-    """Compiled functions of the frailty model (one graph for every data set).
+    r"""Compiled functions of the frailty model (one graph for every data set).
 
     Parameters
     ----------
-    kind : {"newton", "outer", "hessian_tilde"}
-        ``"newton"``: (PPL, ∇PPL, −∇²PPL, ℓ) at (θ, u, β) for the inner Newton steps;
-        ``"outer"``: (−ℓ_I, d(−ℓ_I)/dθ, PPL, ½ log|H̃_uu|, ℓ) at the mode;
-        ``"hessian_tilde"``: −∇²PPL with coxme's sparse entries dropped (its vcov).
+    kind : {"newton", "outer", "hvp"}
+        ``"newton"``: (PPL, ∇PPL, d, C, B, ℓ) at (θ, u, β): coxme's penalised information H̃
+        of −PPL in blocks (sparse diagonal d, cross block C, dense block B; exact when no
+        level is sparse); ``"outer"``: (−ℓ_I, ∂(−ℓ_I)/∂x, ∂(−ℓ_I)/∂θ, PPL, ½ log|H̃_uu|, ℓ);
+        ``"hvp"``: (Hv, ∂/∂θ[vᵀ∇ₓg]) with the exact Hessian of g = −PPL, for an extra input v.
 
     Returns
     -------
     callable
-        ``f(theta, u, beta, X, Z, col_term, offset, w, keep, *RiskSets.inputs())``.
+        ``f(theta, u, beta, X, offset, w, re_value, *RiskSets.inputs(),
+        *FrailtyLayout.inputs()[, v])``.
     """
-    def build():
-        inputs, outs = _build_cox()
-        return inputs, outs[kind]
-    return compiled(("coxme", kind), build)
+    return compiled(("coxme", kind), functools.partial(_build_cox, kind))
 
 
 def _build_coxph():
