@@ -25,6 +25,7 @@ from ..graph.linear_predictor import fitted_eta, new_eta
 from ..inference.contrasts import contrast_table
 from ..inference.emmeans import marginal_means
 from ..inference.wald import wald_test
+from .tidy import tidy_frame
 
 __all__ = ["MixedResult", "per_row", "new_rows"]
 
@@ -221,6 +222,29 @@ class MixedResult:
     def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
         """The estimates and SEs Wald intervals cover (β; a CLMM adds its thresholds)."""
         return self.fe_params, self.fe_bse
+
+    # -- broom.mixed's tables --------------------------------------------------------------------
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95) -> pd.DataFrame:
+        """The parameters as broom.mixed's ``tidy()``: one row per fixed effect
+        (``effect = "fixed"``) and random-effect SD / correlation (``"ran_pars"``); see
+        :mod:`mixedppl.results.tidy`. ``conf_int=True`` adds Wald intervals (t with the
+        Satterthwaite df for an LMM, normal otherwise; NaN for ``ran_pars``, as broom.mixed).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.tidy()[["effect", "group", "term"]].values.tolist()[2:]
+        [['ran_pars', 'Subject', 'sd__(Intercept)'], ['ran_pars', 'Subject', 'cor__(Intercept).Days'], ['ran_pars', 'Subject', 'sd__Days'], ['ran_pars', 'Residual', 'sd__Observation']]
+        >>> fit.tidy(conf_int=True).loc[1, ["conf_low", "conf_high"]].round(3).tolist()
+        [7.206, 13.729]
+        """
+        return tidy_frame(self._tidy_fixed_table(), self.varcorr, effects, conf_int, conf_level)
+
+    def _tidy_fixed_table(self) -> pd.DataFrame:
+        """The coefficient table the ``fixed`` rows of :meth:`tidy` come from."""
+        return self.coef_table()
 
     # -- marginal means, contrasts, Wald tests ---------------------------------------------------
     def _kr_for(self, ddf: str):

@@ -23,6 +23,7 @@ from ..inference.simulate import simulate_counts, simulate_laplace
 from ..spec.frame import check_columns, numeric_vector
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, coef_block, fit_notes, random_effects_table
+from .tidy import glmm_glance
 from .varcorr import varcorr_frame
 
 __all__ = ["GLMMResult", "LaplaceResult"]
@@ -424,6 +425,10 @@ class GLMMResult(LaplaceResult):
         [0.4103, 0.2546, 0.1902]
         """
         return glmm_hat_diagonal(self.record)
+
+    def glance(self) -> pd.DataFrame:
+        """broom.mixed's ``glance()`` (:func:`~mixedppl.results.tidy.glmm_glance`)."""
+        return glmm_glance(self)
 
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
