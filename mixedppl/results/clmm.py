@@ -248,7 +248,9 @@ class CLMMResult(LaplaceResult):
             lines += ["No Coefficients", ""]
         lines += ["Threshold coefficients:", thr.round(4).to_string()]
         notes = fit_notes(self)
-        return Summary("\n".join(lines + ([""] + notes if notes else [])))
+        return Summary("\n".join(lines + ([""] + notes if notes else [])),
+                       tables={"Random effects": self.varcorr, "Coefficients": self.coef_table(),
+                               "Threshold coefficients": thr})
 
     def __repr__(self) -> str:
         return (f"<CLMMResult cumulative({self.link.name}) {self.spec.formula!r}: "

@@ -455,7 +455,8 @@ class GLMMResult(LaplaceResult):
             "Fixed effects:", coef_block(self.coef_table(), "Pr(>|z|)"),
         ]
         notes = fit_notes(self)
-        return Summary("\n".join(lines + ([""] + notes if notes else [])))
+        return Summary("\n".join(lines + ([""] + notes if notes else [])),
+                       tables={"Random effects": self.varcorr, "Fixed effects": self.coef_table()})
 
     def __repr__(self) -> str:
         return (f"<GLMMResult {self.family.name}({self.link.name}) {self.spec.formula!r}: "
