@@ -5,9 +5,10 @@
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
-from . import datasets, priors
+from . import datasets, families, priors
 from .anova import anova
 from .api import Model, lmer
+from .arrays_api import glmm, lmm
 from .core.control import Control, LmerControl
 from .core.exceptions import (ConvergenceWarning, DataWarning, DegenerateGroupsWarning,
                               IdentifiabilityWarning, ModelSpecError, NonNestedWarning,
@@ -20,6 +21,6 @@ from .inference.lrt import lrt
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "lmer", "glmer", "clmm", "coxme", "anova", "lrt", "datasets", "Control", "LmerControl", "config", "priors",
+__all__ = ["Model", "lmer", "glmer", "clmm", "coxme", "lmm", "glmm", "families", "anova", "lrt", "datasets", "Control", "LmerControl", "config", "priors",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning",
            "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning", "IdentifiabilityWarning"]

@@ -53,7 +53,8 @@ class Model:
         ``"gaussian"`` (linear mixed model, :func:`lmer`; the family object
         :data:`mixedppl.families.GAUSSIAN`); a GLMM family (``"binomial"``,
         ``"poisson"``, ``"negative_binomial"``, ``"gamma"``, ``"beta"``, :func:`mixedppl.glmer`);
-        or ``"cumulative"`` / ``"ordinal"`` (cumulative link model, :func:`mixedppl.clmm`).
+        or ``"cumulative"`` / ``"ordinal"`` (cumulative link model, :func:`mixedppl.clmm`); or a
+        family object such as ``mp.families.Binomial(link="probit")``.
     link : str, optional
         Link of a GLMM or cumulative model (default: the family's first).
     weights, offset : str or array-like, optional

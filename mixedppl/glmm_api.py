@@ -17,22 +17,23 @@ import pandas as pd
 from .api import Model
 from .core.control import Control
 from .core.exceptions import ModelSpecError
-from .families import Family, get_family
+from .families import Family, FamilyChoice, get_family
 from .spec.frame import check_arguments
 
 __all__ = ["glmer", "glmm_model"]
 
 
 def _glmm_family(family, link):
-    fam, _ = get_family(family, link)
+    fam, lnk = get_family(family, link)
     if fam.fit_kind != "glmer":
         front = {"lmer": "mp.lmer (or mp.Model(..., family='gaussian'))",
                  "clmm": "mp.clmm"}.get(fam.fit_kind, "mp.Model")
         raise ModelSpecError(f"family={family!r} is not a GLMM family: fit it with {front}")
-    return fam
+    return fam, lnk.name
 
 
-def glmm_model(formula: str, data: pd.DataFrame, family: str | Family = "binomial",
+def glmm_model(formula: str, data: pd.DataFrame,
+               family: str | Family | FamilyChoice = "binomial",
                link: str | None = None, weights=None, offset=None,
                control: Control | dict | None = None, na_action: str = "omit", *,
                contrasts: dict | None = None):
@@ -54,12 +55,12 @@ def glmm_model(formula: str, data: pd.DataFrame, family: str | Family = "binomia
     (99, 842, 'logit')
     """
     check_arguments(formula, data, "glmer")
-    spec = Model(formula, data, _glmm_family(family, link), link, weights=weights,
+    spec = Model(formula, data, *_glmm_family(family, link), weights=weights,
                  offset=offset, na_action=na_action, contrasts=contrasts, control=control).spec
     return (spec, spec.family, spec.link, *spec.counts())
 
 
-def glmer(formula: str, data: pd.DataFrame, family: str | Family = "binomial",
+def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice = "binomial",
           link: str | None = None, nAGQ: int = 1, weights=None, offset=None,
           control: Control | dict | None = None, na_action: str = "omit", *,
           contrasts: dict | None = None, start=None):
@@ -74,7 +75,8 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family = "binomial",
     formula : str
         lme4 formula; binomial responses may be ``cbind(successes, failures)``.
     data : DataFrame
-    family : {"binomial", "poisson", "negative_binomial", "gamma", "beta"} or Family
+    family : {"binomial", "poisson", "negative_binomial", "gamma", "beta"}, Family or FamilyChoice
+        A name, or a family object such as ``mp.families.Binomial(link="probit")``.
         Negative binomial (NB2, glmmTMB's ``nbinom2``), Gamma and Beta estimate a dispersion φ
         by maximum likelihood (``fit.dispersion``, glmmTMB's ``sigma()`` convention), with TMB's
         Laplace approximation (exact Hessian), as glmmTMB.
@@ -129,7 +131,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family = "binomial",
     (-92.026, [-1.399, -0.992, -1.129, -1.58])
     """
     check_arguments(formula, data, "glmer")
-    model = Model(formula, data, _glmm_family(family, link), link, weights=weights,
+    model = Model(formula, data, *_glmm_family(family, link), weights=weights,
                   offset=offset, na_action=na_action, contrasts=contrasts, control=control,
                   start=start)
     return model.fit(nAGQ=nAGQ)

@@ -19,8 +19,8 @@ Layer of today's modules (by module-name prefix; the longest prefix wins):
     diagnostics  mixedppl.diagnostics.*, mixedppl.plotting (functions of a fit; matplotlib wrapper)
     bayes        mixedppl.bayes.*, mixedppl.priors (REDESIGN: bayes/priors.py)
     results      mixedppl.results.*
-    api          mixedppl.api, mixedppl.glmm_api, mixedppl.clmm_api, mixedppl.anova (a front door
-                 over fitted models, like lmer/glmer/clmm)
+    api          mixedppl.api, mixedppl.glmm_api, mixedppl.clmm_api, mixedppl.arrays_api (the
+                 array door), mixedppl.anova (a front door over fitted models, like lmer/glmer/clmm)
     datasets     mixedppl.datasets (apart: imports core only)
     init         mixedppl (__init__.py), mixedppl.__main__
 
@@ -55,7 +55,7 @@ PREFIX_LAYER = {
     "mixedppl.bayes": "bayes", "mixedppl.priors": "bayes",
     "mixedppl.results": "results",
     "mixedppl.api": "api", "mixedppl.glmm_api": "api", "mixedppl.clmm_api": "api",
-    "mixedppl.anova": "api", "mixedppl.coxme_api": "api",
+    "mixedppl.anova": "api", "mixedppl.coxme_api": "api", "mixedppl.arrays_api": "api",
     "mixedppl.datasets": "datasets",
     "mixedppl.__main__": "init", "mixedppl": "init",
 }

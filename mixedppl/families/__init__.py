@@ -7,7 +7,7 @@
 - :mod:`.gaussian` — the Gaussian of the LMM;
 - :mod:`.cumulative` — the cumulative link family of ordinal responses;
 - :mod:`.cox` — the Cox partial likelihood of a ``Surv(time, status)`` response;
-- :mod:`.registry` — :func:`get_family`, a family by name.
+- :mod:`.registry` — :func:`get_family`, a family by name or by object (``Binomial(link="probit")``).
 """
 
 from .base import Family, PriorChoice, Response, ResponseInput
@@ -16,8 +16,10 @@ from .cumulative import CUMULATIVE_LINKS, THRESHOLDS, CumulativeFamily, read_ord
 from .gaussian import GAUSSIAN, GaussianFamily
 from .glm import FAMILIES, GLMFamily
 from .links import LINKS, Link
-from .registry import family_names, get_family
+from .registry import (Beta, Binomial, FamilyChoice, Gamma, Gaussian, NegativeBinomial, Poisson,
+                       family_names, get_family)
 
 __all__ = ["Family", "PriorChoice", "Response", "ResponseInput", "GLMFamily", "GaussianFamily",
            "CumulativeFamily", "FAMILIES", "GAUSSIAN", "LINKS", "Link", "CUMULATIVE_LINKS",
-           "THRESHOLDS", "CoxFamily", "TIES", "family_names", "get_family", "read_ordinal"]
+           "THRESHOLDS", "CoxFamily", "TIES", "family_names", "get_family", "read_ordinal",
+           "FamilyChoice", "Binomial", "Poisson", "NegativeBinomial", "Gamma", "Beta", "Gaussian"]

@@ -3,6 +3,11 @@
 :func:`get_family` is the one place a family's name is read: it gives the object, and from then
 on every layer asks the object (``fit_kind``, ``read_response``, ``check_response`` …).
 
+Family objects as R and statsmodels users write them — ``Binomial(link="probit")``, ``Beta()``,
+``Poisson()``, ``NegativeBinomial()``, ``Gamma(link="log")``, ``Gaussian()`` — are
+:class:`FamilyChoice` values: a name of the table and a link, checked when made and resolved by
+:func:`get_family`, so they are accepted wherever a family name is.
+
 Examples
 --------
 >>> fam, link = get_family("nbinom2")
@@ -11,9 +16,15 @@ Examples
 >>> fam, link = get_family("ordinal", "probit", threshold="equidistant")
 >>> fam.name, fam.threshold, link.name
 ('cumulative', 'equidistant', 'probit')
+>>> fam, link = get_family(Binomial(link="probit"))
+>>> fam is FAMILIES["binomial"], link.name
+(True, 'probit')
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ..core.exceptions import ModelSpecError
 from .base import Family
@@ -22,7 +33,8 @@ from .gaussian import GAUSSIAN
 from .glm import FAMILIES
 from .links import LINKS, Link
 
-__all__ = ["get_family", "family_names"]
+__all__ = ["get_family", "family_names", "FamilyChoice", "Binomial", "Poisson",
+           "NegativeBinomial", "Gamma", "Beta", "Gaussian"]
 
 _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "negativebinomial": "negative_binomial", "nb": "negative_binomial",
@@ -35,19 +47,99 @@ def family_names() -> list[str]:
     return sorted([*FAMILIES, "gaussian", "cumulative"])
 
 
-def get_family(family: str | Family = "gaussian", link: str | None = None, *,
+@dataclass(frozen=True)
+class FamilyChoice:
+    """A family of the table with its link, as an object: R's ``binomial(link = "probit")``.
+
+    Subclasses name the row (:attr:`family_name`); the link is checked when the object is made.
+
+    Parameters
+    ----------
+    link : str, optional
+        Default: the family's first (canonical) link.
+
+    Raises
+    ------
+    ModelSpecError
+        For a link the family does not offer.
+
+    Examples
+    --------
+    >>> Binomial(link="probit")
+    Binomial(link='probit')
+    >>> Gamma(link="inverse")
+    Traceback (most recent call last):
+    ...
+    mixedppl.core.exceptions.ModelSpecError: link='inverse' is not available for family 'gamma'; choose from ['log']
+    """
+
+    link: str | None = None
+
+    #: The family's name in the table (a key of :func:`get_family`).
+    family_name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        get_family(self.family_name, self.link)
+
+    def resolve(self, link: str | None = None) -> tuple[str, str | None]:
+        """``(name, link)`` for :func:`get_family`; a ``link`` given beside the object must
+        agree with the object's."""
+        if link is not None and self.link is not None and str(link).lower() != self.link.lower():
+            raise ModelSpecError(f"link={link!r} contradicts the family object {self!r}: give "
+                                 "the link once")
+        return self.family_name, self.link if link is None else link
+
+
+class Binomial(FamilyChoice):
+    """The binomial family (links logit, probit, cloglog, cauchit)."""
+
+    family_name = "binomial"
+
+
+class Poisson(FamilyChoice):
+    """The Poisson family (log link)."""
+
+    family_name = "poisson"
+
+
+class NegativeBinomial(FamilyChoice):
+    """The negative binomial NB2 family, glmmTMB's ``nbinom2`` (log link)."""
+
+    family_name = "negative_binomial"
+
+
+class Gamma(FamilyChoice):
+    """The Gamma family (log link), glmmTMB's ``Gamma(link = "log")``."""
+
+    family_name = "gamma"
+
+
+class Beta(FamilyChoice):
+    """The Beta family (logit link), glmmTMB's ``beta_family()``."""
+
+    family_name = "beta"
+
+
+class Gaussian(FamilyChoice):
+    """The Gaussian family of the linear mixed model (identity link)."""
+
+    family_name = "gaussian"
+
+
+def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | None = None, *,
                levels=None, threshold: str | None = None) -> tuple[Family, Link]:
     """Look up a family (a name or a family object) and its link (a name; default: the
     family's first).
 
     Parameters
     ----------
-    family : str or Family
+    family : str, Family or FamilyChoice
         ``"gaussian"`` / ``"normal"`` (:data:`~mixedppl.families.gaussian.GAUSSIAN`); a row of
         :data:`~mixedppl.families.glm.FAMILIES` (``"binomial"``, ``"poisson"``,
         ``"negative_binomial"`` = ``"nbinom2"``, ``"gamma"``, ``"beta"``); ``"cumulative"`` =
         ``"ordinal"`` (:class:`~mixedppl.families.cumulative.CumulativeFamily`); or a family
-        object, used as it is.
+        object, used as it is; or a :class:`FamilyChoice` (``Binomial(link="probit")``): its
+        name and link.
     link : str, optional
     levels : list, optional
         The order of the response categories (cumulative family only).
@@ -70,6 +162,8 @@ def get_family(family: str | Family = "gaussian", link: str | None = None, *,
     ...
     mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'negative_binomial', 'poisson']
     """
+    if isinstance(family, FamilyChoice):
+        family, link = family.resolve(link)
     if isinstance(family, Family) and not isinstance(family, str):
         fam = family
     else:

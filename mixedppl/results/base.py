@@ -11,6 +11,7 @@ arrays, lme4's conditional modes per term), ``condvar`` (list of (G, ℓ, ℓ) c
 
 from __future__ import annotations
 
+import html
 from functools import cached_property
 
 import numpy as np
@@ -25,6 +26,8 @@ from ..graph.linear_predictor import fitted_eta, new_eta
 from ..inference.contrasts import contrast_table
 from ..inference.emmeans import marginal_means
 from ..inference.wald import wald_test
+from .tables import html_table, to_latex, to_markdown
+from .tidy import tidy_frame
 
 __all__ = ["MixedResult", "per_row", "new_rows"]
 
@@ -221,6 +224,55 @@ class MixedResult:
     def _wald_estimates(self) -> tuple[pd.Series, pd.Series]:
         """The estimates and SEs Wald intervals cover (β; a CLMM adds its thresholds)."""
         return self.fe_params, self.fe_bse
+
+    # -- broom.mixed's tables --------------------------------------------------------------------
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95) -> pd.DataFrame:
+        """The parameters as broom.mixed's ``tidy()``: one row per fixed effect
+        (``effect = "fixed"``) and random-effect SD / correlation (``"ran_pars"``); see
+        :mod:`mixedppl.results.tidy`. ``conf_int=True`` adds Wald intervals (t with the
+        Satterthwaite df for an LMM, normal otherwise; NaN for ``ran_pars``, as broom.mixed).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> fit.tidy()[["effect", "group", "term"]].values.tolist()[2:]
+        [['ran_pars', 'Subject', 'sd__(Intercept)'], ['ran_pars', 'Subject', 'cor__(Intercept).Days'], ['ran_pars', 'Subject', 'sd__Days'], ['ran_pars', 'Residual', 'sd__Observation']]
+        >>> fit.tidy(conf_int=True).loc[1, ["conf_low", "conf_high"]].round(3).tolist()
+        [7.206, 13.729]
+        """
+        return tidy_frame(self._tidy_fixed_table(), self.varcorr, effects, conf_int, conf_level)
+
+    def _tidy_fixed_table(self) -> pd.DataFrame:
+        """The coefficient table the ``fixed`` rows of :meth:`tidy` come from."""
+        return self.coef_table()
+
+    # -- tables for notebooks and documents ------------------------------------------------------
+    def to_markdown(self, digits: int = 4) -> str:
+        """The coefficient table (:meth:`tidy`'s fixed rows' source) as a Markdown table.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        >>> print(fit.to_markdown().splitlines()[2])
+        | (Intercept) | 251.4 | 6.825 | 17 | 36.84 | < 2.2e-16 |
+        """
+        return to_markdown(self._tidy_fixed_table(), digits)
+
+    def to_latex(self, digits: int = 4, caption: str | None = None,
+                 label: str | None = None) -> str:
+        """The coefficient table as a LaTeX ``tabular`` (booktabs; a ``table`` float with a
+        caption or label)."""
+        return to_latex(self._tidy_fixed_table(), digits, caption, label)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the one-line description, then the coefficient and random-effect
+        tables as HTML ``<table>`` elements."""
+        return (f'<div class="mixedppl-result"><p><code>{html.escape(repr(self))}</code></p>'
+                f"{html_table(self._tidy_fixed_table(), caption='Coefficients')}"
+                f"{html_table(self.varcorr, caption='Random effects')}</div>")
 
     # -- marginal means, contrasts, Wald tests ---------------------------------------------------
     def _kr_for(self, ddf: str):

@@ -14,6 +14,7 @@ from ..spec.reterm import value_labels
 from .base import new_rows, per_row
 from .glmm import LaplaceResult
 from .summary import Summary, coef_block, fit_notes, random_effects_table
+from .tidy import clmm_fixed_table, clmm_glance
 
 __all__ = ["CLMMResult"]
 
@@ -196,6 +197,13 @@ class CLMMResult(LaplaceResult):
         return per_row(self.spec, prob[np.arange(len(prob)), self.counts.astype(int)],
                        name="fitted")
 
+    def _tidy_fixed_table(self) -> pd.DataFrame:
+        return clmm_fixed_table(self.threshold_table(), self.coef_table())
+
+    def glance(self) -> pd.DataFrame:
+        """broom's ``glance.clmm`` (:func:`~mixedppl.results.tidy.clmm_glance`)."""
+        return clmm_glance(self)
+
     def residuals(self, type: str = "quantile", nsim: int = 250, seed=123) -> pd.Series:
         """DHARMa's simulation-based quantile residuals (the only residuals ordinal's scale
         allows): the observed category against ``nsim`` simulated ones, randomised between
@@ -240,7 +248,9 @@ class CLMMResult(LaplaceResult):
             lines += ["No Coefficients", ""]
         lines += ["Threshold coefficients:", thr.round(4).to_string()]
         notes = fit_notes(self)
-        return Summary("\n".join(lines + ([""] + notes if notes else [])))
+        return Summary("\n".join(lines + ([""] + notes if notes else [])),
+                       tables={"Random effects": self.varcorr, "Coefficients": self.coef_table(),
+                               "Threshold coefficients": thr})
 
     def __repr__(self) -> str:
         return (f"<CLMMResult cumulative({self.link.name}) {self.spec.formula!r}: "

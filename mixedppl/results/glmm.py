@@ -23,6 +23,7 @@ from ..inference.simulate import simulate_counts, simulate_laplace
 from ..spec.frame import check_columns, numeric_vector
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, coef_block, fit_notes, random_effects_table
+from .tidy import glmm_glance
 from .varcorr import varcorr_frame
 
 __all__ = ["GLMMResult", "LaplaceResult"]
@@ -425,6 +426,10 @@ class GLMMResult(LaplaceResult):
         """
         return glmm_hat_diagonal(self.record)
 
+    def glance(self) -> pd.DataFrame:
+        """broom.mixed's ``glance()`` (:func:`~mixedppl.results.tidy.glmm_glance`)."""
+        return glmm_glance(self)
+
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
         """Text summary in the layout of lme4's ``summary(glmer(...))``."""
@@ -450,7 +455,8 @@ class GLMMResult(LaplaceResult):
             "Fixed effects:", coef_block(self.coef_table(), "Pr(>|z|)"),
         ]
         notes = fit_notes(self)
-        return Summary("\n".join(lines + ([""] + notes if notes else [])))
+        return Summary("\n".join(lines + ([""] + notes if notes else [])),
+                       tables={"Random effects": self.varcorr, "Fixed effects": self.coef_table()})
 
     def __repr__(self) -> str:
         return (f"<GLMMResult {self.family.name}({self.link.name}) {self.spec.formula!r}: "

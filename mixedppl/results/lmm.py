@@ -34,6 +34,7 @@ from ..spec.formula import update_formula
 from ..spec.model_spec import build_spec
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, lmm_summary
+from .tidy import lmm_glance, tidy_frame
 from .varcorr import varcorr_frame
 
 __all__ = ["LMMResult"]
@@ -282,6 +283,17 @@ class LMMResult(MixedResult):
         p = 2 * special.stdtr(df, -np.abs(t.to_numpy()))
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
                              "Pr(>|t|)": p})
+
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """broom.mixed's ``tidy()`` (:meth:`MixedResult.tidy`), the fixed rows from
+        :meth:`coef_table` with denominator df ``ddf`` (broom.mixed's ``ddf.method``)."""
+        return tidy_frame(self.coef_table(ddf), self.varcorr, effects, conf_int, conf_level)
+
+    def glance(self) -> pd.DataFrame:
+        """broom.mixed's ``glance()``: one row of nobs, sigma, logLik, AIC, BIC, REMLcrit (REML)
+        or deviance (ML), df_residual (:func:`~mixedppl.results.tidy.lmm_glance`)."""
+        return lmm_glance(self)
 
     def summary(self) -> Summary:
         """lme4 / lmerTest-style summary (print it; ``str()`` gives the text)."""

@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 
 from ..fit.records import group_labels
+from .tables import html_table
 
 __all__ = ["Summary", "lmm_summary", "random_effects_table", "coef_block", "signif_stars",
            "fit_notes"]
 
 
 class Summary(str):
-    """Text of a summary that prints without quotes in notebooks."""
+    r"""Text of a summary that prints without quotes in notebooks.
+
+    ``Summary(text, tables={"Fixed effects": coef_table, ...})``: in a notebook
+    (``_repr_html_``) the header lines (those before the first table's title) are shown as text
+    and each table as an HTML ``<table>``, with the whole text below in a ``<details>`` block.
+
+    Examples
+    --------
+    >>> s = Summary("Model\n\nFixed effects:\n...", tables={"Fixed effects": pd.DataFrame(
+    ...     {"Estimate": [1.0]}, index=["x"])})
+    >>> s.splitlines()[0], "<caption>Fixed effects</caption>" in s._repr_html_()
+    ('Model', True)
+    """
+
+    tables: dict[str, pd.DataFrame]
+
+    def __new__(cls, text: str, tables: dict[str, pd.DataFrame] | None = None):
+        self = super().__new__(cls, text)
+        self.tables = dict(tables or {})
+        return self
 
     def __repr__(self) -> str:
         return str(self)
+
+    def _repr_html_(self) -> str:
+        lines = str(self).splitlines()
+        titles = [f"{t}:" for t in self.tables]
+        first = next((k for k, line in enumerate(lines) if line.strip() in titles), len(lines))
+        header = html.escape("\n".join(lines[:first]).rstrip())
+        tables = "".join(html_table(t, caption=name) for name, t in self.tables.items())
+        return (f'<div class="mixedppl-summary"><pre>{header}</pre>{tables}'
+                f"<details><summary>Text</summary><pre>{html.escape(str(self))}</pre>"
+                "</details></div>")
 
 
 def signif_stars(p: float) -> str:
@@ -116,4 +148,5 @@ def lmm_summary(fit) -> Summary:
     notes = fit_notes(fit)
     if fit.spec.dropped_columns:
         notes.append(f"fixed-effect columns dropped (rank deficient): {fit.spec.dropped_columns}")
-    return Summary("\n".join(lines + ([""] + notes if notes else [])))
+    return Summary("\n".join(lines + ([""] + notes if notes else [])),
+                   tables={"Random effects": fit.varcorr, "Fixed effects": fit.coef_table()})
