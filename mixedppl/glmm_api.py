@@ -74,7 +74,9 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family = "binomial",
     formula : str
         lme4 formula; binomial responses may be ``cbind(successes, failures)``.
     data : DataFrame
-    family : {"binomial", "poisson", "negative_binomial", "nbinom1", "gamma", "beta", "gaussian"} or Family
+    family : str or Family
+        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"nbinom1"``, ``"gamma"``,
+        ``"beta"``, ``"gaussian"``.
         Negative binomial (NB2, glmmTMB's ``nbinom2``; NB1, ``nbinom1``: Var = μ(1 + φ)), Gamma,
         Beta and Gaussian estimate a dispersion φ by maximum likelihood (``fit.dispersion``,
         glmmTMB's ``sigma()`` convention), with TMB's Laplace approximation (exact Hessian), as

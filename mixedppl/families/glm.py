@@ -25,6 +25,11 @@ for the binomial), the log-densities and variances of ``y/n`` are
 - negative binomial (NB2): :math:`n\,[\log\Gamma(y + \phi) - \log\Gamma(\phi) - \log y! +
   \phi\log\frac{\phi}{\phi + \mu} + y\log\frac{\mu}{\phi + \mu}]`,
   :math:`V = (\mu + \mu^2/\phi)/n`;
+- NB1 (glmmTMB's ``nbinom1``): the negative binomial with size :math:`\mu/\phi`,
+  :math:`n\,[\log\Gamma(y + \mu/\phi) - \log\Gamma(\mu/\phi) - \log y! -
+  (\mu/\phi)\log(1 + \phi) + y\log\frac{\phi}{1 + \phi}]`, :math:`V = \mu(1 + \phi)/n`;
+- Gaussian (glmmTMB's ``gaussian()``, by ML in ``glmer``): :math:`n\,[-\tfrac12\log(2\pi\sigma^2)
+  - (y - \mu)^2/(2\sigma^2)]`, :math:`V = \sigma^2/n`;
 - Gamma: :math:`n\,[k\log(k/\mu) - \log\Gamma(k) + (k - 1)\log y - ky/\mu]` with shape
   :math:`k = 1/\phi^2`, :math:`V = \phi^2\mu^2/n`;
 - Beta: :math:`n\,[\log\Gamma(\phi) - \log\Gamma(\mu\phi) - \log\Gamma((1 - \mu)\phi) +
@@ -33,7 +38,16 @@ for the binomial), the log-densities and variances of ``y/n`` are
 Dispersion conventions (glmmTMB's ``sigma()``): negative binomial NB2 ``Var(y) = μ + μ²/φ`` (φ: the
 ``size``, R's ``theta``; glmmTMB's ``nbinom2``); Gamma shape ``1/φ²`` (φ: coefficient of
 variation); Beta ``Beta(μφ, (1 − μ)φ)`` (φ: precision; glmmTMB's ``beta_family``, Ferrari &
-Cribari-Neto 2004).
+Cribari-Neto 2004); NB1 ``Var(y) = μ(1 + φ)``; Gaussian φ = σ. glmmTMB's own dispersion
+coefficient (``fixef(fit)$disp``) is :meth:`GLMFamily.tmb_dispersion` of ours: log σ² for the
+Gaussian, log shape = −2 log φ for the Gamma, log φ for the others (glmmTMB 1.1.5).
+
+Links beyond the canonical ones (R's spellings): Poisson ``sqrt`` (μ = η²) and ``identity``;
+Gamma ``inverse`` (canonical in R) and ``identity``; Gaussian ``log`` and ``inverse``. With a
+link whose μ is not positive for every η (identity, inverse) a fit needs data whose means stay
+away from 0; a step of the inner Newton iteration to μ ≤ 0 is a failed point (step halving).
+With ``sqrt``, η and −η give the same μ, so for means near 0 the conditional mode need not be
+unique (lme4's as well).
 
 The Laplace approximation's log-determinant uses lme4's IRLS (Fisher) weights
 ``W = n·(dμ/dη)² / V(μ)`` for the binomial and Poisson (``hessian="fisher"``, lme4's ``glmer``), and
@@ -413,7 +427,8 @@ def _negbin_logp(y, mu, n, size):
 def _nbinom1_logp(y, mu, n, phi):
     r""":math:`n\,[\log\Gamma(y + \mu/\phi) - \log\Gamma(\mu/\phi) - \log y! -
     (\mu/\phi)\log(1 + \phi) + y\log\frac{\phi}{1 + \phi}]` (glmmTMB's ``nbinom1``:
-    ``pm.NegativeBinomial``'s ``logp`` with ``mu = μ``, ``alpha = μ/φ``, times n; Var = μ(1 + φ))."""
+    ``pm.NegativeBinomial``'s ``logp`` with ``mu = μ``, ``alpha = μ/φ``, times n;
+    Var = μ(1 + φ))."""
     y = _int(y)
     size = mu / phi
     return n * (pt.gammaln(y + size) - pt.gammaln(size) - pt.gammaln(y + 1.0)
