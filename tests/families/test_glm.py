@@ -140,3 +140,16 @@ def test_links_registered():
         assert get_family(fam)[0].links == links
         for name in links:
             assert get_family(fam, name)[1] is LINKS[name]
+
+
+def test_unit_deviances_of_the_new_rows():
+    """nbinom1: 2[ℓ(y; y) − ℓ(y; μ)] by scipy's NB with size μ/φ (the saturated ℓ is 0 at
+    y = 0); Gaussian: R's ``gaussian()$dev.resids``, w (y − μ)²."""
+    y, mu, phi = np.array([0.0, 1.0, 4.0, 9.0]), np.array([0.5, 2.0, 3.0, 12.0]), 1.7
+    saturated = np.where(y > 0, stats.nbinom.logpmf(y, y / phi, 1 / (1 + phi)), 0.0)
+    expected = 2 * (saturated - stats.nbinom.logpmf(y, mu / phi, 1 / (1 + phi)))
+    ours = FAMILIES["nbinom1"].unit_deviance(y, mu, np.ones(4), phi)
+    np.testing.assert_allclose(ours, expected, rtol=1e-10)
+    n = np.array([1.0, 2.0, 0.5, 1.0])
+    np.testing.assert_allclose(FAMILIES["gaussian"].unit_deviance(y, mu, n, 3.0),
+                               n * (y - mu) ** 2)

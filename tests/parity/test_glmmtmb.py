@@ -155,3 +155,18 @@ def test_pymc_model_likelihood_is_the_familys(fits, case):
     expected = (stats.norm.logpdf(y, mu, phi) if case == "gaussian_log" else
                 stats.nbinom.logpmf(y, mu / phi, 1 / (1 + phi)))
     assert float(loglik(point)) == pytest.approx(float(expected.sum()), rel=1e-10)
+
+
+def test_gaussian_and_nbinom1_residuals_and_simulations(fits):
+    """The rows' deviance and simulator reach the result methods: Gaussian deviance residuals
+    are y − μ̂; simulated NB1 counts (new random effects, lme4's simulate) have the marginal
+    mean of the fitted model."""
+    g = fits["gaussian_identity"]
+    np.testing.assert_allclose(g.residuals("deviance"), g.spec.y - g.fitted(), atol=1e-10)
+    nb = fits["nbinom1_grouse"]
+    sims = np.asarray(nb.simulate(nsim=400, seed=5))
+    assert sims.min() >= 0 and np.all(sims == np.round(sims))
+    # marginal mean (new random effects): E y = exp(Xβ̂ + σ̂²/2)
+    eta = nb.spec.X @ np.asarray(nb.beta) + nb.spec.offset
+    sd2 = float(nb.covs[0][0, 0])
+    assert sims.mean() == pytest.approx(float(np.mean(np.exp(eta + sd2 / 2))), rel=0.05)
