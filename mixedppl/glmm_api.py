@@ -24,7 +24,7 @@ __all__ = ["glmer", "glmm_model"]
 
 
 def _glmm_family(family, link):
-    fam, lnk = get_family(family, link)
+    fam, lnk = get_family(family, link, laplace=True)
     if fam.fit_kind != "glmer":
         front = {"lmer": "mp.lmer (or mp.Model(..., family='gaussian'))",
                  "clmm": "mp.clmm"}.get(fam.fit_kind, "mp.Model")
@@ -75,14 +75,21 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     formula : str
         lme4 formula; binomial responses may be ``cbind(successes, failures)``.
     data : DataFrame
-    family : {"binomial", "poisson", "negative_binomial", "gamma", "beta"}, Family or FamilyChoice
-        A name, or a family object such as ``mp.families.Binomial(link="probit")``.
-        Negative binomial (NB2, glmmTMB's ``nbinom2``), Gamma and Beta estimate a dispersion φ
-        by maximum likelihood (``fit.dispersion``, glmmTMB's ``sigma()`` convention), with TMB's
-        Laplace approximation (exact Hessian), as glmmTMB.
+    family : str, Family or FamilyChoice
+        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"nbinom1"``, ``"gamma"``,
+        ``"beta"``, ``"gaussian"``, or a family object such as
+        ``mp.families.Binomial(link="probit")``.
+        Negative binomial (NB2, glmmTMB's ``nbinom2``; NB1, ``nbinom1``: Var = μ(1 + φ)), Gamma,
+        Beta and Gaussian estimate a dispersion φ by maximum likelihood (``fit.dispersion``,
+        glmmTMB's ``sigma()`` convention), with TMB's Laplace approximation (exact Hessian), as
+        glmmTMB. ``"gaussian"`` here is glmmTMB's ``gaussian()`` fit by ML (any link; for the
+        identity link the Laplace approximation is exact: ``lmer(..., reml=False)``'s optimum).
     link : str, optional
         ``"logit"`` (default), ``"probit"``, ``"cloglog"``, ``"cauchit"`` for the binomial;
-        ``"log"`` for Poisson, negative binomial and Gamma; ``"logit"`` for Beta.
+        ``"log"`` (default), ``"sqrt"``, ``"identity"`` for Poisson; ``"log"`` (default),
+        ``"inverse"``, ``"identity"`` for Gamma; ``"identity"`` (default), ``"log"``,
+        ``"inverse"`` for the Gaussian; ``"log"`` for the negative binomials; ``"logit"`` for
+        Beta.
     nAGQ : int
         0: lme4's fast approximation ``glmer(..., nAGQ = 0)`` (binomial / Poisson only): the
         optimisation is over θ alone, β being estimated jointly with the random effects inside

@@ -3,7 +3,8 @@
 - :mod:`.base` — the :class:`Family` protocol, the :class:`ResponseInput` a family reads from and
   the :class:`Response` it returns;
 - :mod:`.links` — links (:data:`LINKS`);
-- :mod:`.glm` — binomial, Poisson, negative binomial, Gamma, Beta (:data:`FAMILIES`, one row each);
+- :mod:`.glm` — binomial, Poisson, negative binomial (NB2, NB1), Gamma, Beta, glmmTMB's Gaussian
+  (:data:`FAMILIES`, one row each);
 - :mod:`.gaussian` — the Gaussian of the LMM;
 - :mod:`.cumulative` — the cumulative link family of ordinal responses;
 - :mod:`.cox` — the Cox partial likelihood of a ``Surv(time, status)`` response;

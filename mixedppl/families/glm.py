@@ -25,6 +25,11 @@ for the binomial), the log-densities and variances of ``y/n`` are
 - negative binomial (NB2): :math:`n\,[\log\Gamma(y + \phi) - \log\Gamma(\phi) - \log y! +
   \phi\log\frac{\phi}{\phi + \mu} + y\log\frac{\mu}{\phi + \mu}]`,
   :math:`V = (\mu + \mu^2/\phi)/n`;
+- NB1 (glmmTMB's ``nbinom1``): the negative binomial with size :math:`\mu/\phi`,
+  :math:`n\,[\log\Gamma(y + \mu/\phi) - \log\Gamma(\mu/\phi) - \log y! -
+  (\mu/\phi)\log(1 + \phi) + y\log\frac{\phi}{1 + \phi}]`, :math:`V = \mu(1 + \phi)/n`;
+- Gaussian (glmmTMB's ``gaussian()``, by ML in ``glmer``): :math:`n\,[-\tfrac12\log(2\pi\sigma^2)
+  - (y - \mu)^2/(2\sigma^2)]`, :math:`V = \sigma^2/n`;
 - Gamma: :math:`n\,[k\log(k/\mu) - \log\Gamma(k) + (k - 1)\log y - ky/\mu]` with shape
   :math:`k = 1/\phi^2`, :math:`V = \phi^2\mu^2/n`;
 - Beta: :math:`n\,[\log\Gamma(\phi) - \log\Gamma(\mu\phi) - \log\Gamma((1 - \mu)\phi) +
@@ -33,7 +38,16 @@ for the binomial), the log-densities and variances of ``y/n`` are
 Dispersion conventions (glmmTMB's ``sigma()``): negative binomial NB2 ``Var(y) = μ + μ²/φ`` (φ: the
 ``size``, R's ``theta``; glmmTMB's ``nbinom2``); Gamma shape ``1/φ²`` (φ: coefficient of
 variation); Beta ``Beta(μφ, (1 − μ)φ)`` (φ: precision; glmmTMB's ``beta_family``, Ferrari &
-Cribari-Neto 2004).
+Cribari-Neto 2004); NB1 ``Var(y) = μ(1 + φ)``; Gaussian φ = σ. glmmTMB's own dispersion
+coefficient (``fixef(fit)$disp``) is :meth:`GLMFamily.tmb_dispersion` of ours: log σ² for the
+Gaussian, log shape = −2 log φ for the Gamma, log φ for the others (glmmTMB 1.1.5).
+
+Links beyond the canonical ones (R's spellings): Poisson ``sqrt`` (μ = η²) and ``identity``;
+Gamma ``inverse`` (canonical in R) and ``identity``; Gaussian ``log`` and ``inverse``. With a
+link whose μ is not positive for every η (identity, inverse) a fit needs data whose means stay
+away from 0; a step of the inner Newton iteration to μ ≤ 0 is a failed point (step halving).
+With ``sqrt``, η and −η give the same μ, so for means near 0 the conditional mode need not be
+unique (lme4's as well).
 
 The Laplace approximation's log-determinant uses lme4's IRLS (Fisher) weights
 ``W = n·(dμ/dη)² / V(μ)`` for the binomial and Poisson (``hessian="fisher"``, lme4's ``glmer``), and
@@ -122,6 +136,11 @@ class GLMFamily:
         ``deviance(y, mu, n, disp)`` → unit deviances d_i of ``y/n`` (NumPy): R's
         ``family()$dev.resids`` (binomial, poisson, ``MASS::negative.binomial(theta)``,
         ``Gamma``); for the Beta, betareg's 2[ℓ(y; y, φ) − ℓ(y; μ, φ)].
+    tmb_disp_scale : float
+        glmmTMB's dispersion coefficient (``fixef(fit)$disp``, the intercept of its
+        ``dispformula``) is ``tmb_disp_scale · log φ``: 1 where glmmTMB's φ is ours (NB size,
+        nbinom1's φ, Beta precision), 2 for the Gaussian (log σ²), −2 for the Gamma (log shape,
+        shape = 1/φ²).
     """
 
     name: str
@@ -139,6 +158,7 @@ class GLMFamily:
     zero_diverges: bool = False
     latent: Callable | None = None
     deviance: Callable | None = None
+    tmb_disp_scale: float = 1.0
 
     #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
     fit_kind = "glmer"
@@ -168,6 +188,16 @@ class GLMFamily:
 
     def phi_names(self) -> list[str]:
         return [] if self.dispersion is None else [f"log({self.dispersion})"]
+
+    def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
+        """glmmTMB's dispersion coefficients (``fixef(fit)$disp``) from ours, ``phi = log φ``.
+
+        Examples
+        --------
+        >>> float(FAMILIES["gaussian"].tmb_dispersion(np.log([2.0]))[0])  # log σ², σ = 2
+        1.3862943611198906
+        """
+        return self.tmb_disp_scale * np.asarray(phi, float)
 
     # -- the response ------------------------------------------------------------------------
     def read_response(self, source: ResponseInput) -> Response:
@@ -394,6 +424,24 @@ def _negbin_logp(y, mu, n, size):
                 + _x_times_log(y, pt.log(mu) - pt.log(mu + size)))
 
 
+def _nbinom1_logp(y, mu, n, phi):
+    r""":math:`n\,[\log\Gamma(y + \mu/\phi) - \log\Gamma(\mu/\phi) - \log y! -
+    (\mu/\phi)\log(1 + \phi) + y\log\frac{\phi}{1 + \phi}]` (glmmTMB's ``nbinom1``:
+    ``pm.NegativeBinomial``'s ``logp`` with ``mu = μ``, ``alpha = μ/φ``, times n;
+    Var = μ(1 + φ))."""
+    y = _int(y)
+    size = mu / phi
+    return n * (pt.gammaln(y + size) - pt.gammaln(size) - pt.gammaln(y + 1.0)
+                - size * pt.log1p(phi) + y * (pt.log(phi) - pt.log1p(phi)))
+
+
+def _gaussian_logp(y, mu, n, sigma):
+    r""":math:`n\,[-\tfrac12\log(2\pi) - \log\sigma - (y - \mu)^2/(2\sigma^2)]`
+    (``pm.Normal``'s ``logp`` times n; glmmTMB's ``gaussian``, whose weights multiply the
+    log-density)."""
+    return n * (-0.5 * np.log(2.0 * np.pi) - pt.log(sigma) - 0.5 * ((y - mu) / sigma) ** 2)
+
+
 def _gamma_logp(y, mu, n, cv):
     r""":math:`n\,[k\log(k/\mu) - \log\Gamma(k) + (k - 1)\log y - ky/\mu]`, :math:`k =
     1/\phi^2` (``pm.Gamma``'s ``logp`` with ``alpha = k``, ``beta = k/μ``, times n; y > 0)."""
@@ -488,6 +536,11 @@ def _check_beta(y: np.ndarray, n: np.ndarray, column: str) -> None:
                              "exact 0s and 1s, e.g. (y·(n − 1) + 0.5)/n (Smithson & Verkuilen 2006)")
 
 
+def _check_gaussian(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if not np.all(np.isfinite(y)):
+        raise ModelSpecError(f"gaussian response {column!r} has non-finite values")
+
+
 def _disp(d, default=1.0):
     return default if d is None else d
 
@@ -502,6 +555,14 @@ def _poisson_var(mu, n, d=None):
 
 def _negbin_var(mu, n, d=None):
     return (mu + mu ** 2 / _disp(d)) / n
+
+
+def _nbinom1_var(mu, n, d=None):
+    return mu * (1 + _disp(d)) / n
+
+
+def _gaussian_var(mu, n, d=None):
+    return (_disp(d) ** 2 + 0.0 * mu) / n
 
 
 def _gamma_var(mu, n, d=None):
@@ -526,6 +587,14 @@ def _negbin_sim(rng, mu, n, disp):
     return rng.negative_binomial(disp, disp / (disp + mu)).astype(float)
 
 
+def _nbinom1_sim(rng, mu, n, disp):
+    return rng.negative_binomial(mu / disp, 1.0 / (1.0 + disp)).astype(float)
+
+
+def _gaussian_sim(rng, mu, n, disp):
+    return rng.normal(mu, disp / np.sqrt(n))
+
+
 def _gamma_sim(rng, mu, n, disp):
     shape = 1.0 / disp ** 2
     return rng.gamma(shape, mu / shape)
@@ -543,6 +612,10 @@ def _count_start(y, n):
     return y + 0.1
 
 
+def _gaussian_start(y, n):
+    return y
+
+
 def _gamma_start(y, n):
     return y
 
@@ -555,6 +628,16 @@ def _negbin_moment(y, mu, w):
     """φ from the excess variance: Var − μ = μ²/φ."""
     excess = np.sum(w * ((y - mu) ** 2 - mu)) / np.sum(w * mu ** 2)
     return 1.0 / excess if excess > 1e-3 else 1e3
+
+
+def _nbinom1_moment(y, mu, w):
+    """φ from Var = μ(1 + φ): the Pearson dispersion minus one."""
+    return max(np.sum(w * (y - mu) ** 2 / mu) / np.sum(w) - 1.0, 1e-3)
+
+
+def _gaussian_moment(y, mu, w):
+    """σ from the weighted residual mean square."""
+    return max(np.sqrt(np.sum(w * (y - mu) ** 2) / np.sum(w)), 1e-8)
 
 
 def _gamma_moment(y, mu, w):
@@ -590,6 +673,20 @@ def _gamma_dev(y, mu, n, disp=None):
     return -2 * n * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
 
 
+def _nbinom1_dev(y, mu, n, phi):
+    """2[ℓ(y; y, φ) − ℓ(y; μ, φ)] with size μ/φ (the saturated ℓ is 0 at y = 0)."""
+    def ll(m):
+        size = m / phi
+        return (gammaln(y + size) - gammaln(size) - size * np.log1p(phi)
+                + y * (np.log(phi) - np.log1p(phi)))
+    saturated = np.where(y > 0, ll(np.where(y > 0, y, 1.0)), 0.0)
+    return 2 * n * (saturated - ll(mu))
+
+
+def _gaussian_dev(y, mu, n, disp=None):
+    return n * (y - mu) ** 2
+
+
 def _beta_dev(y, mu, n, prec):
     def ll(m):
         return (gammaln(prec) - gammaln(m * prec) - gammaln((1 - m) * prec)
@@ -609,16 +706,24 @@ FAMILIES: dict[str, GLMFamily] = {
                           _binomial_var, _check_binomial, _binomial_sim, _binomial_start,
                           factor_response=_binomial_factor, trials=True, zero_diverges=True,
                           latent=_binomial_latent, deviance=_binomial_dev),
-    "poisson": GLMFamily("poisson", ("log",), _poisson_logp, _poisson_var, _check_poisson,
-                         _poisson_sim, _count_start, zero_diverges=True, deviance=_poisson_dev),
+    "poisson": GLMFamily("poisson", ("log", "sqrt", "identity"), _poisson_logp, _poisson_var,
+                         _check_poisson, _poisson_sim, _count_start, zero_diverges=True,
+                         deviance=_poisson_dev),
     "negative_binomial": GLMFamily("negative_binomial", ("log",), _negbin_logp, _negbin_var,
                                    _check_negbin, _negbin_sim, _count_start, _negbin_moment,
                                    dispersion="size", hessian="observed", zero_diverges=True,
                                    deviance=_negbin_dev),
-    "gamma": GLMFamily("gamma", ("log",), _gamma_logp, _gamma_var, _check_gamma, _gamma_sim,
-                       _gamma_start, _gamma_moment, dispersion="cv", hessian="observed",
-                       deviance=_gamma_dev),
+    "nbinom1": GLMFamily("nbinom1", ("log",), _nbinom1_logp, _nbinom1_var, _check_negbin,
+                         _nbinom1_sim, _count_start, _nbinom1_moment, dispersion="phi",
+                         hessian="observed", zero_diverges=True, deviance=_nbinom1_dev),
+    "gamma": GLMFamily("gamma", ("log", "inverse", "identity"), _gamma_logp, _gamma_var,
+                       _check_gamma, _gamma_sim, _gamma_start, _gamma_moment, dispersion="cv",
+                       hessian="observed", deviance=_gamma_dev, tmb_disp_scale=-2.0),
     "beta": GLMFamily("beta", ("logit",), _beta_logp, _beta_var, _check_beta, _beta_sim,
                       _beta_start, _beta_moment, dispersion="precision", hessian="observed",
                       deviance=_beta_dev),
+    "gaussian": GLMFamily("gaussian", ("identity", "log", "inverse"), _gaussian_logp,
+                          _gaussian_var, _check_gaussian, _gaussian_sim, _gaussian_start,
+                          _gaussian_moment, dispersion="sigma", hessian="observed",
+                          deviance=_gaussian_dev, tmb_disp_scale=2.0),
 }

@@ -14,6 +14,8 @@ loglog     :math:`\exp(-e^{-\eta})`                        Gumbel (maximum)
 cauchit    :math:`1/2 + \arctan(\eta)/\pi`                 Cauchy
 log        :math:`e^{\eta}`                                —
 identity   :math:`\eta`                                     — (the Gaussian)
+sqrt       :math:`\eta^2`                                   — (R's ``poisson(link = "sqrt")``)
+inverse    :math:`1/\eta`                                   — (canonical for the Gamma)
 =========  ==============================================  =====================================
 
 Links are module-level functions, not lambdas, so that a Link, a family and every result holding
@@ -27,6 +29,8 @@ Examples
 --------
 >>> float(LINKS["probit"].linkinv_np(0.0)), LINKS["logit"].unit_interval
 (0.5, True)
+>>> float(LINKS["sqrt"].linkinv_np(3.0)), float(LINKS["inverse"].link_np(4.0))
+(9.0, 0.25)
 """
 
 from __future__ import annotations
@@ -95,6 +99,14 @@ def _loglog_np(m):
     return -np.log(-np.log(m))
 
 
+def _square(e):
+    return e * e
+
+
+def _inverse(e):
+    return 1.0 / e
+
+
 def _cauchit_inv(e):
     return 0.5 + pt.arctan(e) / np.pi
 
@@ -115,4 +127,6 @@ LINKS: dict[str, Link] = {
     "identity": Link("identity", _identity, _identity, _identity),
     "loglog": Link("loglog", _loglog_inv, _loglog_inv_np, _loglog_np, True),
     "cauchit": Link("cauchit", _cauchit_inv, _cauchit_inv_np, _cauchit_np, True),
+    "sqrt": Link("sqrt", _square, _square, np.sqrt),
+    "inverse": Link("inverse", _inverse, _inverse, _inverse),
 }

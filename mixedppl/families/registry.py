@@ -39,12 +39,12 @@ __all__ = ["get_family", "family_names", "FamilyChoice", "Binomial", "Poisson",
 _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "negativebinomial": "negative_binomial", "nb": "negative_binomial",
             "beta_family": "beta", "normal": "gaussian", "ordinal": "cumulative",
-            "clmm": "cumulative"}
+            "clmm": "cumulative", "gamma_family": "gamma"}
 
 
 def family_names() -> list[str]:
     """The names :func:`get_family` takes (aliases aside)."""
-    return sorted([*FAMILIES, "gaussian", "cumulative"])
+    return sorted({*FAMILIES, "gaussian", "cumulative"})
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ class FamilyChoice:
     --------
     >>> Binomial(link="probit")
     Binomial(link='probit')
-    >>> Gamma(link="inverse")
+    >>> Gamma(link="logit")
     Traceback (most recent call last):
     ...
-    mixedppl.core.exceptions.ModelSpecError: link='inverse' is not available for family 'gamma'; choose from ['log']
+    mixedppl.core.exceptions.ModelSpecError: link='logit' is not available for family 'gamma'; choose from ['log', 'inverse', 'identity']
     """
 
     link: str | None = None
@@ -97,7 +97,7 @@ class Binomial(FamilyChoice):
 
 
 class Poisson(FamilyChoice):
-    """The Poisson family (log link)."""
+    """The Poisson family (links log, sqrt, identity)."""
 
     family_name = "poisson"
 
@@ -109,7 +109,7 @@ class NegativeBinomial(FamilyChoice):
 
 
 class Gamma(FamilyChoice):
-    """The Gamma family (log link), glmmTMB's ``Gamma(link = "log")``."""
+    """The Gamma family (links log, inverse, identity), glmmTMB's ``Gamma(link = ...)``."""
 
     family_name = "gamma"
 
@@ -127,7 +127,8 @@ class Gaussian(FamilyChoice):
 
 
 def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | None = None, *,
-               levels=None, threshold: str | None = None) -> tuple[Family, Link]:
+               levels=None, threshold: str | None = None,
+               laplace: bool = False) -> tuple[Family, Link]:
     """Look up a family (a name or a family object) and its link (a name; default: the
     family's first).
 
@@ -136,7 +137,8 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
     family : str, Family or FamilyChoice
         ``"gaussian"`` / ``"normal"`` (:data:`~mixedppl.families.gaussian.GAUSSIAN`); a row of
         :data:`~mixedppl.families.glm.FAMILIES` (``"binomial"``, ``"poisson"``,
-        ``"negative_binomial"`` = ``"nbinom2"``, ``"gamma"``, ``"beta"``); ``"cumulative"`` =
+        ``"negative_binomial"`` = ``"nbinom2"``, ``"nbinom1"``, ``"gamma"``, ``"beta"``;
+        ``"gaussian"`` with ``laplace=True``); ``"cumulative"`` =
         ``"ordinal"`` (:class:`~mixedppl.families.cumulative.CumulativeFamily`); or a family
         object, used as it is; or a :class:`FamilyChoice` (``Binomial(link="probit")``): its
         name and link.
@@ -145,6 +147,11 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
         The order of the response categories (cumulative family only).
     threshold : {"flexible", "equidistant"}, optional
         Threshold structure (cumulative family only; default ``"flexible"``).
+    laplace : bool
+        Whether the family is for ``glmer`` (glmmTMB's Laplace fit): then ``"gaussian"`` is the
+        row :data:`FAMILIES["gaussian"] <mixedppl.families.glm.FAMILIES>` (identity, log or
+        inverse link; σ estimated by maximum likelihood, as glmmTMB's ``gaussian()``), not the
+        LMM's :data:`~mixedppl.families.gaussian.GAUSSIAN`.
 
     Raises
     ------
@@ -155,12 +162,15 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
     Examples
     --------
     >>> fam, link = get_family("gaussian")
-    >>> fam.name, link.name
-    ('gaussian', 'identity')
+    >>> fam.name, fam.fit_kind, link.name
+    ('gaussian', 'lmer', 'identity')
+    >>> fam, link = get_family("gaussian", "log", laplace=True)
+    >>> fam.name, fam.fit_kind, link.name
+    ('gaussian', 'glmer', 'log')
     >>> get_family("tweedie")
     Traceback (most recent call last):
     ...
-    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'negative_binomial', 'poisson']
+    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson']
     """
     if isinstance(family, FamilyChoice):
         family, link = family.resolve(link)
@@ -172,7 +182,7 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
         if key == "cumulative":
             fam = CumulativeFamily(threshold=threshold or "flexible", levels=levels)
         else:
-            fam = {**FAMILIES, "gaussian": GAUSSIAN}.get(key)
+            fam = FAMILIES.get(key) if laplace else {**FAMILIES, "gaussian": GAUSSIAN}.get(key)
         if fam is None:
             raise ModelSpecError(f"family={family!r} is not available; choose from "
                                  f"{family_names()}")

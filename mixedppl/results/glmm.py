@@ -260,6 +260,22 @@ class GLMMResult(LaplaceResult):
         return float(self.dispersion * np.sqrt(self.vcov_beta_phi[-1, -1]))
 
     @property
+    def disp_params(self) -> pd.Series | None:
+        """The dispersion coefficient on glmmTMB's scale (``fixef(fit)$disp``): log σ² for the
+        Gaussian, log shape = −2 log φ for the Gamma, log φ otherwise; None without φ."""
+        if not len(self.phi):
+            return None
+        return pd.Series(self.family.tmb_dispersion(self.phi), index=["(Intercept)"], name="disp")
+
+    @property
+    def disp_bse(self) -> pd.Series | None:
+        """Standard error of :attr:`disp_params` (from the Hessian over log φ)."""
+        if not len(self.phi) or self.vcov_beta_phi is None:
+            return None
+        se = abs(self.family.tmb_dispersion([1.0])[0]) * np.sqrt(self.vcov_beta_phi[-1, -1])
+        return pd.Series([se], index=["(Intercept)"], name="disp_se")
+
+    @property
     def deviance(self) -> float:
         """−2 · log-likelihood (summary()'s ``deviance``; R's ``deviance()`` is conditional)."""
         return -2 * self.loglik

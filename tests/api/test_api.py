@@ -174,13 +174,13 @@ def test_bad_family_and_link_names_say_what_is_available(cbpp, wine, sleep):
                        r"\['beta', 'binomial', 'cumulative'"):
         mp.Model(CBPP, cbpp, family="tweedie")
     with pytest.raises(ModelSpecError, match="link='probit' is not available for family "
-                       "'poisson'; choose from \\['log'\\]"):
+                       "'poisson'; choose from \\['log', 'sqrt', 'identity'\\]"):
         mp.glmer("incidence ~ period + (1 | herd)", cbpp, family="poisson", link="probit")
     with pytest.raises(ModelSpecError, match="link='identity' is not available for family "
                        "'cumulative'"):
         mp.clmm(WINE, wine, link="identity")
     with pytest.raises(ModelSpecError, match="not a GLMM family: fit it with mp.lmer"):
-        mp.glmer(SLEEP, sleep, family="gaussian")
+        mp.glmer(SLEEP, sleep, family=mp.families.GAUSSIAN)  # "gaussian" is glmmTMB's there
     with pytest.raises(ModelSpecError, match="not a GLMM family: fit it with mp.clmm"):
         mp.glmer(WINE, wine, family="ordinal")
     with pytest.raises(ModelSpecError, match="options of the cumulative"):
