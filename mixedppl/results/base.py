@@ -164,7 +164,9 @@ class MixedResult:
         lme4's ``confint`` defaults to profile intervals; here the default is Wald (fast and defined
         for every family). ``"profile"``: profile-likelihood intervals, for LMMs of the ML
         deviance as lme4 (:func:`mixedppl.inference.profile.profile_confint`), for GLMMs of the
-        Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`).
+        Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`; also
+        CLMMs, with the thresholds re-optimised, and one-dispersion families, whose dispersion
+        row is profiled on the log scale and reported on its own).
         ``"boot"`` (LMMs and GLMMs): parametric-bootstrap percentile intervals, as lme4's
         ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
         :func:`mixedppl.inference.bootstrap.bootstrap_confint` and
