@@ -58,12 +58,14 @@ class _GLMMProfiler:
         self.fit, self.spec = fit, fit.spec
         self.obj = LaplaceObjective(fit.spec, fit.family, fit.link, fit.counts, fit.trials,
                                     int(fit.nAGQ))
-        self.nv, self.p = self.spec.n_theta, self.spec.p
-        self.names = varpar_names(self.spec)[:-1] + list(self.spec.fe_names)
-        z0 = np.concatenate([theta_to_psi(self.spec, fit.theta, 1.0)[:-1], fit.beta])
+        self.nv, self.p, self.nphi = self.spec.n_theta, self.spec.p, len(fit.phi)
+        self.names = (varpar_names(self.spec)[:-1] + list(self.spec.fe_names)
+                      + [f"phi{j + 1}" for j in range(self.nphi)])
+        z0 = np.concatenate([theta_to_psi(self.spec, fit.theta, 1.0)[:-1], fit.beta, fit.phi])
         lower = [0.0 if n.startswith("sd_") else -1.0 for n in self.names[:self.nv]]
-        self.lower = np.array(lower + [-np.inf] * self.p)
-        self.upper = np.array([np.inf if lo == 0 else 1.0 for lo in lower] + [np.inf] * self.p)
+        free = self.p + self.nphi
+        self.lower = np.array(lower + [-np.inf] * free)
+        self.upper = np.array([np.inf if lo == 0 else 1.0 for lo in lower] + [np.inf] * free)
         self.scale = np.where(np.isfinite(self.lower) & (self.upper == np.inf),
                               np.maximum(np.abs(z0), 1e-2), 1.0)
         self.n_evals = 0
@@ -74,21 +76,26 @@ class _GLMMProfiler:
         self.z_hat = np.clip(u * self.scale, self.lower, self.upper)
         self.hess = self._fd_hessian(self.z_hat / self.scale)
 
+    @property
+    def dim(self) -> int:
+        """len(z): sd/cor…, β, then the family's raw φ (log dispersion, CLMM thresholds)."""
+        return self.nv + self.p + self.nphi
+
     def dev(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """D at z = (sd/cor…, β) and its gradient in z (chain rule through θ(sd, cor))."""
         self.n_evals += 1
         theta, J = psi_to_theta_jacobian(self.spec, np.append(z[:self.nv], 1.0))
         f, g = self.obj(np.concatenate([theta, z[self.nv:]]))
-        gz = np.concatenate([J[:, :-1].T @ g[:self.nv], g[self.nv:self.nv + self.p]])
+        gz = np.concatenate([J[:, :-1].T @ g[:self.nv], g[self.nv:]])
         return f, gz
 
     def _fg_scaled(self, k: int | None, x: float):
         """(f, ∇f) of the free coordinates (all but k, which is held at x), scaled by ``scale``."""
-        free = np.arange(self.nv + self.p) != (-1 if k is None else k)
+        free = np.arange(self.dim) != (-1 if k is None else k)
         sc = self.scale[free]
 
         def fg(u):
-            z = np.empty(self.nv + self.p)
+            z = np.empty(self.dim)
             if k is not None:
                 z[k] = x
             z[free] = u * sc
@@ -114,7 +121,7 @@ class _GLMMProfiler:
         """x → ζ(x) for coordinate k, each inner fit warm-started as in the LMM profiles: from
         the inter-/extrapolated optima of the two nearest points done (at the first, the Wald
         regression of the other coordinates on z_k) and the nearest point's Hessian estimate."""
-        free = np.arange(self.nv + self.p) != k
+        free = np.arange(self.dim) != k
         hat, first = self.z_hat[k], self.z_hat[free]
         lo, hi, sc = self.lower[free], self.upper[free], self.scale[free]
         B0 = None if self.hess is None else self.hess[np.ix_(free, free)]
@@ -189,25 +196,39 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    if len(getattr(fit, "phi", ())):
-        raise NotImplementedError(
-            f"profile intervals are not implemented for the {fit.family.name} family's "
-            "dispersion parameter (glmmTMB-style fits); use confint(method='Wald')")
     if getattr(fit, "nAGQ", 1) == 0:
         raise NotImplementedError(
             "profile intervals need a likelihood over (θ, β); a glmer(nAGQ=0) fit's deviance is "
             "a function of θ only (β comes from the penalised IRLS): refit with nAGQ=1 or use "
             "confint(method='Wald')")
+    clmm = fit.family.fit_kind == "clmm"
+    if not clmm and len(fit.phi) > 1:
+        raise NotImplementedError(
+            f"profile intervals for the {len(fit.phi)} dispersion parameters of the "
+            f"{fit.family.name} family are not implemented; use confint(method='Wald')")
     z = float(special.ndtri(0.5 + level / 2))
-    rows = []
+    rows: dict[str, tuple[float, float]] = {}
     q = fit.spec.q                              # LaplaceObjective's dense work per evaluation
     with blas_threads_for(float(fit.spec.n * q ** 2 + q ** 3)):
         prof = _GLMMProfiler(fit)
-        for k in range(prof.nv + prof.p):
+        for k in _profiled(prof, clmm):
             zeta, hat = prof.zeta_fn(k)
             first_lo, scale = prof.first_guess(k, -z)
             first_hi, _ = prof.first_guess(k, z)
-            rows.append((_end(zeta, hat, -z, first_lo, prof.lower[k], scale),
-                         _end(zeta, hat, z, first_hi, prof.upper[k], scale)))
+            ends = (_end(zeta, hat, -z, first_lo, prof.lower[k], scale),
+                    _end(zeta, hat, z, first_hi, prof.upper[k], scale))
+            if k >= prof.nv + prof.p:             # log dispersion → dispersion (ends map over)
+                rows[fit.family.dispersion] = tuple(float(np.exp(e)) for e in ends)
+            else:
+                rows[prof.names[k]] = ends
     pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
-    return pd.DataFrame(rows, index=prof.names, columns=pct)
+    return pd.DataFrame(list(rows.values()), index=list(rows), columns=pct)
+
+
+def _profiled(prof: _GLMMProfiler, clmm: bool) -> list[int]:
+    """The coordinates profiled, in the rows' order: sd/cor…, the dispersion of a GLMM family
+    with one (as ``glmm_parameter_names``), β. A CLMM's thresholds are re-optimised at every
+    point but not profiled themselves."""
+    nv, p = prof.nv, prof.p
+    disp = [] if clmm else list(range(nv + p, prof.dim))
+    return list(range(nv)) + disp + list(range(nv, nv + p))

@@ -25,6 +25,7 @@ from ..diagnostics.variance import r_squared as r_squared_table
 from ..graph.linear_predictor import fitted_eta, new_eta
 from ..inference.contrasts import contrast_table
 from ..inference.emmeans import marginal_means
+from ..inference.icc import icc_interval
 from ..inference.wald import wald_test
 from .tables import html_table, to_latex, to_markdown
 from .tidy import tidy_frame
@@ -166,7 +167,9 @@ class MixedResult:
         lme4's ``confint`` defaults to profile intervals; here the default is Wald (fast and defined
         for every family). ``"profile"``: profile-likelihood intervals, for LMMs of the ML
         deviance as lme4 (:func:`mixedppl.inference.profile.profile_confint`), for GLMMs of the
-        Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`).
+        Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`; also
+        CLMMs, with the thresholds re-optimised, and one-dispersion families, whose dispersion
+        row is profiled on the log scale and reported on its own).
         ``"boot"`` (LMMs and GLMMs): parametric-bootstrap percentile intervals, as lme4's
         ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
         :func:`mixedppl.inference.bootstrap.bootstrap_confint` and
@@ -413,7 +416,9 @@ class MixedResult:
         Nakagawa & Schielzeth 2013); an LMM's σ̂²."""
         return self.family.latent_variance(self.link)
 
-    def icc(self, by_group: bool = False) -> pd.Series:
+    def icc(self, by_group: bool = False, ci: bool = False, method: str = "delta",
+            level: float = 0.95, nsim: int = 500, seed=1, n_jobs: int = 1,
+            progress: bool = False) -> pd.Series | pd.DataFrame:
         r"""Intra-class correlation, as ``performance::icc``.
 
         :math:`\text{ICC}_\text{adj} = \sigma^2_r / (\sigma^2_r + \sigma^2_\varepsilon)` and
@@ -427,11 +432,22 @@ class MixedResult:
         by_group : bool
             One ICC per grouping factor, σ²_g / (Σ_k σ²_k + σ²_ε); only for random-intercept
             models (a ``ValueError`` says why otherwise, as performance refuses it).
+        ci : bool
+            Add a confidence interval (:func:`mixedppl.inference.icc.icc_interval`; LMMs and
+            binomial GLMMs, not with ``by_group``).
+        method : {"delta", "boot"}
+            ``"delta"``: the delta method on the logit scale, from the covariance of (θ, σ, β)
+            (LMM: lmerTest's 2H⁻¹ of the deviance in (θ, σ) and vcov β̂; GLMM: 2H⁻¹ of the
+            Laplace deviance). ``"boot"``: percentile intervals over parametric-bootstrap refits,
+            as ``performance::icc(ci = level)`` (keywords ``nsim``, ``seed``, ``n_jobs``,
+            ``progress`` as ``confint(method="boot")``).
+        level : float
 
         Returns
         -------
-        Series
-            ``adjusted``, ``unadjusted`` (or one value per grouping factor).
+        Series or DataFrame
+            ``adjusted``, ``unadjusted`` (or one value per grouping factor); with ``ci=True`` a
+            DataFrame with columns ``ICC``, [``SE``,] and the interval's ends.
 
         References
         ----------
@@ -446,7 +462,14 @@ class MixedResult:
         >>> fit2 = mp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", mp.datasets.load("penicillin"))
         >>> fit2.icc(by_group=True).round(4).to_dict()
         {'plate': 0.1509, 'sample': 0.7854}
+        >>> fit.icc(ci=True).round(3).loc["adjusted"].tolist()
+        [0.722, 0.072, 0.562, 0.84]
         """
+        if ci:
+            if by_group:
+                raise ValueError("icc(ci=True) gives intervals for the overall ICCs; drop by_group")
+            return icc_interval(self._confint_target(), method=method, level=level, nsim=nsim,
+                                seed=seed, n_jobs=n_jobs, progress=progress)
         return icc_table(self.spec, self.beta, self.covs, self.latent_residual_variance(),
                          by_group=by_group)
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..bayes.glmm_pymc import clmm_to_pymc
 from ..core.exceptions import ModelSpecError
+from ..inference.glmm_profile import glmm_profile_confint
 from ..spec.reterm import value_labels
 from .base import new_rows, per_row
 from .glmm import LaplaceResult
@@ -53,6 +54,9 @@ class CLMMResult(LaplaceResult):
     >>> round(r.variance_components["judge"], 3)
     1.279
     """
+
+    #: profile intervals of sd/cor and β (thresholds re-optimised at every point).
+    confint_methods = {"profile": glmm_profile_confint}
 
     def _pymc_model(self, priors: dict | None = None):
         return clmm_to_pymc(self.spec, self.family, self.link, self.counts, self.weights,
