@@ -144,6 +144,9 @@ class CoxFamily:
     fit_kind = "coxme"
     allow_n = True
     absorbs_intercept = True
+    #: ``strata(...)`` in the fixed part gives separate baseline hazards (risk sets within
+    #: strata; :func:`mixedppl.graph.cox.risk_set_layout`).
+    stratifies = True
     no_random_message = ("formula {formula!r} has no random term such as '(1 | id)'; add one "
                          "(a Cox model without random effects is lifelines' CoxPHFitter or "
                          "statsmodels' PHReg)")

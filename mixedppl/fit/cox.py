@@ -95,7 +95,7 @@ class CoxData:
                 raise ModelSpecError(f"random term ({' + '.join(t.column_names)} | {t.group}) "
                                      "has more than one column; coxme fits here take scalar "
                                      "terms such as (1 | g) or (1 | a/b)")
-        rs = risk_set_layout(spec.y, spec.status, spec.weights, spec.family.ties)
+        rs = risk_set_layout(spec.y, spec.status, spec.weights, spec.family.ties, spec.strata)
         rank = np.empty(spec.n, np.int64)
         rank[rs.order] = np.arange(spec.n)              # sorted position of each row
         rows, cols, values, col_term, slices, start = [], [], [], [], [], 0

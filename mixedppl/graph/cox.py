@@ -59,40 +59,53 @@ __all__ = ["RiskSets", "risk_set_layout", "FrailtyLayout", "frailty_layout",
 class RiskSets:
     """The sorted layout of a survival response (NumPy; the graphs' index inputs).
 
+    With strata (survival's ``strata()``: a baseline hazard per stratum) rows are sorted by
+    (stratum, time) and a risk set holds only the rows of its own stratum: sorted rows
+    ``risk_start … risk_end − 1``. Event times are numbered stratum by stratum.
+
     Attributes
     ----------
     order : ndarray of int
-        Row permutation sorting the data by time (ascending, stable).
-    risk_start : ndarray of int (S,)
-        Per slot, the first sorted row of its risk set (rows from there on are at risk).
+        Row permutation sorting the data by (stratum, time) (ascending, stable).
+    risk_start, risk_end : ndarray of int (S,)
+        Per slot, the first sorted row of its risk set and the end (exclusive) of its stratum.
     slot_weight, slot_fraction : ndarray (S,)
         :math:`c_s` and :math:`f_s` (see the module docstring).
     slot_time : ndarray of int (S,)
         The event time (0 … K − 1) of each slot.
+    slot_time_end : ndarray of int (S,)
+        The first event time of the next stratum (K for the last stratum).
     event_rows : ndarray of int (E,)
         Sorted positions of the events; ``event_time`` their event time index.
     n_times : int
-        K, the number of distinct event times.
+        K, the number of distinct (stratum, event time) pairs.
+    row_stratum : ndarray of int (n,)
+        The stratum (0 … G − 1) of each sorted row (not a graph input).
     """
 
     order: np.ndarray
     risk_start: np.ndarray
+    risk_end: np.ndarray
     slot_weight: np.ndarray
     slot_fraction: np.ndarray
     slot_time: np.ndarray
+    slot_time_end: np.ndarray
     event_rows: np.ndarray
     event_time: np.ndarray
     n_times: int
+    row_stratum: np.ndarray
 
     def inputs(self) -> list[np.ndarray]:
         """The index and weight inputs of :func:`cox_functions` in order."""
-        return [self.risk_start, self.slot_weight, self.slot_fraction, self.slot_time,
-                self.event_rows, self.event_time, np.asarray(self.n_times, np.int64)]
+        return [self.risk_start, self.risk_end, self.slot_weight, self.slot_fraction,
+                self.slot_time, self.slot_time_end, self.event_rows, self.event_time,
+                np.asarray(self.n_times, np.int64)]
 
 
 def risk_set_layout(time: np.ndarray, status: np.ndarray, weights: np.ndarray,
-                    ties: str) -> RiskSets:
-    """Sort once and lay out the risk sets and tie slots of ``ties`` ("efron" / "breslow").
+                    ties: str, strata: np.ndarray | None = None) -> RiskSets:
+    """Sort once and lay out the risk sets and tie slots of ``ties`` ("efron" / "breslow"),
+    within the strata given as integer codes (``None``: one stratum).
 
     Examples
     --------
@@ -100,13 +113,25 @@ def risk_set_layout(time: np.ndarray, status: np.ndarray, weights: np.ndarray,
     ...                      np.ones(4), "efron")
     >>> rs.order.tolist(), rs.risk_start.tolist(), rs.slot_fraction.tolist()
     ([1, 0, 2, 3], [0, 1, 1], [0.0, 0.0, 0.5])
+    >>> st = risk_set_layout(np.array([2., 1., 2., 3.]), np.array([1., 1., 1., 0.]),
+    ...                      np.ones(4), "efron", strata=np.array([1, 0, 0, 1]))
+    >>> st.order.tolist(), st.risk_start.tolist(), st.risk_end.tolist()
+    ([1, 2, 0, 3], [0, 1, 2], [2, 2, 4])
+    >>> st.slot_time.tolist(), st.slot_time_end.tolist()
+    ([0, 1, 2], [2, 2, 3])
     """
-    order = np.argsort(time, kind="stable")
-    t, d, w = time[order], status[order], weights[order]
-    first = np.searchsorted(t, t, side="left")          # first sorted row with the same time
+    n = len(time)
+    stratum = np.zeros(n, np.int64) if strata is None else np.unique(
+        np.asarray(strata), return_inverse=True)[1].reshape(-1).astype(np.int64)
+    order = np.lexsort((time, stratum))
+    t, d, w, g = time[order], status[order], weights[order], stratum[order]
+    new_group = np.r_[True, (t[1:] != t[:-1]) | (g[1:] != g[:-1])] if n else np.zeros(0, bool)
+    first = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+    stratum_end = np.searchsorted(g, g, side="right")  # end of each sorted row's stratum
     event_rows = np.flatnonzero(d == 1)
     ev_first = first[event_rows]
     uniq, event_time = np.unique(ev_first, return_inverse=True)
+    event_time = event_time.reshape(-1)
     counts = np.bincount(event_time)
     wsum = np.bincount(event_time, weights=w[event_rows])
     if ties == "breslow":
@@ -118,27 +143,45 @@ def risk_set_layout(time: np.ndarray, status: np.ndarray, weights: np.ndarray,
         slot_weight = (wsum / counts)[event_time]
         slot_fraction = rank / counts[event_time]
         slot_time = event_time
-    return RiskSets(order, risk_start.astype(np.int64), np.asarray(slot_weight, float),
-                    np.asarray(slot_fraction, float), slot_time.astype(np.int64),
-                    event_rows.astype(np.int64), event_time.astype(np.int64), int(len(uniq)))
+    risk_end = stratum_end[risk_start]
+    time_end = np.searchsorted(uniq, stratum_end[uniq], "left")   # first time of next stratum
+    return RiskSets(order, risk_start.astype(np.int64), risk_end.astype(np.int64),
+                    np.asarray(slot_weight, float), np.asarray(slot_fraction, float),
+                    slot_time.astype(np.int64), time_end[slot_time].astype(np.int64),
+                    event_rows.astype(np.int64), event_time.astype(np.int64), int(len(uniq)),
+                    g)
 
 
 def _layout_symbols() -> list:
-    return [pt.lvector("risk_start"), pt.dvector("slot_weight"), pt.dvector("slot_fraction"),
-            pt.lvector("slot_time"), pt.lvector("event_rows"), pt.lvector("event_time"),
-            pt.lscalar("n_times")]
+    return [pt.lvector("risk_start"), pt.lvector("risk_end"), pt.dvector("slot_weight"),
+            pt.dvector("slot_fraction"), pt.lvector("slot_time"), pt.lvector("slot_time_end"),
+            pt.lvector("event_rows"), pt.lvector("event_time"), pt.lscalar("n_times")]
 
 
 def _revcumsum(a):
     return pt.cumsum(a[::-1], axis=0)[::-1]
 
 
+def _risk_sums(a, risk_start, risk_end):
+    """Per slot, the sum of the rows of ``a`` in its risk set, sorted rows risk_start … risk_end − 1
+    (the reverse cumulative sum restarts at each stratum; risk_end = n without strata)."""
+    tail = pt.concatenate([_revcumsum(a), pt.zeros_like(a[:1])], axis=0)
+    return tail[risk_start] - tail[risk_end]
+
+
+def _spread(values, risk_start, risk_end, n):
+    """Per sorted row, the sum of ``values`` over the slots whose risk set holds it (the
+    transpose of :func:`_risk_sums`)."""
+    marks = pt.zeros((n + 1,))[risk_start].inc(values)[risk_end].inc(-values)
+    return pt.cumsum(marks)[:-1]
+
+
 def _denominators(eta, w, layout):
     """(r, D, Sd) on the max-shifted scale (ℓ is invariant to a shift of η)."""
-    risk_start, _, frac, slot_time, ev_rows, ev_time, n_times = layout
+    risk_start, risk_end, _, frac, slot_time, _, ev_rows, ev_time, n_times = layout
     eta_c = eta - disconnected_grad(pt.max(eta))
     r = w * pt.exp(eta_c)
-    S = _revcumsum(r)[risk_start]
+    S = _risk_sums(r, risk_start, risk_end)
     Sd = pt.zeros((n_times,))[ev_time].inc(r[ev_rows])
     return eta_c, r, S - frac * Sd[slot_time]
 
@@ -146,22 +189,22 @@ def _denominators(eta, w, layout):
 def cox_partial_loglik(eta, w, layout):
     """ℓ(η) (module docstring) for sorted rows; ``layout`` the symbols of :class:`RiskSets`."""
     eta_c, _, D = _denominators(eta, w, layout)
-    _, c, _, _, ev_rows, _, _ = layout
+    _, _, c, _, _, _, ev_rows, _, _ = layout
     return pt.sum(w[ev_rows] * eta_c[ev_rows]) - pt.sum(c * pt.log(D))
 
 
 def _score_information(J, eta, w, layout):
     """(ℓ, ∂ℓ/∂x, 𝓘) for η with Jacobian J (n × m), analytically (module docstring)."""
-    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    risk_start, risk_end, c, frac, slot_time, _, ev_rows, ev_time, n_times = layout
     eta_c, r, D = _denominators(eta, w, layout)
     loglik = pt.sum(w[ev_rows] * eta_c[ev_rows]) - pt.sum(c * pt.log(D))
     rJ = r[:, None] * J
     SdJ = pt.zeros((n_times, J.shape[1]))[ev_time].inc(rJ[ev_rows])
-    M = (_revcumsum(rJ)[risk_start] - frac[:, None] * SdJ[slot_time]) / D[:, None]
+    M = (_risk_sums(rJ, risk_start, risk_end) - frac[:, None] * SdJ[slot_time]) / D[:, None]
     score = pt.sum(w[ev_rows][:, None] * J[ev_rows], axis=0) - pt.dot(c, M)
-    into = pt.zeros(eta.shape)[risk_start].inc(c / D)
     tied = pt.zeros((n_times,))[slot_time].inc(c * frac / D)
-    omega = pt.cumsum(into) - pt.zeros(eta.shape)[ev_rows].inc(tied[ev_time])
+    omega = (_spread(c / D, risk_start, risk_end, eta.shape[0])
+             - pt.zeros(eta.shape)[ev_rows].inc(tied[ev_time]))
     info = pt.dot(J.T, (r * omega)[:, None] * J) - pt.dot(M.T, c[:, None] * M)
     return loglik, score, info
 
@@ -280,9 +323,13 @@ def frailty_layout(risk_sets: RiskSets, re_row: np.ndarray, re_col: np.ndarray,
     is_event[risk_sets.event_rows] = True
     time_of_row = np.full(max(n, 1), -1)
     time_of_row[risk_sets.event_rows] = risk_sets.event_time
-    time_start = np.unique(risk_sets.risk_start)       # first row of each event time
+    time_start, first_slot = np.unique(risk_sets.risk_start, return_index=True)
+    time_end_row = risk_sets.risk_end[first_slot]      # end of each event time's stratum
     bucket = np.searchsorted(time_start, re_row, "right")   # 0: before the first event time
-    slots_upto = np.searchsorted(risk_sets.risk_start, re_row, "right")
+    bucket[(bucket > 0) & (re_row >= time_end_row[np.maximum(bucket - 1, 0)])] = 0   # of its
+    slots_upto = np.searchsorted(risk_sets.risk_start, re_row, "right")  # stratum, that is
+    slots_before = np.searchsorted(risk_sets.risk_end, re_row, "right")  # earlier strata's
+    row_stratum = risk_sets.row_stratum
 
     de_entry = np.flatnonzero(~is_sparse[re_col])
     de_event = np.flatnonzero(is_event[re_row[de_entry]])
@@ -291,10 +338,14 @@ def frailty_layout(risk_sets: RiskSets, re_row: np.ndarray, re_col: np.ndarray,
     sp_all = np.flatnonzero(is_sparse[re_col])
     sp_entry = sp_all[np.lexsort((re_row[sp_all], local[re_col[sp_all]]))]
     sp_level = local[re_col[sp_entry]]
-    run_end = np.searchsorted(sp_level, sp_level, "right")
-    first_of_run = np.r_[True, sp_level[1:] != sp_level[:-1]] if len(sp_level) else sp_level
+    # runs: one level within one stratum (rows are stratum-major, so runs are contiguous)
+    sp_stratum = row_stratum[re_row[sp_entry]] if len(sp_entry) else sp_level
+    first_of_run = (np.r_[True, (sp_level[1:] != sp_level[:-1])
+                          | (sp_stratum[1:] != sp_stratum[:-1])] if len(sp_level) else sp_level)
+    run_id = np.cumsum(first_of_run) - 1
+    run_end = np.searchsorted(run_id, run_id, "right")
     sp_hi = slots_upto[sp_entry]
-    sp_lo = np.where(first_of_run, 0, np.r_[0, sp_hi[:-1]])
+    sp_lo = np.where(first_of_run, slots_before[sp_entry], np.r_[0, sp_hi[:-1]])
     sp_event = np.flatnonzero(is_event[re_row[sp_entry]])
     ev_time = time_of_row[re_row[sp_entry[sp_event]]]
     pair_key = sp_level[sp_event] * (risk_sets.n_times + 1) + ev_time
@@ -329,12 +380,12 @@ def _eta_and_values(theta, u, beta, X, offset, re_value, fl):
 
 def _omega(eta, w, layout):
     """(ℓ, r, ω, c/D²) with ω the module docstring's weights (∂ℓ/∂η = w·δ − r·ω)."""
-    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    risk_start, risk_end, c, frac, slot_time, _, ev_rows, ev_time, n_times = layout
     eta_c, r, D = _denominators(eta, w, layout)
     loglik = pt.sum(w[ev_rows] * eta_c[ev_rows]) - pt.sum(c * pt.log(D))
-    into = pt.zeros(eta.shape)[risk_start].inc(c / D)
     tied = pt.zeros((n_times,))[slot_time].inc(c * frac / D)
-    omega = pt.cumsum(into) - pt.zeros(eta.shape)[ev_rows].inc(tied[ev_time])
+    omega = (_spread(c / D, risk_start, risk_end, eta.shape[0])
+             - pt.zeros(eta.shape)[ev_rows].inc(tied[ev_time]))
     return loglik, r, omega, (c / D) / D
 
 
@@ -347,7 +398,7 @@ def _information_blocks(r, omega, w_slot, X, zval, layout, fl):
     \sum_s w_s A_{sj}A_{sl}`. A sparse level's :math:`A_{sj}` is constant between two of its
     rows, so its sums over slots are sums over its rows of prefix sums over slots.
     """
-    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    risk_start, risk_end, c, frac, slot_time, time_end, ev_rows, ev_time, n_times = layout
     (re_row, _, _, sparse_cols, dense_cols, de_entry, de_local, de_bucket, de_event,
      de_event_time, dd_a, dd_b, sp_entry, sp_level, sp_end, sp_hi, sp_lo, tp_level, tp_time,
      tp_first, sp_event, sp_event_pair, sd_sp, sd_de) = fl
@@ -356,12 +407,13 @@ def _information_blocks(r, omega, w_slot, X, zval, layout, fl):
     # dense block: A for the dense levels from bucket sums, for X from cumulative sums
     de_row, de_z = re_row[de_entry], zval[de_entry]
     v_de = r[de_row] * de_z
-    tail = _revcumsum(pt.zeros((n_times + 1, q_d))[de_bucket, de_local].inc(v_de)[1:])
+    tail = _risk_sums(pt.zeros((n_times + 1, q_d))[de_bucket, de_local].inc(v_de)[1:],
+                      slot_time, time_end)
     sd_de_t = pt.zeros((n_times, q_d))[de_event_time, de_local[de_event]].inc(v_de[de_event])
     rX = r[:, None] * X
     sd_x = pt.zeros((n_times, p))[ev_time].inc(rX[ev_rows])
-    A = pt.concatenate([tail[slot_time] - frac[:, None] * sd_de_t[slot_time],
-                        _revcumsum(rX)[risk_start] - frac[:, None] * sd_x[slot_time]], axis=1)
+    A = pt.concatenate([tail - frac[:, None] * sd_de_t[slot_time],
+                        _risk_sums(rX, risk_start, risk_end) - frac[:, None] * sd_x[slot_time]], axis=1)
     lev_x = pt.zeros((q_d, p))[de_local].inc((rw[de_row] * de_z)[:, None] * X[de_row])
     lev_lev = pt.zeros((q_d, q_d))[de_local[dd_a], de_local[dd_b]].inc(
         rw[de_row[dd_a]] * de_z[dd_a] * de_z[dd_b])
@@ -441,7 +493,7 @@ def _hessian_vector(theta, u, beta, X, offset, w, re_value, layout, fl, v):
     r"""(Hv, ∂/∂θ [vᵀ∇ₓg]) for g = −PPL with the exact Hessian H, in O(n + S):
     :math:`Hv = J^\top H_{\eta\eta} (Jv) + Pv`, :math:`H_{\eta\eta}y = r\omega y -
     \sum_s w_s a_s (a_s^\top y)`."""
-    risk_start, c, frac, slot_time, ev_rows, ev_time, n_times = layout
+    risk_start, risk_end, c, frac, slot_time, _, ev_rows, ev_time, n_times = layout
     re_row, re_col = fl[:2]
     q = u.shape[0]
     eta, zval = _eta_and_values(theta, u, beta, X, offset, re_value, fl)
@@ -449,10 +501,10 @@ def _hessian_vector(theta, u, beta, X, offset, w, re_value, layout, fl, v):
     v_u, v_beta = v[:q], v[q:]
     Jv = pt.dot(X, v_beta) + pt.zeros(eta.shape)[re_row].inc(zval * v_u[re_col])
     ry = r * Jv
-    a_y = (_revcumsum(ry)[risk_start]
+    a_y = (_risk_sums(ry, risk_start, risk_end)
            - frac * pt.zeros((n_times,))[ev_time].inc(ry[ev_rows])[slot_time])
     t = w_slot * a_y
-    spread = (pt.cumsum(pt.zeros(eta.shape)[risk_start].inc(t))
+    spread = (_spread(t, risk_start, risk_end, eta.shape[0])
               - pt.zeros(eta.shape)[ev_rows].inc(
                   pt.zeros((n_times,))[slot_time].inc(frac * t)[ev_time]))
     h = r * omega * Jv - r * spread

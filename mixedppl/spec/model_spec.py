@@ -21,7 +21,7 @@ from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
 from ..families import GAUSSIAN, LINKS, Family, Link, get_family
 from .design import Design, model_matrix, rhs_variables
-from .formula import ParsedFormula, parse_formula
+from .formula import ParsedFormula, parse_formula, split_top_level
 from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector
 from .response import response_input
 from .reterm import ReTerm, build_reterm
@@ -76,6 +76,9 @@ class ModelSpec:
     status : ndarray or None
         Event indicator (1 event, 0 censored) of a ``Surv(time, status)`` response (y is then
         the time).
+    strata : ndarray of int or None
+        Stratum codes (0 … G − 1) from ``strata(...)`` terms of the fixed part (a Cox model's
+        separate baseline hazards; no design column).
     """
 
     formula: str
@@ -99,6 +102,7 @@ class ModelSpec:
     link: Link = field(default=LINKS["identity"], repr=False)
     trials: np.ndarray | None = field(default=None, repr=False)
     status: np.ndarray | None = field(default=None, repr=False)
+    strata: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -222,6 +226,41 @@ def _used_columns(parsed: ParsedFormula) -> list[str]:
     for t in parsed.random:
         cols += rhs_variables(t.lhs) + list(t.group_vars)
     return list(dict.fromkeys(cols))
+
+
+def split_strata(fixed: str) -> tuple[str, list[str]]:
+    """The fixed part without its ``strata(...)`` terms, and the variables those name.
+
+    Examples
+    --------
+    >>> split_strata("1 + age + strata(sex, centre)")
+    ('1 + age', ['sex', 'centre'])
+    >>> split_strata("1 + age")
+    ('1 + age', [])
+    """
+    kept, variables = [], []
+    for term in split_top_level(fixed, "+"):
+        text = term.strip()
+        if text.startswith("strata(") and text.endswith(")"):
+            args = [a.strip() for a in split_top_level(text[7:-1], ",")]
+            if not all(args):
+                raise ModelSpecError(f"{text!r}: give strata(variable, ...)")
+            variables += args
+        else:
+            kept.append(term)
+    return "+".join(kept).strip() or "1", variables
+
+
+def stratum_codes(frame: pd.DataFrame, variables: list[str]) -> np.ndarray:
+    """Integer codes (0 … G − 1) of the combinations of ``variables`` (survival's
+    ``strata(a, b)``: one stratum per observed combination)."""
+    missing = [v for v in variables if v not in frame.columns]
+    if missing:
+        raise ModelSpecError(f"strata(): {missing} must be columns of the data (expressions are "
+                             "not read inside strata())")
+    keys = pd.MultiIndex.from_frame(frame[variables].astype(str)) if len(variables) > 1 \
+        else frame[variables[0]]
+    return pd.factorize(keys, sort=True)[0].astype(np.int64)
 
 
 def _resolve_vector(arg, data: pd.DataFrame, name: str) -> np.ndarray | None:
@@ -360,7 +399,12 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     fam = fam.bind(response)
     y = np.asarray(response.y, float)
     check_finite(y, f"response {parsed.response!r}")
-    fixed = model_matrix(parsed.fixed, frame, contrasts=contrasts)
+    fixed_rhs, strata_vars = split_strata(parsed.fixed)
+    if strata_vars and not getattr(fam, "stratifies", False):
+        raise ModelSpecError(f"formula {formula!r}: strata() is only read by Cox models "
+                             "(mp.coxme)")
+    strata = stratum_codes(frame, strata_vars) if strata_vars else None
+    fixed = model_matrix(fixed_rhs, frame, contrasts=contrasts)
     for j, name in enumerate(fixed.column_names):
         check_finite(np.asarray(fixed.matrix[:, j], float), f"fixed-effect column {name!r}")
     X, fe_names, dropped = drop_rank_deficient(np.asarray(fixed.matrix, float),
@@ -390,4 +434,4 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                                               "contrasts": contrasts, "na_action": na_action},
                      row_index=data.index[keep], data_index=data.index.copy(),
                      na_action=na_action, family=fam, link=lnk, trials=response.trials,
-                     status=response.status)
+                     status=response.status, strata=strata)

@@ -187,3 +187,34 @@ def test_lrt_against_coxph_without_the_frailty(fits):
     assert t.loglik_reduced == pytest.approx(at_zero.loglik, abs=1e-8)
     with pytest.raises(ModelSpecError, match="random terms"):
         mp.lrt(fit, drop="(1 | litter)")
+
+
+def test_strata_against_coxme_and_coxph():
+    """``coxme(Surv(time, status) ~ age + strata(sex) + (1 | id), kidney)`` (separate baseline
+    hazards per sex; tests/reference/scripts/coxme_kidney_strata.R): the objective at the tight
+    variance, the optimum with the tolerances above, and coxph's stratified fit at variance 0."""
+    ref = reference("coxme_kidney_strata")
+    kidney = mp.datasets.load("kidney")
+    at = ref["at_fixed_variance"]
+    held = mp.coxme(ref["formula"], kidney, variance=at["variance"])
+    assert held.loglik == pytest.approx(at["loglik_integrated"], abs=1e-6)
+    np.testing.assert_allclose(held.fe_params.to_numpy(), _vector(at["fixef"]), rtol=1e-5)
+    assert held.loglik_penalized == pytest.approx(at["loglik_penalized"], abs=1e-6)
+    np.testing.assert_allclose(held.fe_bse.to_numpy(), _vector(at["se"]), rtol=1e-5)
+    assert held.loglik_null == pytest.approx(ref["loglik"]["null"], abs=1e-8)
+    fit, tight = mp.coxme(ref["formula"], kidney), ref["tight_refit"]
+    better = max(ref["loglik"]["integrated"], tight["loglik"]["integrated"])
+    assert fit.converged and better - 1e-4 <= fit.loglik <= better + 0.05
+    spread = abs(ref["random_variance"]["id"] - tight["random_variance"]["id"])
+    v_tight = tight["random_variance"]["id"]
+    assert abs(fit.variance_components["id"] - v_tight) <= 2 * spread + 1e-4 * (1 + v_tight)
+    np.testing.assert_allclose(fit.fe_bse.to_numpy(), _vector(tight["fixef"]["se"]), rtol=2e-2)
+    assert list(fit.fe_params.index) == ["age"]
+    for ties in ("efron", "breslow"):
+        ph = ref["coxph"][ties]
+        limit = mp.coxme(ref["formula"], kidney, ties=ties, variance=0.0)
+        np.testing.assert_allclose(limit.fe_params.to_numpy(), _vector(ph["estimate"]),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(limit.fe_bse.to_numpy(), _vector(ph["se"]), rtol=1e-5)
+        assert limit.loglik == pytest.approx(ph["loglik"][1], abs=1e-8)
+        assert limit.loglik_null == pytest.approx(ph["loglik"][0], abs=1e-8)
