@@ -66,7 +66,11 @@ EDGE_CASES = [
     "cbind(s, n - s) ~ x + (1 | g)",
     "y ~ (a + b + c) ** 2 + ((a + b + c) ** 2 | g)",
 ]
-AGREE = [f for f in REFERENCE_FORMULAS if f not in NEEDS_CARET] + EDGE_CASES
+#: formulae cannot read ``||`` (a parse error): lme4's expansion of it is a documented difference
+#: (``test_double_bar``), so those formulas are not compared term by term
+HAS_DOUBLE_BAR = [f for f in REFERENCE_FORMULAS if "||" in f]
+AGREE = [f for f in REFERENCE_FORMULAS
+         if f not in NEEDS_CARET and f not in HAS_DOUBLE_BAR] + EDGE_CASES
 
 
 def _norm(text: str) -> str:
