@@ -31,7 +31,7 @@ from ..graph.linear_predictor import fixed_columns
 from ..spec.reterm import value_labels
 from .emmeans import mu_eta
 
-__all__ = ["prediction_variance", "prediction_table"]
+__all__ = ["prediction_variance", "prediction_table", "clmm_prediction_table"]
 
 
 def _random_rows(term, newdata: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
@@ -63,20 +63,30 @@ def prediction_variance(record, newdata: pd.DataFrame | None = None,
     >>> bool(np.allclose(v, np.diag(X @ fit.vcov_beta @ X.T)))
     True
     """
-    spec = record.spec
-    if newdata is None:
-        X = spec.X
-    else:
-        if not isinstance(newdata, pd.DataFrame):
-            raise ModelSpecError("newdata must be a pandas DataFrame")
-        X = fixed_columns(spec.fixed_design.transform(newdata)[0], spec)
+    X = _fixed_rows(record.spec, newdata)
     var = np.einsum("ij,jk,ik->i", X, np.asarray(record.vcov_beta), X)
     if include_random:
-        for term, C, S in zip(spec.terms, record.condvar, record.covs):
-            z, idx = _random_rows(term, newdata)
-            cov = np.where((idx >= 0)[:, None, None], np.asarray(C)[np.clip(idx, 0, None)],
-                           np.asarray(S)[None])
-            var = var + np.einsum("ij,ijk,ik->i", z, cov, z)
+        var = var + _random_variance(record, newdata)
+    return var
+
+
+def _fixed_rows(spec, newdata: pd.DataFrame | None) -> np.ndarray:
+    """The fixed-effects design rows x of the fitted rows or of ``newdata``."""
+    if newdata is None:
+        return np.asarray(spec.X, float)
+    if not isinstance(newdata, pd.DataFrame):
+        raise ModelSpecError("newdata must be a pandas DataFrame")
+    return np.asarray(fixed_columns(spec.fixed_design.transform(newdata)[0], spec), float)
+
+
+def _random_variance(record, newdata: pd.DataFrame | None) -> np.ndarray:
+    r""":math:`\sum_k z_k^\top C_{k,g} z_k` per row (:math:`\Sigma_k` for unseen levels)."""
+    var = np.zeros(record.spec.n if newdata is None else len(newdata))
+    for term, C, S in zip(record.spec.terms, record.condvar, record.covs):
+        z, idx = _random_rows(term, newdata)
+        cov = np.where((idx >= 0)[:, None, None], np.asarray(C)[np.clip(idx, 0, None)],
+                       np.asarray(S)[None])
+        var = var + np.einsum("ij,ijk,ik->i", z, cov, z)
     return var
 
 
@@ -129,3 +139,99 @@ def prediction_table(record, eta: np.ndarray, newdata: pd.DataFrame | None = Non
     elif type not in ("link", "response"):
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     return pd.DataFrame(out)
+
+
+def clmm_prediction_table(record, eta: np.ndarray, newdata: pd.DataFrame | None = None,
+                          include_random: bool = True, type: str = "prob",
+                          interval: str | None = None, level: float = 0.95,
+                          columns: list | None = None) -> pd.DataFrame:
+    r"""Delta-method SEs (and intervals) of a CLMM's predictions over (α̂, β̂).
+
+    With :math:`\theta_{ij} = \alpha_j - \eta_i` and :math:`\gamma_{ij} = F(\theta_{ij})`
+    (``"cum.prob"``), :math:`\pi_{ij} = \gamma_{ij} - \gamma_{i,j-1}` (``"prob"``,
+    :math:`\gamma_{i0} = 0`, :math:`\gamma_{iK} = 1`), the gradient of :math:`\gamma_{ij}` over
+    (α, β) is :math:`f(\theta_{ij})\,(e_j, -x_i)` and that of :math:`\pi_{ij}` the difference
+    of two such rows; with V = ``vcov_alpha_beta`` (ordinal's ``vcov()`` without the variance
+    parameters),
+
+    .. math:: \operatorname{Var}(\hat\pi_{ij}) \approx g_{ij}^\top V g_{ij}
+              \;+\; (f(\theta_{ij}) - f(\theta_{i,j-1}))^2 \sum_k z_k^\top C_{k,g} z_k
+              \quad(\text{include\_random}),
+
+    the random-effects part as in :func:`prediction_variance` (b̂ at its modes, treated as
+    uncorrelated with (α̂, β̂)). ``"linear.predictor"`` :math:`x^\top\hat\beta + z^\top\hat b`
+    has :func:`prediction_variance`. Without the random part this is ordinal's
+    ``predict(clm, se.fit = TRUE)``; as there, a probability's confidence interval is built on
+    the logit scale, :math:`\operatorname{logit}^{-1}(\operatorname{logit}\hat\pi \pm
+    z\,\mathrm{SE}/(\hat\pi(1-\hat\pi)))`, a linear predictor's on its own scale.
+
+    Parameters
+    ----------
+    record : LaplaceFit
+        A CLMM fit (with ``alpha`` and ``vcov_alpha_beta``).
+    eta : ndarray
+        :math:`x^\top\hat\beta\ (+ z^\top\hat b)` per row.
+    newdata : DataFrame, optional
+    include_random : bool
+    type : {"prob", "cum.prob", "linear.predictor"}
+    interval : {None, "confidence"}
+    level : float
+    columns : list, optional
+        Names of the prediction columns (response levels or thresholds).
+
+    Returns
+    -------
+    DataFrame
+        ``"linear.predictor"``: ``fit``, ``se_fit`` [, ``lower``, ``upper``]; otherwise columns
+        ``(part, name)`` with part ``fit``, ``se_fit`` [, ``lower``, ``upper``], so that
+        ``table["se_fit"]`` is the (n, K) or (n, K − 1) frame of SEs.
+    """
+    if interval not in (None, "confidence"):
+        raise ValueError("a CLMM's predictions have confidence intervals only "
+                         f"(interval=None or 'confidence'), got {interval!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    kinds = ("prob", "cum.prob", "linear.predictor")
+    if type not in kinds:
+        raise ValueError(f"se_fit / interval need type in {kinds}, got {type!r}")
+    q = special.ndtri(0.5 + level / 2)
+    eta = np.asarray(eta, float)
+    random_var = _random_variance(record, newdata) if include_random else 0.0
+    X = _fixed_rows(record.spec, newdata)
+    if type == "linear.predictor":
+        k = len(record.alpha)
+        V_beta = np.asarray(record.vcov_alpha_beta)[k:, k:]
+        se = np.sqrt(np.einsum("ij,jk,ik->i", X, V_beta, X) + random_var)
+        out = {"fit": eta, "se_fit": se}
+        if interval is not None:
+            out["lower"], out["upper"] = eta - q * se, eta + q * se
+        return pd.DataFrame(out)
+    alpha = np.asarray(record.alpha, float)
+    n, K1 = len(eta), len(alpha)
+    theta = alpha[None, :] - eta[:, None]
+    gamma = record.link.linkinv_np(theta)
+    dens = mu_eta(record.link, theta)                            # f(θ_ij), n × (K − 1)
+    # gradient of γ_ij over (α, β): f(θ_ij) (e_j, −x_i); shape n × (K − 1) × (K − 1 + p)
+    grad = np.concatenate([dens[:, :, None] * np.eye(K1)[None],
+                           -dens[:, :, None] * X[:, None, :]], axis=2)
+    if type == "cum.prob":
+        fit, dfdeta = gamma, dens
+    else:
+        zeros = np.zeros((n, 1, grad.shape[2]))
+        full = np.concatenate([zeros, grad, zeros], axis=1)      # γ_0 = 0, γ_K = 1
+        grad = np.diff(full, axis=1)
+        fit = np.diff(np.hstack([np.zeros((n, 1)), gamma, np.ones((n, 1))]), axis=1)
+        dfdeta = np.diff(np.hstack([np.zeros((n, 1)), dens, np.zeros((n, 1))]), axis=1)
+    V = np.asarray(record.vcov_alpha_beta)
+    var = np.einsum("ija,ab,ijb->ij", grad, V, grad) + dfdeta ** 2 * np.reshape(random_var,
+                                                                                 (-1, 1))
+    se = np.sqrt(var)
+    parts = {"fit": fit, "se_fit": se}
+    if interval is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logit, se_logit = special.logit(fit), se / (fit * (1 - fit))
+        parts["lower"] = special.expit(logit - q * se_logit)
+        parts["upper"] = special.expit(logit + q * se_logit)
+    names = list(columns) if columns is not None else list(range(fit.shape[1]))
+    frames = {key: pd.DataFrame(value, columns=names) for key, value in parts.items()}
+    return pd.concat(frames, axis=1)

@@ -11,6 +11,7 @@ import pandas as pd
 from ..bayes.glmm_pymc import clmm_to_pymc
 from ..core.exceptions import ModelSpecError
 from ..inference.glmm_profile import glmm_profile_confint
+from ..inference.prediction import clmm_prediction_table
 from ..spec.reterm import value_labels
 from .base import new_rows, per_row
 from .glmm import LaplaceResult
@@ -153,7 +154,8 @@ class CLMMResult(LaplaceResult):
                                  f"response never had; its levels are {self.levels}")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob",
-                include_random: bool = True) -> pd.DataFrame | pd.Series:
+                include_random: bool = True, se_fit: bool = False,
+                interval: str | None = None, level: float = 0.95) -> pd.DataFrame | pd.Series:
         """Predictions: ``"prob"`` (n, K) category probabilities, ``"cum.prob"`` (n, K − 1)
         P(Y ≤ j), ``"class"`` (most probable level) or ``"linear.predictor"`` x'β + z'b
         (unseen group levels get b = 0; ``include_random=False`` gives the population level).
@@ -162,6 +164,15 @@ class CLMMResult(LaplaceResult):
         (``"1|2"``, …); ``"class"`` and ``"linear.predictor"`` are Series. Rows are indexed like
         ``newdata`` (without it: the fitted rows, indexed as :meth:`fitted`).
 
+        With ``se_fit=True`` or ``interval="confidence"`` (not for ``"class"``): delta-method
+        standard errors over (α̂, β̂), plus the random effects' conditional variance when
+        ``include_random`` (:func:`~mixedppl.inference.prediction.clmm_prediction_table`;
+        without random effects ordinal's ``predict(clm, se.fit = TRUE)``). For
+        ``"linear.predictor"`` a DataFrame ``fit, se_fit[, lower, upper]``; for ``"prob"`` /
+        ``"cum.prob"`` a DataFrame with two column levels, ``out["fit"]``, ``out["se_fit"]``
+        (and ``out["lower"]``, ``out["upper"]``, built on the logit scale as ordinal's) each
+        one column per level / threshold.
+
         Examples
         --------
         >>> import mixedppl as mp
@@ -169,12 +180,20 @@ class CLMMResult(LaplaceResult):
         >>> r = mp.clmm("rating ~ temp + contact + (1 | judge)", wine)
         >>> r.predict(wine.head(1)).round(3).values.tolist()
         [[0.035, 0.42, 0.472, 0.061, 0.012]]
+        >>> r.predict(wine.head(1), se_fit=True)["se_fit"].round(3).values.tolist()
+        [[0.03, 0.183, 0.15, 0.055, 0.014]]
         """
         kinds = ("prob", "cum.prob", "class", "linear.predictor")
         if type not in kinds:
             raise ValueError(f"type must be one of {kinds}, got {type!r}")
         self._check_newdata_response(newdata)
         eta = self.linear_predictor(newdata, include_random)
+        if se_fit or interval is not None:
+            names = {"prob": list(self.levels), "cum.prob": self.threshold_names}.get(type)
+            table = clmm_prediction_table(self.record, eta, newdata, include_random, type,
+                                          interval, level, names)
+            return (per_row(self.spec, table.to_numpy(), table.columns) if newdata is None
+                    else new_rows(newdata, table.to_numpy(), table.columns))
         columns = None
         if type == "linear.predictor":
             out = eta

@@ -22,8 +22,13 @@ coefficients (``"location"``), with its ``ran_pars`` rows after.
 ``glance(fit)`` is one row: ``nobs, sigma, logLik, AIC, BIC``, then ``REMLcrit`` (a REML fit) or
 ``deviance`` (an ML LMM: −2 logLik), and ``df_residual`` = nobs − number of parameters (R's
 ``df.residual``). A GLMM's ``sigma`` is 1 for the binomial and Poisson and the dispersion
-otherwise (glmmTMB's ``sigma()``); its ``deviance`` column is left out (R's ``deviance()`` of a
-GLMM is the conditional deviance Σ dᵢ(yᵢ, μ̂ᵢ(û)), which needs the family's unit deviance). A
+otherwise (glmmTMB's ``sigma()``); its ``deviance`` is R's ``deviance()`` of a ``glmer`` fit,
+the conditional deviance
+
+.. math:: D_{\rm cond} = \sum_i d_i\bigl(y_i, \hat\mu_i(\hat u)\bigr) = \sum_i r_{D,i}^2,
+
+the family's unit deviances at the conditional modes (the squared deviance residuals;
+not −2 logLik), left out for a family without a unit deviance. A
 CLMM's row is broom's ``glance.clmm``: ``edf, AIC, BIC, logLik, nobs``. Column names are R's with
 ``.`` written ``_`` (``std_error``, ``p_value``, ``df_residual``).
 
@@ -186,10 +191,26 @@ def lmm_glance(fit) -> pd.DataFrame:
 
 
 def glmm_glance(fit) -> pd.DataFrame:
-    """broom.mixed's ``glance.merMod`` of a GLMM, without ``deviance`` (see the module notes)."""
+    """broom.mixed's ``glance.merMod`` of a GLMM: ``deviance`` is the conditional deviance
+    (see the module notes), absent for a family without a unit deviance.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"))
+    >>> round(float(glmm_glance(g)["deviance"].iloc[0]), 3)
+    73.472
+    """
     sigma = 1.0 if fit.dispersion is None else fit.dispersion
-    return _row({"nobs": fit.nobs, "sigma": sigma, "logLik": fit.loglik, "AIC": fit.aic,
-                 "BIC": fit.bic, "df_residual": fit.nobs - fit.n_params})
+    values = {"nobs": fit.nobs, "sigma": sigma, "logLik": fit.loglik, "AIC": fit.aic,
+              "BIC": fit.bic}
+    try:
+        values["deviance"] = float(np.nansum(np.square(fit.residuals("deviance"))))
+    except NotImplementedError:                  # the family has no unit deviance
+        pass
+    values["df_residual"] = fit.nobs - fit.n_params
+    return _row(values)
 
 
 def clmm_glance(fit) -> pd.DataFrame:

@@ -70,8 +70,6 @@ def test_glance(case):
     ref = REF[name]["glance"]
     ours = fit.glance()
     expected = {k.replace(".", "_"): v for k, v in ref.items()}
-    if REF[name]["kind"] == "glmer":
-        expected.pop("deviance")                 # R's conditional deviance: not computed here
     assert list(ours.columns) == list(expected)
     assert len(ours) == 1
     np.testing.assert_allclose(ours.iloc[0].to_numpy(float), list(expected.values()),
@@ -91,3 +89,21 @@ def test_tidy_options():
     np.testing.assert_allclose(kr["df"][:2], fit.df_kr, rtol=1e-12)
     with pytest.raises(ValueError, match="effects must be among"):
         fit.tidy(effects="ran_vals")
+
+
+DEVIANCE = reference("clm_predict_glmer_deviance")["deviance"]
+
+
+@pytest.mark.parametrize("case", list(DEVIANCE))
+def test_glmm_glance_deviance_is_the_conditional_deviance(case):
+    """R's deviance(glmer) (= broom.mixed's glance()$deviance): Σ of the unit deviances at the
+    conditional modes, not −2 logLik (tests/reference/scripts/clm_predict_glmer_deviance.R)."""
+    ref = DEVIANCE[case]
+    g = mp.glmer(ref["formula"], mp.datasets.load("cbpp"), family=ref["family"])
+    ours = g.glance()
+    assert list(ours.columns).index("deviance") == 5
+    np.testing.assert_allclose(ours["deviance"].iloc[0], ref["glance_deviance"], rtol=1e-6)
+    assert ref["glance_deviance"] == ref["deviance"]
+    assert abs(ref["deviance"] + 2 * ref["logLik"]) > 1           # a different quantity
+    np.testing.assert_allclose(ours["deviance"].iloc[0],
+                               np.sum(g.residuals("deviance") ** 2), rtol=1e-12)
