@@ -39,7 +39,8 @@ __all__ = ["get_family", "family_names", "FamilyChoice", "Binomial", "Poisson",
 _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "negativebinomial": "negative_binomial", "nb": "negative_binomial",
             "beta_family": "beta", "normal": "gaussian", "ordinal": "cumulative",
-            "clmm": "cumulative", "gamma_family": "gamma"}
+            "clmm": "cumulative", "gamma_family": "gamma",
+            "truncated_negative_binomial": "truncated_nbinom2", "beta_binomial": "betabinomial"}
 
 
 def family_names() -> list[str]:
