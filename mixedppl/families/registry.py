@@ -171,7 +171,7 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
     >>> get_family("tweedie")
     Traceback (most recent call last):
     ...
-    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson']
+    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'betabinomial', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson', 'truncated_nbinom2', 'truncated_poisson']
     """
     if isinstance(family, FamilyChoice):
         family, link = family.resolve(link)
