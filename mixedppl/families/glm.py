@@ -34,11 +34,28 @@ for the binomial), the log-densities and variances of ``y/n`` are
   :math:`k = 1/\phi^2`, :math:`V = \phi^2\mu^2/n`;
 - Beta: :math:`n\,[\log\Gamma(\phi) - \log\Gamma(\mu\phi) - \log\Gamma((1 - \mu)\phi) +
   (\mu\phi - 1)\log y + ((1 - \mu)\phi - 1)\log(1 - y)]`, :math:`V = \mu(1 - \mu)/((1 + \phi)n)`.
+- zero-truncated Poisson (glmmTMB's ``truncated_poisson``, y ≥ 1): the Poisson log-density minus
+  :math:`\log(1 - e^{-\mu})`, i.e. :math:`n\,[y\log\mu - \mu - \log y! - \log(1 - e^{-\mu})]`;
+  μ is the mean of the *untruncated* Poisson (glmmTMB's ``mu``, the link's mean), the truncated
+  mean is :math:`m = \mu/(1 - e^{-\mu})` and :math:`V = m(1 + \mu - m)/n`;
+- zero-truncated NB2 (``truncated_nbinom2``, y ≥ 1): the NB2 log-density minus
+  :math:`\log(1 - p_0)`, :math:`p_0 = (\phi/(\phi + \mu))^\phi`; truncated mean
+  :math:`m = \mu/(1 - p_0)`, :math:`V = (\mu + \mu^2/\phi + \mu^2)/((1 - p_0)n) - m^2/n`;
+- beta-binomial (glmmTMB's ``betabinomial``, y successes of n trials): with :math:`a = \mu\phi`,
+  :math:`b = (1 - \mu)\phi`, :math:`\log\binom{n}{y} + \log B(y + a, n - y + b) - \log B(a, b)`,
+  :math:`V = \mu(1 - \mu)(1 + (n - 1)/(1 + \phi))/n` (of y/n).
+
+For the truncated rows the link is on the untruncated mean μ, as in glmmTMB (``fixef`` are
+coefficients of log μ); ``fitted()`` reports μ (glmmTMB's ``predict(type = "conditional")``),
+whereas glmmTMB's ``fitted()`` / ``predict(type = "response")`` give the truncated mean
+:math:`m = \mu/(1 - p_0)` — :meth:`GLMFamily.response_mean` of the row. ``variance`` is the
+variance of the truncated distribution at μ.
 
 Dispersion conventions (glmmTMB's ``sigma()``): negative binomial NB2 ``Var(y) = μ + μ²/φ`` (φ: the
 ``size``, R's ``theta``; glmmTMB's ``nbinom2``); Gamma shape ``1/φ²`` (φ: coefficient of
 variation); Beta ``Beta(μφ, (1 − μ)φ)`` (φ: precision; glmmTMB's ``beta_family``, Ferrari &
-Cribari-Neto 2004); NB1 ``Var(y) = μ(1 + φ)``; Gaussian φ = σ. glmmTMB's own dispersion
+Cribari-Neto 2004); NB1 ``Var(y) = μ(1 + φ)``; Gaussian φ = σ; the truncated NB2's φ is the NB2 size
+of the untruncated distribution; the beta-binomial's φ the precision a + b of its Beta. glmmTMB's own dispersion
 coefficient (``fixef(fit)$disp``) is :meth:`GLMFamily.tmb_dispersion` of ours: log σ² for the
 Gaussian, log shape = −2 log φ for the Gamma, log φ for the others (glmmTMB 1.1.5).
 
@@ -84,6 +101,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
+from scipy import stats
 from scipy.special import gammaln
 
 from ..core.exceptions import ModelSpecError
@@ -141,6 +159,9 @@ class GLMFamily:
         ``dispformula``) is ``tmb_disp_scale · log φ``: 1 where glmmTMB's φ is ours (NB size,
         nbinom1's φ, Beta precision), 2 for the Gaussian (log σ²), −2 for the Gamma (log shape,
         shape = 1/φ²).
+    truncated_mean : callable or None
+        ``truncated_mean(mu, disp)`` → E(y | y > 0) of the zero-truncated rows at the
+        untruncated mean μ (NumPy); None for the others, whose mean is μ.
     """
 
     name: str
@@ -159,6 +180,7 @@ class GLMFamily:
     latent: Callable | None = None
     deviance: Callable | None = None
     tmb_disp_scale: float = 1.0
+    truncated_mean: Callable | None = None
 
     #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
     fit_kind = "glmer"
@@ -253,6 +275,18 @@ class GLMFamily:
         if (response.trials is None and len(used) and used[0] != 0
                 and not (self.trials and used[0] == 1)):
             check_not_constant(used, column)
+
+    def response_mean(self, mu: np.ndarray, disp: float | None = None) -> np.ndarray:
+        """E(y) at the link's mean μ: μ itself, or for a zero-truncated row the truncated mean
+        μ/(1 − p₀) (glmmTMB's ``predict(type = "response")``).
+
+        Examples
+        --------
+        >>> float(FAMILIES["truncated_poisson"].response_mean(np.array([1.0]))[0])
+        1.5819767068693265
+        """
+        mu = np.asarray(mu, float)
+        return mu if self.truncated_mean is None else self.truncated_mean(mu, disp)
 
     def mean_response(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
         """The response on the scale of μ: the proportion y/n for the binomial, else y."""
@@ -459,6 +493,36 @@ def _beta_logp(y, mu, n, prec):
                 - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)))
 
 
+def _log1m_exp(log_p):
+    """log(1 − p) from log p < 0, as R's ``log1mexp`` (accurate for p near 0 and near 1)."""
+    return pt.switch(pt.gt(log_p, -np.log(2.0)), pt.log(-pt.expm1(log_p)),
+                     pt.log1p(-pt.exp(log_p)))
+
+
+def _truncated_poisson_logp(y, mu, n, disp=None):
+    r""":math:`n\,[y\log\mu - \mu - \log y! - \log(1 - e^{-\mu})]` (glmmTMB's
+    ``truncated_poisson``: ``dpois(y, mu, TRUE) - log_nzprob``; y ≥ 1)."""
+    return _poisson_logp(y, mu, n) - n * _log1m_exp(-mu)
+
+
+def _truncated_negbin_logp(y, mu, n, size):
+    r"""The NB2 log-density minus :math:`n\log(1 - p_0)`, :math:`\log p_0 = -\phi\log(1 +
+    \mu/\phi)` (glmmTMB's ``truncated_nbinom2``; y ≥ 1)."""
+    return _negbin_logp(y, mu, n, size) - n * _log1m_exp(-size * pt.log1p(mu / size))
+
+
+def _betabinomial_logp(y, mu, n, prec):
+    r""":math:`\log\binom{n}{y} + \log\Gamma(y + a) + \log\Gamma(n - y + b) - \log\Gamma(n +
+    \phi) + \log\Gamma(\phi) - \log\Gamma(a) - \log\Gamma(b)`, :math:`a = \mu\phi`,
+    :math:`b = (1 - \mu)\phi` (glmmTMB's ``dbetabinom_robust``; ``pm.BetaBinomial``'s ``logp``
+    with ``alpha = a``, ``beta = b``; y successes of n trials)."""
+    y, n = _int(y), _int(n)
+    a, b = mu * prec, (1.0 - mu) * prec
+    return (pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
+            + pt.gammaln(y + a) + pt.gammaln(n - y + b) - pt.gammaln(n + prec)
+            + pt.gammaln(prec) - pt.gammaln(a) - pt.gammaln(b))
+
+
 def _is_integer(v: np.ndarray) -> np.ndarray:
     return np.abs(v - np.round(v)) <= 1e-8 * np.maximum(1.0, np.abs(v))
 
@@ -523,6 +587,14 @@ def _check_negbin(y: np.ndarray, n: np.ndarray, column: str) -> None:
                              "counts")
 
 
+def _check_truncated(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y < 1) or not np.all(_is_integer(y)):
+        raise ModelSpecError(f"zero-truncated response {column!r} must be positive integer counts "
+                             f"(found {int(np.sum((y < 1) | ~_is_integer(y)))} value(s) that are "
+                             "not); a hurdle model's zeros need ziformula=, or fit the rows with "
+                             "y > 0 only")
+
+
 def _check_gamma(y: np.ndarray, n: np.ndarray, column: str) -> None:
     if np.any(y <= 0):
         raise ModelSpecError(f"Gamma response {column!r} must be positive (found "
@@ -565,6 +637,33 @@ def _gaussian_var(mu, n, d=None):
     return (_disp(d) ** 2 + 0.0 * mu) / n
 
 
+def _truncated_poisson_mean(mu, d=None):
+    return mu / -np.expm1(-mu)
+
+
+def _truncated_negbin_mean(mu, d):
+    return mu / -np.expm1(-d * np.log1p(mu / d))
+
+
+def _truncated_poisson_var(mu, n, d=None):
+    """m(1 + μ − m), m = μ/(1 − e^{−μ}) (PyTensor or NumPy μ)."""
+    m = mu / (1 - np.e ** (-mu))
+    return m * (1 + mu - m) / n
+
+
+def _truncated_negbin_var(mu, n, d=None):
+    """E(y²)/(1 − p₀) − m², E(y²) = μ + μ²/φ + μ² of the untruncated NB2."""
+    d = _disp(d)
+    nz = 1 - (d / (d + mu)) ** d
+    m = mu / nz
+    return ((mu + mu ** 2 / d + mu ** 2) / nz - m ** 2) / n
+
+
+def _betabinomial_var(mu, n, d=None):
+    """Var(y/n) = μ(1 − μ)(1 + (n − 1)/(1 + φ))/n."""
+    return mu * (1 - mu) * (1 + (n - 1) / (1 + _disp(d))) / n
+
+
 def _gamma_var(mu, n, d=None):
     return _disp(d) ** 2 * mu ** 2 / n
 
@@ -604,6 +703,26 @@ def _beta_sim(rng, mu, n, disp):
     return rng.beta(mu * disp, (1 - mu) * disp)
 
 
+def _truncated_ppf(rng, mu, p0, ppf):
+    """Zero-truncated draws by inversion: F⁻¹(U) with U ~ Uniform(p₀, 1)."""
+    u = rng.uniform(p0, 1.0)
+    return np.maximum(ppf(u), 1.0).astype(float)
+
+
+def _truncated_poisson_sim(rng, mu, n, disp=None):
+    return _truncated_ppf(rng, mu, np.exp(-mu), lambda u: stats.poisson.ppf(u, mu))
+
+
+def _truncated_negbin_sim(rng, mu, n, disp):
+    prob = disp / (disp + mu)
+    return _truncated_ppf(rng, mu, prob ** disp, lambda u: stats.nbinom.ppf(u, disp, prob))
+
+
+def _betabinomial_sim(rng, mu, n, disp):
+    p = rng.beta(mu * disp, (1 - mu) * disp)
+    return rng.binomial(np.round(n).astype(int), p).astype(float)
+
+
 def _binomial_start(y, n):
     return (y + 0.5) / (n + 1)
 
@@ -622,6 +741,15 @@ def _gamma_start(y, n):
 
 def _beta_start(y, n):
     return np.clip(y, 0.01, 0.99)
+
+
+def _betabinomial_moment(y, mu, w):
+    """φ from the overdispersion of the proportions: Var(y/n) = μ(1 − μ)/n·(1 + (n − 1)ρ),
+    ρ = 1/(1 + φ), with y the proportion and w the trials (a start; ρ kept in (0.001, 0.9))."""
+    resid = w * (y - mu) ** 2 / (mu * (1 - mu))  # E = 1 + (n − 1)ρ
+    extra = np.sum(resid - 1.0) / max(np.sum(w - 1.0), 1e-8)
+    rho = min(max(extra, 1e-3), 0.9)
+    return 1.0 / rho - 1.0
 
 
 def _negbin_moment(y, mu, w):
@@ -726,4 +854,18 @@ FAMILIES: dict[str, GLMFamily] = {
                           _gaussian_var, _check_gaussian, _gaussian_sim, _gaussian_start,
                           _gaussian_moment, dispersion="sigma", hessian="observed",
                           deviance=_gaussian_dev, tmb_disp_scale=2.0),
+    "truncated_poisson": GLMFamily("truncated_poisson", ("log",), _truncated_poisson_logp,
+                                   _truncated_poisson_var, _check_truncated,
+                                   _truncated_poisson_sim, _count_start, hessian="observed",
+                                   truncated_mean=_truncated_poisson_mean),
+    "truncated_nbinom2": GLMFamily("truncated_nbinom2", ("log",), _truncated_negbin_logp,
+                                   _truncated_negbin_var, _check_truncated,
+                                   _truncated_negbin_sim, _count_start, _negbin_moment,
+                                   dispersion="size", hessian="observed",
+                                   truncated_mean=_truncated_negbin_mean),
+    "betabinomial": GLMFamily("betabinomial", ("logit", "probit", "cloglog"), _betabinomial_logp,
+                              _betabinomial_var, _check_binomial, _betabinomial_sim,
+                              _binomial_start, _betabinomial_moment, dispersion="precision",
+                              hessian="observed", factor_response=_binomial_factor, trials=True,
+                              zero_diverges=True),
 }

@@ -39,7 +39,8 @@ __all__ = ["get_family", "family_names", "FamilyChoice", "Binomial", "Poisson",
 _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "negativebinomial": "negative_binomial", "nb": "negative_binomial",
             "beta_family": "beta", "normal": "gaussian", "ordinal": "cumulative",
-            "clmm": "cumulative", "gamma_family": "gamma"}
+            "clmm": "cumulative", "gamma_family": "gamma",
+            "truncated_negative_binomial": "truncated_nbinom2", "beta_binomial": "betabinomial"}
 
 
 def family_names() -> list[str]:
@@ -170,7 +171,7 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
     >>> get_family("tweedie")
     Traceback (most recent call last):
     ...
-    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson']
+    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'betabinomial', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson', 'truncated_nbinom2', 'truncated_poisson']
     """
     if isinstance(family, FamilyChoice):
         family, link = family.resolve(link)

@@ -22,6 +22,8 @@ _PYMC_LOGP = {
     "nbinom1": lambda pm, y, mu, n, d: n * pm.logp(pm.NegativeBinomial.dist(mu=mu, alpha=mu / d),
                                                    y),
     "gaussian": lambda pm, y, mu, n, d: n * pm.logp(pm.Normal.dist(mu=mu, sigma=d), y),
+    "betabinomial": lambda pm, y, mu, n, d: pm.logp(pm.BetaBinomial.dist(n=n, alpha=mu * d,
+                                                                         beta=(1 - mu) * d), y),
 }
 
 
@@ -41,18 +43,78 @@ def test_written_out_log_densities_equal_pymc(name):
         mu = np.exp(rng.uniform(-4, 5, 400))
         y = (rng.poisson(mu).astype(float) if name == "nbinom1"
              else mu + rng.normal(scale=disp, size=400))
+        if name == "betabinomial":   # n trials, mu a probability
+            n = rng.integers(1, 30, 400).astype(float)
+            mu = 1 / (1 + np.exp(-rng.uniform(-4, 4, 400)))
+            y = rng.binomial(n.astype(int), mu).astype(float)
         v_ours, v_theirs, g_ours, g_theirs = fn(y, mu, n, disp)
         np.testing.assert_allclose(v_ours, v_theirs, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name,mu,disp", [("nbinom1", 4.0, 2.5), ("gaussian", -3.0, 1.7),
-                                          ("gamma", 2.0, 0.4)])
-def test_simulator_has_the_rows_mean_and_variance(name, mu, disp):
+@pytest.mark.parametrize("name,mu,disp,trials", [
+    ("nbinom1", 4.0, 2.5, 1.0), ("gaussian", -3.0, 1.7, 1.0), ("gamma", 2.0, 0.4, 1.0),
+    ("truncated_poisson", 0.3, None, 1.0), ("truncated_poisson", 2.5, None, 1.0),
+    ("truncated_nbinom2", 0.8, 0.6, 1.0), ("truncated_nbinom2", 3.0, 2.0, 1.0),
+    ("betabinomial", 0.3, 4.0, 12.0)])
+def test_simulator_has_the_rows_mean_and_variance(name, mu, disp, trials):
+    """Draws (of y/n: counts over trials for the beta-binomial) have the row's mean (the
+    truncated mean for the zero-truncated rows) and its ``variance``; truncated draws are ≥ 1."""
     fam = FAMILIES[name]
-    draws = fam.simulator(np.random.default_rng(0), np.full(200_000, mu), np.ones(200_000), disp)
-    assert draws.mean() == pytest.approx(mu, rel=1e-2)
-    assert draws.var() == pytest.approx(float(fam.variance(mu, 1.0, disp)), rel=2e-2)
+    draws = fam.simulator(np.random.default_rng(0), np.full(200_000, mu),
+                          np.full(200_000, trials), disp) / trials
+    assert draws.mean() == pytest.approx(float(fam.response_mean(mu, disp)), rel=1e-2)
+    assert draws.var() == pytest.approx(float(fam.variance(mu, trials, disp)),
+                                        rel=2e-2)
+    if fam.truncated_mean is not None:
+        assert draws.min() >= 1 and np.all(draws == np.round(draws))
+
+
+@pytest.mark.parametrize("name,disp", [("truncated_poisson", None), ("truncated_nbinom2", 0.7),
+                                       ("truncated_nbinom2", 25.0)])
+def test_truncated_log_densities(name, disp):
+    """log p(y) − log(1 − p(0)) by scipy; summed over y = 1, 2, … the density is 1; the mean and
+    variance of the row (response_mean, variance) are the brute-force sums' moments."""
+    import pytensor
+    import pytensor.tensor as pt
+    fam = FAMILIES[name]
+    y_, mu_, n_ = pt.dvector("y"), pt.dvector("mu"), pt.dvector("n")
+    d_ = pt.dscalar("d")
+    fn = pytensor.function([y_, mu_, n_, d_], fam.logp(y_, mu_, n_, d_),
+                           on_unused_input="ignore")
+    y = np.arange(1.0, 3000.0)
+    for mu in (1e-3, 0.2, 1.0, 7.5, 60.0):
+        if disp is None:
+            base = stats.poisson(mu)
+        else:
+            base = stats.nbinom(disp, disp / (disp + mu))
+        expected = base.logpmf(y) - np.log(base.sf(0))
+        ours = fn(y, np.full_like(y, mu), np.ones_like(y), disp or 1.0)
+        np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-9)
+        p = np.exp(ours)
+        assert p.sum() == pytest.approx(1.0, abs=1e-10)
+        m = float(fam.response_mean(mu, disp))
+        assert (y * p).sum() == pytest.approx(m, rel=1e-9)
+        assert ((y - m) ** 2 * p).sum() == pytest.approx(float(fam.variance(mu, 1.0, disp)),
+                                                        rel=1e-7)
+    # a prior weight multiplies the whole log-density, the truncation term included
+    assert fn([2.0], [1.0], [2.5], 1.3)[0] == pytest.approx(2.5 * fn([2.0], [1.0], [1.0], 1.3)[0],
+                                                            rel=1e-12)
+
+
+def test_betabinomial_log_density_is_scipys():
+    """glmmTMB's betabinomial: Beta-binomial(n, a = μφ, b = (1 − μ)φ), the binomial coefficient
+    included (``dbetabinom_robust``)."""
+    import pytensor
+    import pytensor.tensor as pt
+    y_, mu_, n_, d_ = pt.dvector("y"), pt.dvector("mu"), pt.dvector("n"), pt.dscalar("d")
+    fn = pytensor.function([y_, mu_, n_, d_], FAMILIES["betabinomial"].logp(y_, mu_, n_, d_))
+    n = np.repeat([1.0, 5.0, 40.0], 41)
+    y = np.minimum(np.tile(np.arange(41.0), 3), n)
+    for mu, phi in [(0.02, 0.5), (0.4, 3.0), (0.9, 200.0)]:
+        ours = fn(y, np.full_like(y, mu), n, phi)
+        np.testing.assert_allclose(ours, stats.betabinom.logpmf(y, n, mu * phi, (1 - mu) * phi),
+                                   rtol=1e-9, atol=1e-9)
 
 
 def test_tmb_dispersion_scales():
