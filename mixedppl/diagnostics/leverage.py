@@ -59,14 +59,19 @@ def _rowwise_quad(A, Minv_factor, w: np.ndarray, chunk: int = 20000) -> np.ndarr
 
 
 def irls_weights(record) -> np.ndarray:
-    """W_i = n_i (dμ/dη)² / V(μ̂_i) at the mode of a GLMM record (dμ/dη by central differences
-    of the inverse link, relative error ~1e-10)."""
+    """W_i = n_i (dE(y)/dη)² / V(μ̂_i) at the mode of a GLMM record (the derivative by central
+    differences, relative error ~1e-10). E(y) is the family's response mean: μ, or for a
+    zero-truncated row μ/(1 − p₀) (:meth:`~mixedppl.families.glm.GLMFamily.response_mean`)."""
     eta = np.asarray(record.eta, float)
-    link = record.link
-    h = 1e-6 * np.maximum(1.0, np.abs(eta))
-    mu_eta = (link.linkinv_np(eta + h) - link.linkinv_np(eta - h)) / (2 * h)
-    n = np.asarray(record.trials, float)
+    link, family = record.link, record.family
     disp = float(np.exp(record.phi[0])) if len(record.phi) else None
+
+    def mean(e):
+        return family.response_mean(link.linkinv_np(e), disp)
+
+    h = 1e-6 * np.maximum(1.0, np.abs(eta))
+    mu_eta = (mean(eta + h) - mean(eta - h)) / (2 * h)
+    n = np.asarray(record.trials, float)
     mu = link.linkinv_np(eta)
     var = record.family.variance(mu, np.where(n > 0, n, 1.0), disp)
     return np.where(n > 0, mu_eta ** 2 / var, 0.0)

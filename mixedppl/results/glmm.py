@@ -312,7 +312,12 @@ class GLMMResult(LaplaceResult):
         A Series indexed by the user's row labels of the rows used; with
         ``na_action="exclude"`` one value per row of the data, NaN on the rows dropped.
         """
-        return per_row(self.spec, self.link.linkinv_np(self._eta(True)), name="fitted")
+        return per_row(self.spec, self._response_mean(self._eta(True)), name="fitted")
+
+    def _response_mean(self, eta: np.ndarray) -> np.ndarray:
+        """E(y) at η: the inverse link's μ, or a zero-truncated row's μ/(1 − p₀), as glmmTMB's
+        ``fitted()`` / ``predict(type = "response")``."""
+        return self.family.response_mean(self.link.linkinv_np(eta), self.dispersion)
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",
                 include_random: bool = True, offset=None, se_fit: bool = False,
@@ -353,12 +358,17 @@ class GLMMResult(LaplaceResult):
         else:
             eta = self.linear_predictor(newdata, include_random) + self._new_offset(newdata,
                                                                                    offset)
+        if (se_fit or interval is not None) and self.family.truncated_mean is not None:
+            raise NotImplementedError(
+                f"se_fit / interval for the zero-truncated family {self.family.name!r} (its "
+                "response mean is not the inverse link of η): use type='link'-scale draws from "
+                "fit.simulate() or fit.confint(method='boot')")
         if se_fit or interval is not None:
             table = prediction_table(self.record, eta, newdata, include_random, interval, level,
                                      type=type)
             return (per_row(self.spec, table.to_numpy(), list(table.columns)) if newdata is None
                     else new_rows(newdata, table.to_numpy(), list(table.columns)))
-        out = eta if type == "link" else self.link.linkinv_np(eta)
+        out = eta if type == "link" else self._response_mean(eta)
         if newdata is None:
             return per_row(self.spec, out, name="predicted")
         return new_rows(newdata, out, name="predicted")
@@ -387,10 +397,11 @@ class GLMMResult(LaplaceResult):
         y = self.family.mean_response(self.counts, n)
         mu = self.link.linkinv_np(self._eta(True))
         if type == "response":
-            return y - mu
+            return y - self._response_mean(self._eta(True))
         if type == "pearson":
-            return (y - mu) / np.sqrt(self.family.variance(mu, np.where(n > 0, n, 1),
-                                                           self.dispersion))
+            # the family's variance is that of y (a truncated row's: of the truncated law)
+            return (y - self._response_mean(self._eta(True))) / np.sqrt(
+                self.family.variance(mu, np.where(n > 0, n, 1), self.dispersion))
         if type == "deviance":
             return deviance_residuals(self.family, y, mu, n, self.dispersion)
         raise ValueError("type must be 'pearson', 'response', 'deviance' or 'quantile', got "

@@ -110,8 +110,9 @@ def test_fit_matches_r(fits, case):
         r = cov[1, 0] / np.sqrt(cov[0, 0] * cov[1, 1])
         assert r == pytest.approx(cor[0], rel=1e-3)
     # glmmTMB's fitted(): the truncated mean μ/(1 − p₀) for the zero-truncated rows, μ otherwise
-    fitted = fit.family.response_mean(fit.fitted().to_numpy(), fit.dispersion)
+    fitted = fit.fitted().to_numpy()
     np.testing.assert_allclose(fitted[:10], ref["fitted_first10"], rtol=1e-3)
+    np.testing.assert_allclose(fit.predict().to_numpy(), fitted, rtol=1e-12)
     if "disp" in ref:   # glmmTMB fits of families with a dispersion parameter
         assert fit.dispersion == pytest.approx(ref["sigma"], rel=1e-3)
         d = ref["disp"]["estimate"]
@@ -190,3 +191,21 @@ def test_gaussian_and_nbinom1_residuals_and_simulations(fits):
     eta = nb.spec.X @ np.asarray(nb.beta) + nb.spec.offset
     sd2 = float(nb.covs[0][0, 0])
     assert sims.mean() == pytest.approx(float(np.mean(np.exp(eta + sd2 / 2))), rel=0.05)
+
+
+def test_truncated_rows_residuals_use_the_truncated_mean(fits):
+    """Pearson residuals of a zero-truncated fit: (y − E(y | y > 0)) / sd(y | y > 0), both of the
+    truncated law (brute-force sums over y = 1…2999 at each row's μ)."""
+    from scipy import stats
+    fit = fits["truncated_poisson_grouse"]
+    mu = fit.link.linkinv_np(fit.linear_predictor())
+    y = np.arange(1, 3000)[None, :]
+    p = stats.poisson.pmf(y, mu[:, None])
+    p /= p.sum(axis=1, keepdims=True)
+    mean = (p * y).sum(axis=1)
+    var = (p * y ** 2).sum(axis=1) - mean ** 2
+    np.testing.assert_allclose(fit.fitted().to_numpy(), mean, rtol=1e-9)
+    expected = (fit.spec.y - mean) / np.sqrt(var)
+    np.testing.assert_allclose(fit.residuals("pearson").to_numpy(), expected, rtol=1e-7)
+    with pytest.raises(NotImplementedError, match="truncated"):
+        fit.predict(se_fit=True)
