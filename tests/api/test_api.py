@@ -171,7 +171,7 @@ def test_control_as_dict_or_control_for_every_front_door(sleep, cbpp, wine, glme
 
 def test_bad_family_and_link_names_say_what_is_available(cbpp, wine, sleep):
     with pytest.raises(ModelSpecError, match=r"family='tweedie' is not available; choose from "
-                       r"\['beta', 'binomial', 'cumulative'"):
+                       r"\['beta', 'betabinomial', 'binomial', 'cumulative'"):
         mp.Model(CBPP, cbpp, family="tweedie")
     with pytest.raises(ModelSpecError, match="link='probit' is not available for family "
                        "'poisson'; choose from \\['log', 'sqrt', 'identity'\\]"):
