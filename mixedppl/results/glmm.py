@@ -395,12 +395,13 @@ class GLMMResult(LaplaceResult):
             return self._quantile_values(nsim, seed)
         n = self.trials
         y = self.family.mean_response(self.counts, n)
-        mu = self.link.linkinv_np(self._eta(True))
+        eta = self._eta(True)
+        mu = self.link.linkinv_np(eta)
         if type == "response":
-            return y - self._response_mean(self._eta(True))
+            return y - self._response_mean(eta)
         if type == "pearson":
             # the family's variance is that of y (a truncated row's: of the truncated law)
-            return (y - self._response_mean(self._eta(True))) / np.sqrt(
+            return (y - self._response_mean(eta)) / np.sqrt(
                 self.family.variance(mu, np.where(n > 0, n, 1), self.dispersion))
         if type == "deviance":
             return deviance_residuals(self.family, y, mu, n, self.dispersion)
