@@ -99,7 +99,7 @@ class Model:
                  na_action: str = "omit", contrasts: dict | None = None,
                  control: Control | dict | None = None, start=None, levels=None,
                  threshold: str | None = None):
-        check_arguments(formula, data, "Model")
+        data = check_arguments(formula, data, "Model")
         self.formula, self.data, self.control, self.start = formula, data, control, start
         self.spec: ModelSpec = build_spec(
             formula, data, family, link, weights=weights, offset=offset, na_action=na_action,
@@ -300,7 +300,7 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
     >>> round(fit.reml_criterion, 4)
     1743.6283
     """
-    check_arguments(formula, data, "lmer")
+    data = check_arguments(formula, data, "lmer")
     model = Model(formula, data, "gaussian", weights=weights, offset=offset,
                   na_action=na_action, contrasts=contrasts, control=control, start=start)
     return model.fit(reml=reml)

@@ -48,7 +48,7 @@ def clmm_model(formula: str, data: pd.DataFrame, link: str = "logit", threshold=
     >>> spec.fe_names, fam.K, levels
     (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
-    check_arguments(formula, data, "clmm")
+    data = check_arguments(formula, data, "clmm")
     spec = Model(_random_formula(formula, groups, random), data, "cumulative", link,
                  weights=weights, offset=offset, na_action=na_action, contrasts=contrasts,
                  control=control, levels=levels, threshold=threshold).spec
@@ -115,7 +115,7 @@ def clmm(formula: str, data: pd.DataFrame, link: str = "logit", nAGQ: int = 1, *
     >>> round(r.loglik, 3)
     -81.565
     """
-    check_arguments(formula, data, "clmm")
+    data = check_arguments(formula, data, "clmm")
     model = Model(_random_formula(formula, groups, random), data, "cumulative", link,
                   weights=weights, offset=offset, na_action=na_action, contrasts=contrasts,
                   control=control, start=start, levels=levels, threshold=threshold)

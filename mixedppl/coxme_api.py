@@ -73,7 +73,7 @@ def coxme(formula: str, data: pd.DataFrame, ties: str = "efron", *, groups=None,
     >>> fit.fe_params.round(4).tolist(), fit.nevents, fit.nobs
     ([0.0043, -1.3556], 58, 76)
     """
-    check_arguments(formula, data, "coxme")
+    data = check_arguments(formula, data, "coxme")
     spec = build_spec(with_group_terms(formula, groups), data, CoxFamily(ties),
                       weights=weights, offset=offset, na_action=na_action,
                       contrasts=contrasts, control=Control(check_nobs_vs_nRE="ignore"))

@@ -54,7 +54,7 @@ def glmm_model(formula: str, data: pd.DataFrame,
     >>> int(y.sum()), int(n.sum()), link.name
     (99, 842, 'logit')
     """
-    check_arguments(formula, data, "glmer")
+    data = check_arguments(formula, data, "glmer")
     spec = Model(formula, data, *_glmm_family(family, link), weights=weights,
                  offset=offset, na_action=na_action, contrasts=contrasts, control=control).spec
     return (spec, spec.family, spec.link, *spec.counts())
@@ -137,7 +137,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     >>> round(g.loglik, 3), g.fe_params.round(3).tolist()
     (-92.026, [-1.399, -0.992, -1.129, -1.58])
     """
-    check_arguments(formula, data, "glmer")
+    data = check_arguments(formula, data, "glmer")
     model = Model(formula, data, *_glmm_family(family, link), weights=weights,
                   offset=offset, na_action=na_action, contrasts=contrasts, control=control,
                   start=start)

@@ -237,7 +237,7 @@ def test_wrong_types_do_not_print_the_data(sleep, wine):
         with pytest.raises(mp.ModelSpecError, match="formula must be a string") as err:
             fn(big, data)
         assert "\n" not in str(err.value) and len(str(err.value)) < 200
-        with pytest.raises(mp.ModelSpecError, match="data must be a pandas DataFrame") as err:
+        with pytest.raises(mp.ModelSpecError, match="data must be a DataFrame") as err:
             fn(formula, data.to_dict())
         assert "\n" not in str(err.value) and len(str(err.value)) < 200
 

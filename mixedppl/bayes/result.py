@@ -16,6 +16,7 @@ import pandas as pd
 from ..fit.records import group_labels
 from ..graph.linear_predictor import fixed_columns
 from ..spec.reterm import value_labels
+from ..spec.frame import as_pandas
 from .pymc import _safe
 
 __all__ = ["BayesResult"]
@@ -324,6 +325,7 @@ class BayesResult:
         >>> post.predict(new).round(0)  # doctest: +SKIP
         array([254., 304.])
         """
+        newdata = None if newdata is None else as_pandas(newdata, "newdata")
         X, offset = self.spec.fixed_design.transform(newdata)
         X = fixed_columns(np.asarray(X, float), self.spec)
         eta = self._draws("beta") @ X.T + (0.0 if offset is None else offset)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.exceptions import ModelSpecError
+from ..spec.frame import as_pandas
 from ..spec.reterm import value_labels
 
 __all__ = ["fitted_eta", "new_eta", "fixed_columns", "random_contribution"]
@@ -41,8 +42,7 @@ def new_eta(spec, beta: np.ndarray, b: Sequence[np.ndarray], newdata: pd.DataFra
     >>> new_eta(fit.spec, fit.beta, fit.b, new).round(1).tolist()
     [253.7, 303.7]
     """
-    if not isinstance(newdata, pd.DataFrame):
-        raise ModelSpecError("newdata must be a pandas DataFrame")
+    newdata = as_pandas(newdata, "newdata")
     if len(newdata) == 0:
         return np.zeros(0)
     X, offset = spec.fixed_design.transform(newdata)

@@ -28,6 +28,7 @@ from scipy import special
 from ..core.exceptions import ModelSpecError
 from ..fit.records import LMMFit
 from ..graph.linear_predictor import fixed_columns
+from ..spec.frame import as_pandas
 from ..spec.reterm import value_labels
 from .emmeans import mu_eta
 
@@ -74,8 +75,7 @@ def _fixed_rows(spec, newdata: pd.DataFrame | None) -> np.ndarray:
     """The fixed-effects design rows x of the fitted rows or of ``newdata``."""
     if newdata is None:
         return np.asarray(spec.X, float)
-    if not isinstance(newdata, pd.DataFrame):
-        raise ModelSpecError("newdata must be a pandas DataFrame")
+    newdata = as_pandas(newdata, "newdata")
     return np.asarray(fixed_columns(spec.fixed_design.transform(newdata)[0], spec), float)
 
 

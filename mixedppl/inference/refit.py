@@ -20,6 +20,7 @@ from ..fit.checks import check_glmm_data
 from ..fit.laplace import fit_laplace
 from ..fit.records import LaplaceFit
 from ..spec.formula import update_formula
+from ..spec.frame import as_pandas
 from ..spec.model_spec import build_spec
 
 __all__ = ["refit_laplace", "update_laplace"]
@@ -99,8 +100,7 @@ def update_laplace(record: LaplaceFit, formula: str, data: pd.DataFrame | None =
     if data is None:
         data = spec.data
         build_kwargs = {**spec.build_kwargs, **build_kwargs}
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecError("update() needs data: pass data=<DataFrame>")
+    data = as_pandas(data, "data", "update")
     kind = record.family.fit_kind
     control = as_control(control, kind)
     new = build_spec(update_formula(spec, formula), data, record.family, record.link.name,

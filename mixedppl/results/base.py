@@ -27,6 +27,7 @@ from ..inference.contrasts import contrast_table
 from ..inference.emmeans import marginal_means
 from ..inference.icc import icc_interval
 from ..inference.wald import wald_test
+from ..spec.frame import as_pandas
 from .tables import html_table, to_latex, to_markdown
 from .tidy import tidy_frame
 
@@ -542,6 +543,7 @@ class MixedResult:
     def linear_predictor(self, newdata: pd.DataFrame | None = None,
                          include_random: bool = True) -> np.ndarray:
         """Xβ + Zb + offset on the fitted rows or on ``newdata`` (unseen levels get b = 0)."""
+        newdata = None if newdata is None else as_pandas(newdata, "newdata")
         if newdata is None:
             return self._eta(include_random)
         return new_eta(self.spec, self.beta, self.b, newdata, include_random)

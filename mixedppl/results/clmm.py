@@ -13,6 +13,7 @@ from ..core.exceptions import ModelSpecError
 from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import clmm_prediction_table
 from ..spec.reterm import value_labels
+from ..spec.frame import as_pandas
 from .base import new_rows, per_row
 from .glmm import LaplaceResult
 from .summary import Summary, coef_block, fit_notes, random_effects_table
@@ -183,6 +184,7 @@ class CLMMResult(LaplaceResult):
         >>> r.predict(wine.head(1), se_fit=True)["se_fit"].round(3).values.tolist()
         [[0.03, 0.183, 0.15, 0.055, 0.014]]
         """
+        newdata = None if newdata is None else as_pandas(newdata, "newdata")
         kinds = ("prob", "cum.prob", "class", "linear.predictor")
         if type not in kinds:
             raise ValueError(f"type must be one of {kinds}, got {type!r}")

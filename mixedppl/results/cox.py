@@ -25,6 +25,7 @@ from ..fit.cox import CoxmeFit
 from ..fit.records import group_labels
 from ..graph.linear_predictor import fitted_eta, new_eta
 from ..inference.cox_profile import profile_variance_interval
+from ..spec.frame import as_pandas
 
 __all__ = ["CoxmeResult"]
 
@@ -179,6 +180,7 @@ class CoxmeResult:
         >>> fit.predict(new).round(3).tolist()
         [-2.024, -2.539]
         """
+        newdata = None if newdata is None else as_pandas(newdata, "newdata")
         if type not in ("lp", "risk"):
             raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
         if newdata is None:

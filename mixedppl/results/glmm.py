@@ -20,7 +20,7 @@ from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import prediction_table
 from ..inference.refit import refit_laplace, update_laplace
 from ..inference.simulate import simulate_counts, simulate_laplace
-from ..spec.frame import check_columns, numeric_vector
+from ..spec.frame import as_pandas, check_columns, numeric_vector
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, coef_block, fit_notes, random_effects_table
 from .tidy import glmm_glance
@@ -348,6 +348,7 @@ class GLMMResult(LaplaceResult):
         >>> bool(np.allclose(eta, g.linear_predictor()[:2]))
         True
         """
+        newdata = None if newdata is None else as_pandas(newdata, "newdata")
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
         if newdata is None:

@@ -32,6 +32,7 @@ from ..inference.satterthwaite import satterthwaite_df
 from ..inference.simulate import simulate_responses
 from ..spec.formula import update_formula
 from ..spec.model_spec import build_spec
+from ..spec.frame import as_pandas
 from .base import MixedResult, new_rows, per_row
 from .summary import Summary, lmm_summary
 from .tidy import lmm_glance, tidy_frame
@@ -225,6 +226,7 @@ class LMMResult(MixedResult):
         >>> fit.predict(new, include_random=False, se_fit=True)["se_fit"].round(3).tolist()
         [6.825, 9.581]
         """
+        newdata = None if newdata is None else as_pandas(newdata, "newdata")
         eta = self.linear_predictor(newdata, include_random)
         if se_fit or interval is not None:
             table = prediction_table(self.record, eta, newdata, include_random, interval, level)
@@ -432,8 +434,7 @@ class LMMResult(MixedResult):
         if data is None:
             data = self.spec.data
             build_kwargs = {**self.spec.build_kwargs, **build_kwargs}
-        if not isinstance(data, pd.DataFrame):
-            raise ModelSpecError("update() needs data: pass data=<DataFrame>")
+        data = as_pandas(data, "data", "update")
         control = as_control(control, "lmer")
         spec = build_spec(update_formula(self.spec, formula), data, control=control,
                           **build_kwargs)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.exceptions import ModelSpecError
+from .splines import bs_basis, ns_basis
 
 if TYPE_CHECKING:
     from .design import Node
@@ -271,7 +272,7 @@ _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": 
 _COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, ">": np.greater,
             "<=": np.less_equal, ">=": np.greater_equal}
 _FACTOR_FUNS = ("factor", "as.factor", "ordered", "as.ordered")
-_SUPPORTED = sorted(list(_MATH) + list(_FACTOR_FUNS) + ["I", "offset", "scale", "poly"])
+_SUPPORTED = sorted(list(_MATH) + list(_FACTOR_FUNS) + ["I", "offset", "scale", "poly", "bs", "ns"])
 
 
 @dataclass
@@ -346,6 +347,8 @@ def _eval_call(node: Node, st: EvalState):
         return _scale(node, st)
     if fn == "poly":
         return _poly(node, st)
+    if fn in ("bs", "ns"):
+        return _spline(node, st)
     x = evaluate(node.args[0], st)
     if fn in _FACTOR_FUNS:
         return _as_factor(x, fn, node)
@@ -398,4 +401,46 @@ def _poly(node: Node, st: EvalState) -> np.ndarray:
         st.params[id(node)] = (alpha, norm2)
         return Z
     return poly_predict(x, *st.params[id(node)])
+
+
+def _const_vector(v: Node | None, node: Node):
+    """A constant or ``c(…)`` of constants (``knots = c(2, 5)``), or None."""
+    if v is None:
+        return None
+    if v.kind == "call" and v.value == "c":
+        return tuple(float(_const(a, None, node)) for a in v.args)
+    return (float(_const(v, None, node)),)
+
+
+_SPLINE_ARGS = {"bs": ("df", "knots", "degree", "intercept", "Boundary.knots"),
+                "ns": ("df", "knots", "intercept", "Boundary.knots")}
+
+
+def _spline(node: Node, st: EvalState) -> np.ndarray:
+    """R's ``splines::bs`` / ``ns``: the basis on the fitted rows; the knots found there are
+    remembered and reused for new data, as R's ``makepredictcall``."""
+    fn = node.value
+    names = _SPLINE_ARGS[fn]
+    for key in node.keys:
+        if key is not None and key not in names:
+            raise ModelSpecError(f"{node}: {fn}() has no argument {key!r}; "
+                                 f"arguments: {', '.join(names)}")
+    x = np.asarray(_num(evaluate(node.args[0], st), node), dtype=float)
+    if st.fit:
+        df = _const(_arg(node, "df", 1), None, node)
+        knots = _const_vector(_arg(node, "knots", 2), node)
+        if fn == "bs":
+            degree = int(_const(_arg(node, "degree", 3), 3.0, node))
+            intercept = bool(_const(_arg(node, "intercept", 4), False, node))
+            boundary = _const_vector(_arg(node, "Boundary.knots", 5), node)
+            basis, spec = bs_basis(x, None if df is None else int(df), knots, degree,
+                                   intercept, boundary, name=str(node))
+        else:
+            intercept = bool(_const(_arg(node, "intercept", 3), False, node))
+            boundary = _const_vector(_arg(node, "Boundary.knots", 4), node)
+            basis, spec = ns_basis(x, None if df is None else int(df), knots, intercept,
+                                   boundary, name=str(node))
+        st.params[id(node)] = spec
+        return basis
+    return st.params[id(node)](x)
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.exceptions import ModelSpecError
+from .frame import as_pandas
 from .contrasts import (CONSTANTS, EvalState, Factor, contrast_matrix, evaluate, r_labels,
                         r_number)
 
@@ -475,8 +476,7 @@ class Design:
         X : ndarray (m, p)
         offset : ndarray (m,) or None
         """
-        if not isinstance(newdata, pd.DataFrame):
-            raise ModelSpecError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        newdata = as_pandas(newdata, "newdata")
         plan = self.plan
         st = EvalState(newdata, False, plan.params, plan.rhs)
         used = {i for c in plan.codes for i, _ in c} | set(plan.offsets)

@@ -16,11 +16,78 @@ import pandas as pd
 
 from ..core.exceptions import DataWarning, ModelSpecError
 
-__all__ = ["check_arguments", "check_columns", "check_finite", "model_frame", "numeric_vector"]
+__all__ = ["as_pandas", "check_arguments", "check_columns", "check_finite", "model_frame", "numeric_vector"]
 
 
-def check_arguments(formula, data, who: str) -> None:
-    """One-line errors for a formula that is not a string or data that is not a DataFrame.
+def as_pandas(data, argument: str = "data", who: str = "") -> pd.DataFrame:
+    """The user's table as a pandas DataFrame: pandas as is, any eager table narwhals reads
+    (polars, pyarrow, modin, cuDF …) converted through narwhals.
+
+    Column types carry over as narwhals maps them, strings stay strings and nulls become missing
+    values (dropped as R's ``na.omit`` by the model frame). A polars ``Enum`` becomes a factor
+    with the Enum's level order; a polars ``Categorical`` or an Arrow dictionary column a factor
+    with sorted levels (as R's ``factor()``). Neither is an *ordered* factor: as predictors they
+    get treatment contrasts; an ordinal response from them needs ``levels=[...]`` in ``clmm``.
+
+    Parameters
+    ----------
+    data
+        A pandas DataFrame or any eager DataFrame narwhals supports.
+    argument : str
+        The argument's name, for the error message (``"data"``, ``"newdata"``).
+    who : str
+        The function called, for the error message.
+
+    Returns
+    -------
+    DataFrame
+
+    Raises
+    ------
+    ModelSpecError
+        For anything that is not such a table (a dict, an array, a lazy frame).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> frame = as_pandas(pa.table({"y": [1.0, 2.0], "g": ["a", "b"]}))
+    >>> type(frame).__name__, frame["y"].tolist(), frame["g"].tolist()
+    ('DataFrame', [1.0, 2.0], ['a', 'b'])
+
+    References
+    ----------
+    narwhals: https://narwhals-dev.github.io/narwhals/ (``from_native(..., eager_only=True)``).
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    where = f"{who}: " if who else ""
+    hint = (f"{where}{argument} must be a DataFrame (pandas, polars, pyarrow or another table "
+            f"narwhals reads), got a {type(data).__name__}")
+    if isinstance(data, (dict, list, tuple, np.ndarray, pd.Series, str)) or data is None:
+        raise ModelSpecError(hint + "; e.g. pd.DataFrame(...) of your columns")
+    try:
+        import narwhals as nw
+        frame = nw.from_native(data, eager_only=True)
+    except (ImportError, TypeError) as err:
+        lazy = " (a lazy frame: call .collect() first)" if "Lazy" in type(data).__name__ else ""
+        raise ModelSpecError(f"{hint}{lazy}") from None
+    out = frame.to_pandas()
+    out.columns = [str(c) for c in out.columns]
+    for name, dtype in zip(out.columns, frame.schema.dtypes()):
+        if isinstance(dtype, (nw.Enum, nw.Categorical)) and isinstance(
+                out[name].dtype, pd.CategoricalDtype):
+            # An Enum keeps its declared level order; a Categorical (or an Arrow dictionary)
+            # has no meaningful order, so its levels are sorted, as R's factor() sorts strings.
+            # Neither is an ordered factor: predictors get treatment contrasts, not contr.poly.
+            cats = out[name].cat.categories
+            levels = list(cats) if isinstance(dtype, nw.Enum) else sorted(cats)
+            out[name] = pd.Categorical(out[name], categories=levels, ordered=False)
+    return out
+
+
+def check_arguments(formula, data, who: str) -> pd.DataFrame:
+    """One-line errors for a formula that is not a string or data that is not a table; the data
+    as a pandas DataFrame (:func:`as_pandas`: polars and pyarrow tables are read by narwhals).
 
     The message never prints the data (a swapped call would otherwise show all of it).
 
@@ -31,15 +98,13 @@ def check_arguments(formula, data, who: str) -> None:
     who : str
         The function called (``"lmer"``, ``"glmer"``, ``"clmm"``, ``"Model"``).
     """
-    if isinstance(formula, pd.DataFrame) and isinstance(data, str):
+    if not isinstance(formula, str) and isinstance(data, str):
         raise ModelSpecError(f"{who}(formula, data): the arguments are swapped — the formula "
                              f"comes first, e.g. mp.{who}({data!r}, data)")
     if not isinstance(formula, str):
         raise ModelSpecError(f"{who}: formula must be a string like 'y ~ x + (1 | g)', got a "
                              f"{type(formula).__name__}")
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecError(f"{who}: data must be a pandas DataFrame, got a "
-                             f"{type(data).__name__}; e.g. pd.DataFrame(...) of your columns")
+    return as_pandas(data, "data", who)
 
 
 def check_columns(data: pd.DataFrame, columns: Iterable[str], where: str) -> None:

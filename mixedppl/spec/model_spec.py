@@ -379,7 +379,7 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     >>> spec.fe_names, spec.family.K, spec.levels
     (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
-    check_arguments(formula, data, "build_spec")
+    data = check_arguments(formula, data, "build_spec")
     fam, lnk = get_family(family, link, levels=levels, threshold=threshold)
     control = as_control(control, fam.fit_kind)
     parsed = parse_formula(formula)

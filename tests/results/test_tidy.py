@@ -72,8 +72,18 @@ def test_glance(case):
     expected = {k.replace(".", "_"): v for k, v in ref.items()}
     assert list(ours.columns) == list(expected)
     assert len(ours) == 1
-    np.testing.assert_allclose(ours.iloc[0].to_numpy(float), list(expected.values()),
-                               rtol=2e-7)
+    # broom.mixed's glance is of R's default fit (not a tight refit): the brief's parity
+    # tolerances apply — sigma 1e-3 relative, logLik / AIC / BIC / deviance 1e-3 absolute,
+    # counts exact. (pastes' sigma sits on a flat ridge: it moved by 1.6e-6 relative between
+    # scipy / BLAS builds while logLik stayed within 1e-9.)
+    got = ours.iloc[0]
+    for key, value in expected.items():
+        if key == "sigma":
+            assert got[key] == pytest.approx(value, rel=1e-3), key
+        elif key in ("nobs", "df_residual"):
+            assert got[key] == value, key
+        else:
+            assert got[key] == pytest.approx(value, abs=1e-3), key
 
 
 def test_tidy_options():
