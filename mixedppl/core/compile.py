@@ -70,7 +70,7 @@ from pytensor.scalar.basic import Composite
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 
 __all__ = ["config", "compiled", "clear_cache", "configure_pytensor", "cache_stats",
-           "wait_for_background"]
+           "wait_for_background", "describe_key"]
 
 
 class _Config:
@@ -80,7 +80,8 @@ class _Config:
     ``linker`` picks the PyTensor linker of the C tier; ``c_thunks`` (``"loops"``, ``"all"`` or
     ``"none"``: no C tier) which nodes of a ``cvm`` function get compiled C code (see
     :class:`_SelectiveCVM`); ``disk_cache`` whether compiled functions are kept on disk, in
-    ``cache_dir``.
+    ``cache_dir``; ``compile_notice`` whether a first compile that takes longer than
+    ``compile_notice_after`` seconds (2) says on stderr what it is building.
     """
 
     def __init__(self):
@@ -90,6 +91,10 @@ class _Config:
         self.tier = os.environ.get("MIXEDPPL_TIER", "auto")
         self._cache_dir: Path | None = (Path(os.environ["MIXEDPPL_CACHE_DIR"])
                                         if os.environ.get("MIXEDPPL_CACHE_DIR") else None)
+        #: Say on stderr what is being compiled when a first compile takes longer than
+        #: ``compile_notice_after`` seconds (env ``MIXEDPPL_COMPILE_NOTICE=0`` turns it off).
+        self.compile_notice = os.environ.get("MIXEDPPL_COMPILE_NOTICE", "1") != "0"
+        self.compile_notice_after = 2.0
 
     @property
     def cache_dir(self) -> Path:
@@ -556,6 +561,59 @@ def _full_key(key: Hashable, kind: str, tier: str, kwargs: dict) -> tuple:
             tuple(sorted(kwargs.items())))
 
 
+_WHAT = {"lmm_deviance": "the LMM's profiled deviance", "lmm_estimates": "the LMM's estimates",
+         "lmm_varpar": "the LMM's variance-parameter derivatives", "lmm_profile": "the profile",
+         "glmm-laplace": "the Laplace deviance", "glmm-joint": "the joint (β, u) objective",
+         "glm-ml": "the GLM start", "coxme": "the Cox frailty objective",
+         "coxph": "the Cox partial likelihood"}
+
+
+def describe_key(key: Hashable) -> str:
+    """A short, readable name of what a compile key builds (for the compile notice).
+
+    Examples
+    --------
+    >>> describe_key(("glmm-laplace", "binomial", "logit", (1,), False, "outer", 1, False))
+    'the Laplace deviance (binomial, logit, outer)'
+    >>> describe_key(("lmm_deviance", ("scalar",)))
+    "the LMM's profiled deviance"
+    """
+    if not isinstance(key, tuple) or not key:
+        return str(key)
+    head = _WHAT.get(str(key[0]), str(key[0]))
+    words = [k for k in key[1:] if isinstance(k, str)]
+    return f"{head} ({', '.join(words)})" if words else head
+
+
+class _CompileNotice:
+    """Print one line on stderr when a foreground compile is still running after
+    ``config.compile_notice_after`` seconds, and how long it took when it ends."""
+
+    def __init__(self, key: Hashable, tier: str):
+        self.key, self.tier, self.timer, self.shown = key, tier, None, False
+
+    def _show(self) -> None:
+        self.shown = True
+        print(f"mixedppl: compiling {describe_key(self.key)} for this model structure "
+              f"({self.tier} tier; once per structure, later fits and processes reuse it) …",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if config.compile_notice and threading.current_thread() is threading.main_thread():
+            self.start = time.perf_counter()
+            self.timer = threading.Timer(config.compile_notice_after, self._show)
+            self.timer.daemon = True
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            if self.shown:
+                print(f"mixedppl: compiled in {time.perf_counter() - self.start:.1f} s",
+                      file=sys.stderr, flush=True)
+
+
 def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
     """Look ``full_key`` up on disk, else build, compile and save it; keep it in memory."""
     configure_pytensor()
@@ -563,9 +621,10 @@ def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
     text = _key_text(full_key) if path is not None else None
     fn = _load(path, text)
     if fn is None:
-        inputs, outputs = build()
-        fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier), on_unused_input="ignore",
-                               **kwargs)
+        with _CompileNotice(full_key[0], tier):
+            inputs, outputs = build()
+            fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier),
+                                   on_unused_input="ignore", **kwargs)
         cache_stats["compiled"] += 1
         cache_stats["compiled_" + tier] += 1
         _save(path, fn, text)

@@ -200,3 +200,34 @@ def test_fit_is_the_same_from_a_rebuilt_cache(disk):
 def C_full(key, kind="fast_run"):
     """The full key :func:`compiled` files ``key`` under (the NumPy tier: see ``disk``)."""
     return C._full_key(key, kind, "numpy", {})
+
+
+def test_a_slow_first_compile_says_what_it_builds(monkeypatch, capsys):
+    """A foreground compile still running after ``compile_notice_after`` seconds prints one line
+    naming what it builds, and its time when done; a fast one prints nothing."""
+    import time
+
+    import pytensor.tensor as pt
+
+    from mixedppl.core import compile as cc
+
+    def slow_build():
+        time.sleep(0.3)
+        x = pt.dvector("x")
+        return [x], [2 * x]
+
+    monkeypatch.setattr(cc.config, "compile_notice_after", 0.1)
+    monkeypatch.setattr(cc.config, "disk_cache", False)
+    monkeypatch.setattr(cc.config, "tier", "numpy")
+    fn = cc.compiled(("glmm-laplace", "binomial", "logit", (1,), "notice-test"), slow_build)
+    np.testing.assert_allclose(np.asarray(fn([1.0])).ravel(), [2.0])
+    err = capsys.readouterr().err
+    assert "compiling the Laplace deviance (binomial, logit, notice-test)" in err
+    assert "compiled in" in err
+    monkeypatch.setattr(cc.config, "compile_notice_after", 30.0)
+    cc.compiled(("glmm-laplace", "binomial", "logit", (1,), "notice-test-fast"), slow_build)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(cc.config, "compile_notice_after", 0.1)
+    monkeypatch.setattr(cc.config, "compile_notice", False)
+    cc.compiled(("glmm-laplace", "binomial", "logit", (1,), "notice-test-off"), slow_build)
+    assert capsys.readouterr().err == ""
