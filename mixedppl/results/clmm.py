@@ -16,6 +16,7 @@ from ..spec.reterm import value_labels
 from ..spec.frame import as_pandas
 from .base import new_rows, per_row
 from .glmm import LaplaceResult
+from .rprint import print_matrix
 from .summary import Summary, coef_block, fit_notes, random_effects_table
 from .tidy import clmm_fixed_table, clmm_glance
 
@@ -249,29 +250,36 @@ class CLMMResult(LaplaceResult):
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self):
-        """Text summary in the layout of ordinal's ``summary(clmm(...))``."""
-        method = ("the Laplace approximation" if self.nAGQ == 1 else
-                  f"the adaptive Gauss-Hermite quadrature approximation with {self.nAGQ} "
-                  "quadrature points")
+        """Text summary in the layout of ordinal's ``summary(clmm(...))`` print-out: the info
+        table, R's digits per column (``printCoefmat`` with ``digits = 4``) for coefficients and
+        thresholds. ``niter`` counts this fit's optimiser iterations (function evaluations in
+        parentheses); ``cond.H`` is the condition number of the Hessian of −log L in this fit's
+        parameters (ordinal's are its own; both flag an ill-conditioned fit above ~1e4)."""
+        if self.nAGQ == 1:
+            head = ["Cumulative Link Mixed Model fitted with the Laplace approximation"]
+        else:
+            head = ["Cumulative Link Mixed Model fitted with the adaptive Gauss-Hermite ",
+                    f"quadrature approximation with {self.nAGQ} quadrature points "]
         grad = (np.max(np.abs(self.opt.projected_gradient())) if self.opt is not None
                 else np.nan)
         cond = np.linalg.cond(self.hessian) if self.hessian is not None else np.nan
-        info = pd.DataFrame([[self.link.name, self.family.threshold, self.nobs,
-                              f"{self.loglik:.2f}", f"{self.aic:.2f}",
-                              getattr(self.opt, "n_evals", ""), f"{grad:.2e}", f"{cond:.1e}"]],
-                            columns=["link", "threshold", "nobs", "logLik", "AIC", "neval",
-                                     "max.grad", "cond.H"])
-        groups = "  ".join(f"{g} {n}" for g, n in self.ngroups.items())
+        niter = (f"{self.opt.n_iter}({self.opt.n_evals})" if self.opt is not None else "")
+        info = [self.link.name, self.family.threshold, str(self.nobs), f"{self.loglik:.2f}",
+                f"{self.aic:.2f}", niter, f"{grad:.2e}", f"{cond:.1e}"]
+        info_names = ["link", "threshold", "nobs", "logLik", "AIC", "niter", "max.grad",
+                      "cond.H"]
+        groups = ",  ".join(f"{g} {n}" for g, n in self.ngroups.items())
         thr = self.threshold_table().copy()
-        lines = [f"Cumulative Link Mixed Model fitted with {method}", "",
-                 f"formula: {self.spec.formula}", "", info.to_string(index=False), "",
-                 "Random effects:", random_effects_table(self, residual=False),
-                 f"Number of groups:  {groups}", ""]
+        lines = head + ["", f"formula: {self.spec.formula}", "",
+                        print_matrix([info], [""], info_names), "",
+                        "Random effects:", random_effects_table(self, residual=False),
+                        f"Number of groups:  {groups} ", ""]
         if self.spec.p:
             lines += ["Coefficients:", coef_block(self.coef_table(), "Pr(>|z|)"), ""]
         else:
             lines += ["No Coefficients", ""]
-        lines += ["Threshold coefficients:", thr.round(4).to_string()]
+        lines += ["Threshold coefficients:",
+                  coef_block(thr[["Estimate", "Std. Error", "z value"]], None)]
         notes = fit_notes(self)
         return Summary("\n".join(lines + ([""] + notes if notes else [])),
                        tables={"Random effects": self.varcorr, "Coefficients": self.coef_table(),

@@ -22,7 +22,9 @@ from ..inference.refit import refit_laplace, update_laplace
 from ..inference.simulate import simulate_counts, simulate_laplace
 from ..spec.frame import as_pandas, check_columns, numeric_vector
 from .base import MixedResult, new_rows, per_row
-from .summary import Summary, coef_block, fit_notes, random_effects_table
+from .rprint import format_real
+from .summary import (Summary, coef_block, correlation_block, fit_notes, groups_line, ic_block,
+                      random_effects_table, residuals_block, title_block)
 from .tidy import glmm_glance
 from .varcorr import varcorr_frame
 
@@ -461,28 +463,25 @@ class GLMMResult(LaplaceResult):
 
     # -- printing --------------------------------------------------------------------------------
     def summary(self):
-        """Text summary in the layout of lme4's ``summary(glmer(...))``."""
-        q = np.quantile(self._residual_values("pearson"), [0, 0.25, 0.5, 0.75, 1])
-        resid = pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4)
-        ic = pd.DataFrame([[self.aic, self.bic, self.loglik, self.deviance, self.df_resid]],
-                          columns=["AIC", "BIC", "logLik", "deviance", "df.resid"])
-        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
+        """Text summary in the layout of lme4's ``summary(glmer(...))`` print-out: R's digits
+        per column (``printCoefmat`` with ``digits = 4``), the random-effects table and the
+        "Correlation of Fixed Effects" as lme4 prints them."""
         method = ("Laplace Approximation" if self.nAGQ == 1 else
                   f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}")
+        kind = "glmerMod" if self.family.hessian == "fisher" else "exact-Hessian Laplace, as glmmTMB"
+        family = f" Family: {self.family.name}  ( {self.link.name} )"
+        if self.dispersion is not None:
+            family += f"  dispersion ({self.family.dispersion}): {format_real([self.dispersion], 4)[0]}"
         lines = [
-            f"Generalized linear mixed model fit by maximum likelihood ({method}) "
-            + ("['glmerMod']" if self.family.hessian == "fisher" else
-               "[exact-Hessian Laplace, as glmmTMB]"),
-            f" Family: {self.family.name}  ( {self.link.name} )"
-            + ("" if self.dispersion is None else
-               f"  dispersion ({self.family.dispersion}): {self.dispersion:.4g}"),
-            f"Formula: {self.spec.formula}", "",
-            ic.round(1).to_string(index=False), "", "Scaled residuals: ",
-            resid.to_string(index=False), "", "Random effects:",
+            title_block(f"Generalized linear mixed model fit by maximum likelihood ({method})",
+                        kind),
+            family, f"Formula: {self.spec.formula}", "",
+            ic_block(self.aic, self.bic, self.loglik, self.deviance, self.df_resid), "",
+            residuals_block(self._residual_values("pearson")), "", "Random effects:",
             random_effects_table(self, residual=False),
-            f"Number of obs: {self.nobs}, groups:  {groups}", "",
+            groups_line(self.ngroups, self.nobs), "",
             "Fixed effects:", coef_block(self.coef_table(), "Pr(>|z|)"),
-        ]
+        ] + correlation_block(self.fe_cov)
         notes = fit_notes(self)
         return Summary("\n".join(lines + ([""] + notes if notes else [])),
                        tables={"Random effects": self.varcorr, "Fixed effects": self.coef_table()})

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 
 from ..fit.records import group_labels
+from .rprint import (abbreviate, cat_fill, format_real, print_coefmat, print_matrix, print_named,
+                     strwrap, zapsmall)
 from .tables import html_table
 
 __all__ = ["Summary", "lmm_summary", "random_effects_table", "coef_block", "signif_stars",
-           "fit_notes"]
+           "fit_notes", "title_block", "residuals_block", "ic_block", "groups_line",
+           "correlation_block"]
 
 
 class Summary(str):
@@ -51,45 +54,106 @@ class Summary(str):
 
 
 def signif_stars(p: float) -> str:
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
+    """R's significance stars (``symnum`` with cut points 0.001, 0.01, 0.05, 0.1)."""
+    return ("***" if p <= 0.001 else "**" if p <= 0.01 else "*" if p <= 0.05 else
+            "." if p <= 0.1 else "")
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}g}"
+def title_block(title: str, object_class: str) -> str:
+    """lme4's ``.prt.methTit``: ``title ['class']``, or wrapped at 80 columns as R wraps it."""
+    if len(title) + 5 + len(object_class) > 80:
+        return cat_fill(strwrap(title, 78, exdent=2) + [" [", object_class, "]"])
+    return f"{title} ['{object_class}']"
 
 
-def random_effects_table(fit, residual: bool = True) -> str:
-    """The Groups / Name / Variance / Std.Dev. / Corr block."""
-    rows = []
-    for label, t, S in zip(group_labels(fit.spec.terms), fit.spec.terms, fit.covs):
-        sd = np.sqrt(np.clip(np.diag(S), 0, None))
-        for i, name in enumerate(t.column_names):
-            corr = [f"{S[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] > 0 and sd[j] > 0 else "NaN"
-                    for j in range(i)]
-            rows.append([label if i == 0 else "", name, _fmt(S[i, i]), _fmt(sd[i]), " ".join(corr)])
+def random_effects_table(fit, residual: bool = True, digits: int = 4) -> str:
+    """The Groups / Name / Variance / Std.Dev. / Corr block, as lme4's ``formatVC`` printed.
+
+    Variances and standard deviations are each formatted together (R's ``format(x, digits)``),
+    correlations per term to ``max(2, digits − 2)`` decimals.
+    """
+    terms = list(fit.spec.terms)
+    sds = [np.sqrt(np.clip(np.diag(S), 0, None)) for S in fit.covs]
+    names = [list(t.column_names) for t in terms]
+    groups = [[label] + [""] * (len(n) - 1) for label, n in zip(group_labels(terms), names)]
+    all_sd = list(np.concatenate(sds)) if sds else []
     if residual:
-        rows.append(["Residual", "", _fmt(fit.scale), _fmt(fit.sigma), ""])
-    table = pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
-    if not table["Corr"].str.strip().any():
-        table = table.drop(columns="Corr")
-    return " " + table.to_string(index=False, justify="left").replace("\n", "\n ")
+        all_sd.append(float(fit.sigma))
+        groups.append(["Residual"])
+        names.append([""])
+    flat_groups = [g for gs in groups for g in gs]
+    flat_names = [n for ns in names for n in ns]
+    sd = np.asarray(all_sd, float)
+    columns = [flat_groups, flat_names, format_real(sd ** 2, digits), format_real(sd, digits)]
+    colnames = ["Groups", "Name", "Variance", "Std.Dev."]
+    widest = max((len(n) for n in names[:len(terms)]), default=0)
+    if widest > 1:
+        dig = max(2, digits - 2)
+        corr_rows = []
+        for S, sd_t in zip(fit.covs, sds):
+            k = len(sd_t)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                R = S / np.outer(sd_t, sd_t)
+            cells = np.array(format_real(np.round(R, dig), 7, nsmall=dig)).reshape(k, k)
+            for i in range(k):
+                corr_rows.append([cells[i, j] if j < i else "" for j in range(widest)])
+        corr_rows += [[""] * widest] * (len(flat_names) - len(corr_rows))
+        for j in range(widest - 1):
+            columns.append([row[j] for row in corr_rows])
+            colnames.append("Corr" if j == 0 else "")
+    rows = [list(r) for r in zip(*columns)]
+    return print_matrix(rows, [""] * len(rows), colnames, right=False)
 
 
-def coef_block(table: pd.DataFrame, p_col: str) -> str:
-    """Coefficient table with significance stars."""
-    shown = table.copy()
-    for col in shown.columns:
-        if col == p_col:
-            shown[col] = [f"{p:.3g}" if p >= 2e-16 else "< 2e-16" for p in table[col]]
-        else:
-            shown[col] = [f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}" for v in table[col]]
-    shown[""] = [signif_stars(p) for p in table[p_col]]
-    return shown.to_string() + "\n---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+def coef_block(table: pd.DataFrame, p_col: str | None = None, digits: int = 4,
+               signif_stars: bool = True) -> str:
+    """A coefficient table as R's ``printCoefmat(x, digits = 4)``, with stars and legend when
+    ``p_col`` (the p-value column, last) is given."""
+    has_p = p_col is not None and p_col in table.columns
+    return print_coefmat(table, digits=digits, has_pvalue=has_p, signif_stars=signif_stars)
 
 
-def _scaled_residuals(fit) -> str:
-    q = np.quantile(fit.residuals(type="pearson", scaled=True).dropna(), [0, 0.25, 0.5, 0.75, 1])
-    return pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]).round(4).to_string(index=False)
+def residuals_block(values, digits: int = 4) -> str:
+    """lme4's ``.prt.resids``: the quartiles, ``zapsmall``-ed to ``digits + 1`` and printed
+    with ``digits``."""
+    q = np.quantile(np.asarray(values, float), [0, 0.25, 0.5, 0.75, 1])
+    return ("Scaled residuals: \n" +
+            print_named(format_real(zapsmall(q, digits + 1), digits),
+                        ["Min", "1Q", "Median", "3Q", "Max"]))
+
+
+def ic_block(aic: float, bic: float, loglik: float, deviance: float, df_resid: int) -> str:
+    """lme4's ``.prt.aictab``: AIC, BIC, logLik, deviance, df.resid rounded to 1 decimal."""
+    values = np.round([aic, bic, loglik, deviance, df_resid], 1)
+    shown = format_real(values)
+    shown[-1] = format_real([values[-1]])[0]
+    return print_named(shown, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
+
+
+def groups_line(ngroups: dict, nobs: int) -> str:
+    """lme4's ``.prt.grps``: ``Number of obs: 180, groups:  Subject, 18``."""
+    groups = "; ".join(f"{g}, {n}" for g, n in ngroups.items())
+    return f"Number of obs: {nobs}, groups:  {groups}"
+
+
+def correlation_block(fe_cov: pd.DataFrame, max_p: int = 12) -> list[str]:
+    """lme4's "Correlation of Fixed Effects" (shown for 1 < p ≤ 12, as
+    ``lme4.summary.cor.max``): 3 decimals, rows abbreviated to 11 characters, columns to 6."""
+    names = [str(n) for n in fe_cov.index]
+    p = len(names)
+    if p <= 1:
+        return []
+    if p > max_p:
+        return ["", f"Correlation matrix not shown by default, as p = {p} > {max_p}; see "
+                "fit.fe_cov"]
+    V = fe_cov.to_numpy(float)
+    sd = np.sqrt(np.diag(V))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = V / np.outer(sd, sd)
+    cells = np.array(format_real(np.round(R, 3), 7, nsmall=3)).reshape(p, p)
+    rows = [[cells[i, j] if j < i else "" for j in range(p - 1)] for i in range(1, p)]
+    text = print_matrix(rows, abbreviate(names, 11)[1:], abbreviate(names, 6)[:-1])
+    return ["", "Correlation of Fixed Effects:", text]
 
 
 def fit_notes(fit) -> list[str]:
@@ -131,20 +195,22 @@ def fit_notes(fit) -> list[str]:
 
 
 def lmm_summary(fit) -> Summary:
-    """lmerTest-style summary of an :class:`~mixedppl.results.lmm.LMMResult`."""
-    kind = "REML" if fit.reml else "maximum likelihood"
-    crit = (f"REML criterion at convergence: {fit.reml_criterion:.1f}" if fit.reml else
-            f"     AIC      BIC   logLik deviance\n{fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} "
-            f"{fit.deviance:8.1f}")
-    groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+    """lmerTest's ``summary(lmer(...))`` print-out of an
+    :class:`~mixedppl.results.lmm.LMMResult`: R's digits per column (``printCoefmat`` with
+    ``digits = 4``), lme4's random-effects table and "Correlation of Fixed Effects"."""
+    kind = "REML" if fit.reml else "maximum likelihood "
+    crit = (f"REML criterion at convergence: {format_real([round(fit.reml_criterion, 1)])[0]}"
+            if fit.reml else ic_block(fit.aic, fit.bic, fit.loglik, fit.deviance,
+                                      fit.nobs - len(fit.fe_params) - len(fit.theta) - 1))
     lines = [
-        f"Linear mixed model fit by {kind}. t-tests use Satterthwaite's method",
+        title_block(f"Linear mixed model fit by {kind}. t-tests use Satterthwaite's method",
+                    "lmerModLmerTest"),
         f"Formula: {fit.spec.formula}",
-        "", crit, "", "Scaled residuals: ", _scaled_residuals(fit), "",
+        "", crit, "", residuals_block(fit.residuals(type="pearson", scaled=True).dropna()), "",
         "Random effects:", random_effects_table(fit),
-        f"Number of obs: {fit.nobs}, groups:  {groups}", "",
+        groups_line(fit.ngroups, fit.nobs), "",
         "Fixed effects:", coef_block(fit.coef_table(), "Pr(>|t|)"),
-    ]
+    ] + correlation_block(fit.fe_cov)
     notes = fit_notes(fit)
     if fit.spec.dropped_columns:
         notes.append(f"fixed-effect columns dropped (rank deficient): {fit.spec.dropped_columns}")
