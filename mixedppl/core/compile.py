@@ -573,7 +573,7 @@ def describe_key(key: Hashable) -> str:
 
     Examples
     --------
-    >>> describe_key(("glmm-laplace", "binomial", "logit", (1,), False, "outer", 1, False))
+    >>> describe_key(("glmm-laplace", ("glm", "binomial"), "logit", (1,), False, "outer"))
     'the Laplace deviance (binomial, logit, outer)'
     >>> describe_key(("lmm_deviance", ("scalar",)))
     "the LMM's profiled deviance"
@@ -581,7 +581,12 @@ def describe_key(key: Hashable) -> str:
     if not isinstance(key, tuple) or not key:
         return str(key)
     head = _WHAT.get(str(key[0]), str(key[0]))
-    words = [k for k in key[1:] if isinstance(k, str)]
+    words = []
+    for k in key[1:]:  # strings, and strings one tuple down (a family's key: ("glm", "binomial"))
+        if isinstance(k, str):
+            words.append(k)
+        elif isinstance(k, tuple) and k and all(isinstance(v, str) for v in k):
+            words.append(k[-1])
     return f"{head} ({', '.join(words)})" if words else head
 
 
