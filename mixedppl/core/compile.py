@@ -575,7 +575,7 @@ def describe_key(key: Hashable) -> str:
     --------
     >>> describe_key(("glmm-laplace", ("glm", "binomial"), "logit", (1,), False, "outer"))
     'the Laplace deviance (binomial, logit, outer)'
-    >>> describe_key(("lmm_deviance", ("scalar",)))
+    >>> describe_key(("lmm_deviance", 3))
     "the LMM's profiled deviance"
     """
     if not isinstance(key, tuple) or not key:
