@@ -12,6 +12,7 @@ small values travel and the client receives one.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +79,14 @@ def tree_reduce(ddf, map_fn: Callable, combine: Callable, split_every: int = 8,
     dask = require_dask()
     if split_every < 2:
         raise ModelSpecError(f"split_every must be at least 2, got {split_every}")
-    level = [dask.delayed(map_fn)(part, i) for i, part in enumerate(ddf.to_delayed())]
+    # explicit keys: dask would otherwise tokenize map_fn (and the spec it carries) per task
+    name = f"mixedppl-{getattr(map_fn, '__name__', 'map')}-{uuid.uuid4().hex}"
+    mapped, combined = dask.delayed(map_fn, pure=False), dask.delayed(combine, pure=False)
+    level = [mapped(part, i, dask_key_name=(name, i))
+             for i, part in enumerate(ddf.to_delayed())]
+    depth = 0
     while len(level) > 1:
-        level = [dask.delayed(combine)(level[i:i + split_every])
+        depth += 1
+        level = [combined(level[i:i + split_every], dask_key_name=(f"{name}-sum{depth}", i))
                  for i in range(0, len(level), split_every)]
     return level[0].compute() if compute else level[0]
