@@ -33,9 +33,10 @@ from .fit.laplace import LaplaceObjective, fit_laplace
 from .fit.laplace_nagq0 import fit_nagq0
 from .fit.lmm_fit import fit_lmm
 from .fit.lmm_objective import LMMObjective
+from .distributed.glmm import DaskLaplace, fit_glmm_dask
 from .distributed.lmm import dask_objective, fit_lmm_dask
 from .results.clmm import CLMMResult
-from .results.dask import DaskLMMResult
+from .results.dask import DaskGLMMResult, DaskLMMResult
 from .results.glmm import GLMMResult
 from .results.lmm import LMMResult
 from .spec.frame import check_arguments
@@ -216,6 +217,11 @@ def _fit_glmer(spec: ModelSpec, reml, nAGQ: int, control, start) -> GLMMResult:
                 f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
                 "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
                 "logLik across nAGQ", UserWarning, stacklevel=4)
+    if spec.source is not None:
+        if nAGQ != 1:
+            raise NotImplementedError(f"nAGQ={nAGQ}: glmer on a Dask DataFrame fits the Laplace "
+                                      "deviance (nAGQ=1)")
+        return DaskGLMMResult(fit_glmm_dask(spec, options))
     y, n_trials = spec.counts()
     separated = check_glmm_data(spec, spec.family, y, n_trials)
     record = (fit_nagq0(spec, options) if nAGQ == 0 else
@@ -245,6 +251,8 @@ def _lmm_objective(spec: ModelSpec, reml: bool, nAGQ: int):
 
 
 def _laplace_objective(spec: ModelSpec, reml: bool, nAGQ: int):
+    if spec.source is not None:
+        return DaskLaplace(spec)
     return LaplaceObjective(spec, spec.family, spec.link, *spec.counts(), nAGQ=int(nAGQ))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .exceptions import ModelSpecError
 
-__all__ = ["is_dask_collection", "require_dask", "tree_reduce"]
+__all__ = ["is_dask_collection", "require_dask", "tree_reduce", "reduce_delayed"]
 
 
 def is_dask_collection(obj: Any) -> bool:
@@ -76,14 +76,29 @@ def tree_reduce(ddf, map_fn: Callable, combine: Callable, split_every: int = 8,
     >>> tree_reduce(ddf, lambda part, i: int(part["a"].sum()), sum, split_every=2)
     45
     """
+    return reduce_delayed(ddf.to_delayed(), map_fn, combine, split_every, compute, True)
+
+
+def reduce_delayed(parts: list, map_fn: Callable, combine: Callable, split_every: int = 8,
+                   compute: bool = True, with_index: bool = False):
+    """:func:`tree_reduce` over a list of Delayed values (e.g. rows persisted on the workers):
+    ``combine`` over ``map_fn(part)`` (or ``map_fn(part, i)`` with ``with_index``).
+
+    Examples
+    --------
+    >>> import dask
+    >>> parts = [dask.delayed(list)(range(k)) for k in range(5)]
+    >>> reduce_delayed(parts, len, sum, split_every=2)
+    10
+    """
     dask = require_dask()
     if split_every < 2:
         raise ModelSpecError(f"split_every must be at least 2, got {split_every}")
     # explicit keys: dask would otherwise tokenize map_fn (and the spec it carries) per task
     name = f"mixedppl-{getattr(map_fn, '__name__', 'map')}-{uuid.uuid4().hex}"
     mapped, combined = dask.delayed(map_fn, pure=False), dask.delayed(combine, pure=False)
-    level = [mapped(part, i, dask_key_name=(name, i))
-             for i, part in enumerate(ddf.to_delayed())]
+    level = [mapped(part, i, dask_key_name=(name, i)) if with_index else
+             mapped(part, dask_key_name=(name, i)) for i, part in enumerate(parts)]
     depth = 0
     while len(level) > 1:
         depth += 1

@@ -8,8 +8,9 @@ when one of these runs (``pip install mixedppl[dask]``).
 """
 
 from .crossprod import dask_crossproducts, drop_rank_deficient_blocks
+from .glmm import DaskLaplace, fit_glmm_dask
 from .lmm import fit_lmm_dask
-from .rows import lazy_fitted, lazy_predict, lazy_residuals
+from .rows import lazy_fitted, lazy_glmm_residuals, lazy_predict, lazy_residuals
 
-__all__ = ["dask_crossproducts", "drop_rank_deficient_blocks", "fit_lmm_dask", "lazy_fitted",
-           "lazy_predict", "lazy_residuals"]
+__all__ = ["dask_crossproducts", "drop_rank_deficient_blocks", "fit_lmm_dask", "fit_glmm_dask",
+           "DaskLaplace", "lazy_fitted", "lazy_predict", "lazy_residuals", "lazy_glmm_residuals"]

@@ -19,7 +19,7 @@ from ..graph.linear_predictor import fitted_eta, new_eta
 from ..spec.dask_spec import for_workers, partition_spec
 from ..spec.model_spec import ModelSpec
 
-__all__ = ["lazy_fitted", "lazy_residuals", "lazy_predict", "map_rows"]
+__all__ = ["lazy_fitted", "lazy_residuals", "lazy_glmm_residuals", "lazy_predict", "map_rows"]
 
 
 def _aligned(part: pd.DataFrame, rows: ModelSpec | None, values, na_action: str,
@@ -44,11 +44,33 @@ def map_rows(spec: ModelSpec, fn: Callable[[ModelSpec], np.ndarray], name: str):
 
 
 def lazy_fitted(spec: ModelSpec, beta: np.ndarray, b: Sequence[np.ndarray],
-                include_random: bool = True, name: str = "fitted"):
-    """Xβ + Zb + offset on the fitted rows, lazily."""
+                include_random: bool = True, name: str = "fitted",
+                inverse_link: Callable | None = None):
+    """Xβ + Zb + offset on the fitted rows (or the mean ``inverse_link(η)``), lazily."""
     def fn(rows):
-        return fitted_eta(rows, beta, b, include_random)
+        eta = fitted_eta(rows, beta, b, include_random)
+        return eta if inverse_link is None else inverse_link(eta)
     return map_rows(spec, fn, name)
+
+
+def lazy_glmm_residuals(spec: ModelSpec, beta: np.ndarray, b: Sequence[np.ndarray],
+                        type: str, dispersion=None):
+    """A GLMM's ``"response"`` y − μ or ``"pearson"`` (y − μ)/√V(μ) residuals (y the
+    proportion for the binomial), lazily."""
+    if type not in ("response", "pearson"):
+        raise ValueError("type must be 'response' or 'pearson' on a Dask DataFrame, got "
+                         f"{type!r}")
+    family, link = spec.family, spec.link
+
+    def fn(rows):
+        _, n = rows.counts()
+        eta = fitted_eta(rows, beta, b, True)
+        mu = link.linkinv_np(eta)
+        r = family.mean_response(rows.counts()[0], n) - family.response_mean(mu, dispersion)
+        if type == "pearson":
+            r = r / np.sqrt(family.variance(mu, np.where(n > 0, n, 1), dispersion))
+        return r
+    return map_rows(spec, fn, "residuals")
 
 
 def lazy_residuals(spec: ModelSpec, beta: np.ndarray, b: Sequence[np.ndarray], type: str,
@@ -67,13 +89,15 @@ def lazy_residuals(spec: ModelSpec, beta: np.ndarray, b: Sequence[np.ndarray], t
     return map_rows(spec, fn, "residuals")
 
 
-def _predict_part(part: pd.DataFrame, spec, beta, b, include_random: bool) -> pd.Series:
-    return pd.Series(new_eta(spec, beta, b, part, include_random), index=part.index,
+def _predict_part(part: pd.DataFrame, spec, beta, b, include_random: bool,
+                  inverse_link) -> pd.Series:
+    eta = new_eta(spec, beta, b, part, include_random)
+    return pd.Series(eta if inverse_link is None else inverse_link(eta), index=part.index,
                      name="predicted")
 
 
 def lazy_predict(spec: ModelSpec, beta: np.ndarray, b: Sequence[np.ndarray], new_ddf,
-                 include_random: bool = True):
+                 include_random: bool = True, inverse_link: Callable | None = None):
     """Xβ (+ Zb) (+ offset) on the rows of a Dask DataFrame, lazily (partitions as ``new_ddf``).
 
     Examples
@@ -88,4 +112,5 @@ def lazy_predict(spec: ModelSpec, beta: np.ndarray, b: Sequence[np.ndarray], new
     meta = pd.Series(np.zeros(0), name="predicted")
     if spec.source is not None:
         spec = for_workers(spec)
-    return new_ddf.map_partitions(_predict_part, spec, beta, b, include_random, meta=meta)
+    return new_ddf.map_partitions(_predict_part, spec, beta, b, include_random,
+                                  inverse_link, meta=meta)

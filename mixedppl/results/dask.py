@@ -11,10 +11,11 @@ simulate, bootstrap, influence, leverage, Kenward–Roger, quantile residuals, s
 from __future__ import annotations
 
 from ..core.dask import is_dask_collection
-from ..distributed.rows import lazy_fitted, lazy_predict, lazy_residuals
+from ..distributed.rows import lazy_fitted, lazy_glmm_residuals, lazy_predict, lazy_residuals
+from .glmm import GLMMResult
 from .lmm import LMMResult
 
-__all__ = ["DaskLMMResult", "DaskRowsMixin"]
+__all__ = ["DaskLMMResult", "DaskGLMMResult", "DaskRowsMixin"]
 
 _IN_MEMORY = ("{what} reads the rows again in memory and is not available for a fit to a Dask "
               "DataFrame; fit ddf.compute() (a pandas DataFrame) for it")
@@ -96,3 +97,48 @@ class DaskLMMResult(DaskRowsMixin, LMMResult):
     def __repr__(self) -> str:
         return super().__repr__().replace("LMMResult", "DaskLMMResult", 1)
 
+
+
+class DaskGLMMResult(DaskRowsMixin, GLMMResult):
+    """A binomial / Poisson GLMM fitted to a Dask DataFrame (see :func:`mixedppl.glmer`):
+    fitted means, residuals and predictions are lazy Dask Series.
+
+    Examples
+    --------
+    >>> import mixedppl as mp, dask.dataframe as dd
+    >>> cbpp = dd.from_pandas(mp.datasets.load("cbpp"), npartitions=2)
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    >>> type(g).__name__, g.nobs, round(g.loglik, 2)
+    ('DaskGLMMResult', 56, -92.03)
+    """
+
+    def fitted(self):
+        """Fitted means μ̂ (proportions for the binomial), lazily."""
+        return lazy_fitted(self.spec, self.beta, self.b, inverse_link=self.link.linkinv_np)
+
+    def predict(self, newdata=None, type: str = "response", include_random: bool = True,
+                offset=None, se_fit: bool = False, interval: str | None = None,
+                level: float = 0.95):
+        """Predictions on the ``"response"`` or ``"link"`` scale: lazy on a Dask DataFrame
+        (or on the fitted rows without ``newdata``), as GLMMResult's on a pandas DataFrame."""
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        inverse = self.link.linkinv_np if type == "response" else None
+        if newdata is not None and not is_dask_collection(newdata):
+            return GLMMResult.predict(self, newdata, type, include_random, offset, se_fit,
+                                      interval, level)
+        if se_fit or interval is not None or offset is not None:
+            raise NotImplementedError("se_fit / interval / offset= on Dask rows: give a pandas "
+                                      "DataFrame of the rows to predict")
+        if newdata is None:
+            return lazy_fitted(self.spec, self.beta, self.b, include_random, "predicted",
+                               inverse)
+        return lazy_predict(self.spec, self.beta, self.b, newdata, include_random, inverse)
+
+    def residuals(self, type: str = "pearson", scaled: bool = False, nsim: int = 250,
+                  seed=123):
+        """``"pearson"`` or ``"response"`` residuals as a lazy Dask Series."""
+        return lazy_glmm_residuals(self.spec, self.beta, self.b, type, self.dispersion)
+
+    def __repr__(self) -> str:
+        return GLMMResult.__repr__(self).replace("GLMMResult", "DaskGLMMResult", 1)
