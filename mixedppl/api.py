@@ -25,6 +25,7 @@ import pandas as pd
 from .bayes.glmm_pymc import clmm_to_pymc, glmm_to_pymc
 from .bayes.pymc import lmm_to_pymc
 from .core.control import Control, as_control, start_theta
+from .core.dask import is_dask_collection
 from .core.exceptions import ModelSpecError
 from .families import Family
 from .fit.checks import check_glmm_data, warn_diverging_coefficients
@@ -32,10 +33,14 @@ from .fit.laplace import LaplaceObjective, fit_laplace
 from .fit.laplace_nagq0 import fit_nagq0
 from .fit.lmm_fit import fit_lmm
 from .fit.lmm_objective import LMMObjective
+from .distributed.glmm import DaskLaplace, fit_glmm_dask
+from .distributed.lmm import dask_objective, fit_lmm_dask
 from .results.clmm import CLMMResult
+from .results.dask import DaskGLMMResult, DaskLMMResult
 from .results.glmm import GLMMResult
 from .results.lmm import LMMResult
 from .spec.frame import check_arguments
+from .spec.dask_spec import build_dask_spec
 from .spec.model_spec import ModelSpec, build_spec
 
 __all__ = ["Model", "lmer", "FIT_PATHS"]
@@ -101,7 +106,15 @@ class Model:
                  threshold: str | None = None):
         data = check_arguments(formula, data, "Model")
         self.formula, self.data, self.control, self.start = formula, data, control, start
-        self.spec: ModelSpec = build_spec(
+        if is_dask_collection(data):
+            if levels is not None or threshold is not None:
+                raise ModelSpecError("levels= / threshold= (cumulative models) are not read on "
+                                     "a Dask DataFrame")
+            self.spec: ModelSpec = build_dask_spec(
+                formula, data, family, link, weights=weights, offset=offset,
+                na_action=na_action, contrasts=contrasts, control=control)
+            return
+        self.spec = build_spec(
             formula, data, family, link, weights=weights, offset=offset, na_action=na_action,
             contrasts=contrasts, control=control, levels=levels, threshold=threshold)
 
@@ -168,8 +181,12 @@ def _fit_lmm(spec: ModelSpec, reml: bool | None, nAGQ: int, control, start):
     if nAGQ != 1:
         raise ModelSpecError(f"nAGQ={nAGQ!r} applies to GLMMs and CLMMs; a linear mixed model's "
                              "likelihood is exact")
-    return LMMResult(fit_lmm(spec, reml=True if reml is None else reml,
-                             control=as_control(control, "lmer"), start=_theta(spec, start)))
+    reml = True if reml is None else reml
+    if spec.source is not None:
+        return DaskLMMResult(fit_lmm_dask(spec, reml=reml, control=as_control(control, "lmer"),
+                                          start=_theta(spec, start)))
+    return LMMResult(fit_lmm(spec, reml=reml, control=as_control(control, "lmer"),
+                             start=_theta(spec, start)))
 
 
 def _laplace_options(spec: ModelSpec, reml, control, start, fit: str) -> dict:
@@ -200,6 +217,11 @@ def _fit_glmer(spec: ModelSpec, reml, nAGQ: int, control, start) -> GLMMResult:
                 f"is a product rule of {nAGQ}^{ell} = {nAGQ ** ell} nodes per group (memory and "
                 "time grow with nobs × nodes); a smaller nAGQ is usually as accurate — compare "
                 "logLik across nAGQ", UserWarning, stacklevel=4)
+    if spec.source is not None:
+        if nAGQ != 1:
+            raise NotImplementedError(f"nAGQ={nAGQ}: glmer on a Dask DataFrame fits the Laplace "
+                                      "deviance (nAGQ=1)")
+        return DaskGLMMResult(fit_glmm_dask(spec, options))
     y, n_trials = spec.counts()
     separated = check_glmm_data(spec, spec.family, y, n_trials)
     record = (fit_nagq0(spec, options) if nAGQ == 0 else
@@ -223,10 +245,14 @@ def _fit_clmm(spec: ModelSpec, reml, nAGQ: int, control, start) -> CLMMResult:
 
 
 def _lmm_objective(spec: ModelSpec, reml: bool, nAGQ: int):
+    if spec.source is not None:
+        return dask_objective(spec, reml=reml)
     return LMMObjective(spec, reml=reml)
 
 
 def _laplace_objective(spec: ModelSpec, reml: bool, nAGQ: int):
+    if spec.source is not None:
+        return DaskLaplace(spec)
     return LaplaceObjective(spec, spec.family, spec.link, *spec.counts(), nAGQ=int(nAGQ))
 
 

@@ -1,9 +1,9 @@
 """The layer order of mixedppl (REDESIGN.md), asserted on the import statements of every module.
 
-    core → families → spec → graph → fit → {inference, diagnostics, bayes} → results → api
+    core → families → spec → graph → fit → {inference, diagnostics, bayes, distributed} → results → api
 
 A module imports only from its own layer and the layers to its left; ``inference``,
-``diagnostics`` and ``bayes`` sit side by side and do not import one another. ``datasets`` stands
+``diagnostics``, ``bayes`` and ``distributed`` sit side by side and do not import one another. ``datasets`` stands
 apart: it imports only ``core`` and only ``mixedppl/__init__.py`` imports it. ``__init__.py`` and
 ``__main__.py`` may import anything. No internal import is written inside a function (optional
 heavy libraries -- pymc, arviz, matplotlib, dask -- are external and not checked here).
@@ -18,6 +18,7 @@ Layer of today's modules (by module-name prefix; the longest prefix wins):
     inference    mixedppl.inference.*
     diagnostics  mixedppl.diagnostics.*, mixedppl.plotting (functions of a fit; matplotlib wrapper)
     bayes        mixedppl.bayes.*, mixedppl.priors (REDESIGN: bayes/priors.py)
+    distributed  mixedppl.distributed.* (the row passes over a Dask DataFrame's partitions)
     results      mixedppl.results.*
     api          mixedppl.api, mixedppl.glmm_api, mixedppl.clmm_api, mixedppl.arrays_api (the
                  array door), mixedppl.anova (a front door over fitted models, like lmer/glmer/clmm)
@@ -42,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mixedppl"
 
 RANK = {"core": 0, "families": 1, "spec": 2, "graph": 3, "fit": 4,
-        "inference": 5, "diagnostics": 5, "bayes": 5, "results": 6, "api": 7}
+        "inference": 5, "diagnostics": 5, "bayes": 5, "distributed": 5, "results": 6, "api": 7}
 
 PREFIX_LAYER = {
     "mixedppl.core": "core",
@@ -53,6 +54,7 @@ PREFIX_LAYER = {
     "mixedppl.inference": "inference",
     "mixedppl.diagnostics": "diagnostics", "mixedppl.plotting": "diagnostics",
     "mixedppl.bayes": "bayes", "mixedppl.priors": "bayes",
+    "mixedppl.distributed": "distributed",
     "mixedppl.results": "results",
     "mixedppl.api": "api", "mixedppl.glmm_api": "api", "mixedppl.clmm_api": "api",
     "mixedppl.anova": "api", "mixedppl.coxme_api": "api", "mixedppl.arrays_api": "api",

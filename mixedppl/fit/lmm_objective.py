@@ -74,12 +74,19 @@ class LMMObjective:
     reml : bool
     y, weights : ndarray, optional
         Replace the spec's response / weights (refits reuse the compiled function).
+    structure : LMMStructure, optional
+        The graph structure (default: chosen from the cross-products).
+    cp : CrossProducts, optional
+        Cross-products formed elsewhere (summed over a Dask DataFrame's partitions,
+        :mod:`mixedppl.distributed`); the spec's rows are then not read.
     """
 
     def __init__(self, spec: ModelSpec, reml: bool = True, y: np.ndarray | None = None,
-                 weights: np.ndarray | None = None, structure: LMMStructure | None = None):
+                 weights: np.ndarray | None = None, structure: LMMStructure | None = None,
+                 cp: CrossProducts | None = None):
         self.spec, self.reml = spec, bool(reml)
-        self.cp: CrossProducts = crossproducts(spec, y=y, weights=weights)
+        self.cp: CrossProducts = cp if cp is not None else crossproducts(spec, y=y,
+                                                                          weights=weights)
         self.structure = structure or lmm_structure(spec, self.cp)
         self.data = lmm_inputs(spec, self.cp, self.structure)
         self._reml = np.array(1.0 if reml else 0.0, dtype=np.float64)

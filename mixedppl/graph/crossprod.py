@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..core.exceptions import ModelSpecError
 from ..spec.model_spec import ModelSpec
 
 __all__ = ["CrossProducts", "crossproducts", "z_sparse"]
@@ -99,6 +100,11 @@ def crossproducts(spec: ModelSpec, y: np.ndarray | None = None, weights: np.ndar
     chunk_size : int
         Rows per chunk.
     """
+    if spec.source is not None:
+        raise ModelSpecError("this model's rows are in a Dask DataFrame, not in the spec: its "
+                             "cross-products are summed over the partitions "
+                             "(mixedppl.distributed.dask_crossproducts); refits that read the "
+                             "rows again (refit, bootstrap, influence) are not available for it")
     y = spec.y if y is None else y
     w = spec.weights if weights is None else weights
     total = None

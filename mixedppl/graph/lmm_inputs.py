@@ -24,6 +24,8 @@ __all__ = ["lmm_structure", "lmm_inputs", "lambda_layout"]
 
 # One dense multiply-add is ~this many times cheaper than one scattered pair update.
 _DENSE_ADVANTAGE = 30.0
+#: Largest memory for the sparse storage's pair lists before the dense one is preferred.
+_SPARSE_MAX_BYTES = 1e9
 
 
 def _blocks(AR1: sp.csr_matrix, ell1: int):
@@ -63,8 +65,15 @@ def lmm_structure(spec: ModelSpec, cp: CrossProducts) -> LMMStructure:
         return LMMStructure(t1.n_cols, (), "none")
     qR, q1 = cp.AR1.shape
     dense_cost = qR * qR * q1 + qR * q1 * t1.n_cols
-    sparse_cost = _pair_count(cp.AR1, t1.n_cols) * t1.n_cols * _DENSE_ADVANTAGE
+    pairs = _pair_count(cp.AR1, t1.n_cols)
+    sparse_cost = pairs * t1.n_cols * _DENSE_ADVANTAGE
     mode = "sparse" if sparse_cost < dense_cost else "dense"
+    # the pair lists take (ℓ₁² + 5) numbers per pair: above ~1 GB prefer the dense A_R1 when
+    # it is smaller (crossed factors with many rows per cell, e.g. 10⁶ rows on 10⁴ × 10³ levels:
+    # 10⁸ pairs, 4 GB, against an 80 MB dense A_R1)
+    sparse_bytes, dense_bytes = 8.0 * pairs * (t1.n_cols ** 2 + 5), 8.0 * qR * q1
+    if mode == "sparse" and sparse_bytes > _SPARSE_MAX_BYTES and dense_bytes < sparse_bytes:
+        mode = "dense"
     return LMMStructure(t1.n_cols, tuple(t.n_cols for t in rest), mode)
 
 

@@ -14,9 +14,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from ..core.dask import is_dask_collection
 from ..core.exceptions import DataWarning, ModelSpecError
 
-__all__ = ["as_pandas", "check_arguments", "check_columns", "check_finite", "model_frame", "numeric_vector"]
+__all__ = ["as_pandas", "check_arguments", "check_columns", "check_finite", "model_frame",
+           "numeric_vector", "check_na_action", "missing_rows", "report_missing", "clean_frame"]
 
 
 def as_pandas(data, argument: str = "data", who: str = "") -> pd.DataFrame:
@@ -104,6 +106,8 @@ def check_arguments(formula, data, who: str) -> pd.DataFrame:
     if not isinstance(formula, str):
         raise ModelSpecError(f"{who}: formula must be a string like 'y ~ x + (1 | g)', got a "
                              f"{type(formula).__name__}")
+    if is_dask_collection(data) and hasattr(data, "columns"):
+        return data  # a Dask DataFrame: checked partition-wise by spec/dask_spec.py
     return as_pandas(data, "data", who)
 
 
@@ -152,27 +156,55 @@ def model_frame(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
         raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise ModelSpecError("the data has no rows")
+    check_na_action(na_action)
+    cols = list(dict.fromkeys(columns))
+    bad, counts = missing_rows(data, cols, extra_mask)
+    report_missing(counts, int(bad.sum()), len(data), na_action, stacklevel=5)
+    return clean_frame(data, cols, bad), ~bad
+
+
+def check_na_action(na_action: str) -> None:
+    """Raise for an ``na_action`` other than ``"omit"``, ``"exclude"``, ``"raise"``."""
     if na_action not in ("omit", "exclude", "raise"):
         raise ModelSpecError(f"na_action must be 'omit', 'exclude' or 'raise', got {na_action!r}")
-    cols = list(dict.fromkeys(columns))
+
+
+def missing_rows(data: pd.DataFrame, cols: list[str], extra_mask: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows with a missing value in ``cols`` (or flagged by ``extra_mask``) and the number of
+    missing values per column (only columns that have some)."""
     missing = data[cols].isna().to_numpy() if cols else np.zeros((len(data), 0), bool)
     bad = missing.any(axis=1)
     if extra_mask is not None:
-        bad |= extra_mask
-    if bad.any():
-        counts = {c: int(missing[:, i].sum()) for i, c in enumerate(cols) if missing[:, i].any()}
-        detail = ", ".join(f"{c}: {k}" for c, k in counts.items()) or "weights/offset"
-        if na_action == "raise":
-            raise ModelSpecError(f"missing values in the columns used ({detail}); "
-                                 "use na_action='omit' or 'exclude' to drop those rows")
-        if bad.all():
-            raise ModelSpecError(f"every row has a missing value in a used column ({detail})")
-        warnings.warn(f"{int(bad.sum())} row(s) with missing values dropped ({detail})",
-                      DataWarning, stacklevel=4)
+        bad = bad | extra_mask
+    counts = {c: int(missing[:, i].sum()) for i, c in enumerate(cols) if missing[:, i].any()}
+    return bad, counts
+
+
+def report_missing(counts: dict[str, int], n_bad: int, n_rows: int, na_action: str,
+                   stacklevel: int = 4) -> None:
+    """The NA policy's message: an error for ``"raise"`` or when every row is missing, else a
+    warning with the number of rows dropped (the same text for pandas and Dask input, where
+    ``counts`` are summed over the partitions)."""
+    if not n_bad:
+        return
+    detail = ", ".join(f"{c}: {k}" for c, k in counts.items()) or "weights/offset"
+    if na_action == "raise":
+        raise ModelSpecError(f"missing values in the columns used ({detail}); "
+                             "use na_action='omit' or 'exclude' to drop those rows")
+    if n_bad >= n_rows:
+        raise ModelSpecError(f"every row has a missing value in a used column ({detail})")
+    warnings.warn(f"{n_bad} row(s) with missing values dropped ({detail})",
+                  DataWarning, stacklevel=stacklevel)
+
+
+def clean_frame(data: pd.DataFrame, cols: list[str], bad: np.ndarray) -> pd.DataFrame:
+    """A copy of ``cols`` on the rows not ``bad`` (index reset), each column checked: dates and
+    ±inf refused, object columns of numbers read as floats."""
     frame = data.loc[~bad, cols].reset_index(drop=True).copy()
     for col in cols:
         frame[col] = _column_values(frame[col], col)
-    return frame, ~bad
+    return frame
 
 
 _TIME_HINT = ("convert it to a number (e.g. days since a date: (d[{c!r}] - d[{c!r}].min()).dt.days) "
@@ -196,7 +228,7 @@ def _column_values(col: pd.Series, name: str) -> pd.Series:
                                for v in values):
             warnings.warn(f"column {name!r} has dtype object but holds only numbers: used as "
                           "numeric (float); convert it with pd.to_numeric to silence this, or "
-                          "with .astype(str) to use it as a factor", DataWarning, stacklevel=5)
+                          "with .astype(str) to use it as a factor", DataWarning, stacklevel=6)
             col = col.astype(float)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         check_finite(col.to_numpy(dtype=float), f"column {name!r}")

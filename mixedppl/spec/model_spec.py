@@ -79,6 +79,9 @@ class ModelSpec:
     strata : ndarray of int or None
         Stratum codes (0 … G − 1) from ``strata(...)`` terms of the fixed part (a Cox model's
         separate baseline hazards; no design column).
+    source : DaskSource or None
+        For a model of a Dask DataFrame (:func:`~mixedppl.spec.dask_spec.build_dask_spec`): where
+        the rows are; the spec itself then holds no rows (``y``, ``X``, codes of length 0).
     """
 
     formula: str
@@ -103,10 +106,13 @@ class ModelSpec:
     trials: np.ndarray | None = field(default=None, repr=False)
     status: np.ndarray | None = field(default=None, repr=False)
     strata: np.ndarray | None = field(default=None, repr=False)
+    source: object | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
-        return self.y.shape[0]
+        """Rows used: ``len(y)``, or for a template spec of a Dask DataFrame (no rows in memory)
+        the number over all partitions."""
+        return self.y.shape[0] if self.source is None else self.source.n
 
     @property
     def p(self) -> int:

@@ -193,9 +193,13 @@ class ReTerm:
 
 
 def build_reterm(lhs: str, group: str, group_vars: tuple[str, ...], data: pd.DataFrame,
-                 contrasts: dict | None = None) -> ReTerm:
-    """Build a :class:`ReTerm` from ``(lhs | group)`` on rows already cleaned of missing values."""
-    codes, labels = grouping_factor(data, group_vars)
+                 contrasts: dict | None = None,
+                 factor: tuple[np.ndarray, list[str]] | None = None) -> ReTerm:
+    """Build a :class:`ReTerm` from ``(lhs | group)`` on rows already cleaned of missing values.
+
+    ``factor = (codes, labels)`` gives the grouping factor when its levels are known from more
+    rows than ``data`` (a Dask DataFrame's levels, collected over every partition)."""
+    codes, labels = grouping_factor(data, group_vars) if factor is None else factor
     if len(labels) < 2:
         raise ModelSpecError(
             f"grouping factor '{group}' has {len(labels)} level in the data used "
