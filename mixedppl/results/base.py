@@ -158,7 +158,7 @@ class MixedResult:
         """Wald statistics β̂ / SE."""
         return (self.fe_params / self.fe_bse).rename(self.stat_name)
 
-    #: ``confint(method=...)`` beyond Wald: method name → function of (fit record, level, **kw)
+    #: ``confint(method=...)`` beyond Wald: method name → function of ``(fit record, level, **kw)``
     #: (see :meth:`_confint_target`). Subclasses fill it.
     confint_methods: dict = {}
 

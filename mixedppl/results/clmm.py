@@ -59,6 +59,7 @@ class CLMMResult(LaplaceResult):
     """
 
     #: profile intervals of sd/cor and β (thresholds re-optimised at every point).
+    #: ``confint(method=...)`` beyond Wald: the profile deviance.
     confint_methods = {"profile": glmm_profile_confint}
 
     def _pymc_model(self, priors: dict | None = None):

@@ -214,6 +214,7 @@ class GLMMResult(LaplaceResult):
     [0.371, 0.203, 0.676]
     """
 
+    #: ``confint(method=...)`` beyond Wald: profile deviance and parametric bootstrap.
     confint_methods = {"profile": glmm_profile_confint, "boot": glmm_bootstrap_confint}
 
     def _pymc_model(self, priors: dict | None = None):
@@ -329,7 +330,7 @@ class GLMMResult(LaplaceResult):
         A Series indexed like ``newdata`` (without it: the fitted rows, indexed as
         :meth:`fitted`). With ``se_fit=True`` or ``interval="confidence"`` a DataFrame:
         ``fit``, ``se_fit`` (delta method on the link scale, x V xᵀ plus the random effects'
-        conditional variance when ``include_random``; times |dμ/dη| on the response scale),
+        conditional variance when ``include_random``; times ``|dμ/dη|`` on the response scale),
         ``lower``, ``upper`` (link-scale limits, back-transformed); see
         :mod:`mixedppl.inference.prediction`.
 

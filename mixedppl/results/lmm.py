@@ -73,6 +73,7 @@ class LMMResult(MixedResult):
     record: LMMFit
 
     stat_name = "t value"
+    #: ``confint(method=...)`` beyond Wald: profile likelihood and parametric bootstrap.
     confint_methods = {"profile": profile_confint, "boot": bootstrap_confint}
 
     def _confint_target(self) -> LMMFit:
@@ -471,7 +472,7 @@ class LMMResult(MixedResult):
 
         With δ = β̂ − β̂₍ᵢ₎, V = vcov(β̂), V₍ᵢ₎ that of the refit without case i and p fixed
         effects: ``cooks_d`` = δᵀV⁻¹δ/p, ``mdffits`` = δᵀV₍ᵢ₎⁻¹δ/p, ``covtrace`` =
-        |tr(V⁻¹V₍ᵢ₎) − p|, ``covratio`` = det V₍ᵢ₎ / det V, ``rvc_<φ>`` = φ̂₍ᵢ₎/φ̂ − 1 for each
+        ``|tr(V⁻¹V₍ᵢ₎) − p|``, ``covratio`` = det V₍ᵢ₎ / det V, ``rvc_<φ>`` = φ̂₍ᵢ₎/φ̂ − 1 for each
         random-effect variance / covariance and σ² (see :mod:`mixedppl.diagnostics.influence`).
 
         Parameters
