@@ -170,7 +170,7 @@ class MixedResult:
         Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`; also
         CLMMs, with the thresholds re-optimised, and one-dispersion families, whose dispersion
         row is profiled on the log scale and reported on its own).
-        ``"boot"`` (LMMs and GLMMs): parametric-bootstrap percentile intervals, as lme4's
+        ``"boot"`` (LMMs, GLMMs, CLMMs): parametric-bootstrap percentile intervals, as lme4's
         ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
         :func:`mixedppl.inference.bootstrap.bootstrap_confint` and
         :func:`~mixedppl.inference.bootstrap.glmm_bootstrap_confint`). Rows for both are lme4's

@@ -43,8 +43,3 @@ def test_profile_ends_sit_at_the_chi2_rise(case):
     for name in fit.spec.fe_names:       # ~Wald for the fixed effects, but not equal
         np.testing.assert_allclose(ci.loc[name], wald.loc[name], rtol=0.1)
 
-
-def test_clmm_bootstrap_still_absent():
-    wine = fitted("clmm_wine")
-    with pytest.raises(NotImplementedError, match="CLMMResult"):
-        wine.confint(method="boot", nsim=5)
