@@ -8,8 +8,9 @@ row for an LMM, ∞ otherwise). ``ratio`` = estimate / SE.
 
 Methods (emmeans' ``*.emmc``): ``"pairwise"`` — every :math:`m_i - m_j`, i < j, labelled
 ``"A - B"``; ``"revpairwise"`` — every :math:`m_i - m_j`, j < i, in emmeans' order
-(``"B - A"``, ``"C - A"``, ``"C - B"``, ``"D - A"``, …); ``"trt.vs.ctrl"`` — :math:`m_i - m_1` (``"B - A"``); ``"poly"`` — orthogonal
-polynomial contrasts scaled to integers (``linear``, ``quadratic``, …); or a custom matrix /
+(``"B - A"``, ``"C - A"``, ``"C - B"``, ``"D - A"``, …); ``"trt.vs.ctrl"`` — :math:`m_i - m_1`
+(``"B - A"``); ``"poly"`` — orthogonal polynomial contrasts scaled to integers (``linear``,
+``quadratic``, …); or a custom matrix /
 dict of coefficient vectors.
 
 **Response scale** (``type="response"``, a GLMM with a log or logit link; emmeans'
@@ -77,7 +78,8 @@ def _poly_integers(k: int, max_degree: int) -> np.ndarray:
     return np.array(cols)
 
 
-def contrast_matrix(labels: list[str], method="pairwise") -> tuple[np.ndarray, list[str], str]:
+def contrast_matrix(labels: list[str], method="pairwise", sep: str = " - "
+                    ) -> tuple[np.ndarray, list[str], str]:
     """The contrast matrix of ``method`` over cells labelled ``labels``.
 
     Parameters
@@ -87,6 +89,8 @@ def contrast_matrix(labels: list[str], method="pairwise") -> tuple[np.ndarray, l
     method : {"pairwise", "revpairwise", "trt.vs.ctrl", "poly"}, dict or array
         A dict maps contrast names to coefficient vectors (one per cell); a 2-D array has one
         contrast per row (named ``c1``, ``c2``, …).
+    sep : str
+        What joins two cells' labels in a comparison's name (``" / "`` for ratios).
 
     Returns
     -------
@@ -114,20 +118,20 @@ def contrast_matrix(labels: list[str], method="pairwise") -> tuple[np.ndarray, l
                     c = np.zeros(k)
                     c[i], c[j] = 1.0, -1.0
                     rows.append(c)
-                    names.append(f"{labels[i]} - {labels[j]}")
+                    names.append(f"{labels[i]}{sep}{labels[j]}")
         elif method == "revpairwise":
             for i in range(1, k):
                 for j in range(i):
                     c = np.zeros(k)
                     c[i], c[j] = 1.0, -1.0
                     rows.append(c)
-                    names.append(f"{labels[i]} - {labels[j]}")
+                    names.append(f"{labels[i]}{sep}{labels[j]}")
         elif method == "trt.vs.ctrl":
             for i in range(1, k):
                 c = np.zeros(k)
                 c[0], c[i] = -1.0, 1.0
                 rows.append(c)
-                names.append(f"{labels[i]} - {labels[0]}")
+                names.append(f"{labels[i]}{sep}{labels[0]}")
         elif method == "poly":
             if k < 2:
                 raise ValueError("polynomial contrasts need at least 2 levels")
@@ -273,10 +277,9 @@ def response_scale(record, type: str) -> str | None:
 
 
 def _to_ratios(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """A link-scale contrast table as ratios (module docstring): ``A - B`` → ``A / B``."""
+    """A link-scale contrast table (named ``A / B``) as ratios (module docstring)."""
     value = np.exp(frame["estimate"].to_numpy())
     out = frame.drop(columns=["estimate", "SE", "df", "ratio", "p_value"])
-    out["contrast"] = [c.replace(" - ", " / ") for c in frame["contrast"]]
     out[column], out["SE"], out["df"] = value, value * frame["SE"].to_numpy(), frame["df"]
     out["null"], out["z_ratio"], out["p_value"] = 1.0, frame["ratio"], frame["p_value"]
     return out
@@ -327,7 +330,7 @@ def contrast_table(record, specs, method="pairwise", adjust: str | None = None, 
     n_groups = int(np.prod([cm.cells[v].nunique() for v in by_vars])) if by_vars else 1
     k = len(cm.cells) // n_groups
     labels = cell_labels(cm.cells.iloc[:k], specs_vars)
-    C, names, kind = contrast_matrix(labels, method)
+    C, names, kind = contrast_matrix(labels, method, " - " if scale is None else " / ")
     adjust = _DEFAULT_ADJUST[kind] if adjust is None else adjust
     full = record.spec.fixed_design.matrix
     frames, used = [], "none"

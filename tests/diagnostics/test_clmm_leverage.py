@@ -1,9 +1,9 @@
 """CLMM leverage and influence (mixedppl.diagnostics.leverage.glmm_hat_diagonal and
 influence.glmm_influence_frame on a cumulative-link record).
 
-Leverage: the dense PWLS hat matrix H = A (AᵀWA + diag(I_q, 0))⁻¹ AᵀW with A = [ZΛ, −1, X] and
-W_i the Fisher information of η_i written as E[−∂²/∂η² log P(Y = j | η)] (second differences of
-the log-probabilities, summed over the categories: a different formula from the module's).
+Leverage: the dense PWLS hat matrix H = A (AᵀWA + diag(I_q, 0))⁻¹ AᵀW with A = [ZΛ, −1, X]
+and W_i the Fisher information of η_i written as E[−∂²/∂η² log P(Y = j | η)] (second
+differences of the log-probabilities, summed over the categories: not the module's formula).
 Influence: each deleted judge / group's warm-started refit equals a fresh clmm fit without it.
 Randomized over seeds on small data, and on wine."""
 
