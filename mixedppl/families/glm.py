@@ -299,11 +299,14 @@ class GLMFamily:
         return self.logp(y, link.linkinv(eta), n, disp)
 
     def fisher_weights(self, eta, n, phi, link):
-        """IRLS weights n·(dμ/dη)²/V(μ) (PyTensor)."""
+        """IRLS weights n·(dμ/dη)²/V(μ) (PyTensor); 0 on rows with n = 0 (a zero prior weight
+        removes a row: V(μ)/n would be infinite there, and its derivative NaN)."""
         mu = link.linkinv(eta)
         mu_eta = pt.grad(mu.sum(), eta)
         disp = None if self.dispersion is None else pt.exp(phi[0])
-        return mu_eta ** 2 / self.variance(mu, n, disp)
+        present = pt.gt(n, 0)
+        w = mu_eta ** 2 / self.variance(mu, pt.switch(present, n, 1.0), disp)
+        return pt.switch(present, w, 0.0)
 
     def simulate(self, rng, eta, n, disp, link) -> np.ndarray:
         """Responses drawn from p(y | η, φ) in NumPy (counts for the binomial; ``disp``: φ on

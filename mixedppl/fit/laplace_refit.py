@@ -11,6 +11,12 @@ deviance :math:`D(\theta, \beta, \phi)` from the fit's :math:`\hat x = (\hat\the
 (:func:`~mixedppl.fit.optimize.quasi_newton_box`: a few evaluations where a cold L-BFGS-B start
 takes dozens), then applies lme4's boundary check
 (:func:`~mixedppl.fit.lmm_fit.check_boundary`). No result record is built per refit.
+
+A ``glmer(nAGQ = 0)`` record (:mod:`mixedppl.fit.laplace_nagq0`) is refitted by its own
+objective, :math:`D_0(\theta)` with β̂(θ) from the joint penalised IRLS: :func:`refit_objective`
+gives a :class:`~mixedppl.fit.laplace_nagq0.JointObjective`, :func:`warm_refit` minimises it over
+θ from θ̂ (L-BFGS-B, the same tolerances as ``fit_nagq0``; its inner IRLS started at the
+fit's β̂) and returns (θ, β̂(θ)); :func:`warm_refit_vcov` is lme4's ``(R_XᵀR_X)⁻¹`` there.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from .laplace import LaplaceObjective
+from .laplace_nagq0 import JointObjective
 from .lmm_fit import check_boundary
-from .optimize import difference_hessian, lbfgsb_box, quasi_newton_box
+from .optimize import difference_hessian, lbfgsb_box, minimize_bounded, quasi_newton_box
 from .records import LaplaceFit
 
 __all__ = ["optimum", "refit_objective", "warm_refit", "warm_refit_vcov"]
@@ -31,9 +38,10 @@ def optimum(record: LaplaceFit) -> np.ndarray:
 
 
 def refit_objective(record: LaplaceFit, counts: np.ndarray | None = None,
-                    weights: np.ndarray | None = None) -> LaplaceObjective:
+                    weights: np.ndarray | None = None) -> LaplaceObjective | JointObjective:
     """The record's Laplace deviance for new counts (successes / counts / category codes, as
-    ``spec.counts()`` gives them) or new prior weights (a zero weight removes a row)."""
+    ``spec.counts()`` gives them) or new prior weights (a zero weight removes a row); for an
+    nAGQ = 0 record its D₀(θ) (:class:`~mixedppl.fit.laplace_nagq0.JointObjective`)."""
     spec = record.spec
     if weights is not None:
         spec = spec.with_weights(weights)
@@ -43,6 +51,10 @@ def refit_objective(record: LaplaceFit, counts: np.ndarray | None = None,
     else:
         y = record.counts if counts is None else np.asarray(counts, float)
         n_trials = record.trials
+    if int(record.nAGQ) == 0:
+        obj = JointObjective(spec, record.family, record.link, y, n_trials)
+        obj.beta = np.asarray(record.beta, float).copy()     # the inner IRLS starts at β̂
+        return obj
     return LaplaceObjective(spec, record.family, record.link, y, n_trials, int(record.nAGQ))
 
 
@@ -68,11 +80,14 @@ def warm_refit(record: LaplaceFit, objective: LaplaceObjective,
     >>> bool(np.allclose(x, optimum(g.record), atol=1e-4)), round(dev, 3)
     (True, 184.053)
     """
-    if int(record.nAGQ) == 0:
-        raise NotImplementedError(
-            "warm refits need the deviance over (θ, β); a glmer(nAGQ=0) fit's β comes from the "
-            "penalised IRLS: refit the model with nAGQ=1")
     spec = record.spec
+    if isinstance(objective, JointObjective):
+        lower = spec.theta_lower()
+        opt = minimize_bounded(objective, np.asarray(record.theta, float), lower,
+                               mirror=spec.theta_mirror(), ftol=1e-15, gtol=1e-6)
+        theta, f = check_boundary(objective, opt.x, opt.fun, lower, boundary_tol)
+        f = objective(theta)[0]                   # leaves β̂(θ) in the objective
+        return np.concatenate([theta, objective.beta]), float(f)
     lower = np.concatenate([spec.theta_lower(), np.full(spec.p + len(record.phi), -np.inf)])
     upper = np.full(len(lower), np.inf)
     x0 = optimum(record)
@@ -85,10 +100,14 @@ def warm_refit(record: LaplaceFit, objective: LaplaceObjective,
     return check_boundary(objective, x, f, lower, boundary_tol)
 
 
-def warm_refit_vcov(objective: LaplaceObjective, x: np.ndarray, n_beta: int,
+def warm_refit_vcov(objective: LaplaceObjective | JointObjective, x: np.ndarray, n_beta: int,
                     n_theta: int) -> np.ndarray:
     """Covariance of β̂ at a refit's optimum, ``[2 H⁻¹]_ββ`` (H from differences of the exact
-    gradient, steps 1e-4 relative, as :func:`~mixedppl.fit.laplace.fit_laplace`)."""
+    gradient, steps 1e-4 relative, as :func:`~mixedppl.fit.laplace.fit_laplace`); nAGQ = 0:
+    ``(R_XᵀR_X)⁻¹`` at the mode, as ``fit_nagq0``."""
+    if isinstance(objective, JointObjective):
+        objective(x[:n_theta])
+        return objective.vcov_beta(x[:n_theta])
     H = difference_hessian(lambda v: objective(v)[1], x, rel=1e-4)
     try:
         V = 2 * np.linalg.inv(H)

@@ -12,7 +12,11 @@ GLMMs (:func:`glmm_bootstrap_params`, :func:`glmm_bootstrap_confint`), as ``boot
 effects, the family's simulator), each refitted by the Laplace (or AGQ) deviance of the fit,
 started at the fit's optimum and Hessian (:func:`~mixedppl.fit.laplace_refit.warm_refit`), and
 :math:`\psi^* = (\sigma_{k,i}, \rho_{k,ij}, [\phi], \beta)` recorded: the rows of the GLMM
-profile intervals, with the dispersion of a family that has one.
+profile intervals, with the dispersion of a family that has one. A CLMM (ordinal's ``clmm``)
+the same way: categories drawn from :math:`P(Y = j \mid \eta^*)` given the thresholds
+:math:`\hat\alpha`, each refit warm-started at the fit's optimum, and
+:math:`\psi^* = (\sigma_{k,i}, \rho_{k,ij}, \alpha, \beta)`: the rows of ordinal's
+``confint`` (thresholds ``1|2``, …, then β) after the random-effect SDs.
 
 References
 ----------
@@ -36,7 +40,8 @@ from .profile import theta_to_psi, varpar_names
 from .simulate import simulate_counts, simulate_responses
 
 __all__ = ["bootstrap_params", "bootstrap_confint", "percentile_interval",
-           "glmm_bootstrap_params", "glmm_bootstrap_confint"]
+           "glmm_bootstrap_params", "glmm_bootstrap_confint", "glmm_parameter_names",
+           "threshold_names"]
 
 _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
@@ -116,18 +121,31 @@ def bootstrap_params(record: LMMFit, nsim: int = 500, seed=1, n_jobs: int = 1,
     return pd.DataFrame(reps, columns=names)
 
 
+def threshold_names(spec) -> list[str]:
+    """A cumulative model's threshold names ``1|2``, ``2|3``, … from the response levels."""
+    levels = [str(v) for v in spec.levels]
+    return [f"{a}|{b}" for a, b in zip(levels[:-1], levels[1:])]
+
+
 def glmm_parameter_names(record: LaplaceFit) -> list[str]:
     """``sd_(Intercept)|herd``, …, the dispersion's name (``size``, ``cv``, ``precision``) for
-    a family with one, then the fixed effects."""
-    disp = [record.family.dispersion] if len(record.phi) else []
-    return varpar_names(record.spec)[:-1] + disp + list(record.spec.fe_names)
+    a family with one (a CLMM: its thresholds ``1|2``, …), then the fixed effects."""
+    if len(record.alpha):
+        middle = threshold_names(record.spec)
+    else:
+        middle = [record.family.dispersion] if len(record.phi) else []
+    return varpar_names(record.spec)[:-1] + middle + list(record.spec.fe_names)
 
 
 def _glmm_psi(record: LaplaceFit, x: np.ndarray) -> np.ndarray:
+    """ψ = (sd/cor…, dispersion | thresholds α(φ), β) at the optimum x = (θ, β, φ)."""
     spec = record.spec
     nt, p = spec.n_theta, spec.p
-    disp = np.exp(x[nt + p:nt + p + 1]) if len(record.phi) else np.zeros(0)
-    return np.concatenate([theta_to_psi(spec, x[:nt], 1.0)[:-1], disp, x[nt:nt + p]])
+    if len(record.alpha):
+        middle = record.family.thresholds_np(x[nt + p:])
+    else:
+        middle = np.exp(x[nt + p:nt + p + 1]) if len(record.phi) else np.zeros(0)
+    return np.concatenate([theta_to_psi(spec, x[:nt], 1.0)[:-1], middle, x[nt:nt + p]])
 
 
 def _glmm_refit_block(record: LaplaceFit, Y: np.ndarray) -> np.ndarray:
@@ -145,7 +163,8 @@ def _glmm_refit_block(record: LaplaceFit, Y: np.ndarray) -> np.ndarray:
 def glmm_bootstrap_params(record: LaplaceFit, nsim: int = 500, seed=1, n_jobs: int = 1,
                           progress: bool = False) -> pd.DataFrame:
     """(nsim × parameters) replicates of (sd/cor…, [dispersion], β) of a GLMM, as
-    ``bootMer(fit, FUN, nsim, type = "parametric", use.u = FALSE)`` (module docstring).
+    ``bootMer(fit, FUN, nsim, type = "parametric", use.u = FALSE)``, or of (sd/cor…, α, β) of
+    a CLMM (module docstring).
 
     A replicate whose refit fails (a non-finite deviance) is a row of NaN, left out of the
     percentile intervals.
@@ -158,6 +177,9 @@ def glmm_bootstrap_params(record: LaplaceFit, nsim: int = 500, seed=1, n_jobs: i
     >>> reps = glmm_bootstrap_params(g.record, nsim=4, seed=1)
     >>> reps.shape, list(reps.columns)[:2]
     ((4, 5), ['sd_(Intercept)|herd', '(Intercept)'])
+    >>> o = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+    >>> list(glmm_bootstrap_params(o.record, nsim=2, seed=1).columns)[:3]
+    ['sd_(Intercept)|judge', '1|2', '2|3']
     """
     Y = simulate_counts(record, _check_nsim(nsim), seed=seed)
     reps = _run_blocks(_glmm_refit_block, (record,), Y, n_jobs, progress)

@@ -7,9 +7,19 @@ SE :math:`\sqrt{c^\top L V L^\top c}` and df that of the row (Kenward–Roger / 
 row for an LMM, ∞ otherwise). ``ratio`` = estimate / SE.
 
 Methods (emmeans' ``*.emmc``): ``"pairwise"`` — every :math:`m_i - m_j`, i < j, labelled
-``"A - B"``; ``"trt.vs.ctrl"`` — :math:`m_i - m_1` (``"B - A"``); ``"poly"`` — orthogonal
-polynomial contrasts scaled to integers (``linear``, ``quadratic``, …); or a custom matrix /
+``"A - B"``; ``"revpairwise"`` — every :math:`m_i - m_j`, j < i, in emmeans' order
+(``"B - A"``, ``"C - A"``, ``"C - B"``, ``"D - A"``, …); ``"trt.vs.ctrl"`` — :math:`m_i - m_1`
+(``"B - A"``); ``"poly"`` — orthogonal polynomial contrasts scaled to integers (``linear``,
+``quadratic``, …); or a custom matrix /
 dict of coefficient vectors.
+
+**Response scale** (``type="response"``, a GLMM with a log or logit link; emmeans'
+``contrast(..., type = "response")``): a contrast of log means or log odds is back-transformed to
+a ratio :math:`r = e^{\hat c}` (column ``ratio`` for a log link, ``odds_ratio`` for logit;
+labels ``"A / B"``), its SE by the delta method :math:`r\,\operatorname{SE}(\hat c)`; the test
+is still of :math:`c = 0` on the link scale (``null`` = 1, the statistic in ``z_ratio``, the
+same p-values). For any other link emmeans keeps the contrasts on the link scale ("contrasts
+are still on the probit scale"), and so does this, with a warning.
 
 Adjustments within each ``by`` group (the family of its m contrasts, k means), with
 :math:`p_i` the unadjusted two-sided p-values and :math:`t_i` the ratios:
@@ -38,12 +48,14 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from ..fit.records import LaplaceFit
 from .emmeans import CellMeans, cell_means, coefficient_basis, estimable, reference_grid
 
-__all__ = ["contrast_matrix", "adjust_pvalues", "contrast_table", "cell_labels", "ADJUST_METHODS"]
+__all__ = ["contrast_matrix", "adjust_pvalues", "contrast_table", "cell_labels", "ADJUST_METHODS",
+           "response_scale"]
 
 ADJUST_METHODS = ("tukey", "sidak", "dunnettx", "holm", "bonferroni", "none")
-_DEFAULT_ADJUST = {"pairwise": "tukey", "trt.vs.ctrl": "dunnettx",
+_DEFAULT_ADJUST = {"pairwise": "tukey", "revpairwise": "tukey", "trt.vs.ctrl": "dunnettx",
                    "poly": "none", "custom": "none"}
 _DEGREES = ["linear", "quadratic", "cubic", "quartic"] + [f"degree {d}" for d in range(5, 21)]
 
@@ -66,16 +78,19 @@ def _poly_integers(k: int, max_degree: int) -> np.ndarray:
     return np.array(cols)
 
 
-def contrast_matrix(labels: list[str], method="pairwise") -> tuple[np.ndarray, list[str], str]:
+def contrast_matrix(labels: list[str], method="pairwise", sep: str = " - "
+                    ) -> tuple[np.ndarray, list[str], str]:
     """The contrast matrix of ``method`` over cells labelled ``labels``.
 
     Parameters
     ----------
     labels : list of str
         Cell labels (emmeans joins several variables' levels with a space).
-    method : {"pairwise", "trt.vs.ctrl", "poly"}, dict or array
+    method : {"pairwise", "revpairwise", "trt.vs.ctrl", "poly"}, dict or array
         A dict maps contrast names to coefficient vectors (one per cell); a 2-D array has one
         contrast per row (named ``c1``, ``c2``, …).
+    sep : str
+        What joins two cells' labels in a comparison's name (``" / "`` for ratios).
 
     Returns
     -------
@@ -89,6 +104,8 @@ def contrast_matrix(labels: list[str], method="pairwise") -> tuple[np.ndarray, l
     >>> C, names, _ = contrast_matrix(["A", "B", "C"])
     >>> names, C.tolist()
     (['A - B', 'A - C', 'B - C'], [[1.0, -1.0, 0.0], [1.0, 0.0, -1.0], [0.0, 1.0, -1.0]])
+    >>> contrast_matrix(["A", "B", "C"], "revpairwise")[1]
+    ['B - A', 'C - A', 'C - B']
     >>> contrast_matrix(["a", "b", "c", "d"], "poly")[0].astype(int).tolist()
     [[-3, -1, 1, 3], [1, -1, -1, 1], [-1, 3, -3, 1]]
     """
@@ -101,20 +118,27 @@ def contrast_matrix(labels: list[str], method="pairwise") -> tuple[np.ndarray, l
                     c = np.zeros(k)
                     c[i], c[j] = 1.0, -1.0
                     rows.append(c)
-                    names.append(f"{labels[i]} - {labels[j]}")
+                    names.append(f"{labels[i]}{sep}{labels[j]}")
+        elif method == "revpairwise":
+            for i in range(1, k):
+                for j in range(i):
+                    c = np.zeros(k)
+                    c[i], c[j] = 1.0, -1.0
+                    rows.append(c)
+                    names.append(f"{labels[i]}{sep}{labels[j]}")
         elif method == "trt.vs.ctrl":
             for i in range(1, k):
                 c = np.zeros(k)
                 c[0], c[i] = -1.0, 1.0
                 rows.append(c)
-                names.append(f"{labels[i]} - {labels[0]}")
+                names.append(f"{labels[i]}{sep}{labels[0]}")
         elif method == "poly":
             if k < 2:
                 raise ValueError("polynomial contrasts need at least 2 levels")
             rows = list(_poly_integers(k, min(6, k - 1)))
             names = _DEGREES[:len(rows)]
         else:
-            raise ValueError(f"method must be 'pairwise', 'trt.vs.ctrl', 'poly', "
+            raise ValueError(f"method must be 'pairwise', 'revpairwise', 'trt.vs.ctrl', 'poly', "
                              f"a dict or a matrix, got {method!r}")
         if k < 2:
             raise ValueError("contrasts need at least 2 cells")
@@ -220,8 +244,50 @@ def _format(value) -> str:
     return str(value)
 
 
+_RATIO_COLUMNS = {"log": "ratio", "logit": "odds_ratio"}
+
+
+def response_scale(record, type: str) -> str | None:
+    """The column a contrast's back-transformed estimate goes in (``"ratio"`` for a log link,
+    ``"odds_ratio"`` for logit), or None when the contrasts stay on the link scale (``type=
+    "link"``, or a link whose differences do not back-transform to a ratio: warned about, as
+    emmeans' note "contrasts are still on the … scale").
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mp.datasets.load("cbpp"))
+    >>> response_scale(g.record, "response")
+    'odds_ratio'
+    """
+    if type == "link":
+        return None
+    if type != "response":
+        raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+    if not isinstance(record, LaplaceFit) or record.vcov_alpha_beta is not None:
+        raise ValueError("type='response' is for GLMMs (an LMM's contrasts are on the response "
+                         "scale already; a CLMM's are on the latent scale)")
+    name = record.link.name
+    if name not in _RATIO_COLUMNS:
+        warnings.warn(f"contrasts are still on the {name} scale: only log and logit contrasts "
+                      "back-transform to ratios (as emmeans)", UserWarning, stacklevel=3)
+        return None
+    return _RATIO_COLUMNS[name]
+
+
+def _to_ratios(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A link-scale contrast table (named ``A / B``) as ratios (module docstring)."""
+    value = np.exp(frame["estimate"].to_numpy())
+    out = frame.drop(columns=["estimate", "SE", "df", "ratio", "p_value"])
+    out[column], out["SE"], out["df"] = value, value * frame["SE"].to_numpy(), frame["df"]
+    out["null"], out["z_ratio"], out["p_value"] = 1.0, frame["ratio"], frame["p_value"]
+    return out
+
+
 def contrast_table(record, specs, method="pairwise", adjust: str | None = None, by=None,
-                   at: dict | None = None, ddf: str = "Kenward-Roger", kr=None) -> pd.DataFrame:
+                   at: dict | None = None, ddf: str = "Kenward-Roger", kr=None,
+                   type: str = "link") -> pd.DataFrame:
     """Contrasts of the marginal means of ``specs`` within each ``by`` group, as
     ``contrast(emmeans(fit, specs, by = by), method, adjust = adjust)``.
 
@@ -230,19 +296,24 @@ def contrast_table(record, specs, method="pairwise", adjust: str | None = None, 
     record : LMMFit or LaplaceFit
     specs, by, at
         As :func:`~mixedppl.inference.emmeans.marginal_means`.
-    method : {"pairwise", "trt.vs.ctrl", "poly"}, dict or array
+    method : {"pairwise", "revpairwise", "trt.vs.ctrl", "poly"}, dict or array
         See :func:`contrast_matrix`.
     adjust : {"tukey", "sidak", "dunnettx", "holm", "bonferroni", "none"}, optional
         Default: emmeans' for the method (tukey for pairwise, dunnettx for trt.vs.ctrl, none
         for poly and custom contrasts).
     ddf : {"Kenward-Roger", "Satterthwaite", "asymptotic"}
         LMM df; GLMMs / CLMMs are asymptotic.
+    type : {"link", "response"}
+        ``"response"``: a GLMM's contrasts as ratios (log link) or odds ratios (logit), see
+        the module docstring.
 
     Returns
     -------
     DataFrame
         ``by`` variables, ``contrast``, ``estimate``, ``SE``, ``df``, ``ratio`` (t or z),
-        ``p_value``; ``attrs["adjust"]`` holds the adjustment used.
+        ``p_value``; ``attrs["adjust"]`` holds the adjustment used. On the response scale:
+        ``contrast`` (``"A / B"``), ``ratio`` or ``odds_ratio``, ``SE``, ``df``, ``null``,
+        ``z_ratio``, ``p_value``.
 
     Examples
     --------
@@ -252,13 +323,14 @@ def contrast_table(record, specs, method="pairwise", adjust: str | None = None, 
     >>> contrast_table(fit.record, "recipe")["contrast"].tolist()
     ['A - B', 'A - C', 'B - C']
     """
+    scale = response_scale(record, type)
     cm: CellMeans = cell_means(reference_grid(record.spec, at), specs, by)
     basis = coefficient_basis(record, ddf, kr)
     specs_vars, by_vars = cm.specs, cm.by
     n_groups = int(np.prod([cm.cells[v].nunique() for v in by_vars])) if by_vars else 1
     k = len(cm.cells) // n_groups
     labels = cell_labels(cm.cells.iloc[:k], specs_vars)
-    C, names, kind = contrast_matrix(labels, method)
+    C, names, kind = contrast_matrix(labels, method, " - " if scale is None else " / ")
     adjust = _DEFAULT_ADJUST[kind] if adjust is None else adjust
     full = record.spec.fixed_design.matrix
     frames, used = [], "none"
@@ -271,12 +343,14 @@ def contrast_table(record, specs, method="pairwise", adjust: str | None = None, 
         ok = estimable(C @ cm.L_full[rows], full)
         est, se, df = np.where(ok, est, np.nan), np.where(ok, se, np.nan), np.where(ok, df, np.nan)
         ratio = est / se
-        p, used = adjust_pvalues(ratio, df, adjust, k, pairwise=kind == "pairwise")
+        p, used = adjust_pvalues(ratio, df, adjust, k, pairwise=kind in ("pairwise", "revpairwise"))
         frame = pd.DataFrame({"contrast": names, "estimate": est, "SE": se, "df": df,
                               "ratio": ratio, "p_value": p})
         for v in reversed(by_vars):
             frame.insert(0, v, cm.cells[v].iloc[g * k])
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
+    if scale is not None:
+        table = _to_ratios(table, scale)
     table.attrs["adjust"] = used
     return table

@@ -6,7 +6,9 @@ replaced (nothing rebuilt; the compiled Laplace deviance is cached by the model'
 nothing is compiled again), θ started at the fit's θ̂ as lme4's ``refit`` does.
 ``update_laplace`` rebuilds the spec from :func:`~mixedppl.spec.formula.update_formula` (the
 data, weights, offset, contrasts and na_action of the fit unless given) and fits it as the
-front door does (``glmer``'s data checks included).
+front door does (``glmer``'s data checks included). Both fit the way the record was fitted: its
+nAGQ (Laplace, adaptive Gauss–Hermite), or lme4's nAGQ = 0
+(:func:`~mixedppl.fit.laplace_nagq0.fit_nagq0`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError
 from ..fit.checks import check_glmm_data
 from ..fit.laplace import fit_laplace
+from ..fit.laplace_nagq0 import fit_nagq0
 from ..fit.records import LaplaceFit
 from ..spec.formula import update_formula
 from ..spec.frame import as_pandas
@@ -34,11 +37,11 @@ def _options(record: LaplaceFit, control, start_theta=None) -> dict:
     return options
 
 
-def _nagq(record: LaplaceFit) -> int:
+def _fit(spec, options: dict, record: LaplaceFit) -> LaplaceFit:
+    """Fit ``spec`` as ``record`` was fitted: Laplace / AGQ with its nAGQ, or lme4's nAGQ = 0."""
     if int(record.nAGQ) == 0:
-        raise NotImplementedError("refit / update of a glmer(nAGQ=0) fit: refit it with the "
-                                  "front door (mp.glmer(..., nAGQ=0))")
-    return int(record.nAGQ)
+        return fit_nagq0(spec, options)
+    return fit_laplace(spec, options, int(record.nAGQ))
 
 
 def refit_laplace(record: LaplaceFit, newresp, control: Control | dict | None = None
@@ -69,7 +72,7 @@ def refit_laplace(record: LaplaceFit, newresp, control: Control | dict | None = 
     spec = record.spec.with_response(newresp)
     y, n_trials = spec.counts()
     spec.family.check(y, n_trials, spec.response_name)
-    return fit_laplace(spec, _options(record, control, record.theta), _nagq(record))
+    return _fit(spec, _options(record, control, record.theta), record)
 
 
 def update_laplace(record: LaplaceFit, formula: str, data: pd.DataFrame | None = None,
@@ -108,4 +111,4 @@ def update_laplace(record: LaplaceFit, formula: str, data: pd.DataFrame | None =
     y, n_trials = new.counts()
     if kind == "glmer":
         check_glmm_data(new, new.family, y, n_trials)
-    return fit_laplace(new, control.options(kind), _nagq(record))
+    return _fit(new, control.options(kind), record)

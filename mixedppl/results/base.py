@@ -171,7 +171,7 @@ class MixedResult:
         Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`; also
         CLMMs, with the thresholds re-optimised, and one-dispersion families, whose dispersion
         row is profiled on the log scale and reported on its own).
-        ``"boot"`` (LMMs and GLMMs): parametric-bootstrap percentile intervals, as lme4's
+        ``"boot"`` (LMMs, GLMMs, CLMMs): parametric-bootstrap percentile intervals, as lme4's
         ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
         :func:`mixedppl.inference.bootstrap.bootstrap_confint` and
         :func:`~mixedppl.inference.bootstrap.glmm_bootstrap_confint`). Rows for both are lme4's
@@ -312,19 +312,24 @@ class MixedResult:
                               kr=self._kr_for(ddf))
 
     def contrasts(self, specs, method="pairwise", adjust: str | None = None, by=None,
-                  at: dict | None = None, ddf: str = "Kenward-Roger") -> pd.DataFrame:
+                  at: dict | None = None, ddf: str = "Kenward-Roger",
+                  type: str = "link") -> pd.DataFrame:
         """Contrasts of marginal means, as ``contrast(emmeans(fit, specs, by = by), method)``.
 
-        ``method``: ``"pairwise"`` ("A - B", "A - C", "B - C"), ``"trt.vs.ctrl"``, ``"poly"``,
-        a dict of coefficient vectors or a matrix (one row per contrast); ``adjust``:
-        ``"tukey"`` (pairwise default), ``"dunnettx"`` (trt.vs.ctrl default), ``"sidak"``,
-        ``"holm"``, ``"bonferroni"``, ``"none"``, within each ``by`` group. See
-        :mod:`mixedppl.inference.contrasts`.
+        ``method``: ``"pairwise"`` ("A - B", "A - C", "B - C"), ``"revpairwise"`` ("B - A",
+        "C - A", "C - B"), ``"trt.vs.ctrl"``, ``"poly"``, a dict of coefficient vectors or a
+        matrix (one row per contrast); ``adjust``: ``"tukey"`` (pairwise default),
+        ``"dunnettx"`` (trt.vs.ctrl default), ``"sidak"``, ``"holm"``, ``"bonferroni"``,
+        ``"none"``, within each ``by`` group. ``type="response"`` (GLMMs, log / logit links):
+        ratios / odds ratios ``"A / B"``, as emmeans' ``contrast(..., type = "response")``.
+        See :mod:`mixedppl.inference.contrasts`.
 
         Returns
         -------
         DataFrame
-            ``by`` variables, ``contrast``, ``estimate``, ``SE``, ``df``, ``ratio``, ``p_value``.
+            ``by`` variables, ``contrast``, ``estimate``, ``SE``, ``df``, ``ratio``, ``p_value``;
+            on the response scale ``contrast``, ``ratio`` / ``odds_ratio``, ``SE``, ``df``,
+            ``null``, ``z_ratio``, ``p_value``.
 
         Examples
         --------
@@ -333,9 +338,14 @@ class MixedResult:
         ...               mp.datasets.load("cake"))
         >>> fit.contrasts("recipe").round(4)[["contrast", "p_value"]].values.tolist()
         [['A - B', 0.82], ['A - C', 0.8102], ['B - C', 0.9998]]
+        >>> g = mp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mp.datasets.load("cbpp"))
+        >>> row = g.contrasts("period", type="response").iloc[0]
+        >>> row["contrast"], round(float(row["odds_ratio"]), 2)
+        ('period1 / period2', 2.7)
         """
         return contrast_table(self.record, specs, method, adjust, by, at, ddf,
-                              kr=self._kr_for(ddf))
+                              kr=self._kr_for(ddf), type=type)
 
     def wald_test(self, hypothesis, rhs=None, ddf: str = "Satterthwaite") -> pd.DataFrame:
         """Wald test of ``L β = rhs``: ``"Days = 0"``, ``"period2 = period3"`` or a matrix L.

@@ -10,6 +10,8 @@ import pandas as pd
 
 from ..bayes.glmm_pymc import clmm_to_pymc
 from ..core.exceptions import ModelSpecError
+from ..diagnostics.leverage import glmm_hat_diagonal
+from ..inference.bootstrap import glmm_bootstrap_confint
 from ..inference.glmm_profile import glmm_profile_confint
 from ..inference.prediction import clmm_prediction_table
 from ..spec.reterm import value_labels
@@ -58,9 +60,9 @@ class CLMMResult(LaplaceResult):
     1.279
     """
 
-    #: profile intervals of sd/cor and β (thresholds re-optimised at every point).
-    #: ``confint(method=...)`` beyond Wald: the profile deviance.
-    confint_methods = {"profile": glmm_profile_confint}
+    #: profile intervals of sd/cor and β (thresholds re-optimised at every point); parametric
+    #: bootstrap intervals of sd/cor, thresholds and β.
+    confint_methods = {"profile": glmm_profile_confint, "boot": glmm_bootstrap_confint}
 
     def _pymc_model(self, priors: dict | None = None):
         return clmm_to_pymc(self.spec, self.family, self.link, self.counts, self.weights,
@@ -248,6 +250,23 @@ class CLMMResult(LaplaceResult):
         if type != "quantile":
             raise ValueError(f"a CLMM has quantile residuals only (type='quantile'), got {type!r}")
         return per_row(self.spec, self._quantile_values(nsim, seed), name="residuals")
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def leverage(self) -> np.ndarray:
+        r"""Diagonal of the hat matrix of the penalised weighted least-squares problem at the
+        mode, :math:`h_i = W_i a_i^\top M^{-1} a_i` with :math:`W_i` the Fisher information of
+        :math:`\eta_i` and :math:`a_i` the row of :math:`[Z\Lambda, -1, X]` (the thresholds'
+        common shift as the intercept; see :mod:`mixedppl.diagnostics.leverage`), in [0, 1].
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> o = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+        >>> h = o.leverage()
+        >>> bool((h > 0).all() and (h < 1).all()), bool(h.sum() < o.spec.q + o.spec.p + 1)
+        (True, True)
+        """
+        return glmm_hat_diagonal(self.record)
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self):

@@ -123,7 +123,8 @@ class LaplaceResult(MixedResult):
 
     def refit(self, newresp, control=None):
         """The same model fitted to a new response (lme4's ``refit``; see :meth:`simulate` for
-        its scale), the compiled deviance reused and θ started at this fit's θ̂.
+        its scale), the compiled deviance reused and θ started at this fit's θ̂; fitted as this
+        fit was (its nAGQ, lme4's nAGQ = 0 included).
 
         Examples
         --------

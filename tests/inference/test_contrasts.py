@@ -71,3 +71,35 @@ def test_by_groups_adjust_within_each_group(cake_fit):
     one = con[con["temperature"] == "195"]
     again = cake_fit.contrasts("recipe", at={"temperature": ["195"]})
     np.testing.assert_allclose(one["p_value"], again["p_value"], rtol=1e-10)
+
+
+def test_revpairwise_is_minus_pairwise_in_emmeans_order(cake_fit):
+    pw = cake_fit.contrasts("recipe", adjust="none")
+    rev = cake_fit.contrasts("recipe", method="revpairwise", adjust="none")
+    assert rev["contrast"].tolist() == ["B - A", "C - A", "C - B"]
+    np.testing.assert_allclose(rev["estimate"], -pw["estimate"], atol=1e-12)
+    np.testing.assert_allclose(rev["p_value"], pw["p_value"], rtol=1e-12)
+    tukey = cake_fit.contrasts("recipe", method="revpairwise")
+    assert tukey.attrs["adjust"] == "tukey"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_response_scale_ratios_are_exp_of_the_link_contrasts(seed):
+    """Poisson (log link): ratio = exp(estimate), SE = ratio · SE by the delta method, the same
+    z and p; on simulated data with a 3-level factor."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(10), 6)
+    f = np.tile(["a", "b", "c"], 20)
+    eta = 0.3 + np.select([f == "b", f == "c"], [0.4, -0.3], 0.0) + rng.normal(0, 0.5, 10)[g]
+    data = {"y": rng.poisson(np.exp(eta)), "f": f, "g": [f"g{k}" for k in g]}
+    import pandas as pd
+    fit = mp.glmer("y ~ f + (1 | g)", pd.DataFrame(data), family="poisson")
+    link = fit.contrasts("f", method="revpairwise")
+    resp = fit.contrasts("f", method="revpairwise", type="response")
+    assert resp["contrast"].tolist() == ["b / a", "c / a", "c / b"]
+    np.testing.assert_allclose(resp["ratio"], np.exp(link["estimate"]), rtol=1e-12)
+    np.testing.assert_allclose(resp["SE"], resp["ratio"] * link["SE"], rtol=1e-12)
+    np.testing.assert_allclose(resp["z_ratio"], link["ratio"], rtol=1e-12)
+    np.testing.assert_allclose(resp["p_value"], link["p_value"], rtol=1e-12)
+    with pytest.raises(ValueError, match="'link' or 'response'"):
+        fit.contrasts("f", type="ratio")

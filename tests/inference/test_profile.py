@@ -97,9 +97,6 @@ def test_glmm_profile_level_and_methods():
     with pytest.raises(ValueError, match="level"):
         g.confint(method="profile", level=0)
     assert g.confint(method="boot", nsim=3, progress=False).shape == ci95.shape   # GLMM bootMer
-    wine = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
-    with pytest.raises(NotImplementedError, match="CLMMResult"):
-        wine.confint(method="boot", nsim=10)
     with pytest.raises(ValueError, match="'profile' or 'boot'"):
         g.confint(method="nonsense")
 

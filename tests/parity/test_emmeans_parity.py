@@ -167,3 +167,78 @@ def test_clmm_contrasts(wine_fit):
     ref = reference("emmeans_clmm")["contrasts"]
     _check_contrasts(wine_fit.contrasts(["temp", "contact"]), ref["cells_pairwise"]["table"],
                      se_ref=ref["cells_pairwise_default_fit"]["table"])
+
+
+# --- response-scale contrasts and revpairwise (tests/reference/emmeans_response.json, from
+# tests/reference/scripts/emmeans_response.R) ---------------------------------------------------
+def _response_fits():
+    cbpp, grouse = mp.datasets.load("cbpp"), mp.datasets.load("grouseticks")
+    f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    return {"cbpp_logit": mp.glmer(f, cbpp),
+            "cbpp_probit": mp.glmer(f, cbpp, family="binomial", link="probit"),
+            "grouse_poisson": mp.glmer("TICKS ~ YEAR + (1 | BROOD)", grouse, family="poisson")}
+
+
+@pytest.fixture(scope="module")
+def response_fits(lmm_fits):
+    return {**_response_fits(), "cake_fit": lmm_fits["cake_fit"]}
+
+
+# (reference key, model, specs, keywords)
+RESPONSE_CONTRASTS = [
+    ("cake_revpairwise", "cake_fit", "recipe", {"method": "revpairwise"}),
+    ("cake_revpairwise_by", "cake_fit", "temperature", {"method": "revpairwise", "by": "recipe"}),
+    ("cbpp_revpairwise_link", "cbpp_logit", "period", {"method": "revpairwise"}),
+    ("cbpp_pairwise_response", "cbpp_logit", "period", {"type": "response"}),
+    ("cbpp_revpairwise_response", "cbpp_logit", "period", {"method": "revpairwise",
+                                                           "type": "response"}),
+    ("cbpp_trt_vs_ctrl_response", "cbpp_logit", "period", {"method": "trt.vs.ctrl",
+                                                           "type": "response"}),
+    ("grouse_pairwise_response", "grouse_poisson", "YEAR", {"type": "response"}),
+    ("grouse_revpairwise_response_holm", "grouse_poisson", "YEAR",
+     {"method": "revpairwise", "type": "response", "adjust": "holm"}),
+]
+
+
+@pytest.mark.parametrize("key, model, specs, kw", RESPONSE_CONTRASTS,
+                         ids=[c[0] for c in RESPONSE_CONTRASTS])
+def test_response_scale_and_revpairwise_contrasts(response_fits, key, model, specs, kw):
+    ref = reference("emmeans_response")["contrasts"][key]["table"]
+    ours = response_fits[model].contrasts(specs, **kw)
+    value = next((c for c in ("odds.ratio", "ratio") if c in ref and "null" in ref), None)
+    if value is None:                       # link scale: the columns of every contrast table
+        if "by" in kw:
+            assert ours[kw["by"]].tolist() == ref[kw["by"]]
+        _check_contrasts(ours, ref)
+        return
+    ours_value = value.replace(".", "_")
+    assert list(ours.columns) == ["contrast", ours_value, "SE", "df", "null", "z_ratio",
+                                  "p_value"]
+    assert ours["contrast"].tolist() == ref["contrast"]
+    # a ratio exp(c) moves by |c|·1e-4 relative when c moves by the fixed-effect tolerance
+    rel_close(ours[ours_value], ref[value], 1e-4 * max(1.0, np.max(np.abs(np.log(ref[value])))))
+    rel_close(ours["SE"], ref["SE"], 1e-3)
+    rel_close(ours["z_ratio"], ref["z.ratio"], 1e-3)
+    # atol 1e-9: below that a p-value moves by z² times the relative move of z (grouse YEAR95 /
+    # YEAR97: z = 6.9, p = 7e-12; z agrees to 3e-5, so p to 1.5e-3)
+    rel_close(ours["p_value"], ref["p.value"], 1e-3, 1e-9)
+    assert np.all(ours["null"] == 1.0) and np.all(np.isinf(ours["df"]))
+
+
+def test_response_contrasts_after_response_emmeans_are_the_same(response_fits):
+    """emmeans' pairs(emmeans(g, type = "response")) is the type = "response" contrast."""
+    ref = reference("emmeans_response")["contrasts"]
+    a, b = ref["cbpp_emmeans_response_pairs"]["table"], ref["cbpp_pairwise_response"]["table"]
+    np.testing.assert_allclose(a["odds.ratio"], b["odds.ratio"], rtol=1e-12)
+
+
+def test_probit_response_contrasts_stay_on_the_link_scale(response_fits):
+    ref = reference("emmeans_response")["contrasts"]["cbpp_probit_pairwise_response"]["table"]
+    with pytest.warns(UserWarning, match="still on the probit scale"):
+        ours = response_fits["cbpp_probit"].contrasts("period", type="response")
+    _check_contrasts(ours, ref)
+
+
+def test_response_contrasts_need_a_glmm(response_fits):
+    with pytest.raises(ValueError, match="for GLMMs"):
+        response_fits["cake_fit"].contrasts("recipe", type="response")
