@@ -58,14 +58,28 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}g}"
 
 
+def _structure_corr(t, S: np.ndarray, sd: np.ndarray) -> str:
+    """A structured term's Corr entry, as glmmTMB prints it: its correlation parameters and the
+    structure's name (``0.70 (ar1)``; toep: the correlations at lags 1, 2, …)."""
+    R = S / np.outer(sd, sd) if np.all(sd > 0) else np.full_like(S, np.nan)
+    ell = len(sd)
+    cors = {"diag": [], "cs": [R[1, 0]], "ar1": [R[1, 0]],
+            "toep": [R[k, 0] for k in range(1, ell)]}[t.structure]
+    return " ".join([f"{c:.2f}" for c in cors] + [f"({t.structure})"])
+
+
 def random_effects_table(fit, residual: bool = True) -> str:
-    """The Groups / Name / Variance / Std.Dev. / Corr block."""
+    """The Groups / Name / Variance / Std.Dev. / Corr block (a structured term's Corr: its
+    correlation parameters and the structure's name, as glmmTMB)."""
     rows = []
     for label, t, S in zip(group_labels(fit.spec.terms), fit.spec.terms, fit.covs):
         sd = np.sqrt(np.clip(np.diag(S), 0, None))
         for i, name in enumerate(t.column_names):
-            corr = [f"{S[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] > 0 and sd[j] > 0 else "NaN"
-                    for j in range(i)]
+            if t.structured:
+                corr = [_structure_corr(t, S, sd)] if i == 0 else []
+            else:
+                corr = [f"{S[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] > 0 and sd[j] > 0 else "NaN"
+                        for j in range(i)]
             rows.append([label if i == 0 else "", name, _fmt(S[i, i]), _fmt(sd[i]), " ".join(corr)])
     if residual:
         rows.append(["Residual", "", _fmt(fit.scale), _fmt(fit.sigma), ""])
