@@ -120,3 +120,21 @@ def test_structured_lmm_reaches_the_dense_optimum(name, seed, reml):
     sd_rows = vc[vc["var2"].isna() & (vc["grp"] == "subject")]["sdcor"].to_numpy()
     assert fit.sigma == pytest.approx(np.exp(par[-1]), rel=2e-3)
     np.testing.assert_allclose(sd_rows, np.sqrt(np.diag(S)), rtol=5e-3, atol=5e-3)
+
+
+@pytest.mark.parametrize("call, what", [
+    (lambda f: f.confint(method="profile"), "profile intervals"),
+    (lambda f: f.confint(method="boot", nsim=3, progress=False), "bootstrap replicates"),
+    (lambda f: f.anova(ddf="Kenward-Roger"), "Kenward–Roger adjustments"),
+    (lambda f: f.influence(), "influence measures"),
+])
+def test_theta_layout_computations_name_the_structured_term(call, what):
+    """What is written on lme4's θ layout raises, naming the term; Satterthwaite and Wald work."""
+    fit = mp.lmer("Reaction ~ Days + diag(Days | Subject)", mp.datasets.load("sleepstudy"))
+    with pytest.raises(mp.ModelSpecError, match=rf"{what} are not available for the term "
+                                                r"diag\(1 \+ Days \| Subject\)"):
+        call(fit)
+    # diag(Days | Subject) is lme4's (Days || Subject): the same Satterthwaite df
+    ref = mp.lmer("Reaction ~ Days + (Days || Subject)", mp.datasets.load("sleepstudy"))
+    np.testing.assert_allclose(fit.coef_table()["df"], ref.coef_table()["df"], rtol=1e-5)
+    np.testing.assert_allclose(fit.confint().to_numpy(), ref.confint().to_numpy(), rtol=1e-6)
