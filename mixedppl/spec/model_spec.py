@@ -173,7 +173,15 @@ class ModelSpec:
 
     def graph_theta(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """θ in the graphs' layout (:meth:`lower_triangle`) and its Jacobian; without structured
-        terms θ itself and None (the identity)."""
+        terms θ itself and None (the identity).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
+        >>> spec.graph_theta(np.array([1.0, 0.5, 2.0]))[1] is None
+        True
+        """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         if not self.structured:
             return theta, None
