@@ -10,7 +10,11 @@ The prior objects themselves (``Normal``, ``HalfStudentT``, ``LKJ``, …) are th
   mean response (proportion for the binomial; a cumulative model has no intercept and centres at
   0); slopes ~ Normal(0, 2.5 / SD(x_j)); random-effect SDs ~ HalfStudentT(ν=3, 2.5);
 - correlations ~ LKJ(η=1); the family's own parameters (dispersion, thresholds) from
-  :meth:`~mixedppl.families.base.Family.prior_defaults` (:func:`family_priors`).
+  :meth:`~mixedppl.families.base.Family.prior_defaults` (:func:`family_priors`);
+- a structured term (:mod:`mixedppl.spec.covstruct`): its SDs from the ``"sd"`` prior (one SD
+  for ``ar1``), its correlation parameters uniform on their ranges
+  (:func:`structure_correlation_range`): ρ ∈ (−1, 1) for ``ar1``, ρ ∈ (−1/(ℓ−1), 1) for ``cs``
+  (where R is positive definite), the partial autocorrelations of ``toep`` ∈ (−1, 1)ˡ⁻¹.
 
 Which scale a model takes is its family's ``fit_kind`` (:data:`FIXED_EFFECT_PRIORS`).
 
@@ -29,7 +33,23 @@ import numpy as np
 from .. import priors
 from ..spec.model_spec import ModelSpec
 
-__all__ = ["default_priors", "resolve_priors", "family_priors", "FIXED_EFFECT_PRIORS"]
+__all__ = ["default_priors", "resolve_priors", "family_priors", "FIXED_EFFECT_PRIORS",
+           "structure_correlation_range"]
+
+
+def structure_correlation_range(structure: str, ell: int) -> tuple[int, float, float]:
+    """(how many, lower, upper) of a structured term's correlation parameters, each given a
+    uniform prior on (lower, upper) (the positive-definite range).
+
+    Examples
+    --------
+    >>> structure_correlation_range("cs", 5)
+    (1, -0.25, 1.0)
+    >>> structure_correlation_range("toep", 4)
+    (3, -1.0, 1.0)
+    """
+    return {"diag": (0, -1.0, 1.0), "ar1": (1, -1.0, 1.0), "cs": (1, -1.0 / (ell - 1), 1.0),
+            "toep": (ell - 1, -1.0, 1.0)}[structure]
 
 
 def family_priors(spec: ModelSpec) -> dict:

@@ -31,8 +31,9 @@ import pytensor.tensor as pt
 from ..core.compile import configure_pytensor
 from ..fit.records import group_labels
 from ..graph.joint import linear_predictor
+from ..graph.relative_factor import correlation_factor
 from ..spec.model_spec import ModelSpec
-from .priors import resolve_priors
+from .priors import resolve_priors, structure_correlation_range
 
 __all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects"]
 
@@ -100,6 +101,26 @@ def _vector_term(name: str, label: str, n: int, pri: dict):
     return sd[:, None] * corr_chol
 
 
+def _structured_term(name: str, label: str, t, pri: dict):
+    """A structured term: its SDs (``sd_<g>``, one per column; ar1: one free ``sd1_<g>``
+    repeated), its correlation parameters ``<structure>_<g>`` uniform on their range
+    (:func:`~mixedppl.bayes.priors.structure_correlation_range`), deterministic ``corr_<g>``.
+    Returns the covariance's Cholesky factor diag(sd) · chol(R)."""
+    import pymc as pm
+
+    ell, trm = t.n_cols, f"{label}__term"
+    if t.structure == "ar1":
+        sd = pm.Deterministic(f"sd_{name}", pt.repeat(pri["sd"].rv(f"sd1_{name}")[None], ell),
+                              dims=trm)
+    else:
+        sd = pri["sd"].rv(f"sd_{name}", dims=trm)
+    k, lo, hi = structure_correlation_range(t.structure, ell)
+    w = (pm.Uniform(f"{t.structure}_{name}", lo, hi, shape=k) if k else pt.zeros(0))
+    C = correlation_factor(t.structure, w, ell)
+    pm.Deterministic(f"corr_{name}", pt.dot(C, C.T), dims=(trm, f"{label}__term_"))
+    return sd[:, None] * C
+
+
 def fixed_effects(spec: ModelSpec, pri: dict):
     """β: the ``"fixed"`` prior's variable (dim ``fixed``), or an empty vector when p = 0."""
     return pri["fixed"].rv("beta", dims="fixed") if spec.p else pt.zeros(0)
@@ -118,7 +139,8 @@ def random_effects(spec: ModelSpec, pri: dict) -> list:
             b = z * pri["sd"].rv(f"sd_{name}")
         else:
             # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
-            chol = _vector_term(name, label, t.n_cols, pri)
+            chol = (_structured_term(name, label, t, pri) if t.structured
+                    else _vector_term(name, label, t.n_cols, pri))
             b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
         b_terms.append(pm.Deterministic(f"b_{name}", b, dims=(lvl, trm)))
     return b_terms

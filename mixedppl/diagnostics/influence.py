@@ -48,6 +48,7 @@ from ..fit.lmm_fit import refit_lmm, refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
 from ..fit.records import (LaplaceFit, LMMFit, beta_covariance, residual_variance,
                            term_covariances)
+from ..spec.reterm import require_unstructured
 
 __all__ = ["InfluenceFrame", "influence_frame", "glmm_influence_frame", "plot_influence",
            "varcomp_names"]
@@ -133,6 +134,7 @@ def glmm_influence_frame(record: LaplaceFit, level: str = "observation") -> pd.D
     >>> glmm_influence_frame(g.record, level="herd").shape
     (15, 5)
     """
+    require_unstructured(record.spec.terms, "influence measures")
     spec = record.spec
     labels, masks = _cases(record, level)
     beta = np.asarray(record.beta)
@@ -165,6 +167,7 @@ def influence_frame(record: LMMFit, level: str = "observation",
     >>> infl.shape
     (18, 8)
     """
+    require_unstructured(record.spec.terms, "influence measures")
     if method not in ("exact", "approx"):
         raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
     labels, masks = _cases(record, level)

@@ -89,7 +89,8 @@ class LaplaceObjective:
 
     def mode(self, theta: np.ndarray, beta: np.ndarray, phi: np.ndarray, tol: float = 1e-12,
              maxit: int = 60) -> np.ndarray:
-        """Conditional mode û(θ, β, φ) by Newton's method with step halving."""
+        """Conditional mode û(θ, β, φ) by Newton's method with step halving (θ in the graphs'
+        layout, :meth:`~mixedppl.spec.model_spec.ModelSpec.graph_theta`)."""
         inner = self.fns["inner"]
 
         def fn(u, lam):
@@ -102,9 +103,11 @@ class LaplaceObjective:
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """(D, ∂D/∂(θ, β, φ)) at x = (θ, β, φ)."""
         theta, beta, phi = self.split(x)
+        theta, J = self.spec.graph_theta(theta)   # a structured term's θ → lme4's layout
         try:
             u = self.mode(theta, beta, phi)
             D, g_theta, g_beta, g_phi = self.fns["outer"](u, theta, beta, phi, *self.data)
+            g_theta = g_theta if J is None else J.T @ g_theta
         except (np.linalg.LinAlgError, ValueError):
             self.u = np.zeros(self.q)
             return np.inf, np.zeros(len(x))
@@ -116,6 +119,7 @@ class LaplaceObjective:
     def estimates(self, x: np.ndarray) -> dict:
         """D, g, log|L|², log p(y|û) per row, η, μ and LLᵀ at the mode."""
         theta, beta, phi = self.split(x)
+        theta = self.spec.graph_theta(theta)[0]
         u = self.mode(theta, beta, phi)
         out = self.fns["estimates"](u, theta, beta, phi, *self.data)
         keys = ("D", "g", "ldL2", "ll", "eta", "mu", "A")

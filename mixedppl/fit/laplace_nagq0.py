@@ -79,7 +79,8 @@ class JointObjective:
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """(D₀, ∂D₀/∂θ) at θ."""
-        theta = np.asarray(theta, float)
+        n_theta = len(theta)
+        theta, J = self.spec.graph_theta(theta)   # a structured term's θ → lme4's layout
         try:
             self.mode(theta)
             D, g_theta, _ = self.fns["outer"](self.u, theta, self.beta, self.phi, *self.data)
@@ -87,12 +88,14 @@ class JointObjective:
             D = np.inf
         if not np.isfinite(D):
             self.u, self.beta = np.zeros(self.q), self.beta0.copy()
-            return np.inf, np.zeros(len(theta))
-        return float(D), np.asarray(g_theta, float)
+            return np.inf, np.zeros(n_theta)
+        g_theta = np.asarray(g_theta, float)
+        return float(D), g_theta if J is None else J.T @ g_theta
 
     def vcov_beta(self, theta: np.ndarray) -> np.ndarray:
         """``(R_XᵀR_X)⁻¹``: the ββ block of the inverse joint IRLS matrix at the current mode."""
-        (F,) = self.fns["fisher"](self.u, theta, self.beta, self.phi, *self.data)
+        (F,) = self.fns["fisher"](self.u, self.spec.graph_theta(theta)[0], self.beta, self.phi,
+                                  *self.data)
         try:
             return linalg.inv(F)[self.q:, self.q:]
         except linalg.LinAlgError:

@@ -3,6 +3,11 @@
 ``LMMObjective(spec)`` forms the cross-product blocks once (the only pass over the rows), picks the
 graph structure, and evaluates ``d(θ), ∇d(θ)`` with the function compiled for that structure (cached
 in-process, so refits with a new response, new weights or fixed parameters compile nothing).
+
+θ is the terms' parameters (:mod:`mixedppl.spec.covstruct`); the graphs take lme4's layout, the
+lower triangles of the T_k. For a structured term (``ar1(times + 0 | g)``) the objective maps θ
+to that layout (:meth:`~mixedppl.spec.model_spec.ModelSpec.lower_triangle`) and its gradient by
+the chain rule, ``∇_θ d = Jᵀ ∇ d``, so one compiled graph serves every structure.
 """
 
 from __future__ import annotations
@@ -121,17 +126,23 @@ class LMMObjective:
         self._fn_dev
         return self
 
+    def layout(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """θ in the graphs' layout (lme4's) and the Jacobian of the map (None: the identity)."""
+        return self.spec.graph_theta(theta)
+
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """d(θ) and ∇d(θ)."""
-        f, g = self._fn_dev(np.ascontiguousarray(theta, dtype=np.float64), self._reml, *self.data)
-        return float(f), np.asarray(g)
+        full, J = self.layout(theta)
+        f, g = self._fn_dev(full, self._reml, *self.data)
+        g = np.asarray(g)
+        return float(f), g if J is None else J.T @ g
 
     def deviance(self, theta: np.ndarray) -> float:
         return self(theta)[0]
 
     def estimates(self, theta: np.ndarray) -> dict:
         """β̂, R_X, b (per term), pwrss, log-determinants and unscaled conditional variances."""
-        outs = _estimates_fn(self.structure)(np.asarray(theta, float), self._reml, *self.data)
+        outs = _estimates_fn(self.structure)(self.layout(theta)[0], self._reml, *self.data)
         res = dict(zip(_EST_KEYS, outs[:len(_EST_KEYS)]))
         k = len(self.spec.terms)
         b_terms = [np.asarray(res.pop("b1"))]
@@ -161,8 +172,12 @@ class LMMObjective:
         x0 = np.append(np.asarray(theta, float), sigma)
 
         def at(x):
-            grad, vflat = fn(x[:-1], self._reml, *self.data, np.array(x[-1], dtype=np.float64))
-            return np.asarray(grad), np.asarray(vflat)
+            full, J = self.layout(x[:-1])
+            grad, vflat = fn(full, self._reml, *self.data, np.array(x[-1], dtype=np.float64))
+            grad = np.asarray(grad)
+            if J is not None:
+                grad = np.append(J.T @ grad[:-1], grad[-1])
+            return grad, np.asarray(vflat)
 
         cols_h, cols_j = [], []
         for i in range(len(x0)):

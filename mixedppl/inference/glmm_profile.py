@@ -46,6 +46,7 @@ from ..core.threads import blas_threads_for
 from ..fit.laplace import LaplaceObjective
 from ..fit.records import LaplaceFit
 from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
+from ..spec.reterm import require_unstructured
 from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_names
 
 __all__ = ["glmm_profile_confint"]
@@ -194,6 +195,7 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
     >>> glmm_profile_confint(g.record).round(3).loc["sd_(Intercept)|herd"].tolist()
     [0.346, 1.1]
     """
+    require_unstructured(fit.spec.terms, "profile intervals")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if getattr(fit, "nAGQ", 1) == 0:

@@ -35,6 +35,7 @@ from scipy import linalg, sparse
 
 from ..core.exceptions import ModelSpecError
 from ..fit.records import LMMFit
+from ..spec.reterm import require_unstructured
 
 __all__ = ["KRAdjusted", "kr_adjusted", "kr_ddf", "kr_coefficient_ddf", "kr_ftest", "KR_MAX_N"]
 
@@ -126,6 +127,7 @@ def kr_adjusted(record: LMMFit) -> KRAdjusted:
     >>> round(float(kr_adjusted(fit.record).phi_adj[0, 0]) ** 0.5, 4)
     0.8086
     """
+    require_unstructured(record.spec.terms, "Kenward–Roger adjustments")
     _check(record)
     X, phi = record.spec.X, np.asarray(record.vcov_beta)
     blocks, _ = _blocks(record)

@@ -55,7 +55,7 @@ from ..fit.lmm_fit import refit_lmm
 from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
 from ..fit.records import LMMFit
 from ..graph.lmm import ProfiledLMM
-from ..spec.reterm import relative_factors
+from ..spec.reterm import relative_factors, require_unstructured
 
 __all__ = ["profile_confint", "varpar_names"]
 
@@ -446,6 +446,7 @@ def profile_confint(record: LMMFit, level: float = 0.95) -> pd.DataFrame:
     sigma                   38.23    67.66
     (Intercept)           1486.45  1568.55
     """
+    require_unstructured(record.spec.terms, "profile intervals")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     ml = _ml_fit(record)

@@ -66,6 +66,16 @@ def title_block(title: str, object_class: str) -> str:
     return f"{title} ['{object_class}']"
 
 
+def _structure_corr(t, S: np.ndarray, sd: np.ndarray) -> str:
+    """A structured term's Corr entry, as glmmTMB prints it: its correlation parameters and the
+    structure's name (``0.70 (ar1)``; toep: the correlations at lags 1, 2, …)."""
+    R = S / np.outer(sd, sd) if np.all(sd > 0) else np.full_like(S, np.nan)
+    ell = len(sd)
+    cors = {"diag": [], "cs": [R[1, 0]], "ar1": [R[1, 0]],
+            "toep": [R[k, 0] for k in range(1, ell)]}[t.structure]
+    return " ".join([f"{c:.2f}" for c in cors] + [f"({t.structure})"])
+
+
 def random_effects_table(fit, residual: bool = True, digits: int = 4) -> str:
     """The Groups / Name / Variance / Std.Dev. / Corr block, as lme4's ``formatVC`` printed.
 
@@ -87,18 +97,22 @@ def random_effects_table(fit, residual: bool = True, digits: int = 4) -> str:
     columns = [flat_groups, flat_names, format_real(sd ** 2, digits), format_real(sd, digits)]
     colnames = ["Groups", "Name", "Variance", "Std.Dev."]
     widest = max((len(n) for n in names[:len(terms)]), default=0)
-    if widest > 1:
+    if widest > 1:  # (a structured term of any width shows its parameters in the Corr column)
         dig = max(2, digits - 2)
         corr_rows = []
-        for S, sd_t in zip(fit.covs, sds):
+        for t, S, sd_t in zip(terms, fit.covs, sds):
             k = len(sd_t)
+            if getattr(t, "structured", False):  # glmmTMB: the parameters and the name
+                corr_rows.append([_structure_corr(t, S, sd_t)] + [""] * (widest - 1))
+                corr_rows += [[""] * widest] * (k - 1)
+                continue
             with np.errstate(invalid="ignore", divide="ignore"):
                 R = S / np.outer(sd_t, sd_t)
             cells = np.array(format_real(np.round(R, dig), 7, nsmall=dig)).reshape(k, k)
             for i in range(k):
                 corr_rows.append([cells[i, j] if j < i else "" for j in range(widest)])
         corr_rows += [[""] * widest] * (len(flat_names) - len(corr_rows))
-        for j in range(widest - 1):
+        for j in range(max(widest - 1, 1)):
             columns.append([row[j] for row in corr_rows])
             colnames.append("Corr" if j == 0 else "")
     rows = [list(r) for r in zip(*columns)]

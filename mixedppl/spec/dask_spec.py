@@ -405,6 +405,10 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
     fixed = model_matrix(fixed_rhs, frame, contrasts=contrasts)
     terms, combos = [], []
     for t in parsed.random:
+        if getattr(t, "structure", "us") != "us":
+            raise ModelSpecError(f"the {t.structure}() covariance structure of the term "
+                                 f"{t.structure}({t.lhs} | {t.group}) is not supported on a Dask "
+                                 "DataFrame yet; fit it on a pandas DataFrame")
         labels, keys = _group_levels(t.group_vars, levels, summary["combos"].get(t.group_vars))
         term = build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts,
                             factor=(np.zeros(len(frame), np.int64), labels))

@@ -12,6 +12,9 @@ contrasts decide R's column names, and formulae's differ; see ``docs/design.md``
 - ``(expr || g)``: uncorrelated: one term per term of ``expr`` (``(1 + x || g)`` becomes
   ``(1 | g) + (0 + x | g)``, ``(x * z || g)`` four terms).
 - ``(expr | a/b)``: nested: ``(expr | a) + (expr | b:a)``; ``a:b`` is the interaction factor.
+- ``us(expr | g)``, ``diag(...)``, ``cs(...)``, ``ar1(times + 0 | g)``, ``toep(times + 0 | g)``:
+  glmmTMB's covariance structures of one term (``us`` is ``(expr | g)``; see
+  :mod:`mixedppl.spec.covstruct`).
 
 References
 ----------
@@ -29,6 +32,7 @@ import formulae
 from formulae.terms import GroupSpecificTerm, Term
 
 from ..core.exceptions import ModelSpecError
+from .covstruct import GLMMTMB_UNSUPPORTED, STRUCTURES
 
 __all__ = ["ParsedFormula", "RandomTermSpec", "check_syntax", "parse_formula", "split_top_level",
            "update_formula"]
@@ -52,11 +56,21 @@ class RandomTermSpec:
     group_vars : tuple of str
         Data columns whose interaction forms the grouping factor, in the order of its name; level
         labels join their levels with ``:`` and the first column varies slowest (as R's ``a:b``).
+    structure : str
+        glmmTMB's covariance structure: ``"us"`` for ``(lhs | group)``, else the name written
+        before the bar's parentheses (``ar1(times + 0 | g)``).
     """
 
     lhs: str
     group: str
     group_vars: tuple[str, ...]
+    structure: str = "us"
+
+    @property
+    def label(self) -> str:
+        """The term as written: ``1 + Days | Subject`` or ``ar1(0 + times | subject)``."""
+        bar = f"{self.lhs} | {self.group}"
+        return bar if self.structure == "us" else f"{self.structure}({bar})"
 
 
 @dataclass(frozen=True)
@@ -343,6 +357,31 @@ def _expand_random(inner: str) -> list[RandomTermSpec]:
             for g, v in _lme4_groups(factors, re.sub(r"\s+", "", group)) for l in lhss]
 
 
+_STRUCTURE_CALL = re.compile(r"^([A-Za-z_.][A-Za-z0-9_.]*)\s*\((.*)\)$", re.S)
+
+
+def _structured_bar(term: str) -> tuple[str, str] | None:
+    """(structure, inside) of ``name(lhs | g)``; a bar inside any other call raises."""
+    m = _STRUCTURE_CALL.match(term.strip())
+    if m is None or _strip_outer_parens(term[term.index("("):]) is None:
+        return None
+    name, inner = m.group(1), m.group(2)
+    if len(split_top_level(inner, "|")) < 2:
+        return None
+    if name in STRUCTURES:
+        if len(split_top_level(inner, "||")) > 1:
+            raise ModelSpecError(f"'{term}': a covariance structure takes a single bar, "
+                                 f"e.g. {name}(x | g)")
+        return name, inner
+    known = ", ".join(f"{s}()" for s in STRUCTURES)
+    if name in GLMMTMB_UNSUPPORTED:
+        raise ModelSpecError(f"'{term}': glmmTMB's {name}() covariance structure is not "
+                             f"supported; the structures are {known}")
+    raise ModelSpecError(f"'{term}': {name}() is not a covariance structure (glmmTMB's are "
+                         f"{known}, ou(), exp(), gau(), mat(), rr()); write (x | g) for an "
+                         "unstructured term")
+
+
 def parse_formula(formula: str) -> ParsedFormula:
     """Split an lme4 formula into response, fixed-effects right-hand side and random terms.
 
@@ -353,6 +392,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     ('1 + Days', '1 + Days', 'Subject')
     >>> [t.group for t in parse_formula("y ~ 1 + (1 | batch/cask)").random]
     ['batch', 'cask:batch']
+    >>> parse_formula("y ~ x + ar1(times + 0 | g)").random[0].label
+    'ar1(0 + times | g)'
     """
     if not isinstance(formula, str):
         raise ModelSpecError("formula must be a string like 'y ~ x + (1 | g)', got a "
@@ -367,7 +408,14 @@ def parse_formula(formula: str) -> ParsedFormula:
     fixed_terms, random_terms = [], []
     for sign, term in _signed_terms(rhs):
         inner = _strip_outer_parens(term)
-        if inner is not None and "|" in inner and len(split_top_level(inner, "|")) > 1:
+        structured = _structured_bar(term) if inner is None else None
+        if structured is not None:
+            if sign == "-":
+                raise ModelSpecError(f"cannot subtract a random term: -{term}")
+            name, inside = structured
+            random_terms.extend(RandomTermSpec(t.lhs, t.group, t.group_vars, name)
+                                for t in _expand_random(inside))
+        elif inner is not None and "|" in inner and len(split_top_level(inner, "|")) > 1:
             if sign == "-":
                 raise ModelSpecError(f"cannot subtract a random term: -{term}")
             random_terms.extend(_expand_random(inner))
@@ -401,7 +449,8 @@ def _old_terms(spec) -> list[tuple[object, str]]:
     fd = spec.fixed_design
     terms = [] if fd.has_intercept else [("0", "0")]
     terms += [(_norm(t), t) for t in fd.term_names]
-    terms += [((_norm(r.lhs), r.group), f"({r.lhs} | {r.group})") for r in spec.parsed.random]
+    terms += [((_norm(r.lhs), r.group), f"({r.label})" if r.structure == "us" else r.label)
+              for r in spec.parsed.random]
     return terms
 
 

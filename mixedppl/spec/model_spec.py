@@ -149,6 +149,51 @@ class ModelSpec:
     def theta_lower(self) -> np.ndarray:
         return np.concatenate([t.theta_lower() for t in self.terms])
 
+    @property
+    def structured(self) -> bool:
+        """Whether some term has a covariance structure other than lme4's ``us``."""
+        return any(t.structured for t in self.terms)
+
+    def lower_triangle(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """lme4's θ layout (every T_k's lower triangle, what the graphs take) and its Jacobian
+        with respect to θ (block diagonal; the identity without structured terms).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> d = mp.datasets.load("sleepstudy")
+        >>> spec = mp.Model("Reaction ~ Days + diag(Days | Subject)", d).spec
+        >>> full, J = spec.lower_triangle(np.array([1.0, 0.5]))
+        >>> full.tolist(), J.shape
+        ([1.0, 0.0, 0.5], (3, 2))
+        """
+        parts = [t.lower_triangle(np.asarray(theta, float)[s])
+                 for t, s in zip(self.terms, self.theta_slices())]
+        full = np.concatenate([p[0] for p in parts])
+        J = np.zeros((len(full), len(theta)))
+        r = 0
+        for (f, j), s in zip(parts, self.theta_slices()):
+            J[r:r + len(f), s] = j
+            r += len(f)
+        return full, J
+
+    def graph_theta(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """θ in the graphs' layout (:meth:`lower_triangle`) and its Jacobian; without structured
+        terms θ itself and None (the identity).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
+        >>> spec.graph_theta(np.array([1.0, 0.5, 2.0]))[1] is None
+        True
+        """
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        if not self.structured:
+            return theta, None
+        full, J = self.lower_triangle(theta)
+        return np.ascontiguousarray(full), J
+
     def theta_start(self) -> np.ndarray:
         return np.concatenate([t.theta_start() for t in self.terms])
 
@@ -308,6 +353,8 @@ def _check_lme4_counts(terms: tuple[ReTerm, ...], n: int, allow_n: bool = False,
     if nobs_vs_nRE == "ignore":
         return
     for k, t in enumerate(terms):
+        if t.structured:   # glmmTMB's syntax: glmmTMB has no such check (ar1 with one row per
+            continue       # level and time is identifiable through its correlation)
         if n < t.q if allow_n else n <= t.q:
             cmp, rstr = ("<", "") if allow_n else (
                 "<=", " and the residual variance (or scale parameter)")
@@ -420,11 +467,12 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                       f"column(s): {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
     if fam.absorbs_intercept:
         X, fe_names, dropped = _drop_intercept(X, fe_names, dropped)
-    terms = tuple(build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts)
+    terms = tuple(build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts,
+                               structure=t.structure)
                   for t in parsed.random)
     order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
     terms = tuple(terms[k] for k in order)
-    labels = [f"{parsed.random[k].lhs} | {parsed.random[k].group}" for k in order]
+    labels = [parsed.random[k].label for k in order]
     n = len(frame)
     w = np.ones(n) if w_all is None else _check_weights(w_all[keep], _vector_name(weights, "weights"))
     off = np.zeros(n) if fixed.offset is None else np.asarray(fixed.offset, float)

@@ -17,24 +17,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.exceptions import ModelSpecError
+from .covstruct import TIME_STRUCTURES, Covariance, lower_triangle_pairs
 from .design import Design, model_matrix
 
-__all__ = ["ReTerm", "build_reterm", "grouping_factor", "level_labels", "value_labels",
+__all__ = ["ReTerm", "build_reterm", "require_unstructured", "grouping_factor", "level_labels", "value_labels",
            "lower_triangle_pairs", "relative_factor", "relative_factors"]
-
-
-def lower_triangle_pairs(ell: int) -> list[tuple[int, int]]:
-    """(row, col) of each θ in an ℓ×ℓ ``T``: the lower triangle in column-major order, as lme4.
-
-    The one θ layout: :meth:`ReTerm.T`, :func:`relative_factors` and the symbolic builder of
-    :mod:`mixedppl.graph.relative_factor` all read it.
-
-    Examples
-    --------
-    >>> lower_triangle_pairs(2)
-    [(0, 0), (1, 0), (1, 1)]
-    """
-    return [(i, j) for j in range(ell) for i in range(j, ell)]
 
 
 def relative_factor(theta_k: np.ndarray, ell: int) -> np.ndarray:
@@ -64,7 +51,7 @@ def relative_factors(terms, theta: np.ndarray) -> list[np.ndarray]:
     theta = np.asarray(theta, float)
     out, start = [], 0
     for t in terms:
-        out.append(relative_factor(theta[start:start + t.n_theta], t.n_cols))
+        out.append(t.T(theta[start:start + t.n_theta]))
         start += t.n_theta
     return out
 
@@ -134,6 +121,10 @@ class ReTerm:
         lme4's names of the term's columns (``"(Intercept)"``, ``"Days"``).
     design : Design
         Builds ``z`` for new data at predict time.
+    structure : str
+        The covariance structure of the term's columns (:mod:`mixedppl.spec.covstruct`):
+        ``"us"`` (lme4's ``(x | g)``), ``"diag"``, ``"cs"``, ``"ar1"`` or ``"toep"``. θ_k is the
+        structure's parameter vector; :meth:`T` maps it to the lower-triangular factor.
     """
 
     group: str
@@ -143,6 +134,7 @@ class ReTerm:
     z: np.ndarray
     column_names: list[str]
     design: Design = field(repr=False)
+    structure: str = "us"
 
     @property
     def n_levels(self) -> int:
@@ -157,45 +149,128 @@ class ReTerm:
         return self.n_levels * self.n_cols
 
     @property
+    def covariance(self) -> Covariance:
+        """The term's :class:`~mixedppl.spec.covstruct.Covariance` (structure and width)."""
+        return Covariance(self.structure, self.n_cols)
+
+    @property
+    def structured(self) -> bool:
+        """Whether θ_k is a structure's parameters rather than lme4's lower triangle of T."""
+        return self.structure != "us"
+
+    @property
     def n_theta(self) -> int:
-        return self.n_cols * (self.n_cols + 1) // 2
+        return self.covariance.n_theta
 
     def theta_pairs(self) -> list[tuple[int, int]]:
-        """(row, col) of each θ in ``T``: the lower triangle in column-major order, as lme4."""
+        """(row, col) of each θ in ``T``: the lower triangle in column-major order, as lme4.
+
+        Only for lme4's layout (``us``): a structured term's θ are no entries of T.
+        """
+        if self.structured:
+            raise ModelSpecError(
+                f"the {self.structure}() term on '{self.group}' has no lme4 θ layout (its θ are "
+                "the structure's SDs and correlation parameters): this computation supports "
+                "unstructured terms (x | g) only")
         return lower_triangle_pairs(self.n_cols)
 
     def theta_mirror(self) -> dict[int, list[int]]:
         """Index of each diagonal θ → indices of the θ below it in its column of ``T``.
 
-        Negating a column of ``T`` leaves ``TTᵀ`` (and every likelihood) unchanged.
+        Negating a column of ``T`` leaves ``TTᵀ`` (and every likelihood) unchanged. A structured
+        term's SDs are bounded at 0 and have no mirror.
         """
+        if self.structured:
+            return {}
         pairs = self.theta_pairs()
         return {k: [m for m, (i, j) in enumerate(pairs) if j == jj and i > j]
                 for k, (ii, jj) in enumerate(pairs) if ii == jj}
 
     def theta_names(self) -> list[str]:
-        """lme4's names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``."""
-        cn = self.column_names
-        return [f"{self.group}.{cn[i]}" if i == j else f"{self.group}.{cn[i]}.{cn[j]}"
-                for i, j in self.theta_pairs()]
+        """lme4's names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``
+        (a structure's: ``subject.sd``, ``subject.ar1``; see :class:`Covariance`)."""
+        return self.covariance.theta_names(self.group, self.column_names)
 
     def theta_lower(self) -> np.ndarray:
-        """Lower bounds: 0 on the diagonal of T, -inf below it."""
-        return np.array([0.0 if i == j else -np.inf for i, j in self.theta_pairs()])
+        """Lower bounds: 0 on the diagonal of T (on SDs), -inf elsewhere."""
+        return self.covariance.theta_lower()
 
     def theta_start(self) -> np.ndarray:
         """lme4's start: T = I."""
-        return np.array([1.0 if i == j else 0.0 for i, j in self.theta_pairs()])
+        return self.covariance.theta_start()
 
     def T(self, theta_k: np.ndarray) -> np.ndarray:
         """The ℓ×ℓ lower-triangular factor for this term's slice of θ."""
-        return relative_factor(theta_k, self.n_cols)
+        return self.covariance.factor(theta_k)
+
+    def lower_triangle(self, theta_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T in lme4's θ layout (what the graphs take) and its Jacobian with respect to θ_k."""
+        return self.covariance.lower_triangle(theta_k)
+
+
+def require_unstructured(terms, what: str) -> None:
+    """Raise a ModelSpecError naming the first structured term, for computations written on
+    lme4's θ layout (profiles, Kenward–Roger, the bootstrap's and influence's variance rows).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = mp.Model("Reaction ~ Days + diag(Days | Subject)", mp.datasets.load("sleepstudy")).spec
+    >>> require_unstructured(spec.terms, "profile intervals")
+    Traceback (most recent call last):
+    ...
+    mixedppl.core.exceptions.ModelSpecError: profile intervals are not available for the term diag(1 + Days | Subject): ...
+    """
+    for t in terms:
+        if t.structured:
+            raise ModelSpecError(
+                f"{what} are not available for the term {t.structure}({_lhs(t)} | {t.group}): they "
+                "are written for lme4's unstructured terms (x | g). With a covariance structure, "
+                "use Wald intervals (confint()), Satterthwaite tests (anova(), coef_table()) "
+                "and likelihood-ratio tests (mp.anova(fit0, fit1))")
+
+
+def _lhs(t: ReTerm) -> str:
+    """The term's left-hand side as written by the parser (``1 + Days``, ``0 + times``)."""
+    return " + ".join((["1"] if "(Intercept)" in t.column_names else ["0"]) + t.design.term_names)
+
+
+def _time_levels(design: Design, structure: str, group: str, where: str) -> None:
+    """ar1 / toep: the term's columns must be the indicators of one factor of times (no
+    intercept); levels that read as numbers must be equally spaced."""
+    names = design.column_names
+    if len(design.term_names) != 1 or "(Intercept)" in names:
+        raise ModelSpecError(
+            f"{where}: {structure}() needs one factor of times and no intercept, written as "
+            f"{structure}({design.term_names[-1] if design.term_names else 'times'} + 0 | {group});"
+            f" got the columns {names}")
+    term = design.term_names[0]
+    if not all(n.startswith(term) for n in names) or names == [term]:
+        raise ModelSpecError(
+            f"{where}: '{term}' is numeric; {structure}() needs a factor of equally "
+            f"spaced times (one column per time), e.g. factor({term})")
+    if len(names) < 2:
+        raise ModelSpecError(f"{where}: the factor '{term}' has {len(names)} level; a "
+                             "correlation needs at least 2 times")
+    levels = [n[len(term):] for n in names]
+    try:
+        values = np.array([float(v) for v in levels])
+    except ValueError:
+        return
+    steps = np.diff(values)
+    if len(steps) and (np.any(steps <= 0) or not np.allclose(steps, steps[0])):
+        raise ModelSpecError(
+            f"{where}: the levels of '{term}' ({', '.join(levels)}) are not equally spaced; "
+            f"{structure}() assumes one time step between consecutive levels "
+            "(glmmTMB's ou() for unequal spacing is not supported)")
 
 
 def build_reterm(lhs: str, group: str, group_vars: tuple[str, ...], data: pd.DataFrame,
                  contrasts: dict | None = None,
-                 factor: tuple[np.ndarray, list[str]] | None = None) -> ReTerm:
-    """Build a :class:`ReTerm` from ``(lhs | group)`` on rows already cleaned of missing values.
+                 factor: tuple[np.ndarray, list[str]] | None = None,
+                 structure: str = "us") -> ReTerm:
+    """Build a :class:`ReTerm` from ``structure(lhs | group)`` on rows already cleaned of missing
+    values.
 
     ``factor = (codes, labels)`` gives the grouping factor when its levels are known from more
     rows than ``data`` (a Dask DataFrame's levels, collected over every partition)."""
@@ -206,6 +281,11 @@ def build_reterm(lhs: str, group: str, group_vars: tuple[str, ...], data: pd.Dat
             f"({labels[0] if labels else 'none'}); a random effect needs at least 2 levels. "
             "Drop the term or use the column as a fixed effect.")
     design = model_matrix(lhs, data, contrasts=contrasts)
+    where = f"{structure}({lhs} | {group})"
+    if structure in TIME_STRUCTURES:
+        _time_levels(design, structure, group, where)
+    elif structure == "cs" and design.matrix.shape[1] < 2:
+        raise ModelSpecError(f"{where} has one column; compound symmetry needs at least 2")
     return ReTerm(group=group, group_vars=tuple(group_vars), codes=codes, levels=labels,
                   z=np.ascontiguousarray(design.matrix, dtype=float),
-                  column_names=list(design.column_names), design=design)
+                  column_names=list(design.column_names), design=design, structure=structure)

@@ -39,9 +39,13 @@ def test_glmer_and_clmm_on_polars():
     formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
     ref = mp.glmer(formula, cbpp, family="binomial")
     fit = mp.glmer(formula, pl.from_pandas(cbpp), family="binomial")
-    np.testing.assert_allclose(fit.fe_params, ref.fe_params, rtol=1e-12)
+    # polars keeps no category order: herd's levels come back sorted as strings ("1", "10", …),
+    # so the random effects are stored in another order and the optimiser's path differs in
+    # the last digits (1.5e-8 here); the fit is the same optimum
+    np.testing.assert_allclose(fit.fe_params, ref.fe_params, rtol=1e-6)
     np.testing.assert_allclose(fit.predict(pl.from_pandas(cbpp.head(4))),
-                               ref.predict(cbpp.head(4)), rtol=1e-12)
+                               ref.predict(cbpp.head(4)), rtol=1e-6)
+    assert set(fit.random_effects["herd"].index) == set(ref.random_effects["herd"].index)
     wine = mp.datasets.load("wine")
     levels = [str(v) for v in wine["rating"].cat.categories]
     ref = mp.clmm("rating ~ temp + contact + (1 | judge)", wine)

@@ -1,0 +1,207 @@
+r"""Structured covariances of one random-effect term: θ_k → its relative factor T_k (NumPy).
+
+A term's random effects at one level are :math:`b_g \sim N(0, s^2 T_k T_k^\top)` (s = σ for an
+LMM, 1 otherwise). lme4's ``(x | g)`` (glmmTMB's ``us``) fills T_k column-major from θ_k; glmmTMB's
+structures (Brooks et al. 2017; the ``covstruct`` vignette) give T_k fewer parameters:
+
+==========  ================  ============================================================
+structure   θ_k (length)      relative covariance :math:`T T^\top = D R D`, D = diag(sd)
+==========  ================  ============================================================
+``us``      ℓ(ℓ+1)/2          T lower triangular, filled column-major (lme4)
+``diag``    ℓ                 sd_i ≥ 0, R = I
+``cs``      ℓ + 1             sd_i ≥ 0; :math:`R_{ij} = \rho` (i ≠ j),
+                              :math:`\rho = \mathrm{logit}^{-1}(u)(1 + a) - a`, a = 1/(ℓ − 1)
+``ar1``     2                 one sd ≥ 0 for every column; :math:`R_{ij} = \rho^{|i-j|}`,
+                              :math:`\rho = u/\sqrt{1+u^2}`
+``toep``    2ℓ − 1            sd_i ≥ 0; :math:`R_{ij} = r_{|i-j|}`, the autocorrelations of the
+                              partial autocorrelations :math:`\pi_k = u_k/\sqrt{1+u_k^2}`
+                              (Durbin–Levinson)
+==========  ================  ============================================================
+
+The correlation transforms of ``cs`` and ``ar1`` are glmmTMB's (``glmmTMB.cpp``), so their u
+equals glmmTMB's ``theta`` entry; the SDs are kept on their own scale (not log) so that a zero SD,
+a singular fit, is a point of the parameter space (lme4's rule for θ). ``toep`` differs from
+glmmTMB, which maps each r_k by u/√(1+u²) and can leave R indefinite; every π ∈ (−1, 1)ᴸ gives a
+positive definite Toeplitz R (Barndorff-Nielsen & Schou 1973), and the fitted R is the same.
+
+Then :math:`T = D\,\mathrm{chol}(R)`: lower triangular, so it fills lme4's θ layout
+(:func:`lower_triangle_pairs`) and every graph built for lme4's θ serves every structure. Its
+derivatives are exact: :math:`\partial T/\partial sd_i = E_{ii} C` and
+:math:`\partial C = C\,\Phi(C^{-1}\,\partial R\,C^{-\top})` (Φ: the lower triangle with half the
+diagonal; Murray 2016), with ∂R/∂u by a complex step (R is analytic in u).
+
+References
+----------
+Brooks, M. E. et al. (2017). glmmTMB balances speed and flexibility among packages for
+zero-inflated generalized linear mixed modeling. The R Journal 9(2), 378–400.
+Murray, I. (2016). Differentiation of the Cholesky decomposition. arXiv:1602.07527.
+Barndorff-Nielsen, O. & Schou, G. (1973). On the parametrization of autoregressive models by
+partial autocorrelations. J. Multivariate Anal. 3, 408–419.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Covariance", "STRUCTURES", "GLMMTMB_UNSUPPORTED", "lower_triangle_pairs"]
+
+#: The structures a random term may name (``us`` is lme4's ``(x | g)``).
+STRUCTURES = ("us", "diag", "cs", "ar1", "toep")
+#: glmmTMB's other structure names (1.1.5 and later), refused with a message naming them.
+GLMMTMB_UNSUPPORTED = ("ou", "exp", "gau", "mat", "rr", "homdiag", "propto", "hetar1", "homcs",
+                       "homtoep", "equalto")
+#: Structures whose columns are ordered times: the term must be ``(times + 0 | g)``.
+TIME_STRUCTURES = ("ar1", "toep")
+
+_STEP = 1e-30   # complex step for ∂R/∂u
+
+
+def lower_triangle_pairs(ell: int) -> list[tuple[int, int]]:
+    """(row, col) of each θ in an ℓ×ℓ ``T``: the lower triangle in column-major order, as lme4.
+
+    Examples
+    --------
+    >>> lower_triangle_pairs(2)
+    [(0, 0), (1, 0), (1, 1)]
+    """
+    return [(i, j) for j in range(ell) for i in range(j, ell)]
+
+
+def _unit_cor(u):
+    """glmmTMB's map of the real line to (−1, 1): u / √(1 + u²)."""
+    return u / np.sqrt(1 + u * u)
+
+
+def _acf_from_pacf(pacf):
+    """Autocorrelations r_1 … r_L of the partial autocorrelations π_1 … π_L (Durbin–Levinson)."""
+    r, phi = [], []
+    for k, p in enumerate(pacf):
+        rk = sum(phi[j] * r[k - 1 - j] for j in range(k)) + p * (
+            1 - sum(phi[j] * r[j] for j in range(k)))
+        phi = [phi[j] - p * phi[k - 1 - j] for j in range(k)] + [p]
+        r.append(rk)
+    return r
+
+
+@dataclass(frozen=True)
+class Covariance:
+    """The covariance structure of one term of ℓ columns (see the module docstring).
+
+    Examples
+    --------
+    >>> c = Covariance("ar1", 3)
+    >>> c.n_theta, c.theta_lower().tolist()
+    (2, [0.0, -inf])
+    >>> T = c.factor(np.array([2.0, 0.75]))      # sd 2, ρ = 0.75 / 1.25 = 0.6
+    >>> np.round(T @ T.T, 6).tolist()
+    [[4.0, 2.4, 1.44], [2.4, 4.0, 2.4], [1.44, 2.4, 4.0]]
+    """
+
+    name: str
+    ell: int
+
+    @property
+    def n_theta(self) -> int:
+        ell = self.ell
+        return {"us": ell * (ell + 1) // 2, "diag": ell, "cs": ell + 1, "ar1": 2,
+                "toep": 2 * ell - 1}[self.name]
+
+    @property
+    def correlated(self) -> bool:
+        """Whether the columns may correlate (all but ``diag``)."""
+        return self.name != "diag"
+
+    @property
+    def n_sd(self) -> int:
+        """How many θ are SDs (the first ones)."""
+        return {"us": 0, "ar1": 1}.get(self.name, self.ell)
+
+    def theta_names(self, group: str, columns: list[str]) -> list[str]:
+        """``group.column`` for SDs, ``group.<structure>`` / ``group.pacf<k>`` for the
+        transformed correlations (lme4's names for ``us``)."""
+        if self.name == "us":
+            return [f"{group}.{columns[i]}" if i == j else f"{group}.{columns[i]}.{columns[j]}"
+                    for i, j in lower_triangle_pairs(self.ell)]
+        sds = [f"{group}.sd"] if self.name == "ar1" else [f"{group}.{c}" for c in columns]
+        cors = {"diag": [], "cs": [f"{group}.cs"], "ar1": [f"{group}.ar1"],
+                "toep": [f"{group}.pacf{k}" for k in range(1, self.ell)]}[self.name]
+        return sds + cors
+
+    def theta_lower(self) -> np.ndarray:
+        """0 for diagonal entries of T and for SDs, −inf for the rest."""
+        if self.name == "us":
+            return np.array([0.0 if i == j else -np.inf for i, j in lower_triangle_pairs(self.ell)])
+        return np.concatenate([np.zeros(self.n_sd), np.full(self.n_theta - self.n_sd, -np.inf)])
+
+    def theta_start(self) -> np.ndarray:
+        """T = I: unit SDs, zero correlations (lme4's start for ``us``)."""
+        if self.name == "us":
+            return np.array([1.0 if i == j else 0.0 for i, j in lower_triangle_pairs(self.ell)])
+        start = np.concatenate([np.ones(self.n_sd), np.zeros(self.n_theta - self.n_sd)])
+        if self.name == "cs":
+            start[-1] = np.log(1.0 / (self.ell - 1))     # ρ = 0
+        return start
+
+    def correlation(self, u) -> np.ndarray:
+        """R(u), ℓ×ℓ (real or complex u: the complex step differentiates it)."""
+        ell = self.ell
+        lag = np.abs(np.subtract.outer(np.arange(ell), np.arange(ell)))
+        if self.name == "diag":
+            return np.eye(ell)
+        if self.name == "cs":
+            a = 1.0 / (ell - 1)
+            rho = (1 + a) / (1 + np.exp(-u[0])) - a
+            return (1 - rho) * np.eye(ell) + rho * np.ones((ell, ell))
+        if self.name == "ar1":
+            return _unit_cor(u[0]) ** lag
+        r = np.array([1.0 + 0j * u[0]] + _acf_from_pacf(list(_unit_cor(np.asarray(u)))))
+        return r[lag]
+
+    def _sd(self, theta_k: np.ndarray) -> np.ndarray:
+        return np.full(self.ell, theta_k[0]) if self.name == "ar1" else theta_k[:self.ell]
+
+    def factor(self, theta_k: np.ndarray) -> np.ndarray:
+        """T_k (ℓ×ℓ lower triangular) from θ_k."""
+        theta_k = np.asarray(theta_k, float)
+        if self.name == "us":
+            out = np.zeros((self.ell, self.ell))
+            for (i, j), v in zip(lower_triangle_pairs(self.ell), theta_k):
+                out[i, j] = v
+            return out
+        C = np.linalg.cholesky(self.correlation(theta_k[self.n_sd:]).real)
+        return self._sd(theta_k)[:, None] * C
+
+    def factor_jacobian(self, theta_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T_k and ∂T_k/∂θ_k, shape (n_θ, ℓ, ℓ)."""
+        theta_k = np.asarray(theta_k, float)
+        ell, m = self.ell, self.n_theta
+        dT = np.zeros((m, ell, ell))
+        if self.name == "us":
+            for k, (i, j) in enumerate(lower_triangle_pairs(ell)):
+                dT[k, i, j] = 1.0
+            return self.factor(theta_k), dT
+        u = theta_k[self.n_sd:]
+        C = np.linalg.cholesky(self.correlation(u).real)
+        sd = self._sd(theta_k)
+        if self.name == "ar1":
+            dT[0] = C
+        else:
+            for i in range(ell):
+                dT[i, i] = C[i]
+        Cinv = np.linalg.inv(C)
+        for k in range(len(u)):
+            du = u.astype(complex)
+            du[k] += 1j * _STEP
+            dR = self.correlation(du).imag / _STEP
+            P = Cinv @ dR @ Cinv.T
+            P = np.tril(P) - np.diag(np.diag(P)) / 2
+            dT[self.n_sd + k] = sd[:, None] * (C @ P)
+        return sd[:, None] * C, dT
+
+    def lower_triangle(self, theta_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T_k in lme4's θ layout and its Jacobian (ℓ(ℓ+1)/2 × n_θ)."""
+        T, dT = self.factor_jacobian(theta_k)
+        rows, cols = np.array(lower_triangle_pairs(self.ell)).T
+        return T[rows, cols], dT[:, rows, cols].T
