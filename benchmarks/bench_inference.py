@@ -14,6 +14,10 @@ Rows (REML fits; the model is fitted before the clock starts, on both sides):
   interpolates a spline through its profile grid, so ~1e-4 is expected).
 - **bootstrap CI** (sleepstudy, ``--nsim`` replicates): ``fit.confint(method="boot", nsim=…)``
   against ``confint(fit, method = "boot", nsim = …)``; both serial.
+- **GLMM bootstrap CI** (``--rows glmmboot``; cbpp ``cbind(incidence, size - incidence) ~ period +
+  (1 | herd)``, binomial, Laplace, ``--nsim`` replicates): ``g.confint(method="boot", nsim=…)``
+  against ``confint(g, method = "boot", nsim = …)`` (``bootMer``: lme4's ``refit`` per
+  replicate); both serial. Under load compare the CPU columns.
 - **influence by subject** (sleepstudy, exact): ``fit.influence(level="Subject")`` (18 refits
   and the five measures) against 18 ``update(fit, data = subset)`` refits in R keeping fixef,
   vcov and VarCorr (HLMdiag is not needed; its ``case_delete`` does the same refits).
@@ -59,8 +63,11 @@ MODELS = {
     "sleepstudy": ("sleepstudy", "Reaction ~ Days + (Days | Subject)", "Subject"),
     "dyestuff": ("dyestuff", "Yield ~ 1 + (1 | Batch)", "Batch"),
     "penicillin": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", "plate,sample"),
+    "cbpp": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "herd,period"),
 }
-ROWS = ("profile", "boot", "influence", "kr", "cold")
+PROFILE_MODELS = ("sleepstudy", "dyestuff", "penicillin")
+GLMMS = ("cbpp",)          # fitted by glmer(..., binomial) on both sides
+ROWS = ("profile", "boot", "glmmboot", "influence", "kr", "cold")
 
 
 # --- R side ------------------------------------------------------------------------------------
@@ -130,6 +137,8 @@ def fitted(model: str):
     data, formula, _ = MODELS[model]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if model in GLMMS:
+            return mp.glmer(formula, mp.datasets.load(data), family="binomial")
         return mp.lmer(formula, mp.datasets.load(data))
 
 
@@ -237,9 +246,12 @@ def main(argv=None) -> int:
     no_r = {"error": "n/a (R not run)"}
     plan = []
     if "profile" in rows:
-        plan += [(f"profile CI, {m}", "profile", m, args.repeats, None) for m in MODELS]
+        plan += [(f"profile CI, {m}", "profile", m, args.repeats, None) for m in PROFILE_MODELS]
     if "boot" in rows:
         plan.append((f"bootstrap CI, sleepstudy, nsim={args.nsim}", "boot", "sleepstudy",
+                     args.boot_repeats, args.nsim))
+    if "glmmboot" in rows:
+        plan.append((f"GLMM bootstrap CI (bootMer), cbpp, nsim={args.nsim}", "boot", "cbpp",
                      args.boot_repeats, args.nsim))
     if "influence" in rows:
         plan.append(("influence by Subject (exact), sleepstudy", "influence", "sleepstudy",

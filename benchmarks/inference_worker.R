@@ -2,7 +2,8 @@
 # print one JSON line.
 # Usage: Rscript inference_worker.R TASK CSV FORMULA FACTORS(comma-separated) REPEATS [NSIM]
 # TASK: profile  confint(fit, method = "profile")
-#       boot     confint(fit, method = "boot", nsim = NSIM)  (seed 1)
+#       boot     confint(fit, method = "boot", nsim = NSIM)  (seed 1; bootMer; a cbind(...)
+#                formula is fitted by glmer(..., family = binomial), any other by lmer)
 #       influence  one refit per deleted level of the first factor, update(fit, data = subset),
 #                  keeping fixef and vcov (HLMdiag's case-deletion refits, done by hand)
 #       kr       pbkrtest::vcovAdj(fit) and Lb_ddf for each coefficient
@@ -16,7 +17,8 @@ for (f in strsplit(args[4], ",")[[1]]) d[[f]] <- factor(d[[f]])
 form <- as.formula(args[3])
 repeats <- as.integer(args[5])
 nsim <- if (length(args) >= 6) as.integer(args[6]) else 500L
-fit <- lmer(form, data = d, REML = TRUE)
+fit <- if (grepl("^cbind", args[3])) glmer(form, data = d, family = binomial) else
+  lmer(form, data = d, REML = TRUE)
 group <- strsplit(args[4], ",")[[1]][1]
 
 run <- switch(task,
