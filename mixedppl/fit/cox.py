@@ -180,6 +180,17 @@ class BlockHessian:
         out[self.dense] = y_d
         return out
 
+    def half_logdet_uu(self, q_d: int) -> float:
+        r"""½ log|H̃_uu| (the frailty block; its first ``q_d`` dense columns are frailties), by
+        the Schur complement of the sparse diagonal: the graph's ``half_logdet`` in NumPy.
+        NaN when that block is not positive definite."""
+        C_u, B_uu = self.C[:, :q_d], self.B[:q_d, :q_d]
+        try:
+            L = np.linalg.cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
+        except np.linalg.LinAlgError:
+            return np.nan
+        return 0.5 * float(np.sum(np.log(self.d)) + 2.0 * np.sum(np.log(np.diag(L))))
+
     def dense_matrix(self) -> np.ndarray:
         """H̃ as a dense (q + p) × (q + p) matrix in x order."""
         m = len(self.sparse) + len(self.dense)
@@ -272,6 +283,7 @@ class CoxmeObjective:
         self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
         self._v = None                   # the last implicit-gradient solve (a CG start)
+        self._cache: dict = {}           # θ bytes → evaluation (see :meth:`value`)
         self.n_inner = 0
         self.n_hvp = 0
         m_d, n_slots = len(self._dense), len(data.risk_sets.slot_weight)
@@ -328,11 +340,14 @@ class CoxmeObjective:
         return v, cross
 
     def mode(self, theta: np.ndarray, x0: np.ndarray | None = None) -> dict:
-        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default)."""
+        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default), with
+        ℓ at the mode."""
         theta = np.asarray(theta, float)
+        loglik = {}
 
         def fun(x):
-            ppl, grad, H, _ = self.blocks(theta, x)
+            ppl, grad, H, ll = self.blocks(theta, x)
+            loglik[x.tobytes()] = ll
             return ppl, grad, H
 
         def exact_step(H, g, x):
@@ -345,26 +360,48 @@ class CoxmeObjective:
         self.n_inner += iters
         if ok:
             self._x = x
-        return {"x": x, "ppl": ppl, "hess": hess, "iterations": iters, "converged": ok}
+        return {"x": x, "ppl": ppl, "hess": hess, "iterations": iters, "converged": ok,
+                "loglik": loglik[x.tobytes()]}
+
+    def value(self, theta: np.ndarray) -> dict:
+        """The mode at θ and −ℓ_I there (``"f"``; ½ log|H̃_uu| from the Newton step's blocks,
+        no gradient graph), cached by θ: L-BFGS-B's line search, the start grid, the boundary
+        probe and the final record ask for the same θ again."""
+        theta = np.asarray(theta, float)
+        key = theta.tobytes()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        m = self.mode(theta)
+        half_logdet = m["hess"].half_logdet_uu(len(self.data.frailty.dense_cols))
+        f = -m["ppl"] + half_logdet if m["converged"] else np.nan
+        e = {**m, "f": float(f), "half_logdet": half_logdet, "grad": None}
+        self._cache[key] = e
+        if len(self._cache) > 16:
+            self._cache.pop(next(iter(self._cache)))
+        return e
 
     def evaluate(self, theta: np.ndarray) -> dict:
         """Everything at θ: −ℓ_I, its gradient, PPL, ½ log|H̃_uu|, ℓ at the mode, the mode."""
-        theta = np.asarray(theta, float)
-        m = self.mode(theta)
-        u, beta = self.split(m["x"])
-        G, dG_dx, dG_dtheta, ppl, half_logdet, loglik = self._outer_fn(theta, u, beta,
-                                                                        *self._args)
+        e = self.value(theta)
+        if e["grad"] is None:
+            e["grad"] = self._gradient(np.asarray(theta, float), e)
+        return e
+
+    def _gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
+        """d(−ℓ_I)/dθ at the mode ``e`` by the implicit function theorem (module docstring of
+        :mod:`mixedppl.graph.cox`)."""
         grad = np.full(len(theta), np.nan)
-        if m["converged"]:
-            try:
-                v, cross = self.solve_exact(theta, m["x"], m["hess"], np.asarray(dG_dx),
-                                            v0=self._v)
-                self._v = v
-                grad = np.asarray(dG_dtheta, float) - cross
-            except np.linalg.LinAlgError:
-                pass
-        return {**m, "f": float(G), "grad": grad, "ppl": float(ppl),
-                "half_logdet": float(half_logdet), "loglik": float(loglik)}
+        if not e["converged"]:
+            return grad
+        u, beta = self.split(e["x"])
+        _, dG_dx, dG_dtheta, *_ = self._outer_fn(theta, u, beta, *self._args)
+        try:
+            v, cross = self.solve_exact(theta, e["x"], e["hess"], np.asarray(dG_dx), v0=self._v)
+        except np.linalg.LinAlgError:
+            return grad
+        self._v = v
+        return np.asarray(dG_dtheta, float) - cross
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         e = self.evaluate(theta)
@@ -450,7 +487,7 @@ def _theta_start(objective: CoxmeObjective, n_terms: int) -> np.ndarray:
     best, start = np.inf, None
     for v in VARIANCE_GRID:
         theta = np.full(n_terms, np.sqrt(v))
-        f, _ = objective(theta)
+        f = objective.value(theta)["f"]
         if np.isfinite(f) and f < best:
             best, start = f, theta
     return np.full(n_terms, 0.4) if start is None else start
@@ -479,7 +516,7 @@ def _fit_theta(objective: CoxmeObjective, n_terms: int, variance, start, gtol: f
 
 def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02),
               variance: np.ndarray | None = None, start: np.ndarray | None = None,
-              gtol: float = 1e-9, maxiter: int = 500) -> CoxmeFit:
+              gtol: float = 1e-6, maxiter: int = 500) -> CoxmeFit:
     """Fit a Cox frailty model from its spec.
 
     Parameters
