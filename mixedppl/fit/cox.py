@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.exceptions import ModelSpecError
+from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
@@ -493,6 +494,9 @@ class CoxmeFit:
     opt : OptSummary or None
         None when every variance was fixed.
     converged : bool
+    is_singular : bool
+        An estimated T has a diagonal entry at 0 on the η scale (a variance 0, or a correlation
+        ±1): :func:`_check_fit`.
     fixed_variance : bool
     timing : dict
     """
@@ -515,6 +519,7 @@ class CoxmeFit:
     df_penalized: float
     opt: OptSummary | None = field(repr=False)
     converged: bool
+    is_singular: bool = False
     fixed_variance: bool = False
     objective: CoxmeObjective | None = field(default=None, repr=False)
     timing: dict = field(default_factory=dict, repr=False)
@@ -610,6 +615,29 @@ def _fit_theta(objective: CoxmeObjective, spec: ModelSpec, variance, start, gtol
     return theta, opt, converged, e, vcov_x, variance
 
 
+def _check_fit(spec: ModelSpec, theta: np.ndarray, opt, converged: bool, fixed: bool) -> bool:
+    """Warn when the optimiser did not converge (ConvergenceWarning) or the fit is singular
+    (SingularFitWarning: a diagonal entry of an estimated T below 1e-4 on the η scale, T_kk
+    times the SD of its column of Z); returns whether it is singular."""
+    if fixed:
+        return False
+    if not converged:
+        warnings.warn(f"coxme: the optimiser did not converge ({opt.message if opt else ''})",
+                      ConvergenceWarning, stacklevel=4)
+    scale, k0 = [], 0
+    for t in spec.terms:
+        sd = np.std(t.z, axis=0, ddof=1) if spec.n > 1 else np.ones(t.n_cols)
+        sd = np.where(sd > 0, sd, 1.0)
+        scale += [sd[i] for i, j in t.theta_pairs() if i == j]
+    diagonal = np.isfinite(spec.theta_lower())
+    singular = bool(np.any(np.abs(theta[diagonal]) * np.asarray(scale) < 1e-4))
+    if singular:
+        warnings.warn("coxme: boundary (singular) fit — a frailty variance at 0 or a "
+                      "correlation at ±1; see fit.is_singular and fit.variance_components",
+                      SingularFitWarning, stacklevel=4)
+    return singular
+
+
 def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02),
               variance: np.ndarray | None = None, start: np.ndarray | None = None,
               gtol: float = 1e-6, maxiter: int = 500) -> CoxmeFit:
@@ -643,6 +671,7 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
         theta, opt, converged, e, vcov_x, variance = _fit_theta(
             objective, spec, variance, start, gtol, maxiter)
     t_opt = time.perf_counter()
+    singular = _check_fit(spec, theta, opt, converged, variance is not None)
     u, beta = objective.split(e["x"])
     q = data.q
     lam = data.relative_factor(theta)
@@ -657,6 +686,6 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
                     loglik_fitted=e["loglik"], loglik_null=base["loglik_null"],
                     loglik_coxph=base["loglik"], beta_coxph=base["beta"],
                     n_events=int(np.sum(spec.status * (spec.weights > 0))), nobs=spec.n,
-                    df_penalized=df_pen, opt=opt, converged=converged,
+                    df_penalized=df_pen, opt=opt, converged=converged, is_singular=singular,
                     fixed_variance=variance is not None, objective=objective,
                     timing={"optimize": t_opt - t0, "total": time.perf_counter() - t0})

@@ -200,6 +200,11 @@ class CoxmeResult:
         return self.record.converged
 
     @property
+    def is_singular(self) -> bool:
+        """A frailty variance estimated at 0 or a correlation at ±1 (warned about at the fit)."""
+        return self.record.is_singular
+
+    @property
     def ties(self) -> str:
         return self.spec.family.ties
 
