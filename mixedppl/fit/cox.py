@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.exceptions import ModelSpecError
+from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
 from ..spec.model_spec import ModelSpec
+from ..spec.reterm import relative_factor
 from .optimize import OptSummary, minimize_bounded
 from .records import group_labels
 
@@ -67,13 +69,16 @@ class CoxData:
     X : ndarray
         Fixed-effect matrix, rows sorted by time.
     re_value : ndarray
-        The value of each entry of Z (the term's column, 1 for ``(1 | g)``).
+        The value of Z in each contribution to an entry of ZΛ (``FrailtyLayout.ct_entry``;
+        1 for ``(1 | g)``).
     col_term : ndarray of int
-        The term of each frailty (θ index).
+        The term of each frailty.
     offset, weights : ndarray
         Sorted.
     term_slices : list of slice
-        Where each term's levels sit among the q frailties.
+        Where each term's frailties sit among the q.
+    term_shapes : list of (int, int)
+        (levels, columns) of each term.
     """
 
     risk_sets: RiskSets
@@ -84,28 +89,39 @@ class CoxData:
     offset: np.ndarray
     weights: np.ndarray
     term_slices: list
+    term_shapes: list
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, sparse: tuple[float, float] | None = (50, 0.02)
                   ) -> "CoxData":
-        """Sort the rows and lay out Z's entries; coxme's sparse rule on the first term of the
-        formula."""
-        for t in spec.terms:
-            if t.n_cols != 1:
-                raise ModelSpecError(f"random term ({' + '.join(t.column_names)} | {t.group}) "
-                                     "has more than one column; coxme fits here take scalar "
-                                     "terms such as (1 | g) or (1 | a/b)")
+        r"""Sort the rows and lay out Z's entries; coxme's sparse rule on the first term of the
+        formula when it is ``(1 | g)``.
+
+        A term with m columns (``(1 + x | g)``) has m·G frailties, column by column (the G
+        intercepts, then the G slopes: coxme's order) and θ its lower-triangular T in lme4's
+        layout; the entry of row i in column k of ZΛ is :math:`\sum_{l \ge k} z_{il} T_{lk}`.
+        """
         rs = risk_set_layout(spec.y, spec.status, spec.weights, spec.family.ties, spec.strata)
         rank = np.empty(spec.n, np.int64)
         rank[rs.order] = np.arange(spec.n)              # sorted position of each row
-        rows, cols, values, col_term, slices, start = [], [], [], [], [], 0
+        rows, cols, col_term, slices, start, n_entries = [], [], [], [], 0, 0
+        ct_entry, ct_theta, ct_value, theta_start = [], [], [], 0
         for k, t in enumerate(spec.terms):
-            rows.append(rank)
-            cols.append(start + t.codes)
-            values.append(t.z[:, 0])
-            col_term += [k] * t.n_levels
-            slices.append(slice(start, start + t.n_levels))
-            start += t.n_levels
+            G, m = t.n_levels, t.n_cols
+            pair_index = {pair: theta_start + i for i, pair in enumerate(t.theta_pairs())}
+            for col in range(m):
+                rows.append(rank)
+                cols.append(start + col * G + t.codes)
+                entry = n_entries + np.arange(spec.n)
+                for row in range(col, m):
+                    ct_entry.append(entry)
+                    ct_theta.append(np.full(spec.n, pair_index[(row, col)]))
+                    ct_value.append(t.z[:, row])
+                n_entries += spec.n
+            col_term += [k] * (G * m)
+            slices.append(slice(start, start + G * m))
+            start += G * m
+            theta_start += t.n_theta
         sparse_cols = np.zeros(0, np.int64)
         first = _first_formula_term(spec)
         if first is not None:
@@ -114,10 +130,33 @@ class CoxData:
                 sparse_levels(t.codes, t.n_levels, sparse))
         col_term = np.asarray(col_term, np.int64)
         re_row, re_col = np.concatenate(rows), np.concatenate(cols).astype(np.int64)
-        layout = frailty_layout(rs, re_row, re_col, col_term, sparse_cols)
+        ct_entry, ct_theta = np.concatenate(ct_entry), np.concatenate(ct_theta)
+        order = np.argsort(ct_entry, kind="stable")
+        layout = frailty_layout(rs, re_row, re_col, col_term, sparse_cols,
+                                ct_entry[order].astype(np.int64),
+                                ct_theta[order].astype(np.int64))
         return cls(rs, layout, np.ascontiguousarray(spec.X[rs.order]),
-                   np.concatenate(values).astype(float), col_term, spec.offset[rs.order],
-                   spec.weights[rs.order], slices)
+                   np.concatenate(ct_value)[order].astype(float), col_term,
+                   spec.offset[rs.order], spec.weights[rs.order], slices,
+                   [(t.n_levels, t.n_cols) for t in spec.terms])
+
+    def relative_factor(self, theta: np.ndarray) -> np.ndarray:
+        """Λ(θ) as a dense q × q matrix (b = Λu; block-diagonal, the identity of the levels
+        Kronecker each term's T, in the frailties' column-by-column order)."""
+        theta = np.asarray(theta, float)
+        lam = np.zeros((self.q, self.q))
+        k0 = 0
+        for (G, m), sl in zip(self.term_shapes, self.term_slices):
+            T = relative_factor(theta[k0:k0 + m * (m + 1) // 2], m)
+            lam[sl, sl] = np.kron(T, np.eye(G))
+            k0 += m * (m + 1) // 2
+        return lam
+
+    def frailties(self, theta: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+        """b = Λu per term as (G_k, m_k) arrays (level × term column)."""
+        b = self.relative_factor(theta) @ np.asarray(u, float)
+        return tuple(b[sl].reshape(m, G).T for (G, m), sl in zip(self.term_shapes,
+                                                                  self.term_slices))
 
     def args(self) -> list:
         """The data inputs of :func:`~mixedppl.graph.cox.cox_functions` after (θ, u, β)."""
@@ -180,6 +219,17 @@ class BlockHessian:
         out[self.dense] = y_d
         return out
 
+    def half_logdet_uu(self, q_d: int) -> float:
+        r"""½ log|H̃_uu| (the frailty block; its first ``q_d`` dense columns are frailties), by
+        the Schur complement of the sparse diagonal: the graph's ``half_logdet`` in NumPy.
+        NaN when that block is not positive definite."""
+        C_u, B_uu = self.C[:, :q_d], self.B[:q_d, :q_d]
+        try:
+            L = np.linalg.cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
+        except np.linalg.LinAlgError:
+            return np.nan
+        return 0.5 * float(np.sum(np.log(self.d)) + 2.0 * np.sum(np.log(np.diag(L))))
+
     def dense_matrix(self) -> np.ndarray:
         """H̃ as a dense (q + p) × (q + p) matrix in x order."""
         m = len(self.sparse) + len(self.dense)
@@ -201,7 +251,14 @@ class DenseHessian(np.ndarray):
 def _newton(fun, x0: np.ndarray, solve=None, tol: float = 1e-13, maxiter: int = 60):
     """Maximise a concave f by Newton with step halving; ``fun(x) -> (f, ∇f, H)`` with H the
     negative Hessian (anything with ``.solve``), or ``solve(H, g, x)`` giving the step.
-    Returns (x, f, gradient, H, iterations, converged)."""
+    Returns (x, f, gradient, H, iterations, converged).
+
+    Once the Newton decrement gᵀH⁻¹g is below ``tol·(1 + |f|)`` the last step is taken as well
+    (no step halving, kept unless f falls): the decrement bounds f's error, but x is then only
+    within about √decrement of the mode, and −ℓ_I moves with x at first order (½ log|H̃_uu|
+    is not stationary there): without it −ℓ_I at one θ differed by 3·10⁻⁸ between inner starts,
+    enough to fail L-BFGS-B's line search near the optimum.
+    """
     x = np.asarray(x0, float).copy()
     f, g, H = fun(x)
     for it in range(maxiter):
@@ -211,6 +268,10 @@ def _newton(fun, x0: np.ndarray, solve=None, tol: float = 1e-13, maxiter: int = 
             return x, f, g, H, it, False
         decrement = float(g @ step)
         if decrement <= tol * (1.0 + abs(f)):
+            if decrement > 0:
+                f_new, g_new, H_new = fun(x + step)
+                if np.isfinite(f_new) and f_new >= f - 1e-12 * (1.0 + abs(f)):
+                    return x + step, f_new, g_new, H_new, it + 1, True
             return x, f, g, H, it, True
         for _ in range(30):
             f_new, g_new, H_new = fun(x + step)
@@ -272,6 +333,7 @@ class CoxmeObjective:
         self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
         self._v = None                   # the last implicit-gradient solve (a CG start)
+        self._cache: dict = {}           # θ bytes → evaluation (see :meth:`value`)
         self.n_inner = 0
         self.n_hvp = 0
         m_d, n_slots = len(self._dense), len(data.risk_sets.slot_weight)
@@ -281,6 +343,10 @@ class CoxmeObjective:
     def reset(self, beta_start: np.ndarray) -> None:
         """Start the next inner Newton from u = 0 and ``beta_start``."""
         self._x = np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)])
+
+    def warm_start(self, x: np.ndarray) -> None:
+        """Start the next inner Newton from x = (u, β)."""
+        self._x = np.asarray(x, float).copy()
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, β) of the stacked inner vector."""
@@ -328,11 +394,14 @@ class CoxmeObjective:
         return v, cross
 
     def mode(self, theta: np.ndarray, x0: np.ndarray | None = None) -> dict:
-        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default)."""
+        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default), with
+        ℓ at the mode."""
         theta = np.asarray(theta, float)
+        loglik = {}
 
         def fun(x):
-            ppl, grad, H, _ = self.blocks(theta, x)
+            ppl, grad, H, ll = self.blocks(theta, x)
+            loglik[x.tobytes()] = ll
             return ppl, grad, H
 
         def exact_step(H, g, x):
@@ -345,26 +414,48 @@ class CoxmeObjective:
         self.n_inner += iters
         if ok:
             self._x = x
-        return {"x": x, "ppl": ppl, "hess": hess, "iterations": iters, "converged": ok}
+        return {"x": x, "ppl": ppl, "hess": hess, "iterations": iters, "converged": ok,
+                "loglik": loglik[x.tobytes()]}
+
+    def value(self, theta: np.ndarray) -> dict:
+        """The mode at θ and −ℓ_I there (``"f"``; ½ log|H̃_uu| from the Newton step's blocks,
+        no gradient graph), cached by θ: L-BFGS-B's line search, the start grid, the boundary
+        probe and the final record ask for the same θ again."""
+        theta = np.asarray(theta, float)
+        key = theta.tobytes()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        m = self.mode(theta)
+        half_logdet = m["hess"].half_logdet_uu(len(self.data.frailty.dense_cols))
+        f = -m["ppl"] + half_logdet if m["converged"] else np.nan
+        e = {**m, "f": float(f), "half_logdet": half_logdet, "grad": None}
+        self._cache[key] = e
+        if len(self._cache) > 16:
+            self._cache.pop(next(iter(self._cache)))
+        return e
 
     def evaluate(self, theta: np.ndarray) -> dict:
         """Everything at θ: −ℓ_I, its gradient, PPL, ½ log|H̃_uu|, ℓ at the mode, the mode."""
-        theta = np.asarray(theta, float)
-        m = self.mode(theta)
-        u, beta = self.split(m["x"])
-        G, dG_dx, dG_dtheta, ppl, half_logdet, loglik = self._outer_fn(theta, u, beta,
-                                                                        *self._args)
+        e = self.value(theta)
+        if e["grad"] is None:
+            e["grad"] = self._gradient(np.asarray(theta, float), e)
+        return e
+
+    def _gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
+        """d(−ℓ_I)/dθ at the mode ``e`` by the implicit function theorem (module docstring of
+        :mod:`mixedppl.graph.cox`)."""
         grad = np.full(len(theta), np.nan)
-        if m["converged"]:
-            try:
-                v, cross = self.solve_exact(theta, m["x"], m["hess"], np.asarray(dG_dx),
-                                            v0=self._v)
-                self._v = v
-                grad = np.asarray(dG_dtheta, float) - cross
-            except np.linalg.LinAlgError:
-                pass
-        return {**m, "f": float(G), "grad": grad, "ppl": float(ppl),
-                "half_logdet": float(half_logdet), "loglik": float(loglik)}
+        if not e["converged"]:
+            return grad
+        u, beta = self.split(e["x"])
+        _, dG_dx, dG_dtheta, *_ = self._outer_fn(theta, u, beta, *self._args)
+        try:
+            v, cross = self.solve_exact(theta, e["x"], e["hess"], np.asarray(dG_dx), v0=self._v)
+        except np.linalg.LinAlgError:
+            return grad
+        self._v = v
+        return np.asarray(dG_dtheta, float) - cross
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         e = self.evaluate(theta)
@@ -382,11 +473,12 @@ class CoxmeFit:
     spec : ModelSpec
     data : CoxData
     theta : ndarray
-        Standard deviation of each term's frailties (θ² is coxme's variance).
+        Each term's lower-triangular T (lme4's layout, b = Λu, Σ = TTᵀ): for ``(1 | g)`` the
+        standard deviation of the frailties (θ² is coxme's variance).
     beta : ndarray
         β̂ at θ̂ (the joint mode of PPL).
     u : ndarray
-        Spherical frailties at the mode; the frailties are b = θ u.
+        Spherical frailties at the mode; the frailties are b = Λu.
     vcov_beta : ndarray
         The β block of H̃⁻¹ (coxme's ``vcov``; H̃ the information with coxme's sparse entries
         dropped).
@@ -402,6 +494,9 @@ class CoxmeFit:
     opt : OptSummary or None
         None when every variance was fixed.
     converged : bool
+    is_singular : bool
+        An estimated T has a diagonal entry at 0 on the η scale (a variance 0, or a correlation
+        ±1): :func:`_check_fit`.
     fixed_variance : bool
     timing : dict
     """
@@ -424,52 +519,95 @@ class CoxmeFit:
     df_penalized: float
     opt: OptSummary | None = field(repr=False)
     converged: bool
+    is_singular: bool = False
     fixed_variance: bool = False
     objective: CoxmeObjective | None = field(default=None, repr=False)
     timing: dict = field(default_factory=dict, repr=False)
 
     @property
-    def variances(self) -> dict[str, float]:
-        """θ² by term, named as coxme's ``VarCorr`` (``"id"``)."""
-        return dict(zip(group_labels(self.spec.terms), (self.theta ** 2).tolist()))
+    def covariances(self) -> list[np.ndarray]:
+        """Σ_k = T_k T_kᵀ, the frailty covariance of each term (m_k × m_k; 1 × 1 for
+        ``(1 | g)``)."""
+        out, k0 = [], 0
+        for t in self.spec.terms:
+            T = relative_factor(self.theta[k0:k0 + t.n_theta], t.n_cols)
+            out.append(T @ T.T)
+            k0 += t.n_theta
+        return out
+
+    @property
+    def variances(self) -> dict:
+        """By term, named as coxme's ``VarCorr`` (``"id"``): the variance θ² of a scalar term,
+        the covariance matrix Σ of a term with several columns."""
+        return {label: float(S[0, 0]) if S.shape == (1, 1) else S
+                for label, S in zip(group_labels(self.spec.terms), self.covariances)}
 
     @property
     def b(self) -> tuple[np.ndarray, ...]:
-        """Frailties b = θ u per term as (G_k, 1) arrays (log-hazard scale, coxme's ``ranef``)."""
-        lam = self.theta[self.data.col_term]
-        bvec = lam * self.u
-        return tuple(bvec[s][:, None] for s in self.data.term_slices)
+        """Frailties b = Λu per term as (G_k, m_k) arrays (log-hazard scale, coxme's
+        ``ranef``)."""
+        return self.data.frailties(self.theta, self.u)
 
     @property
     def n_params(self) -> int:
-        """β and one variance per term (coxme's ``logLik(type = "integrated")`` df)."""
+        """β and the variance parameters (coxme's ``logLik(type = "integrated")`` df: one
+        variance per scalar term; variances and correlations of a term with several columns)."""
         return self.spec.p + len(self.theta)
 
 
-def _theta_start(objective: CoxmeObjective, n_terms: int) -> np.ndarray:
+def _grid_theta(spec: ModelSpec, variance: float) -> np.ndarray:
+    """θ with each term's T diagonal at √(variance / var(z column)) (coxme's ``varinit`` for an
+    intercept, ``varinit / var(x)`` for a slope), correlations 0."""
+    out = []
+    for t in spec.terms:
+        col_var = np.var(t.z, axis=0, ddof=1) if spec.n > 1 else np.ones(t.n_cols)
+        col_var = np.where(col_var > 0, col_var, 1.0)
+        T = np.diag(np.sqrt(variance / col_var))
+        out += [T[i, j] for i, j in t.theta_pairs()]
+    return np.asarray(out, float)
+
+
+def _theta_start(objective: CoxmeObjective, spec: ModelSpec) -> np.ndarray:
     best, start = np.inf, None
     for v in VARIANCE_GRID:
-        theta = np.full(n_terms, np.sqrt(v))
-        f, _ = objective(theta)
+        theta = _grid_theta(spec, v)
+        f = objective.value(theta)["f"]
         if np.isfinite(f) and f < best:
             best, start = f, theta
-    return np.full(n_terms, 0.4) if start is None else start
+    return _grid_theta(spec, 0.4 ** 2) if start is None else start
 
 
-def _fit_theta(objective: CoxmeObjective, n_terms: int, variance, start, gtol: float,
+def _fixed_theta(spec: ModelSpec, variance) -> np.ndarray:
+    """θ for ``variance=`` (one variance per term; scalar terms only)."""
+    if any(t.n_cols > 1 for t in spec.terms):
+        names = [f"({' + '.join(t.column_names)} | {t.group})" for t in spec.terms
+                 if t.n_cols > 1]
+        raise ModelSpecError(f"variance= holds the variance of scalar terms such as (1 | g); "
+                             f"{', '.join(names)} has several columns: pass start= instead")
+    variance = np.broadcast_to(np.asarray(variance, float), (len(spec.terms),))
+    if np.any(variance < 0):
+        raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
+    return np.sqrt(variance)
+
+
+def _fit_theta(objective: CoxmeObjective, spec: ModelSpec, variance, start, gtol: float,
                maxiter: int):
     """θ̂ (or the fixed variance), the record pieces at it and H̃⁻¹ (coxme's vcov)."""
     opt = None
     if variance is not None:
-        variance = np.broadcast_to(np.asarray(variance, float), (n_terms,))
-        if np.any(variance < 0):
-            raise ModelSpecError(f"variance= must be >= 0, got {variance.tolist()}")
-        theta = np.sqrt(variance)
+        theta = _fixed_theta(spec, variance)
         converged = True
     else:
-        x0 = (_theta_start(objective, n_terms) if start is None
-              else np.asarray(start, float))
-        opt = minimize_bounded(objective, x0, np.zeros(n_terms), gtol=gtol, maxiter=maxiter)
+        lower = spec.theta_lower()
+        if start is None:
+            x0 = _theta_start(objective, spec)
+        else:
+            x0 = np.asarray(start, float).reshape(-1)
+            if len(x0) != len(lower):
+                raise ModelSpecError(f"start= needs {len(lower)} values (θ: each term's "
+                                     f"lower-triangular T, lme4's layout), got {len(x0)}")
+        opt = minimize_bounded(objective, x0, lower, gtol=gtol, maxiter=maxiter,
+                               mirror=spec.theta_mirror())
         theta, converged = opt.x, bool(opt.success)
     e = objective.evaluate(theta)
     converged = converged and e["converged"]
@@ -477,9 +615,32 @@ def _fit_theta(objective: CoxmeObjective, n_terms: int, variance, start, gtol: f
     return theta, opt, converged, e, vcov_x, variance
 
 
+def _check_fit(spec: ModelSpec, theta: np.ndarray, opt, converged: bool, fixed: bool) -> bool:
+    """Warn when the optimiser did not converge (ConvergenceWarning) or the fit is singular
+    (SingularFitWarning: a diagonal entry of an estimated T below 1e-4 on the η scale, T_kk
+    times the SD of its column of Z); returns whether it is singular."""
+    if fixed:
+        return False
+    if not converged:
+        warnings.warn(f"coxme: the optimiser did not converge ({opt.message if opt else ''})",
+                      ConvergenceWarning, stacklevel=4)
+    scale, k0 = [], 0
+    for t in spec.terms:
+        sd = np.std(t.z, axis=0, ddof=1) if spec.n > 1 else np.ones(t.n_cols)
+        sd = np.where(sd > 0, sd, 1.0)
+        scale += [sd[i] for i, j in t.theta_pairs() if i == j]
+    diagonal = np.isfinite(spec.theta_lower())
+    singular = bool(np.any(np.abs(theta[diagonal]) * np.asarray(scale) < 1e-4))
+    if singular:
+        warnings.warn("coxme: boundary (singular) fit — a frailty variance at 0 or a "
+                      "correlation at ±1; see fit.is_singular and fit.variance_components",
+                      SingularFitWarning, stacklevel=4)
+    return singular
+
+
 def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02),
               variance: np.ndarray | None = None, start: np.ndarray | None = None,
-              gtol: float = 1e-9, maxiter: int = 500) -> CoxmeFit:
+              gtol: float = 1e-6, maxiter: int = 500) -> CoxmeFit:
     """Fit a Cox frailty model from its spec.
 
     Parameters
@@ -492,7 +653,8 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
     variance : array-like, optional
         Hold each term's variance at this value (coxme's ``vfixed``).
     start : array-like, optional
-        Starting standard deviations (default: the best of :data:`VARIANCE_GRID`).
+        Starting θ (standard deviations of scalar terms; default: the best of
+        :data:`VARIANCE_GRID`, see :func:`_grid_theta`).
     gtol, maxiter
         Passed to :func:`~mixedppl.fit.optimize.minimize_bounded`.
 
@@ -507,20 +669,23 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
         base = fit_coxph(data)
         objective.reset(base["beta"])
         theta, opt, converged, e, vcov_x, variance = _fit_theta(
-            objective, len(spec.terms), variance, start, gtol, maxiter)
+            objective, spec, variance, start, gtol, maxiter)
     t_opt = time.perf_counter()
+    singular = _check_fit(spec, theta, opt, converged, variance is not None)
     u, beta = objective.split(e["x"])
     q = data.q
-    lam = theta[data.col_term]
-    vcov_b = lam[:, None] * vcov_x[:q, :q] * lam[None, :]
+    lam = data.relative_factor(theta)
+    vcov_b = lam @ vcov_x[:q, :q] @ lam.T
     # coxme's df: p + q − tr(H̃⁻¹ P) in b-space, P = Σ⁻¹; = p + q − tr(vcov_u)
-    df_pen = spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta > 0) else float(spec.p)
+    diagonal = np.isfinite(spec.theta_lower())
+    df_pen = (spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta[diagonal] > 0)
+              else float(spec.p))
     return CoxmeFit(spec=spec, data=data, theta=np.asarray(theta, float), beta=beta.copy(),
                     u=u.copy(), vcov_beta=vcov_x[q:, q:], vcov_b=vcov_b,
                     loglik_integrated=-e["f"], loglik_penalized=e["ppl"],
                     loglik_fitted=e["loglik"], loglik_null=base["loglik_null"],
                     loglik_coxph=base["loglik"], beta_coxph=base["beta"],
                     n_events=int(np.sum(spec.status * (spec.weights > 0))), nobs=spec.n,
-                    df_penalized=df_pen, opt=opt, converged=converged,
+                    df_penalized=df_pen, opt=opt, converged=converged, is_singular=singular,
                     fixed_variance=variance is not None, objective=objective,
                     timing={"optimize": t_opt - t0, "total": time.perf_counter() - t0})

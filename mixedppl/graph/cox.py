@@ -219,7 +219,7 @@ class FrailtyLayout:
     r"""Where the frailties enter, as index arrays (NumPy; the frailty graphs' index inputs).
 
     Z is never stored: its entries are (row, column, value) triples, E = n × (number of terms);
-    :math:`Z\Lambda` has the values ``re_value · θ[col_term[re_col]]``. The columns of x = (u, β)
+    :math:`Z\Lambda` has the values of ``ct_entry`` / ``ct_theta`` below. The columns of x = (u, β)
     are split into the *sparse* columns (coxme's sparse levels of the first term: one entry per
     row at most, the information between two of them dropped) and the *dense block* (the other
     levels, then β), whose information is kept in full.
@@ -254,6 +254,13 @@ class FrailtyLayout:
         Sparse entries of event rows and their (level, time) pair.
     sd_sp, sd_de : ndarray of int
         Pairs (sparse entry, dense-level entry) sharing a row.
+    ct_entry, ct_theta : ndarray of int
+        The value of entry e of ZΛ is :math:`\sum_c z_c\,\theta_{t(c)}` over the
+        *contributions* c with ``ct_entry[c] = e``: ``ct_theta`` is the θ index of each
+        (θ is the lower triangle of each term's T, lme4's layout) and :math:`z_c` (the graph's
+        ``re_value`` input) the value of Z it multiplies. For ``(1 + x | g)`` the intercept
+        column of level j holds :math:`T_{00} + x_i T_{10}`, the slope column
+        :math:`x_i T_{11}`; for a scalar term one contribution per entry, θ the term's SD.
     """
 
     re_row: np.ndarray
@@ -280,6 +287,8 @@ class FrailtyLayout:
     sp_event_pair: np.ndarray
     sd_sp: np.ndarray
     sd_de: np.ndarray
+    ct_entry: np.ndarray
+    ct_theta: np.ndarray
 
     def inputs(self) -> list[np.ndarray]:
         """The index inputs of :func:`cox_functions` in field order."""
@@ -298,10 +307,14 @@ def _same_row_pairs(rows_a: np.ndarray, rows_b: np.ndarray) -> tuple[np.ndarray,
 
 
 def frailty_layout(risk_sets: RiskSets, re_row: np.ndarray, re_col: np.ndarray,
-                   col_term: np.ndarray, sparse_cols: np.ndarray) -> FrailtyLayout:
+                   col_term: np.ndarray, sparse_cols: np.ndarray,
+                   ct_entry: np.ndarray | None = None, ct_theta: np.ndarray | None = None
+                   ) -> FrailtyLayout:
     """Lay out the frailty entries for the graphs (see :class:`FrailtyLayout`); rows sorted.
 
-    ``sparse_cols`` must be levels of one term (each row holds at most one of them).
+    ``sparse_cols`` must be levels of one scalar term (each row holds at most one of them).
+    ``ct_entry`` / ``ct_theta``: the contributions to ZΛ's entries (default: one per entry,
+    θ index ``col_term[re_col]``).
 
     Examples
     --------
@@ -363,7 +376,9 @@ def frailty_layout(risk_sets: RiskSets, re_row: np.ndarray, re_col: np.ndarray,
         de_event_time=time_of_row[re_row[de_entry[de_event]]], dd_a=dd_a, dd_b=dd_b,
         sp_entry=sp_entry, sp_level=sp_level, sp_end=run_end, sp_hi=sp_hi, sp_lo=sp_lo,
         tp_level=tp_level, tp_time=tp_time, tp_first=tp_first, sp_event=sp_event,
-        sp_event_pair=sp_event_pair.reshape(-1), sd_sp=sd_sp, sd_de=sd_de)
+        sp_event_pair=sp_event_pair.reshape(-1), sd_sp=sd_sp, sd_de=sd_de,
+        ct_entry=np.arange(len(re_row)) if ct_entry is None else ct_entry,
+        ct_theta=col_term[re_col] if ct_theta is None else ct_theta)
 
 
 def _frailty_symbols() -> list:
@@ -371,9 +386,10 @@ def _frailty_symbols() -> list:
 
 
 def _eta_and_values(theta, u, beta, X, offset, re_value, fl):
-    """η = Xβ + offset + ZΛu and the entries of ZΛ."""
-    re_row, re_col, col_term = fl[:3]
-    zval = re_value * theta[col_term][re_col]
+    """η = Xβ + offset + ZΛu and the entries of ZΛ (sums of their contributions)."""
+    re_row, re_col = fl[:2]
+    ct_entry, ct_theta = fl[-2:]
+    zval = pt.zeros((re_row.shape[0],))[ct_entry].inc(re_value * theta[ct_theta])
     eta = pt.dot(X, beta) + offset + pt.zeros((X.shape[0],))[re_row].inc(zval * u[re_col])
     return eta, zval
 
@@ -401,7 +417,7 @@ def _information_blocks(r, omega, w_slot, X, zval, layout, fl):
     risk_start, risk_end, c, frac, slot_time, time_end, ev_rows, ev_time, n_times = layout
     (re_row, _, _, sparse_cols, dense_cols, de_entry, de_local, de_bucket, de_event,
      de_event_time, dd_a, dd_b, sp_entry, sp_level, sp_end, sp_hi, sp_lo, tp_level, tp_time,
-     tp_first, sp_event, sp_event_pair, sd_sp, sd_de) = fl
+     tp_first, sp_event, sp_event_pair, sd_sp, sd_de) = fl[:24]
     q_d, q_s, p = dense_cols.shape[0], sparse_cols.shape[0], X.shape[1]
     rw = r * omega
     # dense block: A for the dense levels from bucket sums, for X from cumulative sums

@@ -168,13 +168,19 @@ def _coxme_lrt(record: CoxmeFit, drop: str) -> LRTResult:
     if "|" not in drop or not found:
         raise ModelSpecError(f"drop={drop!r}: give one of the fit's random terms "
                              f"{[f'(1 | {t.group})' for t in record.spec.terms]}")
-    k = found[0]
+    term = record.spec.terms[found[0]]
+    if term.n_cols > 1:
+        raise ModelSpecError(f"drop={drop!r}: ({' + '.join(term.column_names)} | {group}) has "
+                             "several columns; the likelihood-ratio test here drops a scalar "
+                             "frailty term (its boundary law is ½χ²₀ + ½χ²₁)")
+    k = sum(t.n_theta for t in record.spec.terms[:found[0]])    # its θ index
     if len(record.theta) == 1:
         ll0, reduced = record.loglik_coxph, {"beta": record.beta_coxph,
                                              "loglik": record.loglik_coxph}
     else:
         start = np.where(np.arange(len(record.theta)) == k, 0.0, record.theta)
-        opt = minimize_bounded(record.objective, start, np.zeros(len(start)), fixed={k: 0.0})
+        opt = minimize_bounded(record.objective, start, record.spec.theta_lower(),
+                               fixed={k: 0.0}, mirror=record.spec.theta_mirror())
         ll0, reduced = -float(opt.fun), opt
     stat = float(max(2 * (record.loglik_integrated - ll0), 0.0))
     return LRTResult(statistic=stat, df=1, pvalue=float(special.chdtrc(1, stat)),

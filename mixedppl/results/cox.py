@@ -24,8 +24,9 @@ from scipy import stats
 from ..fit.cox import CoxmeFit
 from ..fit.records import group_labels
 from ..graph.linear_predictor import fitted_eta, new_eta
-from ..inference.cox_profile import profile_variance_interval
+from ..inference.cox_profile import profile_beta_interval, profile_variance_interval
 from ..spec.frame import as_pandas
+from ..spec.model_spec import split_strata
 
 __all__ = ["CoxmeResult"]
 
@@ -95,25 +96,63 @@ class CoxmeResult:
 
     # -- random effects ----------------------------------------------------------------------
     @property
-    def variance_components(self) -> dict[str, float]:
-        """The frailty variance of each term (coxme's ``VarCorr``)."""
-        return self.record.variances
+    def variance_components(self) -> dict:
+        """The frailty variance of each scalar term, the covariance matrix (a DataFrame over
+        the term's columns) of a term with several columns (coxme's ``VarCorr``, which prints
+        correlations off the diagonal)."""
+        out = {}
+        for (label, v), t in zip(self.record.variances.items(), self.spec.terms):
+            out[label] = v if t.n_cols == 1 else pd.DataFrame(v, index=t.column_names,
+                                                              columns=t.column_names)
+        return out
 
     @property
-    def random_effects(self) -> dict[str, pd.Series]:
-        """Frailties b̂ (log-hazard scale) per term, indexed by level (coxme's ``ranef``)."""
-        return {label: pd.Series(b[:, 0], index=pd.Index(t.levels, name=t.group),
-                                 name="frailty")
-                for label, t, b in zip(group_labels(self.spec.terms), self.spec.terms,
-                                       self.record.b)}
+    def random_effects(self) -> dict:
+        """Frailties b̂ (log-hazard scale) per term, indexed by level (coxme's ``ranef``): a
+        Series for a scalar term, a DataFrame (one column per term column) otherwise."""
+        out = {}
+        for label, t, b in zip(group_labels(self.spec.terms), self.spec.terms, self.record.b):
+            index = pd.Index(t.levels, name=t.group)
+            out[label] = (pd.Series(b[:, 0], index=index, name="frailty") if t.n_cols == 1
+                          else pd.DataFrame(b, index=index, columns=t.column_names))
+        return out
 
     @property
-    def random_effects_se(self) -> dict[str, pd.Series]:
-        """coxme's "penalized se" of the frailties: √diag of the frailty block of H̃⁻¹."""
+    def random_effects_se(self) -> dict:
+        """coxme's "penalized se" of the frailties: √diag of the frailty block of H̃⁻¹ (the
+        shape of :attr:`random_effects`)."""
         se = np.sqrt(np.diag(self.record.vcov_b))
-        return {label: pd.Series(se[s], index=pd.Index(t.levels, name=t.group), name="se")
-                for label, t, s in zip(group_labels(self.spec.terms), self.spec.terms,
-                                       self.record.data.term_slices)}
+        out = {}
+        for label, t, s in zip(group_labels(self.spec.terms), self.spec.terms,
+                               self.record.data.term_slices):
+            index = pd.Index(t.levels, name=t.group)
+            block = se[s].reshape(t.n_cols, t.n_levels).T
+            out[label] = (pd.Series(block[:, 0], index=index, name="se") if t.n_cols == 1
+                          else pd.DataFrame(block, index=index, columns=t.column_names))
+        return out
+
+    @property
+    def strata(self) -> pd.Series | None:
+        """Rows per stratum of ``strata(...)`` in the formula, indexed by the strata's values
+        (None without strata).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.coxme("Surv(time, status) ~ age + strata(sex) + (1 | id)",
+        ...                mp.datasets.load("kidney"))
+        >>> fit.strata.to_dict()
+        {'1': 20, '2': 56}
+        """
+        if self.spec.strata is None:
+            return None
+        _, variables = split_strata(self.spec.parsed.fixed)
+        keys = self.spec.data[variables].astype(str).to_numpy()[self.spec.keep]
+        labels = [""] * (int(self.spec.strata.max()) + 1)
+        for code, key in zip(self.spec.strata, keys):
+            labels[code] = ", ".join(key)
+        return pd.Series(np.bincount(self.spec.strata),
+                         index=pd.Index(labels, name=", ".join(variables)), name="n")
 
     # -- likelihoods -------------------------------------------------------------------------
     @property
@@ -162,6 +201,11 @@ class CoxmeResult:
         return self.record.converged
 
     @property
+    def is_singular(self) -> bool:
+        """A frailty variance estimated at 0 or a correlation at ±1 (warned about at the fit)."""
+        return self.record.is_singular
+
+    @property
     def ties(self) -> str:
         return self.spec.family.ties
 
@@ -194,30 +238,34 @@ class CoxmeResult:
 
     # -- intervals ---------------------------------------------------------------------------
     def confint(self, level: float = 0.95, method: str = "Wald") -> pd.DataFrame:
-        """Intervals for β (Wald) and, with ``method="profile"``, for each frailty variance
-        (where −2ℓ_I rises by χ²₁(level) over the other variances re-optimised; β stays Wald).
+        """Intervals for β and, with ``method="profile"``, for each scalar term's frailty
+        variance: Wald ``β̂ ± z·se``, or where −2ℓ_I rises by χ²₁(level) with the rest
+        re-optimised (:mod:`mixedppl.inference.cox_profile`; for β the variances are
+        re-optimised at each β_j, coxme has no such interval). A term with several columns gets
+        no variance rows.
 
         Examples
         --------
         >>> import mixedppl as mp
         >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)",
         ...                mp.datasets.load("kidney"))
-        >>> fit.confint(method="profile").round(3).loc["var(id)"].tolist()
-        [0.03, 1.472]
+        >>> fit.confint(method="profile").round(3).loc[["var(id)", "sex"]].values.tolist()
+        [[0.03, 1.472], [-2.397, -0.522]]
         """
         if method not in ("Wald", "wald", "profile"):
             raise ValueError(f"method must be 'Wald' or 'profile', got {method!r}")
         z = stats.norm.ppf(0.5 + level / 2)
         b, se = self.fe_params, self.fe_bse
         cols = [f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"]
-        table = pd.DataFrame({cols[0]: b - z * se, cols[1]: b + z * se})
         if method != "profile":
-            return table
+            return pd.DataFrame({cols[0]: b - z * se, cols[1]: b + z * se})
         rows = {}
-        for k, label in enumerate(group_labels(self.spec.terms)):
-            lo, hi = profile_variance_interval(self.record, k, level)
-            rows[f"var({label})"] = [lo, hi]
-        return pd.concat([pd.DataFrame.from_dict(rows, orient="index", columns=cols), table])
+        for k, (label, t) in enumerate(zip(group_labels(self.spec.terms), self.spec.terms)):
+            if t.n_cols == 1:
+                rows[f"var({label})"] = list(profile_variance_interval(self.record, k, level))
+        for j, name in enumerate(self.spec.fe_names):
+            rows[name] = list(profile_beta_interval(self.record, j, level))
+        return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self) -> str:
@@ -245,9 +293,20 @@ class CoxmeResult:
             lines.append(f"{name:12s}{row['coef']:11.5g}{row['exp(coef)']:11.5g}"
                          f"{row['se(coef)']:11.5g}{row['z']:7.2f}{row['p']:9.2g}")
         lines += ["", "Random effects", f"{'Group':10s}{'Variable':12s}{'Std Dev':>12s}"
-                  f"{'Variance':>12s}"]
-        for label, v in self.variance_components.items():
-            lines.append(f"{label:10s}{'Intercept':12s}{np.sqrt(v):12.7f}{v:12.7f}")
+                  f"{'Variance':>12s}{'Corr':>9s}"]
+        for (label, S), t in zip(zip(group_labels(self.spec.terms), r.covariances),
+                                 self.spec.terms):
+            sd = np.sqrt(np.diag(S))
+            corr = S / np.outer(sd, sd) if np.all(sd > 0) else np.full(S.shape, np.nan)
+            for i, name in enumerate(t.column_names):
+                cells = "".join(f"{corr[i, k]:9.3f}" for k in range(i))
+                lines.append(f"{label if i == 0 else '':10s}"
+                             f"{'Intercept' if name == '(Intercept)' else name:12s}"
+                             f"{sd[i]:12.7f}{S[i, i]:12.7f}{cells}")
+        if self.strata is not None:
+            st = self.strata
+            lines += ["", f"Strata: {st.index.name} ({len(st)} strata: "
+                      + ", ".join(f"{k} n = {v}" for k, v in st.items()) + ")"]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

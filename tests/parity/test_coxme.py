@@ -18,12 +18,17 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedppl as mp
+from mixedppl.core.control import Control
 from mixedppl.core.exceptions import DataWarning, ModelSpecError
+from mixedppl.families.cox import CoxFamily
+from mixedppl.fit.cox import CoxData, CoxmeObjective, fit_coxph
+from mixedppl.spec.model_spec import build_spec
 
-from conftest import reference
+from conftest import REF_DIR, reference
 
 CASES = {"coxme_kidney": ("kidney", "efron"), "coxme_kidney_breslow": ("kidney", "breslow"),
          "coxme_rats": ("rats", "efron")}
@@ -218,3 +223,129 @@ def test_strata_against_coxme_and_coxph():
         np.testing.assert_allclose(limit.fe_bse.to_numpy(), _vector(ph["se"]), rtol=1e-5)
         assert limit.loglik == pytest.approx(ph["loglik"][1], abs=1e-8)
         assert limit.loglik_null == pytest.approx(ph["loglik"][0], abs=1e-8)
+
+
+# -- random slopes: (1 + x | g), tests/reference/scripts/coxme_slopes.R ------------------------
+SLOPE_CASES = {"coxme_slopes": "g", "coxme_kidney_slopes": "id"}
+
+
+def slope_data(case):
+    ref = reference(case)
+    if case == "coxme_slopes":
+        return pd.read_csv(REF_DIR / ref["data_csv"])
+    return mp.datasets.load("kidney")
+
+
+def theta_of(variances, correlation):
+    """lme4's θ (T₀₀, T₁₀, T₁₁) of the 2 × 2 covariance with these variances and correlation."""
+    v0, v1 = variances
+    c = correlation * np.sqrt(v0 * v1)
+    T = np.linalg.cholesky(np.array([[v0, c], [c, v1]]))
+    return np.array([T[0, 0], T[1, 0], T[1, 1]])
+
+
+def correlation_of(S):
+    return S.iloc[0, 1] / np.sqrt(S.iloc[0, 0] * S.iloc[1, 1])
+
+
+@pytest.mark.parametrize("case", list(SLOPE_CASES))
+def test_slopes_objective_at_the_tight_refit(case):
+    """At the tight refit's variances and correlation (coxme's vfixed cannot hold a slope
+    term's intercept variance, see the R script), ℓ_I, PPL, β, their SEs and the frailties are
+    coxme's."""
+    ref, group = reference(case), SLOPE_CASES[case]
+    tight = ref["tight_refit"]
+    rv = tight["random_variance"][group]
+    spec = build_spec(ref["formula"], slope_data(case), CoxFamily("efron"),
+                      control=Control(check_nobs_vs_nRE="ignore"))
+    data = CoxData.from_spec(spec)
+    theta = theta_of(rv["variance"], rv["correlation"])
+    obj = CoxmeObjective(data, fit_coxph(data)["beta"])
+    e = obj.evaluate(theta)
+    assert -e["f"] == pytest.approx(tight["loglik"]["integrated"], abs=1e-6)
+    assert e["ppl"] == pytest.approx(tight["loglik"]["penalized"], abs=1e-6)
+    u, beta = obj.split(e["x"])
+    np.testing.assert_allclose(beta, tight["fixef"]["estimate"], rtol=1e-5)
+    se = np.sqrt(np.diag(np.linalg.inv(e["hess"].dense_matrix())))[data.q:]
+    np.testing.assert_allclose(se, tight["fixef"]["se"], rtol=1e-5)
+    b = data.frailties(theta, u)[0]
+    r_b = np.asarray(tight["ranef"][group]["value"], float)
+    assert list(spec.terms[0].levels) == tight["ranef"][group]["levels"]
+    np.testing.assert_allclose(b, r_b, atol=1e-5 * np.max(np.abs(r_b)))
+
+
+@pytest.mark.parametrize("case", list(SLOPE_CASES))
+def test_slopes_fit_matches_coxme(case):
+    """At the optimum, with the tolerances of ``test_fit_matches_coxme``. kidney's
+    (1 + age | id) ends at correlation 1 (a singular fit, warned about) with ℓ_I 5.8e-4 above
+    coxme's tight refit; coxme's own numbers at its point are ours
+    (``test_slopes_objective_at_the_tight_refit``), so the higher value is a better optimum of
+    the same function."""
+    ref, group = reference(case), SLOPE_CASES[case]
+    tight = ref["tight_refit"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = mp.coxme(ref["formula"], slope_data(case))
+    singular = any(issubclass(w.category, mp.SingularFitWarning) for w in caught)
+    assert singular == fit.is_singular == (case == "coxme_kidney_slopes")
+    lls = {"default": ref["loglik"]["integrated"], "tight": tight["loglik"]["integrated"]}
+    better = max(lls, key=lls.get)
+    best = ref if better == "default" else tight
+    other = tight if better == "default" else ref
+    assert fit.converged
+    assert lls[better] - 1e-4 <= fit.loglik <= lls[better] + 0.05
+    beta, beta_best = fit.fe_params.to_numpy(), _vector(best["fixef"]["estimate"])
+    spread = np.abs(beta_best - _vector(other["fixef"]["estimate"]))
+    assert np.all(np.abs(beta - beta_best) <= 2 * spread + 1e-4 * (1 + np.abs(beta_best)))
+    S = fit.variance_components[group]
+    rb, ro = best["random_variance"][group], other["random_variance"][group]
+    for k in range(2):
+        v, vb, vo = S.iloc[k, k], rb["variance"][k], ro["variance"][k]
+        assert abs(v - vb) <= 2 * abs(vb - vo) + 1e-4 * (1 + abs(vb))
+    rho, rho_b, rho_o = correlation_of(S), rb["correlation"], ro["correlation"]
+    assert abs(rho - rho_b) <= 2 * abs(rho_b - rho_o) + 1e-4 * (1 + abs(rho_b))
+    np.testing.assert_allclose(fit.fe_bse.to_numpy(), _vector(tight["fixef"]["se"]), rtol=2e-2)
+    assert fit.n_params == len(beta) + 3
+
+
+def test_profile_interval_for_beta(fits):
+    """Each end of the β profile interval: the fit with β_j held there (x_j·c as an offset,
+    the variance re-optimised) is χ²₁(0.95)/2 below the fit; the interval is near Wald's."""
+    fit = fits["coxme_kidney"]
+    kidney = mp.datasets.load("kidney")
+    ci = fit.confint(method="profile")
+    wald = fit.confint()
+    assert list(ci.index) == ["var(id)", "age", "sex"]
+    for name, other in (("age", "sex"), ("sex", "age")):
+        lo, hi = ci.loc[name]
+        assert lo < fit.fe_params[name] < hi
+        half = (wald.loc[name].iloc[1] - wald.loc[name].iloc[0]) / 2
+        assert abs((hi - lo) / 2 - half) < 0.15 * half
+        for c in (lo, hi):
+            held = mp.coxme(f"Surv(time, status) ~ {other} + (1 | id)",
+                            kidney.assign(off=c * kidney[name]), offset="off")
+            assert 2 * (fit.loglik - held.loglik) == pytest.approx(3.841458820694124, abs=1e-5)
+
+
+def test_profile_interval_for_beta_with_one_covariate():
+    """rats has one fixed effect: with it held, the inner problem has no β (p = 0)."""
+    rats = mp.datasets.load("rats")
+    fit = mp.coxme("Surv(time, status) ~ rx + (1 | litter)", rats)
+    lo, hi = fit.confint(method="profile").loc["rx"]
+    for c in (lo, hi):
+        held = mp.coxme("Surv(time, status) ~ 0 + (1 | litter)", rats.assign(off=c * rats["rx"]),
+                        offset="off")
+        assert 2 * (fit.loglik - held.loglik) == pytest.approx(3.841458820694124, abs=1e-5)
+
+
+def test_strata_in_summary_and_predict():
+    kidney = mp.datasets.load("kidney")
+    fit = mp.coxme("Surv(time, status) ~ age + strata(sex) + (1 | id)", kidney)
+    assert fit.strata.to_dict() == {"1": 20, "2": 56} and fit.strata.index.name == "sex"
+    assert "Strata: sex (2 strata: 1 n = 20, 2 n = 56)" in fit.summary()
+    assert mp.coxme("Surv(time, status) ~ age + (1 | id)", kidney).strata is None
+    # the linear predictor has no baseline hazard: new rows need no stratum column
+    new = kidney[["age", "id"]].head(3)
+    expected = fit.fe_params["age"] * new["age"] + fit.random_effects["id"].loc[
+        new["id"].astype(str)].to_numpy()
+    np.testing.assert_allclose(fit.predict(new).to_numpy(), expected.to_numpy(), rtol=1e-12)
