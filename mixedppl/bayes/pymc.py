@@ -34,7 +34,7 @@ from ..graph.joint import linear_predictor
 from ..spec.model_spec import ModelSpec
 from .priors import resolve_priors
 
-__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects"]
+__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors"]
 
 
 def _safe(name: str) -> str:
@@ -105,20 +105,31 @@ def fixed_effects(spec: ModelSpec, pri: dict):
     return pri["fixed"].rv("beta", dims="fixed") if spec.p else pt.zeros(0)
 
 
+def term_factors(spec: ModelSpec, pri: dict) -> list:
+    """Free ``sd_<g>`` (and ``cpc_<g>``, deterministic ``corr_<g>``) of every term; returns the
+    covariance's Cholesky factor per term: the scalar SD for a one-column term, else the ℓ×ℓ
+    ``diag(sd) · L^R`` (see the module docstring)."""
+    factors = []
+    for label, t in zip(group_labels(spec.terms), spec.terms):
+        name = _safe(label)
+        factors.append(pri["sd"].rv(f"sd_{name}") if t.n_cols == 1
+                       else _vector_term(name, label, t.n_cols, pri))
+    return factors
+
+
 def random_effects(spec: ModelSpec, pri: dict) -> list:
     """The non-centred random effects ``b_<g>`` of every term (see the module docstring)."""
     import pymc as pm
 
     b_terms = []
-    for label, t in zip(group_labels(spec.terms), spec.terms):
+    for label, t, chol in zip(group_labels(spec.terms), spec.terms, term_factors(spec, pri)):
         lvl, trm = f"{label}__level", f"{label}__term"
         name = _safe(label)
         z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
         if t.n_cols == 1:
-            b = z * pri["sd"].rv(f"sd_{name}")
+            b = z * chol
         else:
             # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
-            chol = _vector_term(name, label, t.n_cols, pri)
             b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
         b_terms.append(pm.Deterministic(f"b_{name}", b, dims=(lvl, trm)))
     return b_terms
