@@ -33,6 +33,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..graph.crossprod import crossproducts
+from ..graph.lmm import LMMStructure
 from ..graph.lmm_inputs import lambda_layout
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import lower_triangle_pairs
@@ -84,7 +85,6 @@ class ConditionalRE:
         self.q = sum(t.q for t in spec.terms)
         self.t1_rows, self.t1_cols = map(list, zip(*lower_triangle_pairs(self.ell1)))
         if self.rest:
-            from ..graph.lmm import LMMStructure
             structure = LMMStructure(self.ell1, tuple(t.n_cols for t in self.rest), "dense")
             lam_row, lam_col, lam_theta = lambda_layout(
                 structure, [t.n_levels for t in self.rest])[:3]
