@@ -18,9 +18,11 @@ from .glmm_api import glmer
 from .clmm_api import clmm
 from .coxme_api import coxme
 from .inference.lrt import lrt
+from .bayes.result import BayesResult, compare
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "lmer", "glmer", "clmm", "coxme", "lmm", "glmm", "families", "anova", "lrt", "datasets", "Control", "LmerControl", "config", "priors",
+           "BayesResult", "compare",
            "ModelSpecError", "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "DataWarning",
            "SeparationWarning", "DegenerateGroupsWarning", "NonNestedWarning", "IdentifiabilityWarning"]

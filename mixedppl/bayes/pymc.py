@@ -14,10 +14,12 @@ data as brms / bambi do). Override any of them with
 ``priors={"fixed": ..., "sd": ..., "corr": ..., "sigma": ...}`` (:mod:`mixedppl.priors` objects);
 ``post.summary()`` prints the priors used.
 
-Why explicit (non-centred) random effects rather than marginalised ones: the marginal LMM density
-needs a dense or sparse Cholesky per gradient evaluation, while the non-centred form is a gather
-and a sum, has no funnel for NUTS, and gives random-effect draws (for the conditional pointwise
-log-likelihood, ``predict`` and ``random_effects``) directly, in the same form as GLMM and CLMM.
+This explicit model is what ``fit.sample(marginalize=False)`` samples, and what the posterior
+predictive of every LMM draws from; ``fit.sample()`` samples the marginalised model of
+:mod:`mixedppl.bayes.marginal` (the same parameters and priors, b integrated out on the REML
+graph), whose posterior carries ``z_<g>`` / ``b_<g>`` in this model's layout. The non-centred form
+is a gather and a sum with no funnel for NUTS, but NUTS then explores q more dimensions (36 for
+sleepstudy, ~4,100 for InstEval).
 
 PyMC itself is imported when a model is built, so that ``import mixedppl`` (whose results import
 this module) does not pay for it.
@@ -35,7 +37,7 @@ from ..graph.relative_factor import correlation_factor
 from ..spec.model_spec import ModelSpec
 from .priors import resolve_priors, structure_correlation_range
 
-__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects"]
+__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors"]
 
 
 def _safe(name: str) -> str:
@@ -126,21 +128,35 @@ def fixed_effects(spec: ModelSpec, pri: dict):
     return pri["fixed"].rv("beta", dims="fixed") if spec.p else pt.zeros(0)
 
 
+def term_factors(spec: ModelSpec, pri: dict) -> list:
+    """Free ``sd_<g>`` (and ``cpc_<g>``, deterministic ``corr_<g>``) of every term; returns the
+    covariance's Cholesky factor per term: the scalar SD for a one-column term, else the ℓ×ℓ
+    ``diag(sd) · L^R`` (see the module docstring)."""
+    factors = []
+    for label, t in zip(group_labels(spec.terms), spec.terms):
+        name = _safe(label)
+        if t.n_cols == 1:
+            factors.append(pri["sd"].rv(f"sd_{name}"))
+        elif getattr(t, "structured", False):
+            factors.append(_structured_term(name, label, t, pri))
+        else:
+            factors.append(_vector_term(name, label, t.n_cols, pri))
+    return factors
+
+
 def random_effects(spec: ModelSpec, pri: dict) -> list:
     """The non-centred random effects ``b_<g>`` of every term (see the module docstring)."""
     import pymc as pm
 
     b_terms = []
-    for label, t in zip(group_labels(spec.terms), spec.terms):
+    for label, t, chol in zip(group_labels(spec.terms), spec.terms, term_factors(spec, pri)):
         lvl, trm = f"{label}__level", f"{label}__term"
         name = _safe(label)
         z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
         if t.n_cols == 1:
-            b = z * pri["sd"].rv(f"sd_{name}")
+            b = z * chol
         else:
             # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
-            chol = (_structured_term(name, label, t, pri) if t.structured
-                    else _vector_term(name, label, t.n_cols, pri))
             b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
         b_terms.append(pm.Deterministic(f"b_{name}", b, dims=(lvl, trm)))
     return b_terms

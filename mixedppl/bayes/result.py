@@ -17,9 +17,12 @@ from ..fit.records import group_labels
 from ..graph.linear_predictor import fixed_columns
 from ..spec.reterm import value_labels
 from ..spec.frame import as_pandas
-from .pymc import _safe
+from .pymc import _safe, lmm_to_pymc
 
-__all__ = ["BayesResult"]
+__all__ = ["BayesResult", "compare"]
+
+#: the InferenceData group that ``to_netcdf`` stores the rest of a BayesResult in
+STATE_GROUP = "mixedppl_state"
 
 HDI_PROB = 0.94
 
@@ -39,6 +42,11 @@ class BayesResult:
         The priors used (:mod:`mixedppl.priors` objects).
     timing : dict
         Seconds spent sampling (``sample``).
+    sampler : str
+        The NUTS implementation that ran (``"nutpie"``, ``"pymc"``, ...).
+    marginalized : bool
+        Whether the random effects were integrated out while sampling (a marginalised LMM:
+        ``b_<g>`` were then drawn from their conditional, :mod:`mixedppl.bayes.sample`).
     """
 
     idata: az.InferenceData
@@ -46,6 +54,8 @@ class BayesResult:
     spec: object = field(repr=False)
     priors: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
+    sampler: str = "pymc"
+    marginalized: bool = False
 
     # -- pickling --------------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -53,7 +63,7 @@ class BayesResult:
         ``functools.partial`` objects as methods of its variables (for their LaTeX repr), which
         the standard pickle cannot save. The model holds graphs, not compiled functions
         (those are rebuilt when it is sampled or evaluated again)."""
-        state = dict(self.__dict__)
+        state = {k: v for k, v in self.__dict__.items() if k != "_explicit"}
         state["model"] = None if self.model is None else cloudpickle.dumps(self.model)
         return state
 
@@ -61,6 +71,7 @@ class BayesResult:
         model = state.get("model")
         if isinstance(model, bytes):
             state = {**state, "model": cloudpickle.loads(model)}
+        state = {"sampler": "pymc", "marginalized": False, **state}
         self.__dict__.update(state)
 
     # -- draws -----------------------------------------------------------------------------------
@@ -274,7 +285,96 @@ class BayesResult:
                              "sd": [d.std(ddof=1) for d in draws], lo: hdi[:, 0], hi: hdi[:, 1]},
                             index=pd.Index(labels, name="parameter"))
 
+    # -- saving ----------------------------------------------------------------------------------
+    def to_netcdf(self, path) -> str:
+        """Write the posterior and everything else of this result to one netCDF file.
+
+        The InferenceData groups are written as ArviZ writes them (``az.from_netcdf`` reads the
+        file too); the spec, priors, model and timings go, pickled, into one extra group
+        (``mixedppl_state``), which :meth:`from_netcdf` reads back. Like any pickle, only load
+        files you trust.
+
+        Examples
+        --------
+        >>> post.to_netcdf("sleep.nc")  # doctest: +SKIP
+        'sleep.nc'
+        >>> mp.BayesResult.from_netcdf("sleep.nc").fe_params  # doctest: +SKIP
+        """
+        import warnings
+
+        import xarray as xr
+        blob = np.frombuffer(cloudpickle.dumps(self.__getstate__() | {"idata": None}), np.uint8)
+        idata = self.idata.copy()
+        with warnings.catch_warnings():  # a group outside ArviZ's schema, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            idata.add_groups({STATE_GROUP: xr.Dataset({"state": ("byte", blob)})})
+        return idata.to_netcdf(str(path))
+
+    @classmethod
+    def from_netcdf(cls, path) -> "BayesResult":
+        """Read a result written by :meth:`to_netcdf` (accessors, ``ppc``, ``predict`` work).
+
+        Examples
+        --------
+        >>> post2 = mp.BayesResult.from_netcdf("sleep.nc")  # doctest: +SKIP
+        """
+        import warnings
+
+        import arviz as az
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            idata = az.from_netcdf(str(path))
+        if STATE_GROUP not in idata.groups():
+            raise ValueError(f"{path} has no {STATE_GROUP!r} group: it was not written by "
+                             "BayesResult.to_netcdf (read it with arviz.from_netcdf)")
+        state = cloudpickle.loads(getattr(idata, STATE_GROUP)["state"].values.tobytes())
+        groups = {}
+        for g in idata.groups():  # read into memory and close the file (it may be rewritten)
+            data = getattr(idata, g)
+            if g != STATE_GROUP:
+                groups[g] = data.load()
+            data.close()
+        idata = az.InferenceData(**groups)
+        out = cls.__new__(cls)
+        out.__setstate__({**state, "idata": idata})
+        return out
+
+    # -- model comparison ------------------------------------------------------------------------
+    def loo(self, pointwise: bool = False, **kwargs):
+        """PSIS-LOO of the pointwise log-likelihood (``arviz.loo``; conditional on the random
+        effects, see :mod:`mixedppl.bayes.conditional`).
+
+        Examples
+        --------
+        >>> post.loo().elpd_loo  # doctest: +SKIP
+        -875.0
+        """
+        import arviz as az
+        return az.loo(self.idata, pointwise=pointwise, **kwargs)
+
+    def waic(self, pointwise: bool = False, **kwargs):
+        """WAIC of the pointwise log-likelihood (``arviz.waic``).
+
+        Examples
+        --------
+        >>> post.waic().elpd_waic  # doctest: +SKIP
+        -874.2
+        """
+        import arviz as az
+        return az.waic(self.idata, pointwise=pointwise, **kwargs)
+
     # -- predictive ------------------------------------------------------------------------------
+    @property
+    def predictive_model(self):
+        """The model whose observed ``y`` the predictive draws come from: the sampled model, or
+        for a marginalised LMM the explicit one (:func:`~mixedppl.bayes.pymc.lmm_to_pymc`, whose
+        ``z_<g>`` the posterior holds)."""
+        if not self.marginalized:
+            return self.model
+        if getattr(self, "_explicit", None) is None:
+            self._explicit = lmm_to_pymc(self.spec, self.priors)
+        return self._explicit
+
     def ppc(self, random_seed=None, progressbar: bool = False) -> az.InferenceData:
         """Posterior predictive draws of ``y``, added to :attr:`idata` (``az.plot_ppc`` works).
 
@@ -283,7 +383,7 @@ class BayesResult:
         >>> az.plot_ppc(post.ppc())  # doctest: +SKIP
         """
         import pymc as pm
-        with self.model:
+        with self.predictive_model:
             pm.sample_posterior_predictive(self.idata, extend_inferencedata=True,
                                            random_seed=random_seed, progressbar=progressbar)
         return self.idata
@@ -297,7 +397,7 @@ class BayesResult:
         (1, 200, 180)
         """
         import pymc as pm
-        with self.model:
+        with self.predictive_model:
             prior = pm.sample_prior_predictive(draws, random_seed=random_seed)
         self.idata.extend(prior)
         return self.idata
@@ -357,5 +457,22 @@ class BayesResult:
 
     def __repr__(self) -> str:
         post = self.idata.posterior
-        return (f"<BayesResult: {post.sizes['chain']} chains × {post.sizes['draw']} draws, "
-                f"{self.n_divergences} divergences>")
+        how = f"{self.sampler}, marginalised" if self.marginalized else self.sampler
+        return (f"<BayesResult ({how}): {post.sizes['chain']} chains × {post.sizes['draw']} "
+                f"draws, {self.n_divergences} divergences>")
+
+
+def compare(*posts, ic: str = "loo", **named) -> pd.DataFrame:
+    """Rank posteriors by expected log predictive density (``arviz.compare`` over their
+    pointwise log-likelihoods): positional results are named ``model0``, ``model1``, ...
+
+    Examples
+    --------
+    >>> mp.compare(post1, post2)  # doctest: +SKIP
+    >>> mp.compare(correlated=post1, independent=post2, ic="waic")  # doctest: +SKIP
+    """
+    import arviz as az
+    models = {f"model{k}": p for k, p in enumerate(posts)} | named
+    if len(models) < 2:
+        raise ValueError("compare needs at least two BayesResults")
+    return az.compare({k: p.idata for k, p in models.items()}, ic=ic)

@@ -1,36 +1,102 @@
-"""Sampling a model with PyMC NUTS: the Bayesian switch behind ``fit.sample()``.
+"""Sampling a model with NUTS: the Bayesian switch behind ``fit.sample()``.
 
-A result class builds its ``pm.Model`` from its ModelSpec (the LMM's is
-:func:`mixedppl.bayes.pymc.lmm_to_pymc`, the GLMM's / CLMM's :mod:`mixedppl.bayes.glmm_pymc`) and
-hands it to :func:`sample_model`; sampling, the InferenceData and every posterior accessor
-(:class:`~mixedppl.bayes.result.BayesResult`) are shared.
+A result class builds its ``pm.Model`` from its ModelSpec — the LMM's marginalised one
+(:func:`mixedppl.bayes.marginal.lmm_marginal_to_pymc`, the default) or explicit one
+(:func:`mixedppl.bayes.pymc.lmm_to_pymc`, ``marginalize=False``), the GLMM's / CLMM's
+(:mod:`mixedppl.bayes.glmm_pymc`) — and hands it to :func:`sample_model`, which samples it with
+the chosen NUTS implementation (:mod:`mixedppl.bayes.samplers`: nutpie when installed, else
+PyMC's) and returns one kind of InferenceData whichever sampler ran: ``posterior`` (named
+coords), ``sample_stats`` (``diverging``, ``n_steps``, ``step_size``...), ``log_likelihood``
+(pointwise ``y``) and ``observed_data``.
+
+For a marginalised LMM the random effects are drawn afterwards from their exact conditional,
+one draw per posterior draw (:mod:`mixedppl.bayes.conditional`), and stored as ``b_<g>`` (and
+the non-centred ``z_<g>`` they correspond to, so the explicit model's posterior predictive runs
+on them), with the pointwise log-likelihood conditional on them, as the explicit sampler's.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 
+import numpy as np
+
+from ..fit.records import group_labels
+from .conditional import ConditionalRE, pointwise_loglik, theta_draws
+from .pymc import _safe
 from .result import BayesResult
+from .samplers import check_sampler, default_sampler, sample_nutpie
 
-__all__ = ["sample_model", "DEFAULT_TARGET_ACCEPT"]
+__all__ = ["sample_model", "DEFAULT_TARGET_ACCEPT", "MAX_LOGLIK_ENTRIES"]
 
 #: NUTS target acceptance used unless the caller passes one: 0.9 removes the occasional divergence
 #: of the non-centred sleepstudy model at PyMC's 0.8 for a small cost in step size.
 DEFAULT_TARGET_ACCEPT = 0.9
 
+#: draws × rows above which a marginalised LMM's pointwise log-likelihood is not stored unless
+#: asked for (``log_likelihood=True``): InstEval's 4,000 × 73,421 would take 2.3 GB.
+MAX_LOGLIK_ENTRIES = 50_000_000
 
-def _nuts_sampler() -> str:
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        return "pymc"
-    return "nutpie"
+
+def _draws(post, name: str) -> np.ndarray:
+    x = post[name].values
+    return x.reshape((-1,) + x.shape[2:])
+
+
+def add_random_effects(idata, spec, random_seed=None, log_likelihood: bool | None = None):
+    """Draw b | y, β, θ, σ for every posterior draw of a marginalised LMM and add ``b_<g>``,
+    ``z_<g>`` to the posterior, the pointwise ``y`` log-likelihood (conditional on b) and
+    ``observed_data``. Returns the InferenceData."""
+    import xarray as xr
+
+    post = idata.posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    S = n_chain * n_draw
+    sigma = _draws(post, "sigma")
+    beta = _draws(post, "beta") if spec.p else np.zeros((S, 0))
+    labels = group_labels(spec.terms)
+    sd, corr = [], []
+    for label, t in zip(labels, spec.terms):
+        name = _safe(label)
+        sd.append(_draws(post, f"sd_{name}").reshape(S, t.n_cols))
+        corr.append(_draws(post, f"corr_{name}") if t.n_cols > 1 else np.ones((S, 1, 1)))
+    theta = theta_draws(spec, sd, corr, sigma)
+    cre = ConditionalRE(spec)
+    eps = np.random.default_rng(random_seed).standard_normal((S, cre.q))
+    b_terms = cre.draw(beta, theta, sigma, eps)
+    new = {}
+    for label, t, b, s, r in zip(labels, spec.terms, b_terms, sd, corr):
+        name, dims = _safe(label), ("chain", "draw", f"{label}__level", f"{label}__term")
+        chol = s[:, :, None] * np.linalg.cholesky(r)                  # b = z Lᵀ
+        z = np.linalg.solve(chol[:, None], b[..., None])[..., 0] if t.n_cols > 1 else b / s[:, None]
+        coords = {f"{label}__level": t.levels, f"{label}__term": t.column_names}
+        shape = (n_chain, n_draw, t.n_levels, t.n_cols)
+        new[f"b_{name}"] = xr.DataArray(b.reshape(shape), dims=dims, coords=coords)
+        new[f"z_{name}"] = xr.DataArray(z.reshape(shape), dims=dims, coords=coords)
+    idata.posterior = post.assign(new)
+    want = log_likelihood if log_likelihood is not None else S * spec.n <= MAX_LOGLIK_ENTRIES
+    if log_likelihood is None and not want:
+        warnings.warn(f"the pointwise log-likelihood ({S} draws × {spec.n} rows) is not stored; "
+                      "pass log_likelihood=True for LOO / WAIC", RuntimeWarning, stacklevel=3)
+    groups = {"observed_data": xr.Dataset({"y": xr.DataArray(spec.y, dims="obs",
+                                                             coords={"obs": np.arange(spec.n)})})}
+    if want:
+        ll = pointwise_loglik(spec, beta, b_terms, sigma).reshape(n_chain, n_draw, spec.n)
+        groups["log_likelihood"] = xr.Dataset({"y": xr.DataArray(
+            ll, dims=("chain", "draw", "obs"), coords={"obs": np.arange(spec.n)})})
+    for name, ds in groups.items():
+        if name in idata.groups():
+            delattr(idata, name)
+    idata.add_groups(groups)
+    return idata
 
 
 def sample_model(model, spec, priors: dict, draws: int = 1000, tune: int = 1000,
                  chains: int = 4, random_seed=1, progressbar: bool = True,
-                 **pm_kwargs) -> BayesResult:
-    """Sample ``model`` (a ``pm.Model`` of ``spec``) with NUTS (nutpie if installed).
+                 sampler: str | None = None, marginalized: bool = False,
+                 log_likelihood: bool | None = None, **pm_kwargs) -> BayesResult:
+    """Sample ``model`` (a ``pm.Model`` of ``spec``) with NUTS.
 
     Parameters
     ----------
@@ -42,9 +108,17 @@ def sample_model(model, spec, priors: dict, draws: int = 1000, tune: int = 1000,
         Posterior draws and tuning steps per chain, number of chains.
     random_seed : int, optional
     progressbar : bool
+    sampler : {"nutpie", "pymc", "numpyro", "blackjax"}, optional
+        Default: nutpie when installed (``pip install mixedppl[bayes]``), else PyMC's.
+    marginalized : bool
+        ``model`` is a marginalised LMM (:func:`~mixedppl.bayes.marginal.lmm_marginal_to_pymc`):
+        the random effects are drawn afterwards (module docstring).
+    log_likelihood : bool, optional
+        Store the pointwise log-likelihood (default: yes, unless a marginalised LMM's would
+        exceed :data:`MAX_LOGLIK_ENTRIES`).
     **pm_kwargs
-        Passed to ``pm.sample`` (``cores``, ``target_accept`` (default 0.9),
-        ``nuts_sampler``...).
+        ``cores``, ``target_accept`` (default 0.9); for ``sampler="pymc"`` (and the JAX
+        samplers) anything else ``pm.sample`` takes.
 
     Returns
     -------
@@ -61,13 +135,51 @@ def sample_model(model, spec, priors: dict, draws: int = 1000, tune: int = 1000,
     >>> list(post.fe_params.index)
     ['(Intercept)']
     """
-    import pymc as pm
-
-    kw = {"target_accept": DEFAULT_TARGET_ACCEPT, "nuts_sampler": _nuts_sampler(), **pm_kwargs}
-    idata_kwargs = {"log_likelihood": True, **kw.pop("idata_kwargs", {})}
+    if "nuts_sampler" in pm_kwargs:  # PyMC's own name for the choice (pm.sample(nuts_sampler=))
+        named = pm_kwargs.pop("nuts_sampler")
+        if sampler is not None and sampler != named:
+            raise TypeError(f"sampler={sampler!r} and nuts_sampler={named!r} disagree; pass one")
+        sampler = named
+    sampler = check_sampler(sampler or default_sampler())
+    target_accept = pm_kwargs.pop("target_accept", DEFAULT_TARGET_ACCEPT)
+    if marginalized and sampler in ("numpyro", "blackjax"):
+        raise NotImplementedError(
+            f"sampler={sampler!r} needs every Op in JAX; the marginalised LMM's blocked Cholesky "
+            "has none: use marginalize=False, or sampler='nutpie' / 'pymc'")
     start = time.perf_counter()
-    with model:
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                          progressbar=progressbar, idata_kwargs=idata_kwargs, **kw)
-    return BayesResult(idata=idata, model=model, spec=spec, priors=priors,
-                       timing={"sample": time.perf_counter() - start})
+    if sampler == "nutpie":
+        unknown = set(pm_kwargs) - {"cores"}
+        if unknown:
+            raise TypeError(f"sampler='nutpie' does not take {sorted(unknown)}; use "
+                            "sampler='pymc' for pm.sample's options")
+        idata, _ = sample_nutpie(model, draws, tune, chains, random_seed, progressbar,
+                                 target_accept, cores=pm_kwargs.get("cores"))
+        if not marginalized:
+            _add_pymc_loglik(idata, model, log_likelihood)
+    else:
+        import pymc as pm
+        want_ll = (log_likelihood is not False) and not marginalized
+        idata_kwargs = {"log_likelihood": want_ll, **pm_kwargs.pop("idata_kwargs", {})}
+        with model:
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                              progressbar=progressbar, idata_kwargs=idata_kwargs,
+                              nuts_sampler=sampler, target_accept=target_accept, **pm_kwargs)
+    if marginalized:
+        seed = None if random_seed is None else np.random.SeedSequence(random_seed).spawn(1)[0]
+        add_random_effects(idata, spec, seed, log_likelihood)
+    timing = {"sample": time.perf_counter() - start}
+    return BayesResult(idata=idata, model=model, spec=spec, priors=priors, timing=timing,
+                       sampler=sampler, marginalized=marginalized)
+
+
+def _add_pymc_loglik(idata, model, log_likelihood: bool | None) -> None:
+    """The pointwise log-likelihood and observed data of an explicit model sampled by nutpie."""
+    import pymc as pm
+    import xarray as xr
+
+    obs = {v.name: model.rvs_to_values[v] for v in model.observed_RVs}
+    idata.add_groups({"observed_data": xr.Dataset(
+        {k: xr.DataArray(np.asarray(v.data), dims=model.named_vars_to_dims.get(k))
+         for k, v in obs.items()}, coords={"obs": list(model.coords.get("obs", []))})})
+    if log_likelihood is not False:
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)

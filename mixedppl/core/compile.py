@@ -70,7 +70,7 @@ from pytensor.scalar.basic import Composite
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 
 __all__ = ["config", "compiled", "clear_cache", "configure_pytensor", "cache_stats",
-           "wait_for_background", "describe_key"]
+           "wait_for_background", "describe_key", "numpy_tier_mode"]
 
 
 class _Config:
@@ -534,6 +534,21 @@ def _mode(kind: str, tier: str = "c") -> Mode:
     if linker == "cvm":
         linker = _SelectiveCVM(use_cloop=True)
     return Mode(linker=linker, optimizer="fast_run").excluding(*_EXCLUDED)
+
+
+def numpy_tier_mode() -> Mode:
+    """The NumPy tier's compile mode (see the module docstring), for graphs compiled outside
+    :func:`compiled`: the marginalised LMM's PyMC log-density, whose blocked-factor nodes would
+    otherwise cost ~100 s of C compiler per model (:mod:`mixedppl.bayes.sample`).
+
+    Examples
+    --------
+    >>> import pytensor, pytensor.tensor as pt
+    >>> x = pt.dvector("x")
+    >>> float(pytensor.function([x], (x ** 2).sum(), mode=numpy_tier_mode())([1.0, 2.0]))
+    5.0
+    """
+    return _mode("fast_run", "numpy")
 
 
 def _has_compiler() -> bool:

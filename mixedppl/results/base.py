@@ -512,8 +512,10 @@ class MixedResult:
 
     # -- Bayesian switch -------------------------------------------------------------------------
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=1,
-               priors: dict | None = None, progressbar: bool = True, **pm_kwargs):
-        """Sample the same model with PyMC NUTS (nutpie if installed) and return a BayesResult.
+               priors: dict | None = None, progressbar: bool = True, sampler: str | None = None,
+               marginalize: bool | None = None, log_likelihood: bool | None = None,
+               **pm_kwargs):
+        """Sample the same model with NUTS and return a BayesResult.
 
         Parameters
         ----------
@@ -522,12 +524,22 @@ class MixedResult:
         random_seed : int, optional
         priors : dict, optional
             Overrides of the default priors: keys ``"fixed"``, ``"sd"``, ``"corr"``, ``"sigma"``,
-            values :mod:`mixedppl.priors` objects (defaults: :mod:`mixedppl.bayes.pymc`).
+            values :mod:`mixedppl.priors` objects (defaults: :mod:`mixedppl.bayes.priors`).
         progressbar : bool
-            PyMC's progress bar.
+            The sampler's progress bar.
+        sampler : {"nutpie", "pymc", "numpyro", "blackjax"}, optional
+            Default nutpie when installed (``pip install mixedppl[bayes]``), else PyMC's NUTS
+            (:mod:`mixedppl.bayes.samplers`).
+        marginalize : bool, optional
+            LMMs only (default True): sample (β, θ, σ) from the marginal likelihood computed by
+            the REML graph and draw the random effects from their exact conditional
+            (:mod:`mixedppl.bayes.marginal`); False samples every random effect (non-centred).
+        log_likelihood : bool, optional
+            Store the pointwise log-likelihood (conditional on the random effects) for LOO /
+            WAIC; default yes (a marginalised LMM with more than 5·10⁷ draws × rows: no).
         **pm_kwargs
-            Passed to ``pm.sample`` (``cores``, ``target_accept`` (default 0.9),
-            ``nuts_sampler``...); see :func:`mixedppl.bayes.sample.sample_model`.
+            ``cores``, ``target_accept`` (default 0.9); with ``sampler="pymc"`` whatever
+            ``pm.sample`` takes; see :func:`mixedppl.bayes.sample.sample_model`.
 
         Returns
         -------
@@ -542,9 +554,21 @@ class MixedResult:
         >>> list(post.fe_params.index)
         ['(Intercept)']
         """
-        model, used = self._pymc_model(priors)
+        model, used, marginalized = self._bayes_model(priors, marginalize)
         return sample_model(model, self.spec, used, draws=draws, tune=tune, chains=chains,
-                            random_seed=random_seed, progressbar=progressbar, **pm_kwargs)
+                            random_seed=random_seed, progressbar=progressbar, sampler=sampler,
+                            marginalized=marginalized, log_likelihood=log_likelihood,
+                            **pm_kwargs)
+
+    def _bayes_model(self, priors: dict | None, marginalize: bool | None):
+        """(pm.Model, priors used, marginalised?) for :meth:`sample`: the family's explicit
+        model; only LMMs (which override this) can be marginalised."""
+        if marginalize:
+            raise ValueError(f"marginalize=True is for linear mixed models; a "
+                             f"{type(self).__name__} samples its random effects explicitly "
+                             "(leave marginalize unset)")
+        model, used = self._pymc_model(priors)
+        return model, used, False
 
     # -- linear predictor ------------------------------------------------------------------------
     def _eta(self, include_random: bool = True) -> np.ndarray:

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import special
 
 from ..bayes.priors import resolve_priors
+from ..bayes.marginal import lmm_marginal_to_pymc
 from ..bayes.pymc import lmm_to_pymc
 from ..core.control import LmerControl, as_control
 from ..core.exceptions import ModelSpecError
@@ -159,6 +160,13 @@ class LMMResult(MixedResult):
 
     def _pymc_model(self, priors: dict | None = None):
         return lmm_to_pymc(self.spec, priors), resolve_priors(self.spec, priors)
+
+    def _bayes_model(self, priors: dict | None, marginalize: bool | None):
+        if marginalize is False:
+            model, used = self._pymc_model(priors)
+            return model, used, False
+        return (lmm_marginal_to_pymc(self.spec, priors), resolve_priors(self.spec, priors),
+                True)
 
     # -- fitted values ---------------------------------------------------------------------------
     def fitted(self) -> pd.Series:
