@@ -274,6 +274,10 @@ class ZIDispFamily:
         return np.where(rng.uniform(size=y.shape) < zprob, 0.0, y)
 
     def unit_deviance(self, y, mu, n, disp=None):
+        """The conditional family's unit deviance (at φ per row) for a dispersion formula;
+        none for a zero part."""
+        if self.zi_mode is None:
+            return self.base.unit_deviance(y, mu, n, disp)
         raise NotImplementedError(f"no deviance residuals for a zero-inflated / hurdle / "
                                   f"dispersion-formula {self.name} model (glmmTMB has none)")
 
