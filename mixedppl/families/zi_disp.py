@@ -191,6 +191,9 @@ class ZIDispFamily:
 
     def check(self, y: np.ndarray, n: np.ndarray, column: str) -> None:
         """The conditional family's support; a hurdle's zeros belong to its zero part."""
+        if self.zi_mode is None:
+            self.base.check(y, n, column)
+            return
         if np.any(y < 0):
             raise ModelSpecError(f"{self.name} response {column!r} has negative values "
                                  f"({int(np.sum(y < 0))} below zero)")

@@ -133,7 +133,9 @@ def test_fit_matches_glmmtmb(fits, case):
 def test_predict_on_newdata_is_predict_on_the_fitted_rows(fits, case):
     fit = _fit(fits, case)
     data = _data(CASES[case][1], case).head(7)
-    for kind in ("response", "conditional", "link", "disp") + (("zprob",) if
-                                                                fit.zi_params is not None else ()):
+    kinds = ["response", "conditional", "link"]
+    kinds += ["zprob"] if fit.zi_params is not None else []
+    kinds += ["disp"] if fit.disp_params is not None else []
+    for kind in kinds:
         np.testing.assert_allclose(fit.predict(data, type=kind).to_numpy(),
                                    fit.predict(type=kind).to_numpy()[:7], rtol=1e-10)
