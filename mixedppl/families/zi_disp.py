@@ -66,7 +66,7 @@ from .base import PriorChoice, Response, ResponseInput, check_not_constant
 from .glm import GLMFamily
 from .links import Link
 
-__all__ = ["ZIDispFamily", "with_parts"]
+__all__ = ["ZIDispFamily", "with_parts", "unwrap_parts"]
 
 
 def _is_integer(v: np.ndarray) -> np.ndarray:
@@ -354,6 +354,12 @@ def with_parts(base, zi_names, disp_names) -> ZIDispFamily:
     elif not disp_names:
         disp_names = ("(Intercept)",)
     return ZIDispFamily(base, zi_names, disp_names)
+
+
+def unwrap_parts(family):
+    """The conditional family of a :class:`ZIDispFamily` (a refit or ``update()`` rebuilds the
+    parts from its formulas); any other family or name unchanged."""
+    return family.base if isinstance(family, ZIDispFamily) else family
 
 
 def _counts_family(base: GLMFamily) -> bool:

@@ -118,8 +118,11 @@ def bootstrap_params(record: LMMFit, nsim: int = 500, seed=1, n_jobs: int = 1,
 
 def glmm_parameter_names(record: LaplaceFit) -> list[str]:
     """``sd_(Intercept)|herd``, …, the dispersion's name (``size``, ``cv``, ``precision``) for
-    a family with one, then the fixed effects."""
+    a family with one (with zero-inflation / dispersion formulas: their coefficients,
+    ``zi~(Intercept)``, ``log(size)~x``, …), then the fixed effects."""
     disp = [record.family.dispersion] if len(record.phi) else []
+    if record.spec.aux_designs:   # zero-inflation / dispersion formulas: their coefficients
+        disp = record.family.phi_names()
     return varpar_names(record.spec)[:-1] + disp + list(record.spec.fe_names)
 
 
@@ -127,6 +130,8 @@ def _glmm_psi(record: LaplaceFit, x: np.ndarray) -> np.ndarray:
     spec = record.spec
     nt, p = spec.n_theta, spec.p
     disp = np.exp(x[nt + p:nt + p + 1]) if len(record.phi) else np.zeros(0)
+    if spec.aux_designs:   # γ (logit) and δ (log φ) as they are
+        disp = x[nt + p:]
     return np.concatenate([theta_to_psi(spec, x[:nt], 1.0)[:-1], disp, x[nt:nt + p]])
 
 

@@ -389,8 +389,9 @@ class GLMMResult(LaplaceResult):
             eta = self.linear_predictor(newdata, include_random) + self._new_offset(newdata,
                                                                                    offset)
         if (se_fit or interval is not None) and self.family.truncated_mean is not None:
+            what = ("zero-inflated / hurdle" if self.spec.aux_designs else "zero-truncated")
             raise NotImplementedError(
-                f"se_fit / interval for the zero-truncated family {self.family.name!r} (its "
+                f"se_fit / interval for the {what} family {self.family.name!r} (its "
                 "response mean is not the inverse link of η): use type='link'-scale draws from "
                 "fit.simulate() or fit.confint(method='boot')")
         if se_fit or interval is not None:

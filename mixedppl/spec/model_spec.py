@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
 from ..families import GAUSSIAN, LINKS, Family, Link, get_family
-from ..families.zi_disp import with_parts
+from ..families.zi_disp import unwrap_parts, with_parts
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula, split_top_level
 from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector
@@ -393,7 +393,7 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
     check_arguments(formula, data, "build_spec")
-    fam, lnk = get_family(family, link, levels=levels, threshold=threshold)
+    fam, lnk = get_family(unwrap_parts(family), link, levels=levels, threshold=threshold)
     control = as_control(control, fam.fit_kind)
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
@@ -454,13 +454,20 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
                      data=data, build_kwargs={"weights": weights, "offset": offset,
-                                              "contrasts": contrasts, "na_action": na_action},
+                                              "contrasts": contrasts, "na_action": na_action,
+                                              **_given(ziformula=ziformula,
+                                                       dispformula=dispformula)},
                      row_index=data.index[keep], data_index=data.index.copy(),
                      na_action=na_action, family=fam, link=lnk, trials=response.trials,
                      status=response.status, strata=strata,
                      aux_designs={k: v[0] for k, v in aux.items()},
                      aux_names={k: list(v[1]) for k, v in aux.items()},
                      aux_transforms={k: v[2] for k, v in aux.items()})
+
+
+def _given(**kwargs) -> dict:
+    """The keyword arguments that are not None (so specs without them keep their old keys)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 _PARTS = {"X_zi": "ziformula", "X_disp": "dispformula"}

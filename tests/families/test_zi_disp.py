@@ -252,6 +252,61 @@ def test_summary_and_tidy_show_the_parts():
     np.testing.assert_allclose(zi["std_error"], fit.zi_bse, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name,zi", [("poisson", True), ("truncated_poisson", True),
+                                     ("binomial", True), ("negative_binomial", True),
+                                     ("truncated_nbinom2", True)])
+def test_mean_and_variance_are_the_pmf_sums(name, zi):
+    """E(y/n) and Var(y/n) of the zero-inflated / hurdle law against sums over its pmf
+    (scipy.stats), at several (μ, π, φ)."""
+    from mixedppl.families import FAMILIES
+    from mixedppl.families.zi_disp import with_parts
+    fam = with_parts(FAMILIES[name], ["(Intercept)"], [])
+    ks = np.arange(0, 400.0)
+    for mu, pi, size, n in [(0.4, 0.3, 2.0, 6), (2.5, 0.6, 0.7, 10), (7.0, 0.1, 5.0, 3)]:
+        if name == "binomial":
+            m = mu / 10
+            f = stats.binom.pmf(ks, n, m)
+            scale, mean_arg = n, m
+        else:
+            f = (stats.nbinom.pmf(ks, size, size / (size + mu)) if "nbinom" in name
+                 or name == "negative_binomial" else stats.poisson.pmf(ks, mu))
+            if name.startswith("truncated"):
+                f = np.where(ks == 0, 0.0, f / (1 - f[0]))
+            scale, mean_arg = 1, mu
+        pmf = (1 - pi) * f
+        pmf[0] += pi
+        y = ks / scale
+        mean = float(pmf @ y)
+        var = float(pmf @ (y - mean) ** 2)
+        d = size if fam.dispersion else None
+        ntr = float(n) if name == "binomial" else 1.0
+        assert fam.response_mean(np.array(mean_arg), d, np.array(pi)) == pytest.approx(mean,
+                                                                                       rel=1e-10)
+        assert fam.variance(np.array(mean_arg), ntr, d, np.array(pi)) == pytest.approx(var,
+                                                                                      rel=1e-9)
+
+
+def test_update_refit_pickle_and_bootstrap_keep_the_parts():
+    import pickle
+    data = zip_data(24)
+    fit = _zip_model(data).fit()
+    again = fit.refit(fit.spec.y)
+    assert again.loglik == pytest.approx(fit.loglik, abs=1e-8)
+    up = fit.update(". ~ . - x")
+    assert up.spec.fe_names == ["(Intercept)"] and list(up.zi_params.index) == ["(Intercept)", "z"]
+    up2 = fit.update(". ~ .", data=data)
+    assert up2.loglik == pytest.approx(fit.loglik, abs=1e-8)
+    back = pickle.loads(pickle.dumps(fit))
+    np.testing.assert_allclose(back.predict(data.head(4), type="zprob"),
+                               fit.predict(type="zprob").to_numpy()[:4], rtol=1e-12)
+    ci = fit.confint(method="boot", nsim=4, seed=2)
+    assert {"zi~(Intercept)", "zi~z"} <= set(ci.index)
+    with pytest.raises(NotImplementedError, match="sample"):
+        fit.sample(draws=5, tune=5, chains=1)
+    with pytest.raises(NotImplementedError, match="zero-inflated / hurdle"):
+        fit.predict(se_fit=True)
+
+
 # ------------------------------------------------------------------------------------------
 # bad input
 

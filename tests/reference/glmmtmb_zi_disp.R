@@ -55,6 +55,8 @@ case <- function(name, call_text, data_note, with_data = FALSE) {
               predict_response = preds(fit, "response"), predict_conditional = preds(fit, "conditional"),
               predict_zprob = preds(fit, "zprob"), predict_link = preds(fit, "link"),
               predict_disp = preds(fit, "disp"),
+              pearson_first10 = tryCatch(unname(head(residuals(fit, type = "pearson"), 10)),
+                                         error = function(e) NULL),
               ranef_first5 = unname(head(ranef(fit)$cond[[1]][, 1], 5)))
   if (with_data) res$data <- sim
   write(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE, null = "null"),
