@@ -358,7 +358,16 @@ def with_parts(base, zi_names, disp_names) -> ZIDispFamily:
 
 def unwrap_parts(family):
     """The conditional family of a :class:`ZIDispFamily` (a refit or ``update()`` rebuilds the
-    parts from its formulas); any other family or name unchanged."""
+    parts from its formulas); any other family or name unchanged.
+
+    Examples
+    --------
+    >>> from mixedppl.families import FAMILIES
+    >>> unwrap_parts(with_parts(FAMILIES["poisson"], ["(Intercept)"], [])) is FAMILIES["poisson"]
+    True
+    >>> unwrap_parts("poisson")
+    'poisson'
+    """
     return family.base if isinstance(family, ZIDispFamily) else family
 
 

@@ -26,7 +26,19 @@ __all__ = ["part_estimates", "part_table", "row_parts", "part_blocks", "part_tid
 
 def part_estimates(fit, part: str) -> tuple[pd.Series, pd.Series] | None:
     """(estimates, SEs) of ``part`` (``"zi"``: logit scale; ``"disp"``: glmmTMB's scale), or
-    None where the model has no such part."""
+    None where the model has no such part.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                family="poisson", ziformula="~ mined")
+    >>> est, se = part_estimates(fit, "zi")
+    >>> est.round(4).tolist(), se.round(4).tolist()   # glmmTMB: 1.1393, -1.7361 (0.2351, 0.2620)
+    ([1.1393, -1.7361], [0.2351, 0.262])
+    >>> part_estimates(fit, "disp") is None
+    True
+    """
     fam, p = fit.family, fit.spec.p
     n_zi = fam.n_zi
     names = list(fam.zi_names if part == "zi" else fam.disp_names)
@@ -45,7 +57,16 @@ def part_estimates(fit, part: str) -> tuple[pd.Series, pd.Series] | None:
 
 
 def part_table(fit, part: str) -> pd.DataFrame | None:
-    """Estimate, Std. Error, z value, Pr(>|z|) of a part (glmmTMB's summary tables)."""
+    """Estimate, Std. Error, z value, Pr(>|z|) of a part (glmmTMB's summary tables).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                family="poisson", ziformula="~ mined")
+    >>> list(part_table(fit, "zi").columns)
+    ['Estimate', 'Std. Error', 'z value', 'Pr(>|z|)']
+    """
     got = part_estimates(fit, part)
     if got is None:
         return None
@@ -70,7 +91,17 @@ def _design(spec, key: str, newdata: pd.DataFrame | None) -> np.ndarray | None:
 def row_parts(fit, newdata: pd.DataFrame | None = None):
     """(π, φ) per row on the fitted rows or ``newdata``: the structural-zero probability (None
     without a zero part) and the dispersion on the family's natural scale (a number for a
-    family without a dispersion formula, None without dispersion)."""
+    family without a dispersion formula, None without dispersion).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> sal = mp.datasets.load("salamanders")
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", sal, family="poisson", ziformula="~ mined")
+    >>> zprob, disp = row_parts(fit, sal.head(4))
+    >>> zprob.round(4).tolist(), disp                   # mined: yes, yes, yes, no
+    ([0.7576, 0.7576, 0.7576, 0.3551], None)
+    """
     spec, fam = fit.spec, fit.family
     if not spec.aux_designs:
         return None, fam.row_dispersion(fit.phi, {})
@@ -79,7 +110,16 @@ def row_parts(fit, newdata: pd.DataFrame | None = None):
 
 
 def part_blocks(fit) -> list[str]:
-    """The summary's "Zero-inflation model" and "Dispersion model" blocks (glmmTMB's print)."""
+    """The summary's "Zero-inflation model" and "Dispersion model" blocks (glmmTMB's print).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                family="poisson", ziformula="~ mined")
+    >>> part_blocks(fit)[1]
+    'Zero-inflation model:'
+    """
     lines = []
     titles = {"zi": "Zero-inflation model:",
               "disp": f"Dispersion model (glmmTMB's scale, {_disp_scale_text(fit.family)}):"}
@@ -101,7 +141,16 @@ def _disp_scale_text(family) -> str:
 
 def part_tidy_rows(fit, conf_int: bool, conf_level: float) -> pd.DataFrame:
     """broom.mixed's ``tidy(glmmTMB)`` rows of the zi and dispersion parts (``component``
-    ``"zi"`` / ``"disp"``, ``effect = "fixed"``)."""
+    ``"zi"`` / ``"disp"``, ``effect = "fixed"``).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                family="poisson", ziformula="~ mined")
+    >>> part_tidy_rows(fit, False, 0.95)[["component", "term"]].values.tolist()
+    [['zi', '(Intercept)'], ['zi', 'minedno']]
+    """
     rows = []
     q = stats.norm.ppf(0.5 + conf_level / 2)
     for part in ("zi", "disp"):
