@@ -15,6 +15,10 @@ Cases (``glmm_worker.CASES``; the R call of each is in ``glmm_worker.R``):
   against lme4;
 - grouseticks, negative binomial (NB2): ``TICKS ~ YEAR + (1 | LOCATION)`` against glmmTMB
   ``nbinom2``;
+- Salamanders, zero-inflated NB2 (glmmTMB's example): ``count ~ mined + (1 | site)``,
+  ``ziformula="~ mined"``, against glmmTMB ``nbinom2``; Owls, NB1 with an offset:
+  ``SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest)`` against glmmTMB
+  ``nbinom1``;
 - wine CLMM, Laplace and nAGQ=10: ``mp.clmm("rating ~ temp + contact + (1 | judge)", wine[,
   nAGQ=10])`` against ``ordinal::clmm(...)``.
 

@@ -6,6 +6,10 @@
 #                                      (1|INDEX) + (1|LOCATION), grouseticks, poisson)
 #       grouseticks_nb               glmmTMB::glmmTMB(TICKS ~ YEAR + (1 | LOCATION), grouseticks,
 #                                      family = nbinom2)
+#       salamanders_zinb             glmmTMB::glmmTMB(count ~ mined + (1 | site), Salamanders,
+#                                      ziformula = ~mined, family = nbinom2)
+#       owls_nbinom1                 glmmTMB::glmmTMB(SiblingNegotiation ~ FoodTreatment +
+#                                      offset(log(BroodSize)) + (1 | Nest), Owls, family = nbinom1)
 #       wine_laplace, wine_agq10     ordinal::clmm(rating ~ temp + contact + (1|judge), data = wine,
 #                                      nAGQ = 1 / 10)
 # Data: DATA_DIR/<dataset>.csv with the factor columns (levels, orderedness) of
@@ -43,6 +47,8 @@ spec <- switch(case,
   cbpp_agq25 = list(pkg = "lme4", data = "cbpp", nAGQ = 25L),
   grouseticks_poisson = list(pkg = "lme4", data = "grouseticks"),
   grouseticks_nb = list(pkg = "glmmTMB", data = "grouseticks"),
+  salamanders_zinb = list(pkg = "glmmTMB", data = "salamanders"),
+  owls_nbinom1 = list(pkg = "glmmTMB", data = "owls"),
   wine_laplace = list(pkg = "ordinal", data = "wine", nAGQ = 1L),
   wine_agq10 = list(pkg = "ordinal", data = "wine", nAGQ = 10L),
   stop("unknown case ", case))
@@ -58,6 +64,11 @@ fit_fun <- switch(case,
           family = poisson),
   grouseticks_nb = function()
     glmmTMB(TICKS ~ YEAR + (1 | LOCATION), data = d, family = nbinom2),
+  salamanders_zinb = function()
+    glmmTMB(count ~ mined + (1 | site), data = d, ziformula = ~mined, family = nbinom2),
+  owls_nbinom1 = function()
+    glmmTMB(SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest), data = d,
+            family = nbinom1),
   wine_laplace = , wine_agq10 = function()
     clmm(rating ~ temp + contact + (1 | judge), data = d, nAGQ = spec$nAGQ))
 

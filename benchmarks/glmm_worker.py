@@ -56,6 +56,15 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("grouseticks_nb", "grouseticks", "glmer", "TICKS ~ YEAR + (1 | LOCATION)",
          {"family": "negative_binomial"}, "glmmTMB",
          "glmmTMB(TICKS ~ YEAR + (1 | LOCATION), grouseticks, family = nbinom2)"),
+    Case("salamanders_zinb", "salamanders", "glmer", "count ~ mined + (1 | site)",
+         {"family": "nbinom2", "ziformula": "~ mined"}, "glmmTMB",
+         "glmmTMB(count ~ mined + (1 | site), Salamanders, ziformula = ~mined, "
+         "family = nbinom2)"),
+    Case("owls_nbinom1", "owls", "glmer",
+         "SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest)",
+         {"family": "nbinom1"}, "glmmTMB",
+         "glmmTMB(SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest), "
+         "Owls, family = nbinom1)"),
     Case("wine_laplace", "wine", "clmm", WINE, {}, "ordinal",
          f"clmm({WINE}, data = wine)"),
     Case("wine_agq10", "wine", "clmm", WINE, {"nAGQ": 10}, "ordinal",

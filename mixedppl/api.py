@@ -103,7 +103,8 @@ class Model:
                  link: str | None = None, *, weights=None, offset=None,
                  na_action: str = "omit", contrasts: dict | None = None,
                  control: Control | dict | None = None, start=None, levels=None,
-                 threshold: str | None = None):
+                 threshold: str | None = None, ziformula: str | None = None,
+                 dispformula: str | None = None):
         data = check_arguments(formula, data, "Model")
         self.formula, self.data, self.control, self.start = formula, data, control, start
         if is_dask_collection(data):
@@ -116,7 +117,8 @@ class Model:
             return
         self.spec = build_spec(
             formula, data, family, link, weights=weights, offset=offset, na_action=na_action,
-            contrasts=contrasts, control=control, levels=levels, threshold=threshold)
+            contrasts=contrasts, control=control, levels=levels, threshold=threshold,
+            ziformula=ziformula, dispformula=dispformula)
 
     @property
     def family(self) -> Family:
@@ -204,6 +206,9 @@ def _fit_glmer(spec: ModelSpec, reml, nAGQ: int, control, start) -> GLMMResult:
     options = _laplace_options(spec, reml, control, start, "glmer")
     if int(nAGQ) != nAGQ or nAGQ < 0:
         raise ModelSpecError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+    if nAGQ != 1 and spec.aux_designs:
+        raise ModelSpecError(f"nAGQ={nAGQ}: zero-inflated / hurdle / dispersion-formula models "
+                             "are fitted by the Laplace approximation only (nAGQ=1), as glmmTMB")
     if nAGQ > 1 and len(spec.terms) != 1:
         raise NotImplementedError(
             f"nAGQ > 1 needs a single random-effect term on one grouping factor, e.g. (1 | g) or "

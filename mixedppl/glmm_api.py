@@ -63,7 +63,8 @@ def glmm_model(formula: str, data: pd.DataFrame,
 def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice = "binomial",
           link: str | None = None, nAGQ: int = 1, weights=None, offset=None,
           control: Control | dict | None = None, na_action: str = "omit", *,
-          contrasts: dict | None = None, start=None):
+          contrasts: dict | None = None, start=None, ziformula: str | None = None,
+          dispformula: str | None = None):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace approximation).
 
     Maximises lme4's Laplace approximation to the marginal likelihood,
@@ -124,6 +125,17 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     start : array-like or dict, optional
         Starting θ, as lme4's ``start``: a vector or ``{"theta": ...}`` (β and φ start at the
         GLM without random effects).
+    ziformula : str, optional
+        glmmTMB's zero-inflation formula, one-sided with fixed effects only (``"~ mined"``,
+        ``"~ 1"``): structural zeros with probability π = logit⁻¹(X_zi γ) for poisson,
+        nbinom2, nbinom1, binomial, betabinomial; with ``truncated_poisson`` /
+        ``truncated_nbinom2`` it is glmmTMB's hurdle (all zeros from the zero part).
+        ``fit.zi_params`` / ``fit.zi_bse`` (logit scale), ``predict(type="zprob")``.
+    dispformula : str, optional
+        glmmTMB's dispersion formula (``"~ Days"``), fixed effects only, for the families with
+        a dispersion parameter: log φ linear in the columns; ``fit.disp_params`` on glmmTMB's
+        scale (log σ² for the Gaussian, log θ for nbinom2). See
+        :mod:`mixedppl.families.zi_disp`.
 
     Returns
     -------
@@ -140,5 +152,5 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     data = check_arguments(formula, data, "glmer")
     model = Model(formula, data, *_glmm_family(family, link), weights=weights,
                   offset=offset, na_action=na_action, contrasts=contrasts, control=control,
-                  start=start)
+                  start=start, ziformula=ziformula, dispformula=dispformula)
     return model.fit(nAGQ=nAGQ)

@@ -50,7 +50,7 @@ def load(name: str) -> pd.DataFrame:
     name : str
         Dataset name, case-insensitive: one of :func:`names` (``"sleepstudy"``, ``"dyestuff"``,
         ``"dyestuff2"``, ``"penicillin"``, ``"pastes"``, ``"cake"``, ``"insteval"``, ``"cbpp"``,
-        ``"grouseticks"``, ``"wine"``; survival's ``"kidney"`` and ``"rats"``).
+        ``"grouseticks"``, ``"wine"``; glmmTMB's ``"salamanders"`` and ``"owls"``; survival's ``"kidney"`` and ``"rats"``).
 
     Returns
     -------

@@ -74,19 +74,26 @@ def _rowwise_quad(A, Minv_factor, w: np.ndarray, chunk: int = 20000) -> np.ndarr
 def irls_weights(record) -> np.ndarray:
     """W_i = n_i (dE(y)/dη)² / V(μ̂_i) at the mode of a GLMM record (the derivative by central
     differences, relative error ~1e-10). E(y) is the family's response mean: μ, or for a
-    zero-truncated row μ/(1 − p₀) (:meth:`~mixedppl.families.glm.GLMFamily.response_mean`)."""
+    zero-truncated row μ/(1 − p₀) (:meth:`~mixedppl.families.glm.GLMFamily.response_mean`), times
+    1 − π with a zero-inflation part, and V the variance of y (π and φ per row)."""
     eta = np.asarray(record.eta, float)
     link, family = record.link, record.family
     disp = float(np.exp(record.phi[0])) if len(record.phi) else None
+    extra = ()
+    aux = record.spec.aux_designs
+    if aux:   # zero-inflation / dispersion formulas: π and φ per row
+        disp = family.row_dispersion(record.phi, aux)
+        zprob = family.zero_prob(record.phi, aux)
+        extra = () if zprob is None else (zprob,)
 
     def mean(e):
-        return family.response_mean(link.linkinv_np(e), disp)
+        return family.response_mean(link.linkinv_np(e), disp, *extra)
 
     h = 1e-6 * np.maximum(1.0, np.abs(eta))
     mu_eta = (mean(eta + h) - mean(eta - h)) / (2 * h)
     n = np.asarray(record.trials, float)
     mu = link.linkinv_np(eta)
-    var = record.family.variance(mu, np.where(n > 0, n, 1.0), disp)
+    var = record.family.variance(mu, np.where(n > 0, n, 1.0), disp, *extra)
     return np.where(n > 0, mu_eta ** 2 / var, 0.0)
 
 

@@ -211,6 +211,32 @@ class GLMFamily:
     def phi_names(self) -> list[str]:
         return [] if self.dispersion is None else [f"log({self.dispersion})"]
 
+    # -- the parts glmmTMB's ziformula / dispformula add (none here: families/zi_disp.py) -----
+    aux_designs = ()
+    zi_names = ()
+    zi_mode = None
+
+    @property
+    def disp_names(self) -> tuple[str, ...]:
+        """The dispersion coefficients' names: glmmTMB's ``fixef(fit)$disp`` (an intercept)."""
+        return () if self.dispersion is None else ("(Intercept)",)
+
+    @property
+    def n_zi(self) -> int:
+        return 0
+
+    def zero_prob(self, phi: np.ndarray, aux: dict) -> None:
+        """No structural zeros (see :class:`~mixedppl.families.zi_disp.ZIDispFamily`)."""
+        return None
+
+    def row_dispersion(self, phi: np.ndarray, aux: dict) -> float | None:
+        """φ = exp(phi[0]) on the family's natural scale (None without dispersion)."""
+        return None if self.dispersion is None else float(np.exp(phi[0]))
+
+    def conditional_mean(self, mu: np.ndarray, disp=None) -> np.ndarray:
+        """glmmTMB's ``predict(type = "conditional")``: :meth:`response_mean`."""
+        return self.response_mean(mu, disp)
+
     def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
         """glmmTMB's dispersion coefficients (``fixef(fit)$disp``) from ours, ``phi = log φ``.
 
@@ -276,7 +302,8 @@ class GLMFamily:
                 and not (self.trials and used[0] == 1)):
             check_not_constant(used, column)
 
-    def response_mean(self, mu: np.ndarray, disp: float | None = None) -> np.ndarray:
+    def response_mean(self, mu: np.ndarray, disp: float | None = None,
+                      zprob: None = None) -> np.ndarray:
         """E(y) at the link's mean μ: μ itself, or for a zero-truncated row the truncated mean
         μ/(1 − p₀) (glmmTMB's ``predict(type = "response")``).
 
@@ -308,7 +335,7 @@ class GLMFamily:
         w = mu_eta ** 2 / self.variance(mu, pt.switch(present, n, 1.0), disp)
         return pt.switch(present, w, 0.0)
 
-    def simulate(self, rng, eta, n, disp, link) -> np.ndarray:
+    def simulate(self, rng, eta, n, disp, link, zprob: None = None) -> np.ndarray:
         """Responses drawn from p(y | η, φ) in NumPy (counts for the binomial; ``disp``: φ on
         its natural scale, None without dispersion)."""
         mu = link.linkinv_np(np.asarray(eta, float))

@@ -39,8 +39,15 @@ from .smallmat import bchol, btri_inv
 __all__ = ["laplace_functions", "joint_functions", "design_inputs"]
 
 
-def _symbols(n_terms: int, pairs: bool = False) -> dict:
+def _aux_names(family) -> tuple[str, ...]:
+    """The family's extra design matrices (zero-inflation / dispersion formulas:
+    :mod:`mixedppl.families.zi_disp`), passed to its ``loglik`` by name; none for most."""
+    return tuple(getattr(family, "aux_designs", ()))
+
+
+def _symbols(n_terms: int, pairs: bool = False, family=None) -> dict:
     s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "phi", "y", "ntr", "offset")}
+    s["aux"] = {name: pt.dmatrix(name) for name in _aux_names(family)}
     if pairs:  # rows (pa[j], pb[j]) share a level of the first term (see row_pairs)
         s["pa"], s["pb"] = pt.lvector("pa"), pt.lvector("pb")
     s["X"] = pt.dmatrix("X")
@@ -234,7 +241,7 @@ def _pieces(s: dict, ells: tuple[int, ...], family, link) -> dict:
     u = s["u"]
     D = _SparseZL(s, ells)
     eta = s["X"] @ s["beta"] + s["offset"] + D.times(u)
-    ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link)
+    ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link, **s["aux"])
     d1 = pt.grad(ll.sum(), eta)
     h = -pt.grad(d1.sum(), eta)
     g = -2.0 * ll.sum() + u @ u
@@ -253,12 +260,12 @@ def _pieces(s: dict, ells: tuple[int, ...], family, link) -> dict:
 def _inputs(s: dict) -> list:
     extra = [s["pa"], s["pb"]] if "pa" in s else []
     return [s["u"], s["theta"], s["beta"], s["phi"], s["y"], s["ntr"], s["offset"], s["X"],
-            s["nlev"], *s["codes"], *s["Z"], *extra]
+            s["nlev"], *s["codes"], *s["Z"], *extra, *s["aux"].values()]
 
 
 def _build_inner(ells, family, link, pairs: bool = False):
     """(g, ∂g/∂u, Newton step (H + λI)⁻¹ ∂g/∂u); inputs ``(λ, *_inputs)``."""
-    s = _symbols(len(ells), pairs)
+    s = _symbols(len(ells), pairs, family)
     p = _pieces(s, ells, family, link)
     Hb = _Blocked(s, p["D"], p["h"], lam=s["lam"] / 2.0)
     step = Hb.solve(p["g_u"]) / 2.0
@@ -334,7 +341,7 @@ def _newton_blocked(s: dict, p: dict, family, with_X: bool = False) -> _Blocked:
 
 def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False,
                  pairs: bool = False):
-    s = _symbols(len(ells), pairs)
+    s = _symbols(len(ells), pairs, family)
     p = _pieces(s, ells, family, link)
     if K == 1:
         D = p["G"]
@@ -350,7 +357,7 @@ def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False,
 
 
 def _build_estimates(ells, family, link, pairs: bool = False):
-    s = _symbols(len(ells), pairs)
+    s = _symbols(len(ells), pairs, family)
     p = _pieces(s, ells, family, link)
     A = _dense_A(p["D"], p["w"])
     return _inputs(s), [p["G"], p["g"], p["ldL2"], p["ll"], p["eta"], p["mu"], A]
@@ -364,7 +371,7 @@ def _joint_grad(s: dict, p: dict):
 def _build_inner_joint(ells, family, link):
     """g, its gradient over (u, β) jointly and the Newton step (PIRLS with β inside, nAGQ = 0);
     inputs ``(λ, *_inputs)``."""
-    s = _symbols(len(ells))
+    s = _symbols(len(ells), False, family)
     p = _pieces(s, ells, family, link)
     grad = _joint_grad(s, p)
     Hb = _Blocked(s, p["D"], p["h"], with_X=True, lam=s["lam"] / 2.0)
@@ -377,7 +384,7 @@ def _build_outer_joint(ells, family, link):
     (û, β̂) minimise g jointly, so by the implicit function theorem
     ``dD₀/dθ = ∂G/∂θ − vᵀ ∂/∂θ [∂g/∂(u, β)]`` with ``v = H_(u,β)⁻¹ ∂G/∂(u, β)`` held constant.
     """
-    s = _symbols(len(ells))
+    s = _symbols(len(ells), False, family)
     p = _pieces(s, ells, family, link)
     D = p["G"]
     D_ub = pt.concatenate(pt.grad(D, [s["u"], s["beta"]]))
@@ -391,7 +398,7 @@ def _build_fisher_joint(ells, family, link):
     """The joint (u, β) matrix ``[[ΛᵀZᵀWZΛ + I, ΛᵀZᵀWX], [XᵀWZΛ, XᵀWX]]`` with the family's IRLS
     weights, dense: its inverse's ββ block is lme4's ``(R_XᵀR_X)⁻¹`` (``pp$unsc()``), the
     nAGQ = 0 covariance of β̂."""
-    s = _symbols(len(ells))
+    s = _symbols(len(ells), False, family)
     p = _pieces(s, ells, family, link)
     D, w, X = p["D"], p["w"], s["X"]
     MX = D.t_times_mat(w[:, None] * X)
@@ -469,10 +476,11 @@ def row_pairs(spec) -> tuple[np.ndarray, np.ndarray] | None:
 
 def design_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[np.ndarray]:
     """The data inputs (y, n, offset, X, levels per term, level codes…, Z_k…) of the compiled
-    functions, in order."""
+    functions, in order; then the family's extra designs (``spec.aux_designs``)."""
     nlev = np.array([t.n_levels for t in spec.terms], dtype=np.int64)
     codes = [np.ascontiguousarray(t.codes, dtype=np.int64) for t in spec.terms]
     extra = list(pairs) if pairs is not None else []
+    aux = [np.asarray(spec.aux_designs[name], float) for name in _aux_names(spec.family)]
     return [np.asarray(y, float), np.asarray(ntr, float), np.asarray(spec.offset, float),
             np.asarray(spec.X, float), nlev, *codes, *[np.asarray(t.z, float) for t in spec.terms],
-            *extra]
+            *extra, *aux]

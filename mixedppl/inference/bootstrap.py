@@ -131,9 +131,12 @@ def threshold_names(spec) -> list[str]:
 
 def glmm_parameter_names(record: LaplaceFit) -> list[str]:
     """``sd_(Intercept)|herd``, …, the dispersion's name (``size``, ``cv``, ``precision``) for
-    a family with one (a CLMM: its thresholds ``1|2``, …), then the fixed effects."""
+    a family with one (a CLMM: its thresholds ``1|2``, …; with zero-inflation / dispersion
+    formulas: their coefficients, ``zi~(Intercept)``, ``log(size)~x``, …), then the fixed effects."""
     if len(record.alpha):
         middle = threshold_names(record.spec)
+    elif record.spec.aux_designs:   # zero-inflation / dispersion formulas: their coefficients
+        middle = record.family.phi_names()
     else:
         middle = [record.family.dispersion] if len(record.phi) else []
     return varpar_names(record.spec)[:-1] + middle + list(record.spec.fe_names)
@@ -145,6 +148,8 @@ def _glmm_psi(record: LaplaceFit, x: np.ndarray) -> np.ndarray:
     nt, p = spec.n_theta, spec.p
     if len(record.alpha):
         middle = record.family.thresholds_np(x[nt + p:])
+    elif spec.aux_designs:   # γ (logit) and δ (log φ) as they are
+        middle = x[nt + p:]
     else:
         middle = np.exp(x[nt + p:nt + p + 1]) if len(record.phi) else np.zeros(0)
     return np.concatenate([theta_to_psi(spec, x[:nt], 1.0)[:-1], middle, x[nt:nt + p]])

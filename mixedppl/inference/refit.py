@@ -103,6 +103,9 @@ def update_laplace(record: LaplaceFit, formula: str, data: pd.DataFrame | None =
     if data is None:
         data = spec.data
         build_kwargs = {**spec.build_kwargs, **build_kwargs}
+    else:   # glmmTMB's update() keeps the zi / dispersion formulas with new data too
+        build_kwargs = {**{k: v for k, v in spec.build_kwargs.items()
+                           if k in ("ziformula", "dispformula")}, **build_kwargs}
     data = as_pandas(data, "data", "update")
     kind = record.family.fit_kind
     control = as_control(control, kind)

@@ -65,9 +65,18 @@ def natural_parameters(record: LaplaceFit):
     the dispersion exp(φ̂) of a family with one, else None."""
     if len(record.alpha):
         return np.asarray(record.alpha)
+    if record.spec.aux_designs:   # zero-inflation / dispersion formulas: φ per row
+        return record.family.row_dispersion(record.phi, record.spec.aux_designs)
     if len(record.phi):
         return float(np.exp(record.phi[0]))
     return None
+
+
+def _zero_prob(record: LaplaceFit) -> dict:
+    """``{"zprob": π per row}`` for a model with a zero-inflation / hurdle part, else {}."""
+    if not record.spec.aux_designs:
+        return {}
+    return {"zprob": record.family.zero_prob(record.phi, record.spec.aux_designs)}
 
 
 def simulate_counts(record: LaplaceFit, nsim: int = 1, seed=None,
@@ -94,10 +103,11 @@ def simulate_counts(record: LaplaceFit, nsim: int = 1, seed=None,
     eta = np.repeat(eta[:, None], nsim, axis=1)
     if not include_random:
         eta = eta + _new_random_part(spec, record.theta, 1.0, nsim, rng)
-    params = natural_parameters(record)
+    params, zero = natural_parameters(record), _zero_prob(record)
     out = np.empty((spec.n, nsim))
     for s in range(nsim):
-        out[:, s] = record.family.simulate(rng, eta[:, s], record.trials, params, record.link)
+        out[:, s] = record.family.simulate(rng, eta[:, s], record.trials, params, record.link,
+                                           **zero)
     return out
 
 

@@ -27,6 +27,7 @@ from .summary import (Summary, coef_block, correlation_block, fit_notes, groups_
                       random_effects_table, residuals_block, title_block)
 from .tidy import glmm_glance
 from .varcorr import varcorr_frame
+from .zi_disp import part_blocks, part_estimates, part_tidy_rows, row_parts
 
 __all__ = ["GLMMResult", "LaplaceResult"]
 
@@ -253,8 +254,12 @@ class GLMMResult(LaplaceResult):
     @property
     def dispersion(self) -> float | None:
         """The family's dispersion φ, as glmmTMB's ``sigma()``: NB2 size (R's ``theta``), Gamma
-        coefficient of variation (shape = 1/φ²), Beta precision; None for binomial / Poisson."""
-        return float(np.exp(self.phi[0])) if len(self.phi) else None
+        coefficient of variation (shape = 1/φ²), Beta precision; None for binomial / Poisson
+        and for a dispersion formula with more than an intercept (``predict(type="disp")``
+        gives φ per row)."""
+        if self.family.disp_names != ("(Intercept)",):
+            return None
+        return float(np.exp(self.phi[self.family.n_zi]))
 
     @property
     def dispersion_se(self) -> float | None:
@@ -265,19 +270,30 @@ class GLMMResult(LaplaceResult):
 
     @property
     def disp_params(self) -> pd.Series | None:
-        """The dispersion coefficient on glmmTMB's scale (``fixef(fit)$disp``): log σ² for the
-        Gaussian, log shape = −2 log φ for the Gamma, log φ otherwise; None without φ."""
-        if not len(self.phi):
-            return None
-        return pd.Series(self.family.tmb_dispersion(self.phi), index=["(Intercept)"], name="disp")
+        """The dispersion coefficients on glmmTMB's scale (``fixef(fit)$disp``, named by the
+        columns of the ``dispformula``): log σ² for the Gaussian, log shape = −2 log φ for the
+        Gamma, log φ otherwise; None without φ."""
+        got = part_estimates(self, "disp")
+        return None if got is None else got[0]
 
     @property
     def disp_bse(self) -> pd.Series | None:
-        """Standard error of :attr:`disp_params` (from the Hessian over log φ)."""
-        if not len(self.phi) or self.vcov_beta_phi is None:
-            return None
-        se = abs(self.family.tmb_dispersion([1.0])[0]) * np.sqrt(self.vcov_beta_phi[-1, -1])
-        return pd.Series([se], index=["(Intercept)"], name="disp_se")
+        """Standard errors of :attr:`disp_params` (from the Hessian of the Laplace deviance)."""
+        got = part_estimates(self, "disp")
+        return None if got is None else got[1]
+
+    @property
+    def zi_params(self) -> pd.Series | None:
+        """The zero-inflation (or hurdle) coefficients on the logit scale, glmmTMB's
+        ``fixef(fit)$zi``; None without ``ziformula``."""
+        got = part_estimates(self, "zi")
+        return None if got is None else got[0]
+
+    @property
+    def zi_bse(self) -> pd.Series | None:
+        """Standard errors of :attr:`zi_params`."""
+        got = part_estimates(self, "zi")
+        return None if got is None else got[1]
 
     @property
     def deviance(self) -> float:
@@ -318,15 +334,27 @@ class GLMMResult(LaplaceResult):
         """
         return per_row(self.spec, self._response_mean(self._eta(True)), name="fitted")
 
-    def _response_mean(self, eta: np.ndarray) -> np.ndarray:
-        """E(y) at η: the inverse link's μ, or a zero-truncated row's μ/(1 − p₀), as glmmTMB's
-        ``fitted()`` / ``predict(type = "response")``."""
-        return self.family.response_mean(self.link.linkinv_np(eta), self.dispersion)
+    @cached_property
+    def _parts(self) -> tuple:
+        """(π, φ) on the fitted rows (:func:`~mixedppl.results.zi_disp.row_parts`)."""
+        return row_parts(self)
+
+    def _response_mean(self, eta: np.ndarray, parts: tuple | None = None) -> np.ndarray:
+        """E(y) at η: the inverse link's μ, or a zero-truncated row's μ/(1 − p₀), times 1 − π
+        with a zero part, as glmmTMB's ``fitted()`` / ``predict(type = "response")``."""
+        zprob, disp = self._parts if parts is None else parts
+        mu = self.link.linkinv_np(eta)
+        if zprob is None:
+            return self.family.response_mean(mu, disp)
+        return self.family.response_mean(mu, disp, zprob)
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response",
                 include_random: bool = True, offset=None, se_fit: bool = False,
                 interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
-        """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0).
+        """Predictions on the ``"response"`` or ``"link"`` scale (unseen levels: b = 0), and
+        glmmTMB's ``"conditional"`` (the mean of the non-structural part: μ, or a truncated
+        row's μ/(1 − p₀)), ``"zprob"`` (π of a zero-inflated / hurdle model) and ``"disp"``
+        (φ per row on the family's natural scale, glmmTMB's ``predict(type = "disp")``).
 
         A Series indexed like ``newdata`` (without it: the fitted rows, indexed as
         :meth:`fitted`). With ``se_fit=True`` or ``interval="confidence"`` a DataFrame:
@@ -353,8 +381,10 @@ class GLMMResult(LaplaceResult):
         True
         """
         newdata = None if newdata is None else as_pandas(newdata, "newdata")
-        if type not in ("response", "link"):
-            raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        if type not in ("response", "link", "conditional", "zprob", "disp"):
+            raise ValueError("type must be 'response', 'link', 'conditional', 'zprob' or "
+                             f"'disp', got {type!r}")
+        parts = self._parts if newdata is None else row_parts(self, newdata)
         if newdata is None:
             if offset is not None:
                 raise ValueError("offset= is for the rows of newdata; the fitted rows use the "
@@ -364,8 +394,9 @@ class GLMMResult(LaplaceResult):
             eta = self.linear_predictor(newdata, include_random) + self._new_offset(newdata,
                                                                                    offset)
         if (se_fit or interval is not None) and self.family.truncated_mean is not None:
+            what = ("zero-inflated / hurdle" if self.spec.aux_designs else "zero-truncated")
             raise NotImplementedError(
-                f"se_fit / interval for the zero-truncated family {self.family.name!r} (its "
+                f"se_fit / interval for the {what} family {self.family.name!r} (its "
                 "response mean is not the inverse link of η): use type='link'-scale draws from "
                 "fit.simulate() or fit.confint(method='boot')")
         if se_fit or interval is not None:
@@ -373,10 +404,28 @@ class GLMMResult(LaplaceResult):
                                      type=type)
             return (per_row(self.spec, table.to_numpy(), list(table.columns)) if newdata is None
                     else new_rows(newdata, table.to_numpy(), list(table.columns)))
-        out = eta if type == "link" else self._response_mean(eta)
+        out = self._predicted(eta, type, parts)
         if newdata is None:
             return per_row(self.spec, out, name="predicted")
         return new_rows(newdata, out, name="predicted")
+
+    def _predicted(self, eta: np.ndarray, type: str, parts: tuple) -> np.ndarray:
+        zprob, disp = parts
+        if type == "link":
+            return eta
+        if type == "response":
+            return self._response_mean(eta, parts)
+        if type == "conditional":
+            return self.family.conditional_mean(self.link.linkinv_np(eta), disp)
+        if type == "zprob":
+            if zprob is None:
+                raise ModelSpecError("type='zprob': the model has no zero-inflation part "
+                                     "(fit with ziformula=)")
+            return zprob
+        if disp is None:
+            raise ModelSpecError(f"type='disp': family {self.family.name!r} has no dispersion "
+                                 "parameter")
+        return np.broadcast_to(np.asarray(disp, float), eta.shape).copy()
 
     def _new_offset(self, newdata: pd.DataFrame, offset) -> np.ndarray | float:
         """The ``offset=`` part of η on ``newdata`` (the formula's offset terms are in X's
@@ -406,10 +455,12 @@ class GLMMResult(LaplaceResult):
             return y - self._response_mean(eta)
         if type == "pearson":
             # the family's variance is that of y (a truncated row's: of the truncated law)
+            zprob, disp = self._parts
+            extra = () if zprob is None else (zprob,)
             return (y - self._response_mean(eta)) / np.sqrt(
-                self.family.variance(mu, np.where(n > 0, n, 1), self.dispersion))
+                self.family.variance(mu, np.where(n > 0, n, 1), disp, *extra))
         if type == "deviance":
-            return deviance_residuals(self.family, y, mu, n, self.dispersion)
+            return deviance_residuals(self.family, y, mu, n, self._parts[1])
         raise ValueError("type must be 'pearson', 'response', 'deviance' or 'quantile', got "
                          f"{type!r}")
 
@@ -482,11 +533,23 @@ class GLMMResult(LaplaceResult):
             residuals_block(self._residual_values("pearson")), "", "Random effects:",
             random_effects_table(self, residual=False),
             groups_line(self.ngroups, self.nobs), "",
-            "Fixed effects:", coef_block(self.coef_table(), "Pr(>|z|)"),
-        ] + correlation_block(self.fe_cov)
+            "Fixed effects:" if not self.spec.aux_designs else "Conditional model:",
+            coef_block(self.coef_table(), "Pr(>|z|)"), *part_blocks(self),
+        ] + (correlation_block(self.fe_cov) if not self.spec.aux_designs else [])
         notes = fit_notes(self)
         return Summary("\n".join(lines + ([""] + notes if notes else [])),
                        tables={"Random effects": self.varcorr, "Fixed effects": self.coef_table()})
+
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95) -> pd.DataFrame:
+        """broom.mixed's ``tidy()``; with a zero-inflation / dispersion part a ``component``
+        column (``"cond"``, ``"zi"``, ``"disp"``, as ``tidy(glmmTMB)``) and those parts' rows."""
+        out = super().tidy(effects, conf_int, conf_level)
+        if not self.spec.aux_designs or "fixed" not in effects:
+            return out
+        out.insert(1, "component", "cond")
+        extra = part_tidy_rows(self, conf_int, conf_level).reindex(columns=out.columns)
+        return pd.concat([out, extra], ignore_index=True)
 
     def __repr__(self) -> str:
         return (f"<GLMMResult {self.family.name}({self.link.name}) {self.spec.formula!r}: "

@@ -20,6 +20,7 @@ import pandas as pd
 from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
 from ..families import GAUSSIAN, LINKS, Family, Link, get_family
+from ..families.zi_disp import unwrap_parts, with_parts
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula, split_top_level
 from .frame import check_arguments, check_columns, check_finite, model_frame, numeric_vector
@@ -82,6 +83,10 @@ class ModelSpec:
     source : DaskSource or None
         For a model of a Dask DataFrame (:func:`~mixedppl.spec.dask_spec.build_dask_spec`): where
         the rows are; the spec itself then holds no rows (``y``, ``X``, codes of length 0).
+    aux_designs, aux_names, aux_transforms : dict
+        The extra fixed-effects designs of glmmTMB's ``ziformula`` / ``dispformula``, by the
+        names the family's graphs take them (``"X_zi"``, ``"X_disp"``): the matrix, its column
+        names and its :class:`~mixedppl.spec.design.Design` (new data). Empty otherwise.
     """
 
     formula: str
@@ -107,6 +112,9 @@ class ModelSpec:
     status: np.ndarray | None = field(default=None, repr=False)
     strata: np.ndarray | None = field(default=None, repr=False)
     source: object | None = field(default=None, repr=False)
+    aux_designs: dict = field(default_factory=dict, repr=False)
+    aux_names: dict = field(default_factory=dict, repr=False)
+    aux_transforms: dict = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -386,7 +394,8 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                link: str | None = None, *, weights=None, offset=None, na_action: str = "omit",
                contrasts: dict | None = None, control: Control | dict | None = None,
                require_random: bool = True, levels=None,
-               threshold: str | None = None) -> ModelSpec:
+               threshold: str | None = None, ziformula: str | None = None,
+               dispformula: str | None = None) -> ModelSpec:
     """Parse, check and build the :class:`ModelSpec` of an lme4 formula for any family.
 
     Parameters
@@ -415,6 +424,10 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     levels, threshold
         Options of the cumulative family (the order of the categories, the threshold
         structure).
+    ziformula, dispformula : str, optional
+        glmmTMB's zero-inflation (hurdle, for a ``truncated_*`` family) and dispersion
+        formulas, one-sided (``"~ mined"``), fixed effects only; the family becomes a
+        :class:`~mixedppl.families.zi_disp.ZIDispFamily` and the designs ``spec.aux_designs``.
 
     Notes
     -----
@@ -433,12 +446,14 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
     data = check_arguments(formula, data, "build_spec")
-    fam, lnk = get_family(family, link, levels=levels, threshold=threshold)
+    fam, lnk = get_family(unwrap_parts(family), link, levels=levels, threshold=threshold)
     control = as_control(control, fam.fit_kind)
     parsed = parse_formula(formula)
     if require_random and not parsed.random:
         raise ModelSpecError(fam.no_random_message.format(formula=formula))
-    columns = _used_columns(parsed)
+    parts = _part_formulas(parsed, ziformula, dispformula)
+    columns = list(dict.fromkeys(_used_columns(parsed)
+                                 + [c for _, rhs in parts.values() for c in rhs_variables(rhs)]))
     check_columns(data, columns, f"formula {formula!r}")
     w_all = _resolve_vector(weights, data, "weights")
     o_all = _resolve_vector(offset, data, "offset")
@@ -480,12 +495,72 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     if o_all is not None:
         off = off + o_all[keep]
     _check_lme4_counts(terms, n, fam.allow_n, control.nobs_vs_nRE(fam.fit_kind), labels)
+    aux = {}
+    if ziformula is not None or dispformula is not None:
+        aux = {key: _part_design(text, rhs, frame, contrasts)
+               for key, (text, rhs) in parts.items()}
+        fam = with_parts(fam, aux["X_zi"][1] if "X_zi" in aux else [],
+                         aux["X_disp"][1] if "X_disp" in aux else [])
+        if "X_disp" in fam.aux_designs and "X_disp" not in aux:
+            aux["X_disp"] = (np.ones((n, 1)), ["(Intercept)"], None)
     fam.check_response(*fam.counts(y, response.trials, w, parsed.response), response, w)
     return ModelSpec(formula=formula, parsed=parsed, y=y, X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
                      keep=keep, dropped_columns=dropped, response_name=parsed.response,
                      data=data, build_kwargs={"weights": weights, "offset": offset,
-                                              "contrasts": contrasts, "na_action": na_action},
+                                              "contrasts": contrasts, "na_action": na_action,
+                                              **_given(ziformula=ziformula,
+                                                       dispformula=dispformula)},
                      row_index=data.index[keep], data_index=data.index.copy(),
                      na_action=na_action, family=fam, link=lnk, trials=response.trials,
-                     status=response.status, strata=strata)
+                     status=response.status, strata=strata,
+                     aux_designs={k: v[0] for k, v in aux.items()},
+                     aux_names={k: list(v[1]) for k, v in aux.items()},
+                     aux_transforms={k: v[2] for k, v in aux.items()})
+
+
+def _given(**kwargs) -> dict:
+    """The keyword arguments that are not None (so specs without them keep their old keys)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+_PARTS = {"X_zi": "ziformula", "X_disp": "dispformula"}
+
+
+def _part_formulas(parsed: ParsedFormula, ziformula, dispformula) -> dict:
+    """``{"X_zi": (text, rhs), "X_disp": (text, rhs)}`` for the formulas given; a random term
+    in them is refused by name (not implemented)."""
+    out = {}
+    for key, text in (("X_zi", ziformula), ("X_disp", dispformula)):
+        if text is None:
+            continue
+        arg = _PARTS[key]
+        if not isinstance(text, str) or not text.strip().startswith("~"):
+            raise ModelSpecError(f"{arg} must be a one-sided formula such as '~ x', got {text!r}")
+        part = parse_formula(f"{parsed.response or 'y'} {text.strip()}")
+        if part.random:
+            t = part.random[0]
+            raise ModelSpecError(f"{arg} {text!r}: random terms such as ({t.lhs} | {t.group}) "
+                                 f"in the {arg} are not implemented yet; give fixed effects only")
+        out[key] = (text, part.fixed)
+    return out
+
+
+def _part_design(text: str, rhs: str, frame: pd.DataFrame, contrasts):
+    """(matrix, column names, Design) of a zi / dispersion formula (rank-deficient columns
+    refused: they would leave a coefficient unidentified)."""
+    design = model_matrix(rhs, frame, contrasts=contrasts)
+    if design.offset is not None:
+        raise ModelSpecError(f"{text!r}: offset() in a zi / dispersion formula is not "
+                             "implemented")
+    X = np.asarray(design.matrix, float)
+    names = list(design.column_names)
+    for j, name in enumerate(names):
+        check_finite(X[:, j], f"column {name!r} of {text!r}")
+    _, kept, dropped = drop_rank_deficient(X, names)
+    if dropped:
+        raise ModelSpecError(f"{text!r}: column(s) {dropped} are linear combinations of the "
+                             "others (rank deficient); drop them")
+    if not names:
+        raise ModelSpecError(f"{text!r} has no columns; write '~ 1' for a constant")
+    return np.ascontiguousarray(X), names, design
