@@ -438,7 +438,7 @@ def joint_functions(family, link, structure) -> dict:
     Examples
     --------
     >>> from mixedppl.families import get_family
-    >>> fns = joint_functions(*get_family("poisson", "log"), (2, 1))
+    >>> fns = joint_functions(*get_family("binomial", "logit"), (1,))
     >>> sorted(fns)
     ['fisher', 'inner', 'outer']
     """

@@ -86,7 +86,7 @@ def row_pairs(spec) -> tuple[np.ndarray, np.ndarray] | None:
     >>> spec = glmm_model("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)",
     ...                   mp.datasets.load("grouseticks"), "poisson")[0]
     >>> len(row_pairs(spec)[0])
-    1051
+    1791
     """
     if len(spec.terms) < 2:
         return None
