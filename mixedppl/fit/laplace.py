@@ -29,7 +29,7 @@ from scipy import linalg
 
 from ..core.exceptions import ConvergenceWarning, SingularFitWarning
 from ..core.threads import blas_threads_for
-from ..graph.laplace import design_inputs, laplace_functions, row_pairs
+from ..graph.laplace import design_inputs, laplace_functions, laplace_structure, row_pairs
 from ..spec.reterm import relative_factors
 from .lmm_fit import check_boundary, warn_unidentified
 from .optimize import difference_hessian, minimize_bounded
@@ -70,8 +70,8 @@ class LaplaceObjective:
     def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1, vector_rule: bool = False):
         self.spec, self.family, self.link = spec, family, link
         pairs = row_pairs(spec)
-        self.fns = laplace_functions(family, link, tuple(t.n_cols for t in spec.terms), nAGQ,
-                                     vector_rule, pairs is not None)
+        self.structure = laplace_structure(spec, pairs)
+        self.fns = laplace_functions(family, link, self.structure, nAGQ, vector_rule)
         self.data = design_inputs(spec, y, ntr, pairs)
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.n_phi = family.n_phi

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import linalg
 
 from ..core.threads import blas_threads_for
-from ..graph.laplace import design_inputs, joint_functions
+from ..graph.laplace import design_inputs, joint_functions, laplace_structure
 from .laplace import LaplaceObjective, conditional_effects, fit_checks, newton_minimize
 from .lmm_fit import check_boundary
 from .optimize import minimize_bounded
@@ -54,7 +54,7 @@ class JointObjective:
                 f"nAGQ=0 is lme4's glmer option for families without a dispersion parameter "
                 f"(binomial, poisson); family {family.name!r} estimates one — use nAGQ=1")
         self.spec, self.family, self.link = spec, family, link
-        self.fns = joint_functions(family, link, tuple(t.n_cols for t in spec.terms))
+        self.fns = joint_functions(family, link, laplace_structure(spec))
         self.data = design_inputs(spec, y, ntr)
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.phi = np.zeros(0)

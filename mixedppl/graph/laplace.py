@@ -17,9 +17,23 @@ G(u, ψ) = g + log|L|², ψ = (θ, β, φ) and H = ∂²g/∂u²,
     dD/dψ = ∂G/∂ψ − ∂/∂ψ [vᵀ ∂g/∂u],   v = H⁻¹ ∂G/∂u held constant.
 
 LLᵀ and H are held in MixedModels.jl's blocked form (:class:`_Blocked`): the first term's block
-is block diagonal and factorised elementwise over its levels; only the Schur complement of the
-other terms is dense. Nothing costs O(n·q²) (grouseticks, q = 584: a Laplace evaluation went
-from dense q×q products and inverses to a 181×181 dense block).
+is block diagonal, a (G₁, ℓ₁, ℓ₁) stack inverted by one batched op
+(:func:`~mixedppl.graph.ops.batched_spd_inverse`; elementwise when ℓ₁ = 1); only the Schur
+complement of the other terms is dense. Nothing costs O(n·q²) (grouseticks, q = 584: a Laplace
+evaluation went from dense q×q products and inverses to a 181×181 dense block).
+
+Graph keys (docs/compile.md)
+----------------------------
+The graph is *structure-generic*: the number of terms, their widths and level counts and where
+each θ sits are data inputs (:mod:`mixedppl.graph.laplace_inputs`). The first term enters through
+its codes and ``Z₁`` (n × ℓ₁, ℓ₁ read from the input's shape), θ → T₁ by an index map; all other
+terms are one sparse ``(ZΛ)_R`` given as non-zero (row, column) vectors whose values are θ
+gathered by an index map and scaled by Z's entries. One compiled function per
+``(family.key, link, r_mode, ℓ₁ = 1)`` — ``r_mode`` ``"none"`` (one term), ``"dense"`` or ``"pairs"``
+(the Schur block's product from rows sharing a level of term 1), :meth:`LaplaceStructure.graph_key`
+— serves every formula: six graphs per family and link, where the term widths tuple made every
+new random-effects structure compile anew. Adaptive Gauss–Hermite (``nAGQ > 1``, one term) adds
+ℓ₁ and nAGQ to the key (its product rule is unrolled over the K^ℓ₁ nodes).
 
 References
 ----------
@@ -33,10 +47,19 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..core.compile import compiled
-from .relative_factor import relative_factor
-from .smallmat import bchol, btri_inv
+from .laplace_inputs import (LaplaceStructure, design_inputs, input_names, laplace_structure,
+                             row_pairs)
+from .ops import batched_spd_inverse
+from .relative_factor import factor_values
+from .smallmat import bchol
 
-__all__ = ["laplace_functions", "joint_functions", "design_inputs"]
+__all__ = ["laplace_functions", "joint_functions", "design_inputs", "row_pairs",
+           "laplace_structure", "LaplaceStructure"]
+
+_INT_INPUTS = {"sizes", "codes1", "c1", "c11", "t1_rows", "t1_cols", "t1_theta", "nz_row",
+               "nz_col", "e_nz", "e_th", "rr_a", "rr_b", "rr_row", "rr_dest", "r1_dest", "pp_a",
+               "pp_b", "pp_ra", "pp_rb", "pp_g", "pp_dest"}
+_MATRIX_INPUTS = {"X", "Z1"}
 
 
 def _aux_names(family) -> tuple[str, ...]:
@@ -45,162 +68,158 @@ def _aux_names(family) -> tuple[str, ...]:
     return tuple(getattr(family, "aux_designs", ()))
 
 
-def _symbols(n_terms: int, pairs: bool = False, family=None) -> dict:
-    s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "phi", "y", "ntr", "offset")}
+def _symbols(r_mode: str, ell1_scalar: bool, family=None) -> dict:
+    s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "phi")}
     s["aux"] = {name: pt.dmatrix(name) for name in _aux_names(family)}
-    if pairs:  # rows (pa[j], pb[j]) share a level of the first term (see row_pairs)
-        s["pa"], s["pb"] = pt.lvector("pa"), pt.lvector("pb")
-    s["X"] = pt.dmatrix("X")
-    s["nlev"] = pt.lvector("nlev")
-    s["codes"] = [pt.lvector(f"codes{k}") for k in range(n_terms)]
-    s["Z"] = [pt.dmatrix(f"Z{k}") for k in range(n_terms)]
+    for name in input_names(r_mode):
+        if name in _INT_INPUTS:
+            s[name] = pt.lvector(name)
+        elif name in _MATRIX_INPUTS:
+            s[name] = pt.dmatrix(name)
+        else:
+            s[name] = pt.dvector(name)
+    s["r_mode"], s["ell1_scalar"] = r_mode, ell1_scalar
     s["lam"] = pt.dscalar("lam")
     return s
 
 
-class _SparseZL:
-    """ZΛ without forming it: row i has one non-zero per random-effect column, in column
-    ``C[c][i]`` with value ``V[c][i]`` (c runs over the columns of every term; term k's column a
-    at level g is ``off_k + g·ℓ_k + a``, level-major as lme4's Zt)."""
+def _inputs(s: dict) -> list:
+    return [s["u"], s["theta"], s["beta"], s["phi"], *(s[n] for n in input_names(s["r_mode"])),
+            *s["aux"].values()]
 
-    def __init__(self, s: dict, ells: tuple[int, ...]):
-        self.ells = ells
-        self.C, self.V, self.term_start = [], [], []
-        start, off = 0, 0
-        for k, ell in enumerate(ells):
-            nt = ell * (ell + 1) // 2
-            zT = s["Z"][k] @ relative_factor(s["theta"][start:start + nt], ell)
-            start += nt
-            self.term_start.append(off)
-            base = off + s["codes"][k] * ell
-            for a in range(ell):
-                self.C.append(base + a)
-                self.V.append(zT[:, a])
-            off = off + s["nlev"][k] * ell
-        self.q = off
+
+class _SparseZL:
+    """ZΛ without forming it. The first term's entries are ``V1 = Z₁ T₁`` (n × ℓ₁) in the columns
+    ``c1`` of u (level-major); the other terms' are the values ``vR`` of (ZΛ)_R's non-zeros at
+    ``(nz_row, nz_col)``, columns counted from the end of term 1
+    (:mod:`mixedppl.graph.laplace_inputs`)."""
+
+    def __init__(self, s: dict):
+        self.s = s
+        theta = s["theta"]
+        self.n = s["y"].shape[0]
+        self.ell1 = 1 if s["ell1_scalar"] else s["Z1"].shape[1]
+        self.G1, self.qR = s["sizes"][0], s["sizes"][1]
+        self.q1 = self.G1 * self.ell1
+        if s["ell1_scalar"]:
+            # a scalar gather: PyTensor's AdvancedIncSubtensor1 (the gradient of a length-1
+            # vector gather) rejects a length-1 increment into a longer θ
+            self.V1 = s["Z1"] * factor_values(theta, s["t1_theta"][0])
+        else:
+            T1 = pt.zeros((self.ell1, self.ell1))[s["t1_rows"], s["t1_cols"]].set(
+                factor_values(theta, s["t1_theta"]))
+            self.V1 = pt.dot(s["Z1"], T1)
+        self.has_rest = s["r_mode"] != "none"
+        if self.has_rest:
+            nnz = s["nz_row"].shape[0]
+            self.vR = pt.zeros((nnz,))[s["e_nz"]].inc(s["e_z"] * factor_values(theta, s["e_th"]))
 
     def times(self, u):
         """ZΛ u (length n)."""
-        return sum(v * u[c] for c, v in zip(self.C, self.V))
-
-    def times_mat(self, U):
-        """ZΛ U for U of shape (q, K)."""
-        return sum(v[:, None] * U[c] for c, v in zip(self.C, self.V))
+        s = self.s
+        if s["ell1_scalar"]:
+            out = self.V1[:, 0] * u[s["c1"]]
+        else:
+            out = (self.V1 * u[s["c1"]].reshape((self.n, self.ell1))).sum(axis=1)
+        if self.has_rest:
+            uR = u[self.q1:]
+            out = out + pt.zeros((self.n,))[s["nz_row"]].inc(self.vR * uR[s["nz_col"]])
+        return out
 
     def t_times(self, d):
-        """(ZΛ)ᵀ d (length q): a scatter-add over the level codes."""
-        return pt.zeros((self.q,))[pt.concatenate(self.C)].inc(
-            pt.concatenate([v * d for v in self.V]))
-
-    def t_times_mat(self, D, cols=None):
-        """(ZΛ)ᵀ D for D of shape (n, m), restricted to the columns ``cols`` (indices into C)."""
-        cols = range(len(self.C)) if cols is None else cols
-        idx = pt.concatenate([self.C[c] for c in cols])
-        vals = pt.concatenate([self.V[c][:, None] * D for c in cols], axis=0)
-        return pt.zeros((self.q, D.shape[1]))[idx].inc(vals)
+        """(ZΛ)ᵀ d (length q): scatter-adds over the level codes."""
+        s = self.s
+        out = pt.zeros((self.q1,))[s["c1"]].inc((self.V1 * d[:, None]).reshape((-1,)))
+        if not self.has_rest:
+            return out
+        outR = pt.zeros((self.qR,))[s["nz_col"]].inc(self.vR * d[s["nz_row"]])
+        return pt.concatenate([out, outR])
 
 
-def _scatter_pairs(shape, rows: list, cols: list, weights):
-    """Σ over rows i of weights·(value products) into a dense matrix: ``rows``/``cols`` are lists
-    of (index vector, value vector) pairs; every (r, c) combination contributes."""
-    ri = pt.concatenate([r[0] for r in rows for _ in cols])
-    ci = pt.concatenate([c[0] for _ in rows for c in cols])
-    vals = pt.concatenate([weights * r[1] * c[1] for r in rows for c in cols])
-    return pt.zeros(shape)[ri, ci].inc(vals)
-
-
-def _dense_A(D: _SparseZL, w):
-    """ΛᵀZᵀWZΛ + I as a dense q×q matrix (for one-off evaluations at the optimum)."""
-    pairs = list(zip(D.C, D.V))
-    return _scatter_pairs((D.q, D.q), pairs, pairs, w) + pt.eye(D.q)
+def _bmv(M, x):
+    """Per level g: M_g x_g for a (G, ℓ, ℓ) stack and x (G, ℓ)."""
+    return (M * x[:, None, :]).sum(axis=2)
 
 
 class _Blocked:
     r"""The SPD matrix :math:`A = \Lambda^\top Z^\top W Z\Lambda + I + \lambda I` (optionally bordered
     by the fixed effects: ``[[A, ΛᵀZᵀWX], [XᵀWZΛ, XᵀWX]]``) in the blocked form of
-    MixedModels.jl: the first term's block is block diagonal (one ℓ₁×ℓ₁ block per level,
-    factorised elementwise over the levels), the rest (other terms, fixed effects) is dense, and
+    MixedModels.jl: the first term's block is block diagonal (one ℓ₁×ℓ₁ block per level, a
+    (G₁, ℓ₁, ℓ₁) stack inverted by one batched op), the rest (other terms, fixed effects) is
+    dense, and
 
     .. math:: |A| = \prod_g |A_{11,g}|\;|S|, \qquad S = A_{RR} - A_{R1} A_{11}^{-1} A_{1R}.
 
-    Nothing is O(n·q²): the blocks are scatter-adds over the level codes. Only S (q − q₁ [+ p]
+    Nothing is O(n·q²): the blocks are scatter-adds over index inputs. Only S (q − q₁ [+ p]
     square) is dense.
     """
 
     def __init__(self, s: dict, D: _SparseZL, w, with_X: bool = False, lam=0.0):
-        ell1, self.ell1 = D.ells[0], D.ells[0]
-        self.G1, self.q1 = s["nlev"][0], s["nlev"][0] * ell1
-        codes1 = s["codes"][0]
-        V1 = D.V[:ell1]
-        A11 = [[None] * ell1 for _ in range(ell1)]
-        for a in range(ell1):
-            for b in range(a + 1):
-                blk = pt.zeros((self.G1,))[codes1].inc(w * V1[a] * V1[b])
-                A11[a][b] = A11[b][a] = blk + (1.0 + lam if a == b else 0.0)
-        self.A11 = A11
-        self.L1 = bchol(A11, ell1)
-        Li = btri_inv(self.L1, ell1)
-        self.A11inv = [[sum(Li[k][a] * Li[k][b] for k in range(max(a, b), ell1))
-                        for b in range(ell1)] for a in range(ell1)]
-        self.ld1 = 2.0 * sum(pt.sum(pt.log(self.L1[a][a])) for a in range(ell1))
-        rest_c = list(range(ell1, len(D.C)))
-        self.has_rest = bool(rest_c) or with_X
+        self.D, self.s = D, s
+        ell1, G1, q1 = D.ell1, D.G1, D.q1
+        self.ell1, self.G1, self.q1 = ell1, G1, q1
+        V1 = D.V1
+        if s["ell1_scalar"]:
+            a11 = pt.zeros((G1,))[s["codes1"]].inc(w * V1[:, 0] ** 2) + (1.0 + lam)
+            self.A11 = a11[:, None, None]
+            self.A11inv = (1.0 / a11)[:, None, None]
+            self.ld1 = pt.sum(pt.log(a11))
+        else:
+            prods = (w[:, None, None] * V1[:, :, None] * V1[:, None, :]).reshape((-1,))
+            A11 = pt.zeros((G1 * ell1 * ell1,))[s["c11"]].inc(prods).reshape((G1, ell1, ell1))
+            self.A11 = A11 + (1.0 + lam) * pt.eye(ell1)[None]
+            ld, self.A11inv = batched_spd_inverse(self.A11)
+            self.ld1 = pt.sum(ld)
+        self.has_rest = D.has_rest or with_X
         if not self.has_rest:
             return
-        q1 = self.q1
-        # the rest's columns, renumbered from 0; then the p fixed-effect columns
-        R = [(D.C[c] - q1, D.V[c]) for c in rest_c]
-        qRz = D.q - q1
-        one = [(codes1 * ell1 + a, V1[a]) for a in range(ell1)]
-        blocks_RR, blocks_R1 = [], []
-        if R:
-            ARR = _scatter_pairs((qRz, qRz), R, R, w) + (1.0 + lam) * pt.eye(qRz)
-            AR1 = _scatter_pairs((qRz, q1), R, one, w)
+        parts_RR, parts_R1 = [], []
+        if D.has_rest:
+            qR, vR = D.qR, D.vR
+            ARR = pt.zeros((qR * qR,))[s["rr_dest"]].inc(
+                w[s["rr_row"]] * vR[s["rr_a"]] * vR[s["rr_b"]]).reshape((qR, qR))
+            ARR = ARR + (1.0 + lam) * pt.eye(qR)
+            wv = w[s["nz_row"]] * vR
+            AR1 = pt.zeros((qR * q1,))[s["r1_dest"]].inc(
+                (wv[:, None] * V1[s["nz_row"]]).reshape((-1,))).reshape((qR, q1))
         if with_X:
             X = s["X"]
             WX = w[:, None] * X
-            AX1 = pt.zeros((q1, X.shape[1]))[pt.concatenate([c for c, _ in one])].inc(
-                pt.concatenate([v[:, None] * WX for _, v in one], axis=0)).T
-            AXX = X.T @ WX + lam * pt.eye(X.shape[1])
-            if R:
-                AXR = pt.zeros((qRz, X.shape[1]))[pt.concatenate([c for c, _ in R])].inc(
-                    pt.concatenate([v[:, None] * WX for _, v in R], axis=0)).T
+            p = X.shape[1]
+            AX1 = pt.zeros((q1, p))[s["c1"]].inc(
+                (V1[:, :, None] * WX[:, None, :]).reshape((-1, p))).T
+            AXX = X.T @ WX + lam * pt.eye(p)
+            if D.has_rest:
+                AXR = pt.zeros((qR, p))[s["nz_col"]].inc(wv[:, None] * X[s["nz_row"]]).T
                 ARR = pt.concatenate([pt.concatenate([ARR, AXR.T], axis=1),
                                       pt.concatenate([AXR, AXX], axis=1)], axis=0)
                 AR1 = pt.concatenate([AR1, AX1], axis=0)
             else:
                 ARR, AR1 = AXX, AX1
         self.ARR, self.AR1 = ARR, AR1
-        qR = ARR.shape[0]
-        AR1_3 = AR1.reshape((qR, self.G1, ell1))
-        W3 = pt.stack([sum(AR1_3[:, :, a] * self.A11inv[a][b][None, :] for a in range(ell1))
-                       for b in range(ell1)], axis=2)
-        self.W2 = W3.reshape((qR, q1))
-        if "pa" in s and not with_X:
-            self.S = ARR - self._pair_product(s, D, w, R, qR)
+        nR = ARR.shape[0]
+        W3 = (AR1.reshape((nR, G1, ell1, 1)) * self.A11inv[None]).sum(axis=2)
+        self.W2 = W3.reshape((nR, q1))
+        if s["r_mode"] == "pairs" and not with_X:
+            self.S = ARR - self._pair_product(s, D, w)
         else:
             self.S = ARR - self.W2 @ AR1.T
 
-    def _pair_product(self, s: dict, D: _SparseZL, w, R: list, qR):
-        r""":math:`A_{R1} A_{11}^{-1} A_{1R}` from the pairs of rows that share a level g of the
-        first term: :math:`\sum_{(i,i')} (w_i v_{i,c} z_{i,a})\,[A_{11,g}^{-1}]_{ab}\,
-        (w_{i'} v_{i',c'} z_{i',b})` scattered to (C_c[i], C_c'[i']). O(pairs·r_R²·ℓ₁²) instead of
-        the dense q_R²·q₁ product (grouseticks: 403 pairs against 181·403·181)."""
-        pa, pb, ell1 = s["pa"], s["pb"], self.ell1
-        g = s["codes"][0][pa]
-        V1 = D.V[:ell1]
-        rows, cols, vals = [], [], []
-        for a in range(ell1):
-            for b in range(ell1):
-                mid = self.A11inv[a][b][g]
-                for ca, va in R:
-                    left = (w * va * V1[a])[pa] * mid
-                    for cb, vb in R:
-                        rows.append(ca[pa])
-                        cols.append(cb[pb])
-                        vals.append(left * (w * vb * V1[b])[pb])
-        return pt.zeros((qR, qR))[pt.concatenate(rows), pt.concatenate(cols)].inc(
-            pt.concatenate(vals))
+    def _pair_product(self, s: dict, D: _SparseZL, w):
+        r""":math:`A_{R1} A_{11}^{-1} A_{1R}` from the pairs (e, e') of non-zeros of (ZΛ)_R whose
+        rows i, i' share a level g of the first term:
+        :math:`\sum (w_i v_e V_{1,ia})\,[A_{11,g}^{-1}]_{ab}\,(w_{i'} v_{e'} V_{1,i'b})` scattered
+        to (col e, col e'). O(pairs·r_R²·ℓ₁²) instead of the dense q_R²·q₁ product
+        (grouseticks: 403 pairs against 181·403·181)."""
+        ra, rb = s["pp_ra"], s["pp_rb"]
+        left = (w[ra] * D.vR[s["pp_a"]])[:, None] * D.V1[ra]
+        right = (w[rb] * D.vR[s["pp_b"]])[:, None] * D.V1[rb]
+        if s["ell1_scalar"]:
+            vals = left[:, 0] * self.A11inv[:, 0, 0][s["pp_g"]] * right[:, 0]
+        else:
+            vals = (_bmv(self.A11inv[s["pp_g"]], right) * left).sum(axis=1)
+        qR = D.qR
+        return pt.zeros((qR * qR,))[s["pp_dest"]].inc(vals).reshape((qR, qR))
 
     def logdet(self):
         """log|A| (first derivatives exact; see :func:`_logdet`)."""
@@ -209,10 +228,9 @@ class _Blocked:
         return self.ld1 + _logdet(self.S)
 
     def _a11_solve(self, r1):
-        ell1 = self.ell1
-        R3 = r1.reshape((self.G1, ell1))
-        return pt.stack([sum(self.A11inv[a][b] * R3[:, a] for a in range(ell1))
-                         for b in range(ell1)], axis=1).reshape((-1,))
+        if self.s["ell1_scalar"]:
+            return self.A11inv[:, 0, 0] * r1
+        return _bmv(self.A11inv, r1.reshape((self.G1, self.ell1))).reshape((-1,))
 
     def solve(self, r):
         """A⁻¹ r by block elimination (r ordered as A: term 1, the rest, [β])."""
@@ -222,6 +240,18 @@ class _Blocked:
         xR = pt.linalg.solve(self.S, rR - self.W2 @ r1, assume_a="sym")
         x1 = self._a11_solve(r1 - self.AR1.T @ xR)
         return pt.concatenate([x1, xR])
+
+    def dense(self):
+        """A as a dense matrix (for one-off evaluations at the optimum)."""
+        ell1, G1, q1 = self.ell1, self.G1, self.q1
+        g = pt.arange(G1)[:, None, None] * ell1
+        a = pt.arange(ell1)
+        dest = ((g + a[None, :, None]) * q1 + g + a[None, None, :]).reshape((-1,))
+        A11 = pt.zeros((q1 * q1,))[dest].set(self.A11.reshape((-1,))).reshape((q1, q1))
+        if not self.has_rest:
+            return A11
+        return pt.concatenate([pt.concatenate([A11, self.AR1.T], axis=1),
+                               pt.concatenate([self.AR1, self.ARR], axis=1)], axis=0)
 
 
 def _logdet(A):
@@ -236,10 +266,10 @@ def _logdet(A):
     return disconnected_grad(value) + linear - disconnected_grad(linear)
 
 
-def _pieces(s: dict, ells: tuple[int, ...], family, link) -> dict:
+def _pieces(s: dict, family, link) -> dict:
     """g, ∂g/∂u, G = g + log|L|² (with L in blocked form) and what the optimum needs."""
     u = s["u"]
-    D = _SparseZL(s, ells)
+    D = _SparseZL(s)
     eta = s["X"] @ s["beta"] + s["offset"] + D.times(u)
     ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link, **s["aux"])
     d1 = pt.grad(ll.sum(), eta)
@@ -257,16 +287,10 @@ def _pieces(s: dict, ells: tuple[int, ...], family, link) -> dict:
                 G=g + ldL2, d1=d1)
 
 
-def _inputs(s: dict) -> list:
-    extra = [s["pa"], s["pb"]] if "pa" in s else []
-    return [s["u"], s["theta"], s["beta"], s["phi"], s["y"], s["ntr"], s["offset"], s["X"],
-            s["nlev"], *s["codes"], *s["Z"], *extra, *s["aux"].values()]
-
-
-def _build_inner(ells, family, link, pairs: bool = False):
+def _build_inner(key: tuple, family, link):
     """(g, ∂g/∂u, Newton step (H + λI)⁻¹ ∂g/∂u); inputs ``(λ, *_inputs)``."""
-    s = _symbols(len(ells), pairs, family)
-    p = _pieces(s, ells, family, link)
+    s = _symbols(*key[:2], family)
+    p = _pieces(s, family, link)
     Hb = _Blocked(s, p["D"], p["h"], lam=s["lam"] / 2.0)
     step = Hb.solve(p["g_u"]) / 2.0
     return [s["lam"], *_inputs(s)], [p["g"], p["g_u"], step]
@@ -282,13 +306,13 @@ def _agq_deviance(s: dict, p: dict, family, link, K: int):
     z, w = np.polynomial.hermite_e.hermegauss(K)
     w = w / w.sum()
     n = s["X"].shape[0]
-    codes = s["codes"][0]
-    sigma = 1.0 / pt.sqrt(p["A"].A11[0][0])
+    codes = s["codes1"]
+    sigma = 1.0 / pt.sqrt(p["A"].A11[:, 0, 0])
     U = s["u"][:, None] + sigma[:, None] * z[None, :]
-    eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + p["D"].V[0][:, None] * U[codes]
+    eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + p["D"].V1[:, 0][:, None] * U[codes]
     ll = family.loglik(pt.repeat(s["y"], K), eta.ravel(), pt.repeat(s["ntr"], K), s["phi"],
                        link).reshape((n, K))
-    gi = -2.0 * pt.zeros((s["nlev"][0], K))[codes].inc(ll) + U ** 2
+    gi = -2.0 * pt.zeros((s["sizes"][0], K))[codes].inc(ll) + U ** 2
     terms = np.log(w)[None, :] - gi / 2 + (z ** 2 / 2)[None, :]
     return -2.0 * (pt.logsumexp(terms, axis=1) + pt.log(sigma)).sum()
 
@@ -311,8 +335,9 @@ def _agq_deviance_vector(s: dict, p: dict, family, link, K: int, ell: int):
                                        axis=-1).reshape(-1, ell)], axis=1)
     nk = grid.shape[0]
     n = s["X"].shape[0]
-    codes, G = s["codes"][0], s["nlev"][0]
-    L = p["A"].L1
+    codes, G = s["codes1"], s["sizes"][0]
+    A11 = p["A"].A11
+    L = bchol([[A11[:, a, b] for b in range(ell)] for a in range(ell)], ell)
     uhat = s["u"].reshape((G, ell))
     # back substitution Lᵀ x = z for every group (rows) and node (columns)
     x = [None] * ell
@@ -321,9 +346,9 @@ def _agq_deviance_vector(s: dict, p: dict, family, link, K: int, ell: int):
             (L[b][a][:, None] * x[b] for b in range(a + 1, ell)), start=0.0)
         x[a] = rhs / L[a][a][:, None]
     U = [uhat[:, a][:, None] + x[a] for a in range(ell)]          # ℓ × (G, nk)
-    V = p["D"].V
+    V = p["D"].V1
     eta = (s["X"] @ s["beta"] + s["offset"])[:, None] + sum(
-        (V[a][:, None] * U[a][codes] for a in range(ell)), start=0.0)
+        (V[:, a][:, None] * U[a][codes] for a in range(ell)), start=0.0)
     ll = family.loglik(pt.repeat(s["y"], nk), eta.ravel(), pt.repeat(s["ntr"], nk), s["phi"],
                        link).reshape((n, nk))
     gi = -2.0 * pt.zeros((G, nk))[codes].inc(ll) + sum((Ua ** 2 for Ua in U), start=0.0)
@@ -339,14 +364,13 @@ def _newton_blocked(s: dict, p: dict, family, with_X: bool = False) -> _Blocked:
     return _Blocked(s, p["D"], p["h"], with_X=with_X)
 
 
-def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False,
-                 pairs: bool = False):
-    s = _symbols(len(ells), pairs, family)
-    p = _pieces(s, ells, family, link)
+def _build_outer(key: tuple, family, link, K: int = 1, vector_rule: bool = False):
+    s = _symbols(*key[:2], family)
+    p = _pieces(s, family, link)
     if K == 1:
         D = p["G"]
-    elif vector_rule or ells[0] > 1:
-        D = _agq_deviance_vector(s, p, family, link, K, ells[0])
+    elif vector_rule or key[2] > 1:
+        D = _agq_deviance_vector(s, p, family, link, K, key[2])
     else:
         D = _agq_deviance(s, p, family, link, K)
     D_u = pt.grad(D, s["u"])
@@ -356,11 +380,10 @@ def _build_outer(ells, family, link, K: int = 1, vector_rule: bool = False,
     return _inputs(s), [D, *grads]
 
 
-def _build_estimates(ells, family, link, pairs: bool = False):
-    s = _symbols(len(ells), pairs, family)
-    p = _pieces(s, ells, family, link)
-    A = _dense_A(p["D"], p["w"])
-    return _inputs(s), [p["G"], p["g"], p["ldL2"], p["ll"], p["eta"], p["mu"], A]
+def _build_estimates(key: tuple, family, link):
+    s = _symbols(*key[:2], family)
+    p = _pieces(s, family, link)
+    return _inputs(s), [p["G"], p["g"], p["ldL2"], p["ll"], p["eta"], p["mu"], p["A"].dense()]
 
 
 def _joint_grad(s: dict, p: dict):
@@ -368,24 +391,24 @@ def _joint_grad(s: dict, p: dict):
     return pt.concatenate([p["g_u"], -2.0 * (s["X"].T @ p["d1"])])
 
 
-def _build_inner_joint(ells, family, link):
+def _build_inner_joint(key: tuple, family, link):
     """g, its gradient over (u, β) jointly and the Newton step (PIRLS with β inside, nAGQ = 0);
     inputs ``(λ, *_inputs)``."""
-    s = _symbols(len(ells), False, family)
-    p = _pieces(s, ells, family, link)
+    s = _symbols(*key[:2], family)
+    p = _pieces(s, family, link)
     grad = _joint_grad(s, p)
     Hb = _Blocked(s, p["D"], p["h"], with_X=True, lam=s["lam"] / 2.0)
     return [s["lam"], *_inputs(s)], [p["g"], grad, Hb.solve(grad) / 2.0]
 
 
-def _build_outer_joint(ells, family, link):
+def _build_outer_joint(key: tuple, family, link):
     """lme4's nAGQ = 0 deviance D₀(θ) = G(û(θ), β̂(θ), θ) and its exact gradient over θ (and φ).
 
     (û, β̂) minimise g jointly, so by the implicit function theorem
     ``dD₀/dθ = ∂G/∂θ − vᵀ ∂/∂θ [∂g/∂(u, β)]`` with ``v = H_(u,β)⁻¹ ∂G/∂(u, β)`` held constant.
     """
-    s = _symbols(len(ells), False, family)
-    p = _pieces(s, ells, family, link)
+    s = _symbols(*key[:2], family)
+    p = _pieces(s, family, link)
     D = p["G"]
     D_ub = pt.concatenate(pt.grad(D, [s["u"], s["beta"]]))
     v = disconnected_grad(_newton_blocked(s, p, family, with_X=True).solve(D_ub) / 2.0)
@@ -394,93 +417,86 @@ def _build_outer_joint(ells, family, link):
     return _inputs(s), [D, *grads]
 
 
-def _build_fisher_joint(ells, family, link):
+def _build_fisher_joint(key: tuple, family, link):
     """The joint (u, β) matrix ``[[ΛᵀZᵀWZΛ + I, ΛᵀZᵀWX], [XᵀWZΛ, XᵀWX]]`` with the family's IRLS
     weights, dense: its inverse's ββ block is lme4's ``(R_XᵀR_X)⁻¹`` (``pp$unsc()``), the
     nAGQ = 0 covariance of β̂."""
-    s = _symbols(len(ells), False, family)
-    p = _pieces(s, ells, family, link)
-    D, w, X = p["D"], p["w"], s["X"]
-    MX = D.t_times_mat(w[:, None] * X)
-    top = pt.concatenate([_dense_A(D, w), MX], axis=1)
-    bottom = pt.concatenate([MX.T, X.T @ (w[:, None] * X)], axis=1)
-    return _inputs(s), [pt.concatenate([top, bottom], axis=0)]
+    s = _symbols(*key[:2], family)
+    p = _pieces(s, family, link)
+    return _inputs(s), [_Blocked(s, p["D"], p["w"], with_X=True).dense()]
 
 
-def joint_functions(family, link, ells: tuple[int, ...]) -> dict:
+def _structure(structure) -> LaplaceStructure:
+    """A :class:`LaplaceStructure`, also from a tuple of term widths (dense Schur product)."""
+    if isinstance(structure, LaplaceStructure):
+        return structure
+    ells = tuple(structure)
+    return LaplaceStructure("none" if len(ells) == 1 else "dense", int(ells[0]))
+
+
+def joint_functions(family, link, structure) -> dict:
     """Compiled functions for lme4's ``nAGQ = 0`` (β estimated inside the penalised IRLS).
 
-    ``inner``: (g, ∂g/∂(u, β), Newton step (H + λI)⁻¹∂g/∂(u, β)), inputs ``(λ, ...)``;
-    ``outer``: (D₀, ∂D₀/∂θ, ∂D₀/∂φ) at the joint mode; ``fisher``: the joint matrix with IRLS
-    weights (see :func:`_build_fisher_joint`). Otherwise the inputs of :func:`laplace_functions`.
+    ``structure``: a :class:`LaplaceStructure` (``r_mode`` ``"none"`` or ``"dense"``) or the
+    term widths. ``inner``: (g, ∂g/∂(u, β), Newton step (H + λI)⁻¹∂g/∂(u, β)), inputs
+    ``(λ, ...)``; ``outer``: (D₀, ∂D₀/∂θ, ∂D₀/∂φ) at the joint mode; ``fisher``: the joint matrix
+    with IRLS weights (see :func:`_build_fisher_joint`). Otherwise the inputs of
+    :func:`laplace_functions`.
+
+    Examples
+    --------
+    >>> from mixedppl.families import get_family
+    >>> fns = joint_functions(*get_family("binomial", "logit"), (1,))
+    >>> sorted(fns)
+    ['fisher', 'inner', 'outer']
     """
-    key = ("glmm-joint", family.key, link.name, tuple(ells))
+    gk = _structure(structure).graph_key()
+    if gk[0] == "pairs":
+        raise ValueError("nAGQ = 0 uses the dense Schur product (r_mode 'none' or 'dense')")
+    key = ("glmm-joint", family.key, link.name, gk)
     return {
-        "inner": compiled(key + ("inner",), lambda: _build_inner_joint(ells, family, link),
+        "inner": compiled(key + ("inner",), lambda: _build_inner_joint(gk, family, link),
                           kind="fast_run_c"),
-        "outer": compiled(key + ("outer",), lambda: _build_outer_joint(ells, family, link),
+        "outer": compiled(key + ("outer",), lambda: _build_outer_joint(gk, family, link),
                           kind="fast_run_c"),
-        "fisher": compiled(key + ("fisher",), lambda: _build_fisher_joint(ells, family, link),
+        "fisher": compiled(key + ("fisher",), lambda: _build_fisher_joint(gk, family, link),
                            kind="fast_compile"),
     }
 
 
-def laplace_functions(family, link, ells: tuple[int, ...], nAGQ: int = 1,
-                      vector_rule: bool = False, pairs: bool = False) -> dict:
+def laplace_functions(family, link, structure, nAGQ: int = 1,
+                      vector_rule: bool = False) -> dict:
     """Compiled ``inner`` (g, ∂g/∂u, the Newton step (H + λI)⁻¹ ∂g/∂u with H = ∂²g/∂u²),
     ``outer`` (D, ∂D/∂θ, ∂D/∂β, ∂D/∂φ) and ``estimates`` (including the dense LLᵀ).
 
-    All take ``(u, θ, β, φ, y, n, offset, X, nlev, codes_1…codes_K, Z_1…Z_K)`` (``inner`` takes
-    λ first); they are cached per (family,
-    link, term widths), so every dataset with that structure reuses them. With ``nAGQ > 1`` (one
-    grouping factor only) ``outer`` is the adaptive Gauss–Hermite deviance and its exact
-    gradient: the scalar rule for an intercept-only term, the product rule in the adapted
-    coordinates for a vector term (``vector_rule=True`` forces it for ℓ = 1, as a check).
-    With ``pairs=True`` the inputs end with the row pairs of :func:`row_pairs` and the Schur
-    block's product is formed from them (see :meth:`_Blocked._pair_product`).
+    ``structure`` is a :class:`LaplaceStructure` (:func:`laplace_structure`) or a tuple of
+    term widths (then the Schur block's product is dense). All take ``(u, θ, β, φ, *data)``
+    with the data of :func:`design_inputs` (``inner`` takes λ first); they are cached per
+    (family, link, :meth:`LaplaceStructure.graph_key`), so every formula and dataset with that
+    key reuses them. With ``nAGQ > 1`` (one grouping factor only) ``outer`` is the adaptive
+    Gauss–Hermite deviance and its exact gradient: the scalar rule for an intercept-only term,
+    the product rule in the adapted coordinates for a vector term (``vector_rule=True`` forces
+    it for ℓ = 1, as a check).
+
+    Examples
+    --------
+    >>> from mixedppl.families import get_family
+    >>> fam, link = get_family("binomial", "logit")
+    >>> a = laplace_functions(fam, link, (1,))
+    >>> b = laplace_functions(fam, link, LaplaceStructure("none", 1))
+    >>> a["outer"] is b["outer"]
+    True
     """
-    key = ("glmm-laplace", family.key, link.name, tuple(ells), pairs)
+    st = _structure(structure)
+    gk = st.graph_key(nAGQ)
+    key = ("glmm-laplace", family.key, link.name, gk[:2])
     return {
-        "inner": compiled(key + ("inner",), lambda: _build_inner(ells, family, link, pairs),
+        "inner": compiled(key + ("inner",), lambda: _build_inner(gk, family, link),
                           kind="fast_run_c"),
-        "outer": compiled(key + ("outer", nAGQ, vector_rule),
-                          lambda: _build_outer(ells, family, link, nAGQ, vector_rule, pairs),
+        "outer": compiled(key + ("outer", gk, nAGQ, vector_rule),
+                          lambda: _build_outer(gk, family, link, nAGQ, vector_rule),
                           kind="fast_run_c"),
         "estimates": compiled(key + ("estimates",),
-                              lambda: _build_estimates(ells, family, link, pairs),
+                              lambda: _build_estimates(gk, family, link),
                               kind="fast_compile"),
     }
-
-
-def row_pairs(spec) -> tuple[np.ndarray, np.ndarray] | None:
-    """Ordered pairs of rows (i, i') in the same level of the first term, when forming the Schur
-    block's product from them is cheaper than the dense product (else None)."""
-    if len(spec.terms) < 2:
-        return None
-    t1, rest = spec.terms[0], spec.terms[1:]
-    counts = np.bincount(t1.codes, minlength=t1.n_levels)
-    r_R = sum(t.n_cols for t in rest)
-    n_pairs = int((counts.astype(np.int64) ** 2).sum())
-    q_R = sum(t.n_levels * t.n_cols for t in rest)
-    if n_pairs * r_R ** 2 * t1.n_cols ** 2 * 8 >= q_R ** 2 * t1.n_levels * t1.n_cols:
-        return None
-    order = np.argsort(t1.codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    pa, pb = [], []
-    for g in np.flatnonzero(counts):
-        rows = order[starts[g]:starts[g + 1]]
-        pa.append(np.repeat(rows, len(rows)))
-        pb.append(np.tile(rows, len(rows)))
-    return np.concatenate(pa).astype(np.int64), np.concatenate(pb).astype(np.int64)
-
-
-def design_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[np.ndarray]:
-    """The data inputs (y, n, offset, X, levels per term, level codes…, Z_k…) of the compiled
-    functions, in order; then the family's extra designs (``spec.aux_designs``)."""
-    nlev = np.array([t.n_levels for t in spec.terms], dtype=np.int64)
-    codes = [np.ascontiguousarray(t.codes, dtype=np.int64) for t in spec.terms]
-    extra = list(pairs) if pairs is not None else []
-    aux = [np.asarray(spec.aux_designs[name], float) for name in _aux_names(spec.family)]
-    return [np.asarray(y, float), np.asarray(ntr, float), np.asarray(spec.offset, float),
-            np.asarray(spec.X, float), nlev, *codes, *[np.asarray(t.z, float) for t in spec.terms],
-            *extra, *aux]
