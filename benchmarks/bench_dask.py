@@ -123,13 +123,14 @@ def main(argv=None) -> None:
     for rows in [int(r) for r in args.rows]:
         t0 = time.perf_counter()
         path = write_data(Path(args.dir), rows, int(args.rows_per_file))
-        row = {"rows": rows, "write_s": time.perf_counter() - t0,
+        row = {"rows": rows, "write_s": time.perf_counter() - t0, "load_before": os.getloadavg(),
                "dask": dask_fit(path, args.workers, args.memory_limit)}
         if not args.no_pandas and rows <= args.pandas_max_rows:
             row["pandas"] = pandas_fit(path)
         runs.append(row)
         print(json.dumps(row), flush=True)
     meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
+            "load_average_1_5_15": os.getloadavg(),
             "memory_limit": args.memory_limit, "formula": FORMULA,
             "rows_per_partition": int(args.rows_per_file)}
     RESULTS.mkdir(exist_ok=True)

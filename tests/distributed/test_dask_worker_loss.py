@@ -51,6 +51,7 @@ def test_worker_killed_during_cross_product_pass():
         blocks = dask_crossproducts(spec)
         timer.join()
         assert killed
+        assert victim not in client.scheduler_info()["workers"]  # it died (the nanny restarts it)
         close_blocks(blocks, crossproducts(spec_mem))
         fit = fit_lmm_dask(build_dask_spec(FORMULA, ddf))
         ref = mp.lmer(FORMULA, d)
