@@ -357,7 +357,7 @@ class BayesResult:
 
         Examples
         --------
-        >>> post.waic().elpd_waic  # doctest: +SKIP
+        >>> float(post.waic().iloc[0])  # doctest: +SKIP
         -874.2
         """
         import arviz as az

@@ -543,8 +543,9 @@ def _mode(kind: str, tier: str = "c") -> Mode:
 
 def numpy_tier_mode() -> Mode:
     """The NumPy tier's compile mode (see the module docstring), for graphs compiled outside
-    :func:`compiled`: the marginalised LMM's PyMC log-density, whose blocked-factor nodes would
-    otherwise cost ~100 s of C compiler per model (:mod:`mixedppl.bayes.sample`).
+    :func:`compiled` and evaluated a few times only (checks of a model's log-density, tests):
+    ready in seconds, where C thunks for a marginalised LMM's PyMC log-density cost up to
+    ~100 s of C compiler the first time on a machine.
 
     Examples
     --------

@@ -90,10 +90,10 @@ def test_pymc_sampler_gives_the_same_variables(dyes):
 def test_pickle_and_netcdf_round_trips(dyes, tmp_path):
     fit, marg, expl = dyes
     new = pd.DataFrame({"Batch": ["A", "Z"]})
-    for post in (marg, expl):
+    for k, post in enumerate((marg, expl)):
         back = pickle.loads(pickle.dumps(post))
         pd.testing.assert_frame_equal(back.fe_params, post.fe_params)
-        path = tmp_path / "post.nc"
+        path = tmp_path / f"post{k}.nc"  # the file stays open (lazy) while read is alive
         post.to_netcdf(path)
         read = mp.BayesResult.from_netcdf(path)
         assert read.marginalized == post.marginalized and read.sampler == post.sampler
