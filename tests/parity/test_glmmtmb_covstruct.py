@@ -230,3 +230,18 @@ def test_poisson_ar1_matches_glmmtmb():
     ours = fit.random_effects["subject"].iloc[:3].to_numpy()
     theirs = np.asarray(ref["ranef_first"]["subject"], float).reshape(5, 3).T
     np.testing.assert_allclose(ours, theirs, atol=2e-3 * np.abs(theirs).max())
+
+
+@pytest.mark.slow   # the Gaussian Laplace graph of a 5-column term compiles in ~60 s
+def test_gaussian_glmer_ar1_matches_glmmtmb():
+    """glmmTMB's own model (family = gaussian through the Laplace path, σ as glmmTMB's
+    dispersion): the same ML fit, and glmmTMB's SEs (the joint Hessian, as our GLMM path)."""
+    ref = _ref("long_ar1_ml")
+    fit = mp.glmer("y ~ x + ar1(times + 0 | subject)", _long(), family="gaussian")
+    assert fit.loglik == pytest.approx(ref["logLik"], abs=1e-3)
+    rel_close(fit.fe_params.to_numpy(), ref["fixef"]["estimate"], 1e-4, 1e-4)
+    rel_close(fit.fe_bse.to_numpy(), ref["fixef"]["se"], 1e-3)
+    assert np.exp(fit.disp_params.iloc[0] / 2) == pytest.approx(ref["sigma"], rel=1e-3)
+    vc = fit.varcorr
+    rel_close(vc[vc["var2"].isna()]["sdcor"], ref["re_sd"]["subject"], 1e-3)
+    rel_close(vc[vc["var2"].notna()]["sdcor"], ref["re_cor"]["subject"], 1e-3)
