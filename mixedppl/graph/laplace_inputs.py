@@ -141,7 +141,7 @@ def _rest_nonzeros(terms, n: int, theta_off: int):
     return cat(nz_row), cat(nz_col), cat(e_nz), cat(e_z), cat(e_th), off
 
 
-def _same_row_pairs(nz_row: np.ndarray, n: int, r: int) -> tuple[np.ndarray, np.ndarray]:
+def _same_row_pairs(n: int, r: int) -> tuple[np.ndarray, np.ndarray]:
     """All ordered pairs (e, e') of non-zeros in one row; the non-zeros are r blocks of n rows
     (row i's are i, i + n, …)."""
     per_row = np.arange(r, dtype=np.int64)[None, :] * n + np.arange(n, dtype=np.int64)[:, None]
@@ -191,12 +191,12 @@ def structure_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[n
     q_rest = sum(t.n_levels * t.n_cols for t in rest)
     sizes = np.array([G1, q_rest], dtype=np.int64)
     vals = [np.asarray(y, float), np.asarray(ntr, float), np.asarray(spec.offset, float),
-            np.asarray(spec.X, float), sizes, codes1, np.ascontiguousarray(t1.z, dtype=float), c1, c11,
-            *_tril(ell1), np.arange(t1.n_theta, dtype=np.int64)]
+            np.asarray(spec.X, float), sizes, codes1, np.ascontiguousarray(t1.z, dtype=float),
+            c1, c11, *_tril(ell1), np.arange(t1.n_theta, dtype=np.int64)]
     if not rest:
         return vals
     nz_row, nz_col, e_nz, e_z, e_th, qR = _rest_nonzeros(rest, n, t1.n_theta)
-    rr_a, rr_b = _same_row_pairs(nz_row, n, sum(t.n_cols for t in rest))
+    rr_a, rr_b = _same_row_pairs(n, sum(t.n_cols for t in rest))
     q1 = G1 * ell1
     r1_dest = ((nz_col * q1 + codes1[nz_row] * ell1)[:, None] + ar[None, :]).ravel()
     vals += [nz_row, nz_col, e_nz, e_z, e_th, rr_a, rr_b, nz_row[rr_a],
@@ -207,7 +207,8 @@ def structure_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[n
     # every non-zero of row pa[j] with every non-zero of row pb[j]
     r = len(nz_row) // n
     k = np.arange(r, dtype=np.int64) * n
-    pp_a = (pa[:, None, None] + k[None, :, None] + 0 * k[None, None, :]).ravel()
-    pp_b = (pb[:, None, None] + 0 * k[None, :, None] + k[None, None, :]).ravel()
+    shape = (len(pa), r, r)
+    pp_a = np.broadcast_to(pa[:, None, None] + k[None, :, None], shape).ravel()
+    pp_b = np.broadcast_to(pb[:, None, None] + k[None, None, :], shape).ravel()
     pp_ra, pp_rb = nz_row[pp_a], nz_row[pp_b]
     return vals + [pp_a, pp_b, pp_ra, pp_rb, codes1[pp_ra], nz_col[pp_a] * qR + nz_col[pp_b]]
