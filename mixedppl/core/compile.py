@@ -410,8 +410,85 @@ def _ufunc_thunk(node, storage_map, compute_map):
     return thunk
 
 
+#: Below this many index entries an increment keeps ``np.add.at`` (cheaper than a bincount of
+#: the whole output for a few entries).
+SCATTER_MIN_ENTRIES = 64
+
+
+def scatter_add(out: np.ndarray, indices: tuple, y) -> None:
+    """``np.add.at(out, indices, y)`` for integer index arrays on the leading axes of a
+    C-contiguous float64 ``out``, by ``np.bincount`` on the raveled index (per trailing column
+    up to 8 columns, sort + ``np.add.reduceat`` beyond).
+
+    ``np.add.at`` handles the general case element by element: in a Cox frailty evaluation
+    (20,000 rows) it took two thirds of the time. The sums are the same up to rounding: the
+    increments of one position are summed first, then added.
+
+    Examples
+    --------
+    >>> out = np.zeros((3, 2)); scatter_add(out, (np.array([0, 2, 0]),), np.ones((3, 2)))
+    >>> out.tolist()
+    [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]]
+    """
+    k, shape = len(indices), out.shape
+    idx = np.broadcast_arrays(*indices) if k > 1 else [np.asarray(indices[0])]
+    if any(i.size and i.min() < 0 for i in idx):
+        idx = [np.where(i < 0, i + d, i) for i, d in zip(idx, shape)]
+    lin = (idx[0] if k == 1 else np.ravel_multi_index(tuple(idx), shape[:k])).ravel()
+    rows, width = int(np.prod(shape[:k])), int(np.prod(shape[k:]))
+    yb = np.broadcast_to(y, idx[0].shape + shape[k:]).reshape(lin.size, width)
+    flat = out.reshape(rows, width)
+    if width <= 8:
+        for j in range(width):
+            flat[:, j] += np.bincount(lin, weights=yb[:, j], minlength=rows)
+        return
+    order = np.argsort(lin, kind="stable")
+    sorted_lin = lin[order]
+    starts = np.flatnonzero(np.r_[True, sorted_lin[1:] != sorted_lin[:-1]])
+    flat[sorted_lin[starts]] += np.add.reduceat(yb[order], starts, axis=0)
+
+
+def _scatter_thunk(node, storage_map, compute_map):
+    """A thunk running an advanced increment (``x[idx] += y`` with repeated indices:
+    ``AdvancedIncSubtensor1`` / ``AdvancedIncSubtensor`` on integer arrays) by
+    :func:`scatter_add`, or None for other nodes (and float32, slices, ``set``)."""
+    from pytensor.tensor.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1
+    from pytensor.tensor.type import TensorType
+
+    op = node.op
+    if not isinstance(op, (AdvancedIncSubtensor1, AdvancedIncSubtensor)):
+        return None
+    if op.set_instead_of_inc or getattr(op, "ignore_duplicates", False):
+        return None
+    x_var, y_var, *index_vars = node.inputs
+    if x_var.dtype != "float64" or not all(
+            isinstance(v.type, TensorType) and v.dtype.startswith(("int", "uint"))
+            for v in index_vars) or len(index_vars) > x_var.ndim:
+        return None
+    in_storage = [storage_map[v] for v in node.inputs]
+    out_storage = storage_map[node.outputs[0]]
+    done = compute_map[node.outputs[0]] if compute_map is not None else [None]
+    inplace = op.inplace
+
+    def thunk():
+        x, y, *indices = (st[0] for st in in_storage)
+        out = x if inplace and x.flags.c_contiguous else np.array(x, order="C")
+        if indices[0].size < SCATTER_MIN_ENTRIES:
+            np.add.at(out, tuple(indices), y)
+        else:
+            scatter_add(out, tuple(indices), y)
+        out_storage[0] = out
+        done[0] = True
+
+    thunk.inputs, thunk.outputs, thunk.lazy = in_storage, [out_storage], False
+    return thunk
+
+
 def _py_thunk(op, node, storage_map, compute_map, no_recycling, impl=None):
     fast = _ufunc_thunk(node, storage_map, compute_map)
+    if fast is not None:
+        return fast
+    fast = _scatter_thunk(node, storage_map, compute_map)
     if fast is not None:
         return fast
     return type(op).make_thunk(op, node, storage_map, compute_map, no_recycling, impl="py")

@@ -231,3 +231,25 @@ def test_a_slow_first_compile_says_what_it_builds(monkeypatch, capsys):
     monkeypatch.setattr(cc.config, "compile_notice", False)
     cc.compiled(("glmm-laplace", "binomial", "logit", (1,), "notice-test-off"), slow_build)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scatter_add_is_numpys_add_at(seed):
+    """The increment thunk's ``scatter_add`` (bincount / reduceat) against ``np.add.at``: one
+    and two index arrays, 1 to 12 trailing columns, repeated and negative indices."""
+    rng = np.random.default_rng(seed)
+    for shape, k in (((50,), 1), ((40, 3), 1), ((30, 12), 1), ((9, 7), 2), ((6, 5, 4), 2)):
+        out = rng.normal(size=shape)
+        idx = tuple(rng.integers(-shape[i], shape[i], 200) for i in range(k))
+        y = rng.normal(size=(200,) + shape[k:])
+        expected = out.copy()
+        np.add.at(expected, idx, y)
+        C.scatter_add(out, idx, y)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_increment_graph_through_the_scatter_thunk():
+    x, i = pt.dvector("x"), pt.lvector("i")
+    f = C.compiled(("scatter-test",), lambda: ([x, i], [pt.zeros((5,))[i].inc(x)]))
+    idx = np.arange(100) % 5                 # 100 entries: above SCATTER_MIN_ENTRIES
+    np.testing.assert_allclose(f(np.ones(100), idx)[0], np.full(5, 20.0))
