@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..core.progress import progress_bar
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
 from ..fit.laplace_refit import refit_objective, warm_refit
@@ -195,8 +196,7 @@ def glmm_bootstrap_params(record: LaplaceFit, nsim: int = 500, seed=1, n_jobs: i
 
 
 def _bar(total: int, show: bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="bootstrap refits", disable=not show)
+    return progress_bar(total, "bootstrap refits", show)
 
 
 def percentile_interval(t: np.ndarray, level: float) -> tuple[float, float]:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..core.progress import progress_bar
 from ..core.threads import blas_threads_for
 from ..fit.laplace import LaplaceObjective
 from ..fit.records import LaplaceFit
@@ -171,7 +172,8 @@ class _GLMMProfiler:
         return hat + z * se, scale
 
 
-def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
+def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95,
+                         progress: bool = True) -> pd.DataFrame:
     """Profile-likelihood intervals of a GLMM (see the module docstring); rows as lme4's
     ``oldNames=FALSE`` (``sd_(Intercept)|herd``, …, then the fixed effects).
 
@@ -181,6 +183,8 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
         The record of a ``glmer`` fit of a family without a dispersion parameter (binomial,
         Poisson).
     level : float
+    progress : bool
+        A bar over the parameters (:func:`~mixedppl.core.progress.progress_bar`).
 
     Returns
     -------
@@ -213,7 +217,10 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
     q = fit.spec.q                              # LaplaceObjective's dense work per evaluation
     with blas_threads_for(float(fit.spec.n * q ** 2 + q ** 3)):
         prof = _GLMMProfiler(fit)
-        for k in _profiled(prof, clmm):
+        todo = _profiled(prof, clmm)
+        bar = progress_bar(len(todo), "profile", progress)
+        for k in todo:
+            bar.update(1)
             zeta, hat = prof.zeta_fn(k)
             first_lo, scale = prof.first_guess(k, -z)
             first_hi, _ = prof.first_guess(k, z)
@@ -223,6 +230,7 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95) -> pd.DataFrame:
                 rows[fit.family.dispersion] = tuple(float(np.exp(e)) for e in ends)
             else:
                 rows[prof.names[k]] = ends
+        bar.close()
     pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
     return pd.DataFrame(list(rows.values()), index=list(rows), columns=pct)
 

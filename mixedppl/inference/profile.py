@@ -48,6 +48,7 @@ import pandas as pd
 import pytensor.tensor as pt
 from scipy import special
 
+from ..core.progress import progress_bar
 from ..core.compile import compiled
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
@@ -433,8 +434,9 @@ def _first_guess(prof: _Profiler, k: int, name: str, z: float) -> tuple[float, f
     return hat, hat + z * se, scale
 
 
-def profile_confint(record: LMMFit, level: float = 0.95) -> pd.DataFrame:
+def profile_confint(record: LMMFit, level: float = 0.95, progress: bool = True) -> pd.DataFrame:
     """Profile-likelihood intervals (see the module docstring); rows as lme4's ``oldNames=FALSE``.
+    ``progress`` shows a bar over the parameters (:func:`~mixedppl.core.progress.progress_bar`).
 
     Examples
     --------
@@ -455,7 +457,9 @@ def profile_confint(record: LMMFit, level: float = 0.95) -> pd.DataFrame:
     rows = []
     with blas_threads_for(ml.objective):
         prof = _Profiler(ml)
+        bar = progress_bar(len(names), "profile", progress)
         for k, name in enumerate(names):
+            bar.update(1)
             zeta, hat = prof.zeta_fn(k)
             if k < prof.nv:
                 lo_edge, hi_edge = prof.lower[k], prof.upper[k]
@@ -465,5 +469,6 @@ def profile_confint(record: LMMFit, level: float = 0.95) -> pd.DataFrame:
             _, first_hi, _ = _first_guess(prof, k, name, z)
             rows.append((_end(zeta, hat, -z, first_lo, lo_edge, scale),
                          _end(zeta, hat, z, first_hi, hi_edge, scale)))
+        bar.close()
     pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
     return pd.DataFrame(rows, index=names, columns=pct)

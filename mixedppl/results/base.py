@@ -216,8 +216,9 @@ class MixedResult:
             available = " or ".join(repr(m) for m in ["Wald", *self.confint_methods])
             raise NotImplementedError(f"confint(method={method!r}) is not available for "
                                       f"{type(self).__name__}; use {available}")
-        if method == "profile" and kwargs:
-            raise TypeError(f"confint(method='profile') got unexpected arguments {sorted(kwargs)}")
+        if method == "profile" and set(kwargs) - {"progress"}:
+            raise TypeError("confint(method='profile') got unexpected arguments "
+                            f"{sorted(set(kwargs) - {'progress'})}")
         return self.confint_methods[method](self._confint_target(), level=level, **kwargs)
 
     def _confint_target(self):

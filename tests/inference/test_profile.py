@@ -9,6 +9,7 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedppl as mp
@@ -141,3 +142,16 @@ def test_bad_method_and_level():
         fit.confint(method="profile", level=1.5)
     with pytest.raises(ValueError, match="nsim"):
         fit.confint(method="boot", nsim=1, progress=False)
+
+
+def test_profile_shows_a_progress_bar_unless_turned_off(capsys):
+    """Long work shows a bar (tqdm on stderr), one step per profiled parameter; progress=False
+    prints nothing; other keywords are still refused."""
+    fit = mp.lmer("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff"))
+    quiet = fit.confint(method="profile", progress=False)
+    assert capsys.readouterr().err == ""
+    shown = fit.confint(method="profile")
+    assert "profile" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(quiet, shown)
+    with pytest.raises(TypeError, match="unexpected arguments \\['nsim'\\]"):
+        fit.confint(method="profile", nsim=3)

@@ -1,0 +1,24 @@
+"""One progress bar for long work (bootstrap refits, profile intervals): tqdm's ``auto`` bar, a
+text bar in terminals and a widget in notebooks, off with ``progress=False``."""
+
+from __future__ import annotations
+
+__all__ = ["progress_bar"]
+
+
+def progress_bar(total: int, desc: str, show: bool = True):
+    """A tqdm bar over ``total`` steps (disabled when ``show`` is False).
+
+    Examples
+    --------
+    >>> bar = progress_bar(3, "profile")            # drawn on stderr
+    >>> for _ in range(3):
+    ...     _ = bar.update(1)
+    >>> bar.n, bar.disable
+    (3, False)
+    >>> bar.close()
+    >>> progress_bar(3, "profile", show=False).disable
+    True
+    """
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not show, leave=False)
