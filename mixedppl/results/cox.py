@@ -17,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -27,6 +29,9 @@ from ..graph.linear_predictor import fitted_eta, new_eta
 from ..inference.cox_profile import profile_beta_interval, profile_variance_interval
 from ..spec.frame import as_pandas
 from ..spec.model_spec import split_strata
+from .tables import html_table, to_latex, to_markdown
+from .tidy import tidy_frame
+from .varcorr import varcorr_frame
 
 __all__ = ["CoxmeResult"]
 
@@ -308,6 +313,78 @@ class CoxmeResult:
             lines += ["", f"Strata: {st.index.name} ({len(st)} strata: "
                       + ", ".join(f"{k} n = {v}" for k, v in st.items()) + ")"]
         return "\n".join(lines)
+
+    # -- tables: broom-style tidy / glance, notebooks and documents ----------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """The frailty (co)variances in lme4's ``as.data.frame(VarCorr())`` layout (``grp``,
+        ``var1``, ``var2``, ``vcov``, ``sdcor``; no residual row).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+        >>> fit.varcorr[["grp", "var1"]].values.tolist()
+        [['id', '(Intercept)']]
+        """
+        covs = [np.atleast_2d(np.asarray(v, float)) for v in self.record.variances.values()]
+        return varcorr_frame(self.spec.terms, covs, None)
+
+    def _tidy_fixed_table(self) -> pd.DataFrame:
+        return pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.fe_bse,
+                             "z value": self.zvalues, "Pr(>|z|)": self.pvalues})
+
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95, exponentiate: bool = False) -> pd.DataFrame:
+        """The parameters as broom's ``tidy()``: one row per log hazard ratio
+        (``effect = "fixed"``; ``exponentiate=True``: hazard ratios, with exponentiated Wald
+        limits, as ``tidy.coxph``) and per frailty SD / correlation (``"ran_pars"``).
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+        >>> fit.tidy()[["effect", "term"]].values.tolist()
+        [['fixed', 'age'], ['fixed', 'sex'], ['ran_pars', 'sd__(Intercept)']]
+        >>> round(float(fit.tidy(exponentiate=True)["estimate"].iloc[1]), 3)
+        0.258
+        """
+        out = tidy_frame(self._tidy_fixed_table(), self.varcorr, effects, conf_int, conf_level)
+        if exponentiate:
+            fixed = out["effect"] == "fixed"
+            cols = ["estimate"] + (["conf_low", "conf_high"] if conf_int else [])
+            out.loc[fixed, cols] = np.exp(out.loc[fixed, cols].to_numpy(float))
+        return out
+
+    def glance(self) -> pd.DataFrame:
+        """One row: ``nobs``, ``nevent``, ``logLik`` (the integrated partial log-likelihood),
+        ``AIC``, ``BIC``, as broom's ``glance.coxph`` names them.
+
+        Examples
+        --------
+        >>> import mixedppl as mp
+        >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+        >>> fit.glance()[["nobs", "nevent"]].values.tolist()
+        [[76, 58]]
+        """
+        return pd.DataFrame([{"nobs": self.nobs, "nevent": self.nevents, "logLik": self.loglik,
+                              "AIC": self.aic, "BIC": self.bic}])
+
+    def to_markdown(self, digits: int = 4) -> str:
+        """coxme's "Fixed coefficients" table as Markdown (:meth:`coef_table`)."""
+        return to_markdown(self.coef_table(), digits)
+
+    def to_latex(self, digits: int = 4, caption: str | None = None,
+                 label: str | None = None) -> str:
+        """coxme's "Fixed coefficients" table as a LaTeX ``tabular``."""
+        return to_latex(self.coef_table(), digits, caption, label)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the one-line description, then the fixed coefficients and the
+        frailty variances as HTML ``<table>`` elements."""
+        return (f'<div class="mixedppl-result"><p><code>{html.escape(repr(self))}</code></p>'
+                f"{html_table(self.coef_table(), caption='Fixed coefficients')}"
+                f"{html_table(self.varcorr, caption='Random effects')}</div>")
 
     def __repr__(self) -> str:
         return (f"<CoxmeResult {self.spec.formula!r}: ties={self.ties}, "
