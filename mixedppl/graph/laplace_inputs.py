@@ -119,6 +119,12 @@ def _tril(ell: int) -> tuple[np.ndarray, np.ndarray]:
             np.array([j for _, j in pairs], dtype=np.int64))
 
 
+def _graph_n_theta(term) -> int:
+    """θ entries of a term in the graphs' layout: T's whole lower triangle, ℓ(ℓ+1)/2 (a
+    structured term's own parameters are mapped there by ``ModelSpec.graph_theta``)."""
+    return term.n_cols * (term.n_cols + 1) // 2
+
+
 def _rest_nonzeros(terms, n: int, theta_off: int):
     """(ZΛ)_R's non-zeros and the contributions of θ to their values (see the module text)."""
     nz_row, nz_col, e_nz, e_z, e_th = [], [], [], [], []
@@ -136,7 +142,7 @@ def _rest_nonzeros(terms, n: int, theta_off: int):
             e_th.append(np.full(n, theta_off + j, dtype=np.int64))
         base += ell * n
         off += t.n_levels * ell
-        theta_off += t.n_theta
+        theta_off += _graph_n_theta(t)
     cat = np.concatenate
     return cat(nz_row), cat(nz_col), cat(e_nz), cat(e_z), cat(e_th), off
 
@@ -192,10 +198,10 @@ def structure_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[n
     sizes = np.array([G1, q_rest], dtype=np.int64)
     vals = [np.asarray(y, float), np.asarray(ntr, float), np.asarray(spec.offset, float),
             np.asarray(spec.X, float), sizes, codes1, np.ascontiguousarray(t1.z, dtype=float),
-            c1, c11, *_tril(ell1), np.arange(t1.n_theta, dtype=np.int64)]
+            c1, c11, *_tril(ell1), np.arange(_graph_n_theta(t1), dtype=np.int64)]
     if not rest:
         return vals
-    nz_row, nz_col, e_nz, e_z, e_th, qR = _rest_nonzeros(rest, n, t1.n_theta)
+    nz_row, nz_col, e_nz, e_z, e_th, qR = _rest_nonzeros(rest, n, _graph_n_theta(t1))
     rr_a, rr_b = _same_row_pairs(n, sum(t.n_cols for t in rest))
     q1 = G1 * ell1
     r1_dest = ((nz_col * q1 + codes1[nz_row] * ell1)[:, None] + ar[None, :]).ravel()
