@@ -47,8 +47,8 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..core.compile import compiled
-from .laplace_inputs import (LaplaceStructure, design_inputs, input_names, laplace_structure,
-                             row_pairs)
+from .laplace_inputs import (LaplaceStructure, aux_names, design_inputs, input_names,
+                             laplace_structure, row_pairs)
 from .ops import batched_spd_inverse
 from .relative_factor import factor_values
 from .smallmat import bchol
@@ -62,15 +62,9 @@ _INT_INPUTS = {"sizes", "codes1", "c1", "c11", "t1_rows", "t1_cols", "t1_theta",
 _MATRIX_INPUTS = {"X", "Z1"}
 
 
-def _aux_names(family) -> tuple[str, ...]:
-    """The family's extra design matrices (zero-inflation / dispersion formulas:
-    :mod:`mixedppl.families.zi_disp`), passed to its ``loglik`` by name; none for most."""
-    return tuple(getattr(family, "aux_designs", ()))
-
-
 def _symbols(r_mode: str, ell1_scalar: bool, family=None) -> dict:
     s = {name: pt.dvector(name) for name in ("u", "theta", "beta", "phi")}
-    s["aux"] = {name: pt.dmatrix(name) for name in _aux_names(family)}
+    s["aux"] = {name: pt.dmatrix(name) for name in aux_names(family)}
     for name in input_names(r_mode):
         if name in _INT_INPUTS:
             s[name] = pt.lvector(name)

@@ -28,6 +28,7 @@ import numpy as np
 from ..spec.reterm import lower_triangle_pairs
 
 __all__ = ["LaplaceStructure", "laplace_structure", "row_pairs", "design_inputs", "structure_inputs",
+           "aux_names",
            "input_names"]
 
 
@@ -156,6 +157,12 @@ def _same_row_pairs(n: int, r: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def aux_names(family) -> tuple[str, ...]:
+    """The family's extra design matrices (zero-inflation / dispersion formulas:
+    :mod:`mixedppl.families.zi_disp`), passed to its ``loglik`` by name; none for most."""
+    return tuple(getattr(family, "aux_designs", ()))
+
+
 def design_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[np.ndarray]:
     """The data inputs of the compiled Laplace functions (:func:`structure_inputs`), then the
     family's extra designs (``spec.aux_designs``: zero-inflation / dispersion formulas).
@@ -169,8 +176,7 @@ def design_inputs(spec, y: np.ndarray, ntr: np.ndarray, pairs=None) -> list[np.n
     >>> len(design_inputs(spec, y, n)) == len(structure_inputs(spec, y, n))
     True
     """
-    aux = [np.asarray(spec.aux_designs[name], float)
-           for name in getattr(spec.family, "aux_designs", ())]
+    aux = [np.asarray(spec.aux_designs[name], float) for name in aux_names(spec.family)]
     return structure_inputs(spec, y, ntr, pairs) + aux
 
 
