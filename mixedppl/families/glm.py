@@ -107,8 +107,88 @@ from scipy.special import gammaln
 from ..core.exceptions import ModelSpecError
 from .base import PriorChoice, Response, ResponseInput, check_not_constant
 from .links import Link
+from .tweedie import tweedie_logp
 
-__all__ = ["GLMFamily", "FAMILIES"]
+__all__ = ["GLMFamily", "FAMILIES", "ShapeParam", "Shaped", "ShapedArray", "shaped", "shape_of"]
+
+
+class Shaped(float):
+    """A dispersion φ (a number) that carries the family's shape parameter (``.shape``: the
+    Tweedie power p, Student's df ν), so that the NumPy ``variance`` / ``simulator`` of the
+    Tweedie and t rows get both through the ``disp`` argument every layer passes.
+
+    Examples
+    --------
+    >>> d = Shaped(1.5, 1.6)
+    >>> float(d) * 2, d.shape
+    (3.0, 1.6)
+    """
+
+    def __new__(cls, value, shape=None):
+        obj = super().__new__(cls, value)
+        obj.shape = shape
+        return obj
+
+    def __getnewargs__(self):
+        return (float(self), self.shape)
+
+
+class ShapedArray(np.ndarray):
+    """φ per row (a dispersion formula) carrying the shape parameter, as :class:`Shaped`."""
+
+    def __new__(cls, values, shape=None):
+        obj = np.asarray(values, float).view(cls)
+        obj.shape_param = shape
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.shape_param = getattr(obj, "shape_param", None)
+
+    def __reduce__(self):
+        return (ShapedArray, (np.asarray(self), self.shape_param))
+
+
+def shaped(disp, shape):
+    """φ with the shape parameter attached (:class:`Shaped` / :class:`ShapedArray`); φ itself
+    where ``shape`` is None."""
+    if shape is None:
+        return float(disp) if np.ndim(disp) == 0 else np.asarray(disp, float)
+    return Shaped(disp, shape) if np.ndim(disp) == 0 else ShapedArray(disp, shape)
+
+
+def shape_of(disp, default: float) -> float:
+    """The shape parameter carried by ``disp`` (``default`` where it carries none)."""
+    value = (disp.shape if isinstance(disp, Shaped) else
+             disp.shape_param if isinstance(disp, ShapedArray) else None)
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class ShapeParam:
+    """A family's second parameter beside φ, as glmmTMB's ``psi`` (``family_params()``).
+
+    Attributes
+    ----------
+    name : str
+        Short name (``"power"``, ``"df"``).
+    label : str
+        glmmTMB's ``family_params()`` label (``"Tweedie power"``, ``"Student-t df"``).
+    natural : callable
+        psi → the parameter (NumPy).
+    natural_pt : callable
+        The same in PyTensor.
+    psi : callable
+        The parameter → psi (NumPy; the inverse of ``natural``).
+    start : float
+        The start value of psi.
+    """
+
+    name: str
+    label: str
+    natural: Callable
+    natural_pt: Callable
+    psi: Callable
+    start: float
 
 
 @dataclass(frozen=True)
@@ -162,6 +242,10 @@ class GLMFamily:
     truncated_mean : callable or None
         ``truncated_mean(mu, disp)`` → E(y | y > 0) of the zero-truncated rows at the
         untruncated mean μ (NumPy); None for the others, whose mean is μ.
+    shape : ShapeParam or None
+        A second family parameter beside φ (the Tweedie power, Student's df), estimated on
+        glmmTMB's ``psi`` scale; it is the last entry of the graphs' ``phi``, and ``logp``,
+        ``variance`` and ``simulator`` then see φ as a :class:`Shaped` number carrying it.
     """
 
     name: str
@@ -181,6 +265,7 @@ class GLMFamily:
     deviance: Callable | None = None
     tmb_disp_scale: float = 1.0
     truncated_mean: Callable | None = None
+    shape: "ShapeParam | None" = None
 
     #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
     fit_kind = "glmer"
@@ -201,7 +286,7 @@ class GLMFamily:
     @property
     def n_phi(self) -> int:
         """Number of extra (dispersion) parameters in the graphs."""
-        return 0 if self.dispersion is None else 1
+        return (0 if self.dispersion is None else 1) + (self.shape is not None)
 
     @property
     def check_separation(self) -> bool:
@@ -209,7 +294,13 @@ class GLMFamily:
         return self.trials
 
     def phi_names(self) -> list[str]:
-        return [] if self.dispersion is None else [f"log({self.dispersion})"]
+        names = [] if self.dispersion is None else [f"log({self.dispersion})"]
+        return names + ([] if self.shape is None else [f"psi({self.shape.name})"])
+
+    def shape_value(self, phi: np.ndarray) -> float | None:
+        """The shape parameter on its natural scale (Tweedie power, t df) from the graphs'
+        ``phi`` (its last entry), None for a family without one."""
+        return None if self.shape is None else float(self.shape.natural(np.asarray(phi)[-1]))
 
     # -- the parts glmmTMB's ziformula / dispformula add (none here: families/zi_disp.py) -----
     aux_designs = ()
@@ -230,8 +321,11 @@ class GLMFamily:
         return None
 
     def row_dispersion(self, phi: np.ndarray, aux: dict) -> float | None:
-        """φ = exp(phi[0]) on the family's natural scale (None without dispersion)."""
-        return None if self.dispersion is None else float(np.exp(phi[0]))
+        """φ = exp(phi[0]) on the family's natural scale (None without dispersion); a
+        :class:`Shaped` φ carrying the shape parameter for the Tweedie and t rows."""
+        if self.dispersion is None:
+            return None
+        return shaped(np.exp(phi[0]), self.shape_value(phi))
 
     def conditional_mean(self, mu: np.ndarray, disp=None) -> np.ndarray:
         """glmmTMB's ``predict(type = "conditional")``: :meth:`response_mean`."""
@@ -323,6 +417,8 @@ class GLMFamily:
     def loglik(self, y, eta, n, phi, link):
         """Elementwise log p(y | η, φ) as a PyTensor expression (φ on the log scale)."""
         disp = None if self.dispersion is None else pt.exp(phi[0])
+        if self.shape is not None:
+            return self.logp(y, link.linkinv(eta), n, disp, self.shape.natural_pt(phi[-1]))
         return self.logp(y, link.linkinv(eta), n, disp)
 
     def fisher_weights(self, eta, n, phi, link):
@@ -331,6 +427,8 @@ class GLMFamily:
         mu = link.linkinv(eta)
         mu_eta = pt.grad(mu.sum(), eta)
         disp = None if self.dispersion is None else pt.exp(phi[0])
+        if self.shape is not None:
+            raise NotImplementedError(f"the {self.name} family uses the exact Hessian")
         present = pt.gt(n, 0)
         w = mu_eta ** 2 / self.variance(mu, pt.switch(present, n, 1.0), disp)
         return pt.switch(present, w, 0.0)
@@ -395,7 +493,8 @@ class GLMFamily:
             return np.zeros(0)
         mu = link.linkinv_np(spec.X @ beta + spec.offset)
         w = np.where(ntr > 0, ntr, 1.0)
-        return np.array([np.log(self.moment_dispersion(y, mu, w))])
+        log_phi = [np.log(self.moment_dispersion(y, mu, w))]
+        return np.array(log_phi + ([] if self.shape is None else [self.shape.start]))
 
     def start_values(self, spec, link: Link, y: np.ndarray,
                      ntr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -409,6 +508,9 @@ class GLMFamily:
         if self.dispersion is None:
             return {}
         _, phi0 = self.start_values(spec, link, y, ntr)
+        if self.shape is not None:
+            raise NotImplementedError(f"fit.sample() for the {self.name} family is not "
+                                      "implemented yet (its shape parameter has no prior)")
         return {"dispersion": PriorChoice("LogNormal", {"mu": float(phi0[0]), "sigma": 2.0})}
 
 
@@ -553,6 +655,23 @@ def _betabinomial_logp(y, mu, n, prec):
             + pt.gammaln(prec) - pt.gammaln(a) - pt.gammaln(b))
 
 
+def _tweedie_logp(y, mu, n, phi, power):
+    r"""glmmTMB's ``tweedie``: :math:`n\log f(y; \mu, \phi, p)`, the compound Poisson–Gamma
+    density of :mod:`mixedppl.families.tweedie` (Dunn & Smyth's series), 1 < p < 2."""
+    return tweedie_logp(y, mu, n, phi, power)
+
+
+def _student_t_logp(y, mu, n, sigma, df):
+    r""":math:`n\,[\log\Gamma(\tfrac{\nu+1}{2}) - \log\Gamma(\tfrac{\nu}{2}) -
+    \tfrac12\log(\nu\pi) - \log\sigma - \tfrac{\nu+1}{2}\log(1 + r^2/\nu)]`,
+    :math:`r = (y - \mu)/\sigma` (glmmTMB's ``t_family``: ``dt((y - mu)/sigma, df, TRUE) -
+    log(sigma)``; ``pm.StudentT``'s ``logp`` with ``nu = ν``, ``sigma = σ``)."""
+    r = (y - mu) / sigma
+    return n * (pt.gammaln((df + 1.0) / 2.0) - pt.gammaln(df / 2.0)
+                - 0.5 * pt.log(df * np.pi) - pt.log(sigma)
+                - (df + 1.0) / 2.0 * pt.log1p(r ** 2 / df))
+
+
 def _is_integer(v: np.ndarray) -> np.ndarray:
     return np.abs(v - np.round(v)) <= 1e-8 * np.maximum(1.0, np.abs(v))
 
@@ -638,6 +757,13 @@ def _check_beta(y: np.ndarray, n: np.ndarray, column: str) -> None:
                              "exact 0s and 1s, e.g. (y·(n − 1) + 0.5)/n (Smithson & Verkuilen 2006)")
 
 
+def _check_tweedie(y: np.ndarray, n: np.ndarray, column: str) -> None:
+    if np.any(y < 0) or not np.all(np.isfinite(y)):
+        raise ModelSpecError(f"tweedie response {column!r} must be non-negative and finite "
+                             f"(found {int(np.sum(~(y >= 0) | ~np.isfinite(y)))} value(s) that "
+                             "are not; counts below zero have no Tweedie density)")
+
+
 def _check_gaussian(y: np.ndarray, n: np.ndarray, column: str) -> None:
     if not np.all(np.isfinite(y)):
         raise ModelSpecError(f"gaussian response {column!r} has non-finite values")
@@ -694,6 +820,18 @@ def _betabinomial_var(mu, n, d=None):
     return mu * (1 - mu) * (1 + (n - 1) / (1 + _disp(d))) / n
 
 
+def _tweedie_var(mu, n, d=None):
+    """φ μ^p / n (p: the power carried by ``d``, 1.5 for a start)."""
+    return _disp(d) * mu ** shape_of(d, 1.5) / n
+
+
+def _student_t_var(mu, n, d=None):
+    """σ² ν/(ν − 2) / n for ν > 2 (infinite for ν ≤ 2; σ² for a start)."""
+    nu = shape_of(d, np.inf)
+    factor = 1.0 if np.isinf(nu) else (nu / (nu - 2.0) if nu > 2 else np.inf)
+    return (_disp(d) ** 2 * factor + 0.0 * mu) / n
+
+
 def _gamma_var(mu, n, d=None):
     return _disp(d) ** 2 * mu ** 2 / n
 
@@ -731,6 +869,22 @@ def _gamma_sim(rng, mu, n, disp):
 
 def _beta_sim(rng, mu, n, disp):
     return rng.beta(mu * disp, (1 - mu) * disp)
+
+
+def _tweedie_sim(rng, mu, n, disp):
+    """Compound Poisson–Gamma draws: N ~ Poisson(λ), y | N ~ Gamma(N a, s), λ = μ^{2−p}/(φ(2 −
+    p)), a = (2 − p)/(p − 1), s = φ(p − 1)μ^{p−1} (y = 0 when N = 0)."""
+    p = shape_of(disp, 1.5)
+    phi = np.asarray(disp, float)
+    lam = mu ** (2 - p) / (phi * (2 - p))
+    count = rng.poisson(lam)
+    y = rng.gamma(np.maximum(count, 1) * (2 - p) / (p - 1), phi * (p - 1) * mu ** (p - 1))
+    return np.where(count > 0, y, 0.0)
+
+
+def _student_t_sim(rng, mu, n, disp):
+    nu = shape_of(disp, np.inf)
+    return mu + np.asarray(disp, float) * rng.standard_t(nu, size=np.shape(mu)) / np.sqrt(n)
 
 
 def _truncated_ppf(rng, mu, p0, ppf):
@@ -793,6 +947,16 @@ def _nbinom1_moment(y, mu, w):
     return max(np.sum(w * (y - mu) ** 2 / mu) / np.sum(w) - 1.0, 1e-3)
 
 
+def _tweedie_moment(y, mu, w):
+    """φ from Var = φμ^p at p = 1.5 (Pearson)."""
+    return max(np.sum(w * (y - mu) ** 2 / mu ** 1.5) / np.sum(w), 1e-3)
+
+
+def _student_t_moment(y, mu, w):
+    """σ from the residuals' median absolute deviation (robust to the t's tails)."""
+    return max(1.4826 * np.median(np.abs(y - mu)), 1e-8)
+
+
 def _gaussian_moment(y, mu, w):
     """σ from the weighted residual mean square."""
     return max(np.sqrt(np.sum(w * (y - mu) ** 2) / np.sum(w)), 1e-8)
@@ -852,6 +1016,24 @@ def _beta_dev(y, mu, n, prec):
     return 2 * n * (ll(y) - ll(mu))
 
 
+def _expit_plus_one(psi):
+    return 1.0 + 1.0 / (1.0 + np.exp(-psi))
+
+
+def _expit_plus_one_pt(psi):
+    return 1.0 + pt.sigmoid(psi)
+
+
+def _logit_minus_one(p):
+    return np.log((p - 1.0) / (2.0 - p))
+
+
+#: glmmTMB's ``psi``: the Tweedie power p = 1 + plogis(psi) (start p = 1.5), Student's
+#: df ν = exp(psi) (start ν = 5).
+TWEEDIE_POWER = ShapeParam("power", "Tweedie power", _expit_plus_one, _expit_plus_one_pt,
+                           _logit_minus_one, 0.0)
+STUDENT_DF = ShapeParam("df", "Student-t df", np.exp, pt.exp, np.log, float(np.log(5.0)))
+
 _BINOMIAL_LATENT = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
 
 
@@ -898,4 +1080,11 @@ FAMILIES: dict[str, GLMFamily] = {
                               _binomial_start, _betabinomial_moment, dispersion="precision",
                               hessian="observed", factor_response=_binomial_factor, trials=True,
                               zero_diverges=True),
+    "tweedie": GLMFamily("tweedie", ("log",), _tweedie_logp, _tweedie_var, _check_tweedie,
+                         _tweedie_sim, _count_start, _tweedie_moment, dispersion="phi",
+                         hessian="observed", zero_diverges=True, shape=TWEEDIE_POWER),
+    "student_t": GLMFamily("student_t", ("identity", "log", "inverse"), _student_t_logp,
+                           _student_t_var, _check_gaussian, _student_t_sim, _gaussian_start,
+                           _student_t_moment, dispersion="sigma", hessian="observed",
+                           shape=STUDENT_DF),
 }

@@ -40,7 +40,9 @@ _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "negativebinomial": "negative_binomial", "nb": "negative_binomial",
             "beta_family": "beta", "normal": "gaussian", "ordinal": "cumulative",
             "clmm": "cumulative", "gamma_family": "gamma",
-            "truncated_negative_binomial": "truncated_nbinom2", "beta_binomial": "betabinomial"}
+            "truncated_negative_binomial": "truncated_nbinom2", "beta_binomial": "betabinomial",
+            "t": "student_t", "t_family": "student_t", "studentt": "student_t",
+            "student": "student_t"}
 
 
 def family_names() -> list[str]:

@@ -63,7 +63,7 @@ import pytensor.tensor as pt
 
 from ..core.exceptions import ModelSpecError
 from .base import PriorChoice, Response, ResponseInput, check_not_constant
-from .glm import GLMFamily
+from .glm import GLMFamily, shaped
 from .links import Link
 
 __all__ = ["ZIDispFamily", "with_parts", "unwrap_parts"]
@@ -155,8 +155,17 @@ class ZIDispFamily:
         return len(self.zi_names)
 
     @property
+    def shape(self):
+        """The conditional family's shape parameter (Tweedie power, t df), or None; it is the
+        last entry of ``phi``."""
+        return self.base.shape
+
+    @property
     def n_phi(self) -> int:
-        return len(self.zi_names) + len(self.disp_names)
+        return len(self.zi_names) + len(self.disp_names) + (self.base.shape is not None)
+
+    def shape_value(self, phi: np.ndarray) -> float | None:
+        return self.base.shape_value(phi)
 
     @property
     def key(self) -> tuple:
@@ -165,12 +174,13 @@ class ZIDispFamily:
 
     def phi_names(self) -> list[str]:
         return ([f"zi~{n}" for n in self.zi_names]
-                + [f"log({self.base.dispersion})~{n}" for n in self.disp_names])
+                + [f"log({self.base.dispersion})~{n}" for n in self.disp_names]
+                + ([] if self.base.shape is None else [f"psi({self.base.shape.name})"]))
 
     def split(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(γ, δ): zero-inflation and dispersion coefficients (δ on our log φ scale)."""
         phi = np.asarray(phi, float)
-        return phi[:self.n_zi], phi[self.n_zi:]
+        return phi[:self.n_zi], phi[self.n_zi:self.n_zi + len(self.disp_names)]
 
     def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
         """glmmTMB's ``fixef(fit)$disp`` from the dispersion coefficients δ (``phi``'s tail)."""
@@ -213,7 +223,9 @@ class ZIDispFamily:
 
     # -- likelihood (PyTensor) -----------------------------------------------------------------
     def _disp_tensor(self, phi, X_disp):
-        return None if not self.disp_names else pt.exp(X_disp @ phi[self.n_zi:])
+        if not self.disp_names:
+            return None
+        return pt.exp(X_disp @ phi[self.n_zi:self.n_zi + len(self.disp_names)])
 
     def loglik(self, y, eta, n, phi, link, X_zi=None, X_disp=None):
         """Elementwise log p(y | η, γ, δ) (see the module docstring)."""
@@ -221,10 +233,11 @@ class ZIDispFamily:
             raise ValueError("ZIDispFamily.loglik needs the designs X_zi / X_disp")
         mu = link.linkinv(eta)
         disp = self._disp_tensor(phi, X_disp)
+        extra = () if self.base.shape is None else (self.base.shape.natural_pt(phi[-1]),)
         if self.zi_mode is None:
-            return self.base.logp(y, mu, n, disp)
+            return self.base.logp(y, mu, n, disp, *extra)
         weight, inner_n = (1.0, n) if self.base.trials else (n, 1.0)
-        log_f = self.base.logp(y, mu, inner_n, disp)
+        log_f = self.base.logp(y, mu, inner_n, disp, *extra)
         eta_zi = X_zi @ phi[:self.n_zi]
         log_pi, log_1mpi = -pt.softplus(-eta_zi), -pt.softplus(eta_zi)
         zero = pt.eq(y, 0)
@@ -250,7 +263,8 @@ class ZIDispFamily:
         """φ per row (the conditional family's natural scale; None without dispersion)."""
         if not self.disp_names:
             return None
-        return np.exp(np.asarray(aux["X_disp"], float) @ self.split(phi)[1])
+        return shaped(np.exp(np.asarray(aux["X_disp"], float) @ self.split(phi)[1]),
+                      self.base.shape_value(phi))
 
     def conditional_mean(self, mu: np.ndarray, disp=None) -> np.ndarray:
         """The mean of the non-structural part: μ, or the truncated mean of a hurdle."""
@@ -305,6 +319,8 @@ class ZIDispFamily:
             log_phi = self.base.start_phi(spec, link, beta, y, ntr)
             log_phi = float(log_phi[0]) if len(log_phi) else 0.0
             parts.append(_constant(spec.aux_designs["X_disp"], log_phi))
+        if self.base.shape is not None:
+            parts.append(np.array([self.base.shape.start]))
         return beta, np.concatenate(parts) if parts else np.zeros(0)
 
     def prior_defaults(self, spec, link, y, ntr) -> dict[str, PriorChoice]:

@@ -264,9 +264,39 @@ class GLMMResult(LaplaceResult):
     @property
     def dispersion_se(self) -> float | None:
         """Delta-method SE of :attr:`dispersion` (from the Hessian over log φ)."""
-        if not len(self.phi) or self.vcov_beta_phi is None:
+        if self.dispersion is None or self.vcov_beta_phi is None:
             return None
-        return float(self.dispersion * np.sqrt(self.vcov_beta_phi[-1, -1]))
+        k = self.spec.p + self.family.n_zi          # log φ's place (a shape parameter follows)
+        return float(self.dispersion * np.sqrt(self.vcov_beta_phi[k, k]))
+
+    @property
+    def family_params(self) -> pd.Series | None:
+        """glmmTMB's ``family_params(fit)``: the Tweedie power p = 1 + plogis(psi) or Student's
+        df ν = exp(psi), labelled as glmmTMB labels them; None for other families.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, mixedppl as mp
+        >>> r = np.random.default_rng(1)
+        >>> d = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": r.normal(size=80)})
+        >>> d["y"] = 1 + d.x + r.normal(size=10)[d.g] + 0.5 * r.standard_t(4, size=80)
+        >>> fit = mp.glmer("y ~ x + (1 | g)", d, family="t")
+        >>> fit.family_params.index.tolist()
+        ['Student-t df']
+        """
+        shape = getattr(self.family, "shape", None)
+        if shape is None:
+            return None
+        return pd.Series([self.family.shape_value(self.phi)], index=[shape.label],
+                         name="family_params")
+
+    @property
+    def psi_bse(self) -> float | None:
+        """Standard error of glmmTMB's ``psi`` (the shape parameter on its own scale: qlogis(p
+        − 1) for the Tweedie, log ν for the t), from the Hessian of the Laplace deviance."""
+        if getattr(self.family, "shape", None) is None or self.vcov_beta_phi is None:
+            return None
+        return float(np.sqrt(self.vcov_beta_phi[-1, -1]))
 
     @property
     def disp_params(self) -> pd.Series | None:
@@ -525,6 +555,9 @@ class GLMMResult(LaplaceResult):
         family = f" Family: {self.family.name}  ( {self.link.name} )"
         if self.dispersion is not None:
             family += f"  dispersion ({self.family.dispersion}): {format_real([self.dispersion], 4)[0]}"
+        if self.family_params is not None:
+            family += "  " + ", ".join(f"{k}: {format_real([v], 4)[0]}"
+                                      for k, v in self.family_params.items())
         lines = [
             title_block(f"Generalized linear mixed model fit by maximum likelihood ({method})",
                         kind),

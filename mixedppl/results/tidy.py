@@ -202,7 +202,9 @@ def glmm_glance(fit) -> pd.DataFrame:
     >>> round(float(glmm_glance(g)["deviance"].iloc[0]), 3)
     73.472
     """
-    sigma = 1.0 if fit.dispersion is None else fit.dispersion
+    # glmmTMB's sigma(): 1 without dispersion, NA for a dispersion formula beyond an intercept
+    sigma = (1.0 if fit.family.dispersion is None else
+             np.nan if fit.dispersion is None else fit.dispersion)
     values = {"nobs": fit.nobs, "sigma": sigma, "logLik": fit.loglik, "AIC": fit.aic,
               "BIC": fit.bic}
     try:
