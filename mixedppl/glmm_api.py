@@ -18,6 +18,7 @@ from .api import Model
 from .core.control import Control
 from .core.exceptions import ModelSpecError
 from .families import Family, FamilyChoice, get_family
+from .families.registry import family_parts
 from .spec.frame import check_arguments
 
 __all__ = ["glmer", "glmm_model"]
@@ -55,8 +56,10 @@ def glmm_model(formula: str, data: pd.DataFrame,
     (99, 842, 'logit')
     """
     data = check_arguments(formula, data, "glmer")
+    family, ziformula = family_parts(family)                 # "zip", "hurdle_poisson", …
     spec = Model(formula, data, *_glmm_family(family, link), weights=weights,
-                 offset=offset, na_action=na_action, contrasts=contrasts, control=control).spec
+                 offset=offset, na_action=na_action, contrasts=contrasts, control=control,
+                 ziformula=ziformula).spec
     return (spec, spec.family, spec.link, *spec.counts())
 
 
@@ -78,8 +81,15 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     data : DataFrame
     family : str, Family or FamilyChoice
         ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"nbinom1"``, ``"gamma"``,
-        ``"beta"``, ``"gaussian"``, or a family object such as
-        ``mp.families.Binomial(link="probit")``.
+        ``"beta"``, ``"gaussian"``, ``"tweedie"`` (glmmTMB's ``tweedie()``: Var = φμ^p, the
+        power 1 < p < 2 estimated, ``fit.family_params``), ``"t"`` / ``"student_t"``
+        (``t_family()``: location μ, scale σ, df estimated), or a family object such as
+        ``mp.families.Binomial(link="probit")``. bambi's / brms' names of zero-part models
+        are read as the family with ``ziformula="~ 1"`` (unless one is given):
+        ``"zip"`` / ``"zero_inflated_poisson"``, ``"zinb"`` /
+        ``"zero_inflated_negativebinomial"`` (nbinom2), ``"zero_inflated_binomial"``,
+        ``"hurdle_poisson"`` (truncated_poisson), ``"hurdle_negativebinomial"``
+        (truncated_nbinom2); see :data:`mixedppl.families.registry.PART_ALIASES`.
         Negative binomial (NB2, glmmTMB's ``nbinom2``; NB1, ``nbinom1``: Var = μ(1 + φ)), Gamma,
         Beta and Gaussian estimate a dispersion φ by maximum likelihood (``fit.dispersion``,
         glmmTMB's ``sigma()`` convention), with TMB's Laplace approximation (exact Hessian), as
@@ -150,6 +160,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     (-92.026, [-1.399, -0.992, -1.129, -1.58])
     """
     data = check_arguments(formula, data, "glmer")
+    family, ziformula = family_parts(family, ziformula)      # "zip", "hurdle_poisson", …
     model = Model(formula, data, *_glmm_family(family, link), weights=weights,
                   offset=offset, na_action=na_action, contrasts=contrasts, control=control,
                   start=start, ziformula=ziformula, dispformula=dispformula)

@@ -33,7 +33,7 @@ from .gaussian import GAUSSIAN
 from .glm import FAMILIES
 from .links import LINKS, Link
 
-__all__ = ["get_family", "family_names", "FamilyChoice", "Binomial", "Poisson",
+__all__ = ["get_family", "family_names", "family_parts", "PART_ALIASES", "FamilyChoice", "Binomial", "Poisson",
            "NegativeBinomial", "Gamma", "Beta", "Gaussian"]
 
 _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
@@ -43,6 +43,50 @@ _ALIASES = {"nbinom2": "negative_binomial", "negbin": "negative_binomial",
             "truncated_negative_binomial": "truncated_nbinom2", "beta_binomial": "betabinomial",
             "t": "student_t", "t_family": "student_t", "studentt": "student_t",
             "student": "student_t"}
+
+
+#: Names that mean a family *with* a zero part, as bambi and brms spell them: the conditional
+#: family (a row of the table) and the default ``ziformula`` (glmmTMB's ``ziformula = ~1``, a
+#: constant zero-inflation / hurdle probability). A hurdle is glmmTMB's truncated family with a
+#: zero part.
+PART_ALIASES: dict[str, tuple[str, str]] = {
+    "zip": ("poisson", "~ 1"), "zero_inflated_poisson": ("poisson", "~ 1"),
+    "zinb": ("negative_binomial", "~ 1"),
+    "zero_inflated_negativebinomial": ("negative_binomial", "~ 1"),
+    "zero_inflated_negbinomial": ("negative_binomial", "~ 1"),
+    "zero_inflated_nbinom2": ("negative_binomial", "~ 1"),
+    "zero_inflated_nbinom1": ("nbinom1", "~ 1"),
+    "zero_inflated_binomial": ("binomial", "~ 1"),
+    "zero_inflated_betabinomial": ("betabinomial", "~ 1"),
+    "hurdle_poisson": ("truncated_poisson", "~ 1"),
+    "hurdle_negativebinomial": ("truncated_nbinom2", "~ 1"),
+    "hurdle_negbinomial": ("truncated_nbinom2", "~ 1"),
+    "hurdle_nbinom2": ("truncated_nbinom2", "~ 1"),
+}
+
+
+def _key(name) -> str:
+    return str(name).lower().replace("-", "_").replace(" ", "_")
+
+
+def family_parts(family, ziformula: str | None = None) -> tuple[object, str | None]:
+    """``(family, ziformula)`` with a zero-part name (:data:`PART_ALIASES`: ``"zip"``,
+    ``"zinb"``, ``"hurdle_poisson"`` …) replaced by its conditional family and, where no
+    ``ziformula`` is given, its default ``"~ 1"``; anything else unchanged.
+
+    Examples
+    --------
+    >>> family_parts("zip")
+    ('poisson', '~ 1')
+    >>> family_parts("hurdle_poisson", "~ mined")
+    ('truncated_poisson', '~ mined')
+    >>> family_parts("poisson")
+    ('poisson', None)
+    """
+    if isinstance(family, str) and _key(family) in PART_ALIASES:
+        base, default = PART_ALIASES[_key(family)]
+        return base, default if ziformula is None else ziformula
+    return family, ziformula
 
 
 def family_names() -> list[str]:
@@ -140,7 +184,8 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
     family : str, Family or FamilyChoice
         ``"gaussian"`` / ``"normal"`` (:data:`~mixedppl.families.gaussian.GAUSSIAN`); a row of
         :data:`~mixedppl.families.glm.FAMILIES` (``"binomial"``, ``"poisson"``,
-        ``"negative_binomial"`` = ``"nbinom2"``, ``"nbinom1"``, ``"gamma"``, ``"beta"``;
+        ``"negative_binomial"`` = ``"nbinom2"``, ``"nbinom1"``, ``"gamma"``, ``"beta"``,
+        ``"tweedie"``, ``"student_t"`` = ``"t"``;
         ``"gaussian"`` with ``laplace=True``); ``"cumulative"`` =
         ``"ordinal"`` (:class:`~mixedppl.families.cumulative.CumulativeFamily`); or a family
         object, used as it is; or a :class:`FamilyChoice` (``Binomial(link="probit")``): its
@@ -170,17 +215,25 @@ def get_family(family: str | Family | FamilyChoice = "gaussian", link: str | Non
     >>> fam, link = get_family("gaussian", "log", laplace=True)
     >>> fam.name, fam.fit_kind, link.name
     ('gaussian', 'glmer', 'log')
-    >>> get_family("tweedie")
+    >>> get_family("tweedie")[0].shape.label
+    'Tweedie power'
+    >>> get_family("weibull")
     Traceback (most recent call last):
     ...
-    mixedppl.core.exceptions.ModelSpecError: family='tweedie' is not available; choose from ['beta', 'betabinomial', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson', 'truncated_nbinom2', 'truncated_poisson']
+    mixedppl.core.exceptions.ModelSpecError: family='weibull' is not available; choose from ['beta', 'betabinomial', 'binomial', 'cumulative', 'gamma', 'gaussian', 'nbinom1', 'negative_binomial', 'poisson', 'student_t', 'truncated_nbinom2', 'truncated_poisson', 'tweedie']
     """
     if isinstance(family, FamilyChoice):
         family, link = family.resolve(link)
     if isinstance(family, Family) and not isinstance(family, str):
         fam = family
     else:
-        key = str(family).lower().replace("-", "_").replace(" ", "_")
+        key = _key(family)
+        if key in PART_ALIASES:
+            base, zi = PART_ALIASES[key]
+            raise ModelSpecError(f"family={family!r} is family {base!r} with a zero part "
+                                 f"(ziformula={zi!r}); it is read by mp.glmer / mp.Model on a "
+                                 f"pandas DataFrame: give family={base!r}, ziformula={zi!r} "
+                                 "where zero parts are not read")
         key = _ALIASES.get(key, key)
         if key == "cumulative":
             fam = CumulativeFamily(threshold=threshold or "flexible", levels=levels)

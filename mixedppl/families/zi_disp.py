@@ -222,23 +222,29 @@ class ZIDispFamily:
             check_not_constant(used, response.expr)
 
     # -- likelihood (PyTensor) -----------------------------------------------------------------
-    def _disp_tensor(self, phi, X_disp):
+    # The graphs are shared by every model of one key (the parts that exist, not their
+    # widths), so phi is cut by the designs' symbolic widths, never by this object's counts.
+    def _zi_width(self, X_zi):
+        return X_zi.shape[1] if self.zi_names else 0
+
+    def _disp_tensor(self, phi, X_zi, X_disp):
         if not self.disp_names:
             return None
-        return pt.exp(X_disp @ phi[self.n_zi:self.n_zi + len(self.disp_names)])
+        k = self._zi_width(X_zi)
+        return pt.exp(X_disp @ phi[k:k + X_disp.shape[1]])
 
     def loglik(self, y, eta, n, phi, link, X_zi=None, X_disp=None):
         """Elementwise log p(y | η, γ, δ) (see the module docstring)."""
         if (self.zi_names and X_zi is None) or (self.disp_names and X_disp is None):
             raise ValueError("ZIDispFamily.loglik needs the designs X_zi / X_disp")
         mu = link.linkinv(eta)
-        disp = self._disp_tensor(phi, X_disp)
+        disp = self._disp_tensor(phi, X_zi, X_disp)
         extra = () if self.base.shape is None else (self.base.shape.natural_pt(phi[-1]),)
         if self.zi_mode is None:
             return self.base.logp(y, mu, n, disp, *extra)
         weight, inner_n = (1.0, n) if self.base.trials else (n, 1.0)
         log_f = self.base.logp(y, mu, inner_n, disp, *extra)
-        eta_zi = X_zi @ phi[:self.n_zi]
+        eta_zi = X_zi @ phi[:X_zi.shape[1]]
         log_pi, log_1mpi = -pt.softplus(-eta_zi), -pt.softplus(eta_zi)
         zero = pt.eq(y, 0)
         if self.zi_mode == "hurdle":

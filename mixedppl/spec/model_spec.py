@@ -20,6 +20,7 @@ import pandas as pd
 from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
 from ..families import GAUSSIAN, LINKS, Family, Link, get_family
+from ..families.registry import family_parts
 from ..families.zi_disp import unwrap_parts, with_parts
 from .design import Design, model_matrix, rhs_variables
 from .formula import ParsedFormula, parse_formula, split_top_level
@@ -446,6 +447,7 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     (['tempwarm', 'contactyes'], 5, ['1', '2', '3', '4', '5'])
     """
     data = check_arguments(formula, data, "build_spec")
+    family, ziformula = family_parts(family, ziformula)      # "zip", "hurdle_poisson", …
     fam, lnk = get_family(unwrap_parts(family), link, levels=levels, threshold=threshold)
     control = as_control(control, fam.fit_kind)
     parsed = parse_formula(formula)
