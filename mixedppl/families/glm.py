@@ -157,10 +157,16 @@ def shaped(disp, shape):
 
 
 def shape_of(disp, default: float) -> float:
-    """The shape parameter carried by ``disp`` (``default`` where it carries none)."""
+    """The shape parameter carried by ``disp``: ``default`` where ``disp`` is None (the start
+    rules' variance); a φ without one is refused (it would silently give ``default``)."""
+    if disp is None:
+        return default
     value = (disp.shape if isinstance(disp, Shaped) else
              disp.shape_param if isinstance(disp, ShapedArray) else None)
-    return default if value is None else value
+    if value is None:
+        raise ValueError("the Tweedie / t rows need φ with its shape parameter (a Shaped value "
+                         "from the family's row_dispersion), got a plain number")
+    return value
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,9 @@ def natural_parameters(record: LaplaceFit):
         return np.asarray(record.alpha)
     if record.spec.aux_designs:   # zero-inflation / dispersion formulas: φ per row
         return record.family.row_dispersion(record.phi, record.spec.aux_designs)
-    if len(record.phi):
-        return float(np.exp(record.phi[0]))
+    if len(record.phi):              # a GLM row's φ (with the Tweedie / t shape parameter)
+        row = getattr(record.family, "row_dispersion", None)
+        return float(np.exp(record.phi[0])) if row is None else row(record.phi, {})
     return None
 
 

@@ -14,6 +14,7 @@ from ..core.exceptions import ModelSpecError
 from ..diagnostics.influence import glmm_influence_frame
 from ..diagnostics.leverage import glmm_hat_diagonal
 from ..diagnostics.residuals import deviance_residuals, quantile_residuals
+from ..families.glm import shaped
 from ..fit.records import LaplaceFit
 from ..inference.bootstrap import glmm_bootstrap_confint
 from ..inference.glmm_profile import glmm_profile_confint
@@ -259,7 +260,9 @@ class GLMMResult(LaplaceResult):
         gives φ per row)."""
         if self.family.disp_names != ("(Intercept)",):
             return None
-        return float(np.exp(self.phi[self.family.n_zi]))
+        value = float(np.exp(self.phi[self.family.n_zi]))
+        shape = getattr(self.family, "shape_value", None)
+        return value if shape is None else shaped(value, shape(self.phi))
 
     @property
     def dispersion_se(self) -> float | None:

@@ -30,13 +30,17 @@ from mixedppl.families.tweedie import tweedie_logpdf_np, tweedie_logw
 
 
 def cpg_logpdf(y, mu, phi, p, jmax=4000):
-    """log f of the compound Poisson–Gamma law: N ~ Poisson(λ), y | N ~ Gamma(N a, s)."""
+    """log f of the compound Poisson–Gamma law: N ~ Poisson(λ), y | N ~ Gamma(N a, s), summed
+    over N = 1 … jmax − 1 (y > 0), and log P(N = 0) = −λ at y = 0; y, mu arrays or numbers."""
+    y, mu = np.broadcast_arrays(np.asarray(y, float), np.asarray(mu, float))
     lam = mu ** (2 - p) / (phi * (2 - p))
     a, s = (2 - p) / (p - 1), phi * (p - 1) * mu ** (p - 1)
-    if y == 0:
-        return -lam
-    j = np.arange(1, jmax)
-    return special.logsumexp(stats.poisson.logpmf(j, lam) + stats.gamma.logpdf(y, j * a, scale=s))
+    j = np.arange(1, jmax)[:, None]
+    pos = np.where(y > 0, y, 1.0).ravel()
+    terms = (stats.poisson.logpmf(j, lam.ravel()) + stats.gamma.logpdf(pos, j * a,
+                                                                       scale=s.ravel()))
+    out = np.where(y.ravel() > 0, special.logsumexp(terms, axis=0), -lam.ravel())
+    return out.reshape(y.shape) if y.ndim else float(out[0])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -46,7 +50,7 @@ def test_series_is_the_compound_poisson_gamma_sum(seed):
         mu, phi, p = np.exp(r.uniform(-2, 3)), np.exp(r.uniform(-2.5, 1.5)), r.uniform(1.05, 1.95)
         y = np.concatenate([[0.0], r.gamma(1.0, mu, size=4), [mu * 3]])
         ours = tweedie_logpdf_np(y, mu, phi, p)
-        ref = [cpg_logpdf(v, mu, phi, p) for v in y]
+        ref = cpg_logpdf(y, mu, phi, p)
         np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
 
 
@@ -100,8 +104,8 @@ def test_tweedie_graph_is_the_numpy_density_with_its_gradient():
         phi = np.array(phi)
         ll, g = fn(y, eta, phi)
         power = 1 + special.expit(phi[1])
-        np.testing.assert_allclose(ll, [cpg_logpdf(v, m, np.exp(phi[0]), power)
-                                        for v, m in zip(y, np.exp(eta))], rtol=1e-10)
+        np.testing.assert_allclose(ll, cpg_logpdf(y, np.exp(eta), np.exp(phi[0]), power),
+                                   rtol=1e-10)
         h = 1e-6
         fd = [(fn(y, eta, phi + h * e)[0].sum() - fn(y, eta, phi - h * e)[0].sum()) / (2 * h)
               for e in np.eye(2)]
@@ -141,7 +145,7 @@ def tweedie_rows(y, phi, p):
     """(ℓ, ∂ℓ/∂η, ∂²ℓ/∂η²), log link: ℓ = (yμ^{1−p}/(1−p) − μ^{2−p}/(2−p))/φ + c(y, φ, p),
     ∂ℓ = (yμ^{1−p} − μ^{2−p})/φ, ∂²ℓ = ((1−p)yμ^{1−p} − (2−p)μ^{2−p})/φ; ℓ from the compound
     Poisson–Gamma sum."""
-    const = np.array([cpg_logpdf(v, 1.0, phi, p) for v in y]) - (y / (1 - p) - 1 / (2 - p)) / phi
+    const = cpg_logpdf(y, 1.0, phi, p) - (y / (1 - p) - 1 / (2 - p)) / phi
 
     def rows(eta):
         mu = np.exp(eta)
@@ -222,7 +226,7 @@ def test_laplace_deviance_and_gradient_are_the_numpy_laplace(kind, seed):
         np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind,seed", [("tweedie", 11), ("tweedie", 12), ("t", 13), ("t", 14)])
+@pytest.mark.parametrize("kind,seed", [("tweedie", 11), ("tweedie", 12), ("t", 15), ("t", 16)])
 def test_fit_reaches_the_numpy_laplace_optimum(kind, seed):
     model = _model(kind, seed)
     fit = model.fit()
@@ -238,6 +242,21 @@ def test_fit_reaches_the_numpy_laplace_optimum(kind, seed):
     assert sims.shape == (len(model.spec.y), 3) and np.all(np.isfinite(sims))
     if kind == "tweedie":
         assert np.all(sims >= 0) and np.any(sims == 0)
+
+
+def test_t_with_gaussian_data_tends_to_the_gaussian_fit():
+    """Seed 14's t data look Gaussian: ν̂ runs off to ∞ (psi ≈ 15, the optimiser stops with a
+    convergence warning, as glmmTMB's old sleepstudy t fit), and the fit is the Gaussian ML
+    fit (glmmTMB's gaussian() by glmer) in the limit."""
+    model = _model("t", 14)
+    with pytest.warns(mp.ConvergenceWarning):
+        fit = model.fit()
+    gauss = mp.glmer("y ~ x + (1 | g)", model.spec.data, family="gaussian")
+    assert fit.family_params.iloc[0] > 1e5
+    assert fit.loglik == pytest.approx(gauss.loglik, abs=1e-4)
+    assert fit.loglik >= gauss.loglik - 1e-8
+    np.testing.assert_allclose(fit.fe_params, gauss.fe_params, atol=1e-3)
+    assert fit.dispersion == pytest.approx(gauss.dispersion, rel=1e-3)
 
 
 # ------------------------------------------------------------------------------------------
