@@ -213,7 +213,11 @@ class ZIDispFamily:
 
     # -- likelihood (PyTensor) -----------------------------------------------------------------
     def _disp_tensor(self, phi, X_disp):
-        return None if not self.disp_names else pt.exp(X_disp @ phi[self.n_zi:])
+        # δ is φ's tail, sliced by X_disp's symbolic width: the compiled graphs are shared by
+        # every model of one family key (which has no widths), so n_zi must not be a constant
+        if not self.disp_names:
+            return None
+        return pt.exp(X_disp @ phi[phi.shape[0] - X_disp.shape[1]:])
 
     def loglik(self, y, eta, n, phi, link, X_zi=None, X_disp=None):
         """Elementwise log p(y | η, γ, δ) (see the module docstring)."""
@@ -221,7 +225,8 @@ class ZIDispFamily:
             raise ValueError("ZIDispFamily.loglik needs the designs X_zi / X_disp")
         if self.zi_mode is None:
             return self.base.logp(y, link.linkinv(eta), n, self._disp_tensor(phi, X_disp))
-        return self.loglik_zi(y, eta, X_zi @ phi[:self.n_zi], n, phi, link, X_disp)
+        # γ by X_zi's symbolic width (see _disp_tensor)
+        return self.loglik_zi(y, eta, X_zi @ phi[:X_zi.shape[1]], n, phi, link, X_disp)
 
     def loglik_zi(self, y, eta, eta_zi, n, phi, link, X_disp=None):
         """Elementwise log p(y | η, η_zi, δ) at a given zero-inflation predictor ``eta_zi``

@@ -80,7 +80,8 @@ def _pieces(s: dict, family, link) -> dict:
     M = M.reshape((2 * n, q))
     lin = M @ u
     eta = s["X"] @ s["beta"] + s["offset"] + lin[:n]
-    eta_zi = s["X_zi"] @ s["phi"][:family.n_zi] + lin[n:]
+    # γ by X_zi's symbolic width: one graph per family key serves every zi design
+    eta_zi = s["X_zi"] @ s["phi"][:s["X_zi"].shape[1]] + lin[n:]
     ll = family.loglik_zi(s["y"], eta, eta_zi, s["ntr"], s["phi"], link, s["X_disp"])
     d_c, d_z = pt.grad(ll.sum(), [eta, eta_zi])
     # ll is elementwise, so these are the per-row second derivatives
