@@ -237,14 +237,23 @@ class ZIDispFamily:
         """Elementwise log p(y | η, γ, δ) (see the module docstring)."""
         if (self.zi_names and X_zi is None) or (self.disp_names and X_disp is None):
             raise ValueError("ZIDispFamily.loglik needs the designs X_zi / X_disp")
+        if self.zi_mode is None:
+            extra = () if self.base.shape is None else (self.base.shape.natural_pt(phi[-1]),)
+            return self.base.logp(y, link.linkinv(eta), n, self._disp_tensor(phi, X_zi, X_disp),
+                                  *extra)
+        # γ by X_zi's symbolic width (see _disp_tensor)
+        return self.loglik_zi(y, eta, X_zi @ phi[:X_zi.shape[1]], n, phi, link, X_disp, X_zi)
+
+    def loglik_zi(self, y, eta, eta_zi, n, phi, link, X_disp=None, X_zi=None):
+        """Elementwise log p(y | η, η_zi, δ) at a given zero-inflation predictor ``eta_zi``
+        (``X_zi γ``, plus ``Z_zi b_zi`` when the ziformula has random terms:
+        :mod:`mixedppl.graph.laplace_zire`). ``X_zi`` gives γ's width in φ (φ = (γ, δ, shape)),
+        so δ is cut after it."""
         mu = link.linkinv(eta)
         disp = self._disp_tensor(phi, X_zi, X_disp)
         extra = () if self.base.shape is None else (self.base.shape.natural_pt(phi[-1]),)
-        if self.zi_mode is None:
-            return self.base.logp(y, mu, n, disp, *extra)
         weight, inner_n = (1.0, n) if self.base.trials else (n, 1.0)
         log_f = self.base.logp(y, mu, inner_n, disp, *extra)
-        eta_zi = X_zi @ phi[:X_zi.shape[1]]
         log_pi, log_1mpi = -pt.softplus(-eta_zi), -pt.softplus(eta_zi)
         zero = pt.eq(y, 0)
         if self.zi_mode == "hurdle":
@@ -259,10 +268,13 @@ class ZIDispFamily:
 
     # -- per-row parameters (NumPy) ------------------------------------------------------------
     def zero_prob(self, phi: np.ndarray, aux: dict) -> np.ndarray | None:
-        """π per row from the zero-inflation design (None without a zero part)."""
+        """π per row from the zero-inflation design (None without a zero part); ``aux["zi_re"]``,
+        where given, is added to η_zi (the ziformula's random terms)."""
         if not self.zi_names:
             return None
         eta_zi = np.asarray(aux["X_zi"], float) @ self.split(phi)[0]
+        if aux.get("zi_re") is not None:     # Z_zi b_zi of the ziformula's random terms
+            eta_zi = eta_zi + np.asarray(aux["zi_re"], float)
         return 1.0 / (1.0 + np.exp(-eta_zi))
 
     def row_dispersion(self, phi: np.ndarray, aux: dict) -> np.ndarray | None:

@@ -68,6 +68,13 @@ class LaplaceObjective:
     """
 
     def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1, vector_rule: bool = False):
+        if getattr(spec, "zi_terms", ()):
+            # this graph has no zero-inflation random effects: a profile, case deletion,
+            # bootstrap refit or nAGQ = 0 built on it would silently drop them
+            raise NotImplementedError(
+                "random terms in the ziformula are fitted by mixedppl.fit.laplace_zire only; "
+                "profiles, refits / bootstrap, influence and nAGQ = 0 are not implemented for "
+                "them yet")
         self.spec, self.family, self.link = spec, family, link
         pairs = row_pairs(spec)
         self.structure = laplace_structure(spec, pairs)
@@ -269,6 +276,9 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
     LaplaceFit
         With ``alpha`` and ``vcov_alpha_beta`` for a cumulative family (``fit_kind == "clmm"``).
     """
+    if getattr(spec, "zi_terms", ()):     # random terms in the ziformula: their own graph
+        from .laplace_zire import fit_laplace_zire
+        return fit_laplace_zire(spec, control, nAGQ)
     control = dict(control or {})
     family, link = spec.family, spec.link
     y, ntr = spec.counts()

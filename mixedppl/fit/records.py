@@ -231,6 +231,10 @@ class LaplaceFit:
     converged, is_singular : bool
     separation : tuple of str
         Fixed effects flagged by the separation checks (binomial; :mod:`mixedppl.fit.checks`).
+    zi_theta, zi_b, zi_condvar, eta_zi
+        With random terms in the ziformula (``spec.zi_terms``,
+        :mod:`mixedppl.fit.laplace_zire`): their θ, conditional modes and covariances, and the
+        zero-inflation predictor η_zi at the mode (empty / None otherwise).
     timing : dict
         Seconds: ``compile`` (0 when cached), ``optimize``, ``total``.
 
@@ -269,11 +273,22 @@ class LaplaceFit:
     is_singular: bool = False
     separation: tuple = ()
     timing: dict = field(default_factory=dict, repr=False)
+    zi_theta: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    zi_b: tuple = field(default=(), repr=False)
+    zi_condvar: tuple = field(default=(), repr=False)
+    eta_zi: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def covs(self) -> tuple[np.ndarray, ...]:
         """Σ_k = T_k T_kᵀ per term (no residual scale)."""
         return term_covariances(self.spec.terms, self.theta, 1.0)
+
+    @property
+    def zi_covs(self) -> tuple[np.ndarray, ...]:
+        """Σ_k of the ziformula's random terms (``spec.zi_terms``; empty without them)."""
+        if not self.spec.zi_terms:
+            return ()
+        return term_covariances(self.spec.zi_terms, self.zi_theta, 1.0)
 
     @property
     def loglik(self) -> float:

@@ -60,6 +60,12 @@ def simulate_responses(record: LMMFit, nsim: int = 1, seed=None) -> np.ndarray:
     return y
 
 
+def _refuse_zi_terms(record) -> None:
+    if getattr(record.spec, "zi_terms", ()):
+        raise NotImplementedError("simulate() for a model with random terms in the ziformula "
+                                  "is not implemented yet")
+
+
 def natural_parameters(record: LaplaceFit):
     """What the family's simulator takes besides η: the thresholds α̂ of a cumulative model,
     the dispersion exp(φ̂) of a family with one, else None."""
@@ -77,6 +83,7 @@ def _zero_prob(record: LaplaceFit) -> dict:
     """``{"zprob": π per row}`` for a model with a zero-inflation / hurdle part, else {}."""
     if not record.spec.aux_designs:
         return {}
+    _refuse_zi_terms(record)
     return {"zprob": record.family.zero_prob(record.phi, record.spec.aux_designs)}
 
 

@@ -28,7 +28,8 @@ from .summary import (Summary, coef_block, correlation_block, fit_notes, groups_
                       random_effects_table, residuals_block, title_block)
 from .tidy import glmm_glance
 from .varcorr import varcorr_frame
-from .zi_disp import part_blocks, part_estimates, part_tidy_rows, row_parts
+from .zi_disp import (part_blocks, part_estimates, part_tidy_rows, row_parts, zi_random_blocks,
+                      zi_random_effects, zi_varcorr)
 
 __all__ = ["GLMMResult", "LaplaceResult"]
 
@@ -96,8 +97,39 @@ class LaplaceResult(MixedResult):
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
-        """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations."""
-        return varcorr_frame(self.spec.terms, self.covs, None)
+        """``as.data.frame(VarCorr(fit))``: variances / covariances and SDs / correlations.
+
+        With random terms in the ziformula, a leading ``component`` column: the conditional
+        model's rows (``"cond"``, glmmTMB's ``VarCorr(fit)$cond``), then the zero-inflation
+        model's (``"zi"``, ``VarCorr(fit)$zi``; alone in :attr:`zi_varcorr`)."""
+        cond = varcorr_frame(self.spec.terms, self.covs, None)
+        zi = zi_varcorr(self)
+        if zi is None:
+            return cond
+        return pd.concat([cond.assign(component="cond"), zi.assign(component="zi")],
+                         ignore_index=True)[["component", *cond.columns]]
+
+    @cached_property
+    def zi_varcorr(self) -> pd.DataFrame | None:
+        """glmmTMB's ``VarCorr(fit)$zi`` in lme4's layout (None without random terms in the
+        ziformula)."""
+        return zi_varcorr(self)
+
+    @cached_property
+    def zi_random_effects(self) -> dict[str, pd.DataFrame]:
+        """glmmTMB's ``ranef(fit)$zi``: conditional modes of the ziformula's random terms per
+        grouping factor ({} without them; :attr:`random_effects` is ``ranef(fit)$cond``)."""
+        return zi_random_effects(self)
+
+    @cached_property
+    def zi_random_effects_se(self) -> dict[str, pd.DataFrame]:
+        """Conditional SDs of :attr:`zi_random_effects`."""
+        return zi_random_effects(self, se=True)
+
+    @property
+    def zi_theta(self) -> np.ndarray:
+        """θ of the ziformula's random terms (lme4's layout; empty without them)."""
+        return np.asarray(self.record.zi_theta)
 
     # -- simulation and refits -------------------------------------------------------------------
     def simulate(self, nsim: int = 1, seed=None) -> np.ndarray:
@@ -250,7 +282,7 @@ class GLMMResult(LaplaceResult):
     # -- likelihood ------------------------------------------------------------------------------
     @property
     def n_params(self) -> int:
-        return len(self.theta) + self.spec.p + len(self.phi)
+        return len(self.theta) + len(self.record.zi_theta) + self.spec.p + len(self.phi)
 
     @property
     def dispersion(self) -> float | None:
@@ -417,7 +449,10 @@ class GLMMResult(LaplaceResult):
         if type not in ("response", "link", "conditional", "zprob", "disp"):
             raise ValueError("type must be 'response', 'link', 'conditional', 'zprob' or "
                              f"'disp', got {type!r}")
-        parts = self._parts if newdata is None else row_parts(self, newdata)
+        if include_random:
+            parts = self._parts if newdata is None else row_parts(self, newdata)
+        else:   # re.form = NA: no random effects in either predictor
+            parts = row_parts(self, newdata, include_random=False)
         if newdata is None:
             if offset is not None:
                 raise ValueError("offset= is for the rows of newdata; the fitted rows use the "
@@ -567,14 +602,24 @@ class GLMMResult(LaplaceResult):
             family, f"Formula: {self.spec.formula}", "",
             ic_block(self.aic, self.bic, self.loglik, self.deviance, self.df_resid), "",
             residuals_block(self._residual_values("pearson")), "", "Random effects:",
-            random_effects_table(self, residual=False),
-            groups_line(self.ngroups, self.nobs), "",
+            *self._random_blocks(), "",
             "Fixed effects:" if not self.spec.aux_designs else "Conditional model:",
             coef_block(self.coef_table(), "Pr(>|z|)"), *part_blocks(self),
         ] + (correlation_block(self.fe_cov) if not self.spec.aux_designs else [])
         notes = fit_notes(self)
         return Summary("\n".join(lines + ([""] + notes if notes else [])),
                        tables={"Random effects": self.varcorr, "Fixed effects": self.coef_table()})
+
+    def _random_blocks(self) -> list[str]:
+        """The random-effects tables: lme4's, or glmmTMB's "Conditional model:" and
+        "Zero-inflation model:" blocks when the ziformula has random terms."""
+        zi = zi_random_blocks(self)
+        if not zi:
+            return [random_effects_table(self, residual=False),
+                    groups_line(self.ngroups, self.nobs)]
+        cond = (["", "Conditional model:", random_effects_table(self, residual=False),
+                 groups_line(self.ngroups, self.nobs)] if self.spec.terms else [])
+        return cond + zi
 
     def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
              conf_level: float = 0.95) -> pd.DataFrame:

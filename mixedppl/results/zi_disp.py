@@ -19,9 +19,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .summary import coef_block
+from types import SimpleNamespace
 
-__all__ = ["part_estimates", "part_table", "row_parts", "part_blocks", "part_tidy_rows"]
+from ..graph.linear_predictor import random_contribution
+from .summary import coef_block, groups_line, random_effects_table
+from .varcorr import varcorr_frame
+
+__all__ = ["part_estimates", "part_table", "row_parts", "part_blocks", "part_tidy_rows",
+           "zi_random_part", "zi_varcorr", "zi_random_effects", "zi_random_blocks"]
 
 
 def part_estimates(fit, part: str) -> tuple[pd.Series, pd.Series] | None:
@@ -88,10 +93,74 @@ def _design(spec, key: str, newdata: pd.DataFrame | None) -> np.ndarray | None:
     return np.asarray(transform.transform(newdata)[0], float)
 
 
-def row_parts(fit, newdata: pd.DataFrame | None = None):
+def zi_random_part(fit, newdata: pd.DataFrame | None = None) -> np.ndarray | None:
+    r""":math:`Z_{zi} b_{zi}` of the ziformula's random terms on the fitted rows or ``newdata``
+    (levels unseen in the fit contribute 0, as for the conditional terms); None without them.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> sal = mp.datasets.load("salamanders")
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", sal, family="poisson",
+    ...                ziformula="~ mined + (1 | site)")
+    >>> zi_random_part(fit, sal.head(2)).round(4).tolist()     # ranef(fit)$zi: VF-1, VF-2
+    [0.5061, 0.1848]
+    """
+    spec, rec = fit.spec, fit.record
+    if not getattr(spec, "zi_terms", ()):
+        return None
+    n = spec.n if newdata is None else len(newdata)
+    out = np.zeros(n)
+    for t, b in zip(spec.zi_terms, rec.zi_b):
+        out += (np.einsum("ij,ij->i", t.z, b[t.codes]) if newdata is None
+                else random_contribution(t, b, newdata))
+    return out
+
+
+def zi_varcorr(fit) -> pd.DataFrame | None:
+    """glmmTMB's ``VarCorr(fit)$zi`` in lme4's ``as.data.frame(VarCorr())`` layout (None
+    without random terms in the ziformula).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                family="poisson", ziformula="~ mined + (1 | site)")
+    >>> zi_varcorr(fit)["sdcor"].round(4).tolist()        # glmmTMB: 0.6477
+    [0.6477]
+    """
+    if not getattr(fit.spec, "zi_terms", ()):
+        return None
+    return varcorr_frame(fit.spec.zi_terms, fit.record.zi_covs, None)
+
+
+def zi_random_effects(fit, se: bool = False) -> dict[str, pd.DataFrame]:
+    """glmmTMB's ``ranef(fit)$zi`` (``se=True``: their conditional SDs), levels × columns per
+    grouping factor; {} without random terms in the ziformula."""
+    rec, out = fit.record, {}
+    for t, b, v in zip(getattr(fit.spec, "zi_terms", ()), rec.zi_b, rec.zi_condvar):
+        vals = np.sqrt(np.clip(np.einsum("gii->gi", v), 0, None)) if se else b
+        frame = pd.DataFrame(vals, index=pd.Index(t.levels, name=t.group), columns=t.column_names)
+        out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
+    return out
+
+
+def zi_random_blocks(fit) -> list[str]:
+    """The summary's zero-inflation random-effects block, as glmmTMB prints it under "Random
+    effects:" (empty without random terms in the ziformula)."""
+    terms = getattr(fit.spec, "zi_terms", ())
+    if not terms:
+        return []
+    view = SimpleNamespace(spec=SimpleNamespace(terms=terms), covs=fit.record.zi_covs)
+    return ["", "Zero-inflation model:", random_effects_table(view, residual=False),
+            groups_line({t.group: t.n_levels for t in terms}, fit.nobs)]
+
+
+def row_parts(fit, newdata: pd.DataFrame | None = None, include_random: bool = True):
     """(π, φ) per row on the fitted rows or ``newdata``: the structural-zero probability (None
-    without a zero part) and the dispersion on the family's natural scale (a number for a
-    family without a dispersion formula, None without dispersion).
+    without a zero part; with the ziformula's random terms unless ``include_random=False``)
+    and the dispersion on the family's natural scale (a number for a family without a
+    dispersion formula, None without dispersion).
 
     Examples
     --------
@@ -106,6 +175,8 @@ def row_parts(fit, newdata: pd.DataFrame | None = None):
     if not spec.aux_designs:
         return None, fam.row_dispersion(fit.phi, {})
     aux = {k: _design(spec, k, newdata) for k in spec.aux_designs}
+    if include_random:
+        aux["zi_re"] = zi_random_part(fit, newdata)
     return fam.zero_prob(fit.phi, aux), fam.row_dispersion(fit.phi, aux)
 
 

@@ -88,6 +88,11 @@ class ModelSpec:
         The extra fixed-effects designs of glmmTMB's ``ziformula`` / ``dispformula``, by the
         names the family's graphs take them (``"X_zi"``, ``"X_disp"``): the matrix, its column
         names and its :class:`~mixedppl.spec.design.Design` (new data). Empty otherwise.
+    zi_terms : tuple of ReTerm
+        The random terms of glmmTMB's ``ziformula`` (``~ mined + (1 | site)``), in lme4's order
+        (most levels first); they enter the zero-inflation predictor η_zi and are fitted with the
+        conditional terms' random effects jointly (:mod:`mixedppl.fit.laplace_zire`). Empty
+        otherwise.
     """
 
     formula: str
@@ -116,6 +121,7 @@ class ModelSpec:
     aux_designs: dict = field(default_factory=dict, repr=False)
     aux_names: dict = field(default_factory=dict, repr=False)
     aux_transforms: dict = field(default_factory=dict, repr=False)
+    zi_terms: tuple[ReTerm, ...] = field(default=(), repr=False)
 
     @property
     def n(self) -> int:
@@ -451,11 +457,12 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     fam, lnk = get_family(unwrap_parts(family), link, levels=levels, threshold=threshold)
     control = as_control(control, fam.fit_kind)
     parsed = parse_formula(formula)
-    if require_random and not parsed.random:
+    parts, zi_random = _part_formulas(parsed, ziformula, dispformula)
+    if require_random and not parsed.random and not zi_random:
         raise ModelSpecError(fam.no_random_message.format(formula=formula))
-    parts = _part_formulas(parsed, ziformula, dispformula)
     columns = list(dict.fromkeys(_used_columns(parsed)
-                                 + [c for _, rhs in parts.values() for c in rhs_variables(rhs)]))
+                                 + [c for _, rhs in parts.values() for c in rhs_variables(rhs)]
+                                 + [c for t in zi_random for c in _term_columns(t)]))
     check_columns(data, columns, f"formula {formula!r}")
     w_all = _resolve_vector(weights, data, "weights")
     o_all = _resolve_vector(offset, data, "offset")
@@ -505,6 +512,13 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                          aux["X_disp"][1] if "X_disp" in aux else [])
         if "X_disp" in fam.aux_designs and "X_disp" not in aux:
             aux["X_disp"] = (np.ones((n, 1)), ["(Intercept)"], None)
+    zi_terms = ()
+    if zi_random:
+        zi_terms = tuple(sorted((build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts,
+                                              structure=t.structure) for t in zi_random),
+                                key=lambda t: -t.n_levels))
+        _check_lme4_counts(zi_terms, n, fam.allow_n, control.nobs_vs_nRE(fam.fit_kind),
+                           [f"ziformula ({t.lhs} | {t.group})" for t in zi_random])
     fam.check_response(*fam.counts(y, response.trials, w, parsed.response), response, w)
     return ModelSpec(formula=formula, parsed=parsed, y=y, X=np.ascontiguousarray(X),
                      fe_names=fe_names, terms=terms, offset=off, weights=w, fixed_design=fixed,
@@ -518,7 +532,7 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
                      status=response.status, strata=strata,
                      aux_designs={k: v[0] for k, v in aux.items()},
                      aux_names={k: list(v[1]) for k, v in aux.items()},
-                     aux_transforms={k: v[2] for k, v in aux.items()})
+                     aux_transforms={k: v[2] for k, v in aux.items()}, zi_terms=zi_terms)
 
 
 def _given(**kwargs) -> dict:
@@ -529,10 +543,12 @@ def _given(**kwargs) -> dict:
 _PARTS = {"X_zi": "ziformula", "X_disp": "dispformula"}
 
 
-def _part_formulas(parsed: ParsedFormula, ziformula, dispformula) -> dict:
-    """``{"X_zi": (text, rhs), "X_disp": (text, rhs)}`` for the formulas given; a random term
-    in them is refused by name (not implemented)."""
-    out = {}
+def _part_formulas(parsed: ParsedFormula, ziformula, dispformula) -> tuple[dict, list]:
+    """``({"X_zi": (text, rhs), "X_disp": (text, rhs)}, zi random terms)`` for the formulas
+    given. Random terms are read in the ziformula (glmmTMB's ``~ mined + (1 | site)``) and
+    refused by name in the dispformula, as glmmTMB 1.1.5 does ("no random effects allowed in
+    dispersion term")."""
+    out, zi_random = {}, []
     for key, text in (("X_zi", ziformula), ("X_disp", dispformula)):
         if text is None:
             continue
@@ -540,12 +556,21 @@ def _part_formulas(parsed: ParsedFormula, ziformula, dispformula) -> dict:
         if not isinstance(text, str) or not text.strip().startswith("~"):
             raise ModelSpecError(f"{arg} must be a one-sided formula such as '~ x', got {text!r}")
         part = parse_formula(f"{parsed.response or 'y'} {text.strip()}")
-        if part.random:
+        if part.random and key == "X_disp":
             t = part.random[0]
             raise ModelSpecError(f"{arg} {text!r}: random terms such as ({t.lhs} | {t.group}) "
-                                 f"in the {arg} are not implemented yet; give fixed effects only")
+                                 "are not allowed in the dispersion formula (glmmTMB 1.1.5 "
+                                 "refuses them too: 'no random effects allowed in dispersion "
+                                 "term'); give fixed effects only")
+        if part.random:
+            zi_random = list(part.random)
         out[key] = (text, part.fixed)
-    return out
+    return out, zi_random
+
+
+def _term_columns(term) -> list[str]:
+    """The data columns a parsed random term reads (its columns' variables and its groups)."""
+    return list(rhs_variables(term.lhs)) + list(term.group_vars)
 
 
 def _part_design(text: str, rhs: str, frame: pd.DataFrame, contrasts):
