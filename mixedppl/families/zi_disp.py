@@ -172,6 +172,21 @@ class ZIDispFamily:
         phi = np.asarray(phi, float)
         return phi[:self.n_zi], phi[self.n_zi:]
 
+    def row_parts(self) -> "ZIDispFamily":
+        """The same family with its zero-inflation and dispersion designs replaced by one column
+        each: :meth:`loglik` at ``phi = (1, 1)`` with ``X_zi = η_zi`` and ``X_disp = log φ`` per
+        row (the PyMC model's likelihood, :mod:`mixedppl.bayes.glmm_pymc`).
+
+        Examples
+        --------
+        >>> from mixedppl.families import FAMILIES
+        >>> fam = with_parts(FAMILIES["negative_binomial"], ["(Intercept)", "x"], ["(Intercept)"])
+        >>> fam.row_parts().n_phi
+        2
+        """
+        return ZIDispFamily(self.base, ("eta_zi",) if self.zi_names else (),
+                            ("log_disp",) if self.disp_names else ())
+
     def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
         """glmmTMB's ``fixef(fit)$disp`` from the dispersion coefficients δ (``phi``'s tail)."""
         return self.base.tmb_disp_scale * np.asarray(phi, float)
@@ -212,20 +227,23 @@ class ZIDispFamily:
             check_not_constant(used, response.expr)
 
     # -- likelihood (PyTensor) -----------------------------------------------------------------
-    def _disp_tensor(self, phi, X_disp):
-        return None if not self.disp_names else pt.exp(X_disp @ phi[self.n_zi:])
+    def _disp_tensor(self, phi, X_disp, n_zi):
+        return None if not self.disp_names else pt.exp(X_disp @ phi[n_zi:])
 
     def loglik(self, y, eta, n, phi, link, X_zi=None, X_disp=None):
         """Elementwise log p(y | η, γ, δ) (see the module docstring)."""
         if (self.zi_names and X_zi is None) or (self.disp_names and X_disp is None):
             raise ValueError("ZIDispFamily.loglik needs the designs X_zi / X_disp")
+        # γ's width is read from X_zi's, not from self.n_zi: the compiled graph is shared by
+        # every width of the parts (``key``), so nothing of the widths may be baked into it
+        n_zi = X_zi.shape[1] if self.zi_names else 0
         mu = link.linkinv(eta)
-        disp = self._disp_tensor(phi, X_disp)
+        disp = self._disp_tensor(phi, X_disp, n_zi)
         if self.zi_mode is None:
             return self.base.logp(y, mu, n, disp)
         weight, inner_n = (1.0, n) if self.base.trials else (n, 1.0)
         log_f = self.base.logp(y, mu, inner_n, disp)
-        eta_zi = X_zi @ phi[:self.n_zi]
+        eta_zi = X_zi @ phi[:n_zi]
         log_pi, log_1mpi = -pt.softplus(-eta_zi), -pt.softplus(eta_zi)
         zero = pt.eq(y, 0)
         if self.zi_mode == "hurdle":
@@ -308,8 +326,29 @@ class ZIDispFamily:
         return beta, np.concatenate(parts) if parts else np.zeros(0)
 
     def prior_defaults(self, spec, link, y, ntr) -> dict[str, PriorChoice]:
-        raise NotImplementedError("fit.sample() for zero-inflated / dispersion-formula models is "
-                                  "not implemented yet")
+        r"""Default priors of the zero-inflation and dispersion coefficients (``"zi"``, ``"disp"``).
+
+        Independent normals on the coefficients' own scales (logit π for γ, log φ for δ), as
+        the fixed-effects priors of a GLMM (:mod:`mixedppl.bayes.priors`): a column constant
+        over the rows centred at the start value of :meth:`start_values` (γ⁰ = logit of the
+        share of zeros, halved for zero-inflation; δ⁰ = log φ⁰, the moment start) with sd 2.5
+        for γ and 2 for δ; any other column centred at 0 with sd 2.5 / SD(x_j). Without a
+        ``dispformula`` δ is one intercept, so ``"disp"`` is the conditional family's
+        φ ~ LogNormal(log φ⁰, 2) written on log φ.
+        """
+        _, start = self.start_values(spec, link, y, ntr)
+        gamma, delta = self.split(start)
+        out = {}
+        for key, coef, X, sd0 in (("zi", gamma, "X_zi", 2.5), ("disp", delta, "X_disp", 2.0)):
+            if not len(coef):
+                continue
+            Xp = np.asarray(spec.aux_designs[X], float)
+            sx = np.std(Xp, axis=0, ddof=1) if len(Xp) > 1 else np.zeros(Xp.shape[1])
+            const = sx == 0
+            mu = np.where(const, coef, 0.0)
+            sd = np.where(const, sd0, 2.5 / np.where(const, 1.0, sx))
+            out[key] = PriorChoice("Normal", {"mu": mu.tolist(), "sigma": sd.tolist()})
+        return out
 
 
 def _zi_mean_marker(mu, disp=None):
