@@ -11,6 +11,11 @@ scale; dispersion φ ~ LogNormal(log φ₀, 2), φ₀ the moment estimate of the
 effects; cumulative-link thresholds α₁ < … < α_{K−1} ~ Normal(α⁰_j, 5), ordered
 (``"flexible"``), α⁰_j the link quantiles of the observed cumulative proportions; for
 ``"equidistant"``, α₁ ~ Normal(α⁰₁, 5) and the spacing ~ HalfNormal(5)).
+
+Zero-inflated, hurdle and dispersion-formula models (glmmTMB's ``ziformula`` / ``dispformula``,
+:mod:`mixedppl.families.zi_disp`) add free ``zi`` (γ, coords ``zi_coef``) and ``disp`` (δ on
+log φ, coords ``disp_coef``) in place of ``dispersion``; their likelihood is the same
+``ZIDispFamily.loglik`` the Laplace fit integrates.
 """
 
 from __future__ import annotations
