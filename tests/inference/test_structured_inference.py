@@ -88,3 +88,121 @@ def test_poisson_ar1_bootstrap_replicates_are_fresh_fits():
         want = np.concatenate([theta_to_psi(fresh.spec, fresh.theta, 1.0)[:-1],
                                fresh.fe_params.to_numpy()])
         np.testing.assert_allclose(reps.iloc[0].to_numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+# -- profiles against a dense likelihood written out here ------------------------------------
+CHI2_95 = 3.841458820694124
+
+
+def _dense_ml(d: pd.DataFrame, structure: str):
+    """ψ → −2 log L of ``y ~ x + <structure>(times + 0 | subject)`` (ML), β by GLS or with
+    one β_j held; ψ = (SDs, ρ, σ) on their natural scales (ar1: one SD, R = ρ^|i−j|; cs: an SD
+    per time, R_ij = ρ), V_g = Z_g Σ Z_gᵀ + σ² I per subject. Nothing of mixedppl is used."""
+    y = d["y"].to_numpy()
+    X = np.column_stack([np.ones(len(d)), d["x"]])
+    times = d["time"].to_numpy() - 1
+    groups = [np.flatnonzero(d["subject"].to_numpy() == s) for s in d["subject"].unique()]
+    ell = int(times.max()) + 1
+    lag = np.abs(np.subtract.outer(np.arange(ell), np.arange(ell)))
+
+    def dev(psi, fixed_beta=None):
+        if structure == "ar1":
+            sd, rho = np.full(ell, psi[0]), psi[1]
+            R = rho ** lag
+        else:
+            sd, rho = np.asarray(psi[:ell]), psi[ell]
+            R = np.where(lag == 0, 1.0, rho)
+        S, s2 = np.outer(sd, sd) * R, psi[-1] ** 2
+        Vinv, ld = [], 0.0
+        for rows in groups:
+            Zg = np.eye(ell)[times[rows]]
+            V = Zg @ S @ Zg.T + s2 * np.eye(len(rows))
+            sign, logdet = np.linalg.slogdet(V)
+            if sign <= 0:
+                return np.inf
+            ld += logdet
+            Vinv.append(np.linalg.inv(V))
+        r = y.copy()
+        cols = list(range(X.shape[1]))
+        if fixed_beta is not None:
+            j, b = fixed_beta
+            r = r - X[:, j] * b
+            cols.remove(j)
+        Xf = X[:, cols]
+        A = sum(Xf[rw].T @ Vi @ Xf[rw] for rw, Vi in zip(groups, Vinv))
+        c = sum(Xf[rw].T @ Vi @ r[rw] for rw, Vi in zip(groups, Vinv))
+        beta = np.linalg.solve(A, c)
+        e = r - Xf @ beta
+        q = sum(e[rw] @ Vi @ e[rw] for rw, Vi in zip(groups, Vinv))
+        return ld + q + len(y) * np.log(2 * np.pi)
+    return dev
+
+
+def _to_free(structure: str, ell: int):
+    """Unconstrained coordinates for the dense minimiser: log SDs / σ, ρ by atanh (ar1) or a
+    logit onto (−1/(ℓ − 1), 1) (cs)."""
+    a = 1.0 / (ell - 1)
+
+    def fwd(psi):
+        psi = np.asarray(psi, float)
+        k = 1 if structure == "ar1" else ell
+        rho = psi[k]
+        u = np.arctanh(rho) if structure == "ar1" else np.log((rho + a) / (1 - rho))
+        return np.concatenate([np.log(psi[:k]), [u], [np.log(psi[-1])]])
+
+    def inv(v):
+        k = 1 if structure == "ar1" else ell
+        u = v[k]
+        rho = np.tanh(u) if structure == "ar1" else (np.exp(u) - a) / (1 + np.exp(u))
+        return np.concatenate([np.exp(v[:k]), [rho], [np.exp(v[-1])]])
+    return fwd, inv
+
+
+def _held_min(dev, fwd, inv, psi0, k=None, x=None, beta=None):
+    """min of dev over ψ with ψ_k = x (or β_j = b), by Nelder–Mead then Powell from ψ0."""
+    v0 = fwd(psi0)
+    free = np.ones(len(v0), bool)
+    if k is not None:
+        free[k] = False
+
+    def f(u):
+        v = v0.copy()
+        v[free] = u
+        psi = inv(v)
+        if k is not None:
+            psi[k] = x
+        return dev(psi, beta)
+    best = optimize.minimize(f, v0[free], method="Nelder-Mead",
+                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40000,
+                                      "maxfev": 40000})
+    best = optimize.minimize(f, best.x, method="Powell", options={"xtol": 1e-10, "ftol": 1e-14})
+    return float(best.fun)
+
+
+@pytest.mark.parametrize("structure", ["ar1", pytest.param("cs", marks=pytest.mark.slow)])
+def test_lmm_profile_ends_are_the_lrt_drop(structure):
+    """Every end of profile_confint (REML fit: lme4 profiles the ML deviance) is where the
+    dense ML deviance with that parameter held, the rest re-minimised, rises by χ²₁(0.95) =
+    3.8415 (to 1e-4); the names are the structure's (sd_ar1|subject, cor_ar1|subject, …)."""
+    from mixedppl.inference.profile import profile_confint
+    d = _long(1)
+    fit = mp.lmer(f"y ~ x + {structure}(times + 0 | subject)", d)
+    ci = profile_confint(fit.record, progress=False)
+    ell = 4
+    names = (["sd_ar1|subject", "cor_ar1|subject"] if structure == "ar1" else
+             [f"sd_times{k}|subject" for k in range(1, ell + 1)] + ["cor_cs|subject"])
+    assert list(ci.index) == names + ["sigma", "(Intercept)", "x"]
+    dev = _dense_ml(d, structure)
+    fwd, inv = _to_free(structure, ell)
+    ml = mp.lmer(f"y ~ x + {structure}(times + 0 | subject)", d, reml=False)
+    psi_hat = theta_to_psi(ml.spec, ml.theta, ml.sigma)
+    d_min = _held_min(dev, fwd, inv, psi_hat)
+    np.testing.assert_allclose(d_min, -2 * ml.loglik, rtol=1e-9)
+    nv = len(psi_hat)
+    for k, name in enumerate(ci.index):
+        for x in ci.loc[name]:
+            if k < nv:
+                rise = _held_min(dev, fwd, inv, psi_hat, k=k, x=x) - d_min
+            else:
+                rise = _held_min(dev, fwd, inv, psi_hat, beta=(k - nv, x)) - d_min
+            assert abs(rise - CHI2_95) < 1e-4, (name, x, rise)
