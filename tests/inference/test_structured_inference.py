@@ -206,3 +206,64 @@ def test_lmm_profile_ends_are_the_lrt_drop(structure):
             else:
                 rise = _held_min(dev, fwd, inv, psi_hat, beta=(k - nv, x)) - d_min
             assert abs(rise - CHI2_95) < 1e-4, (name, x, rise)
+
+
+# -- influence --------------------------------------------------------------------------------
+@pytest.mark.parametrize("glmm", [False, True])
+def test_influence_rows_are_fresh_fits_without_the_case(glmm):
+    """level="subject": Cook's D and the relative variance changes of an ar1 term from the
+    refits equal those computed from fresh fits of the data without that subject."""
+    from mixedppl.diagnostics.influence import glmm_influence_frame, influence_frame
+    d = _long(2)
+    if glmm:
+        formula = "count ~ x + ar1(times + 0 | subject)"
+        fit = mp.glmer(formula, d, family="poisson")
+        infl = glmm_influence_frame(fit.record, level="subject")
+    else:
+        formula = "y ~ x + ar1(times + 0 | subject)"
+        fit = mp.lmer(formula, d)
+        infl = influence_frame(fit.record, level="subject")
+    rvc = [c for c in infl.columns if c.startswith("rvc_")]
+    assert rvc[:2] == ["rvc_subject.var(ar1)", "rvc_subject.cor_ar1"]
+    beta, V = fit.fe_params.to_numpy(), np.asarray(fit.record.vcov_beta)
+
+    def comps(f):
+        psi = theta_to_psi(f.spec, f.theta, 1.0 if glmm else f.sigma)
+        out = [psi[0] ** 2, psi[1]]
+        return np.array(out if glmm else out + [f.sigma ** 2])
+    vc = comps(fit)
+    for s in ["s00", "s05", "s11"]:
+        rest = d[d["subject"] != s]
+        fresh = (mp.glmer(formula, rest, family="poisson") if glmm
+                 else mp.lmer(formula, rest))
+        diff = beta - fresh.fe_params.to_numpy()
+        cooks = diff @ np.linalg.solve(V, diff) / len(beta)
+        np.testing.assert_allclose(infl.loc[s, "cooks_d"], cooks, rtol=1e-4, atol=1e-8)
+        np.testing.assert_allclose(infl.loc[s, rvc].to_numpy(float), comps(fresh) / vc - 1,
+                                   rtol=1e-4, atol=1e-6)
+
+
+# -- update() ---------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::mixedppl.SingularFitWarning")
+@pytest.mark.parametrize("glmm", [False, True])
+def test_update_adds_and_removes_a_structured_term(glmm):
+    """``. ~ . + ar1(times + 0 | subject)`` and ``. ~ . - ar1(times + 0 | subject)`` (as
+    written, or with spaces / order of the lhs changed) give the fits of the new formulas; a
+    term that is not in the model cannot be removed (the error names the model's terms)."""
+    d = _long(4)
+    resp = "count" if glmm else "y"
+
+    def fit(f):
+        return mp.glmer(f, d, family="poisson") if glmm else mp.lmer(f, d)
+    base = fit(f"{resp} ~ x + (1 | subject)")
+    full = fit(f"{resp} ~ x + (1 | subject) + cs(times + 0 | subject)")
+    added = base.update(". ~ . + cs(times + 0 | subject)")
+    np.testing.assert_allclose(added.loglik, full.loglik, rtol=1e-10)
+    assert [t.structure for t in added.spec.terms] == ["us", "cs"]
+    again = added.update(". ~ . + cs(times + 0 | subject)")     # already there: unchanged
+    assert len(again.spec.terms) == 2
+    removed = full.update(". ~ . - cs(0+times | subject)")
+    np.testing.assert_allclose(removed.loglik, base.loglik, rtol=1e-10)
+    assert [t.structure for t in removed.spec.terms] == ["us"]
+    with pytest.raises(mp.ModelSpecError, match="cannot remove 'ar1"):
+        full.update(". ~ . - ar1(times + 0 | subject)")
