@@ -280,6 +280,36 @@ class Covariance:
         d_scale = np.concatenate([-psi_k[:ns] / scale ** 2, np.zeros(m - ns)])
         return theta, J, d_scale
 
+    def gamma_covariance(self, gamma_k) -> np.ndarray:
+        r"""Σ_k (ℓ×ℓ) as a function of γ_k = (the variances :math:`s_i^2` of the SDs of ψ_k,
+        the correlation parameters of ψ_k on their natural scale):
+        :math:`\Sigma = D R D`, D = diag(s). Written for complex γ too, so that a complex step
+        differentiates it (Kenward–Roger's :math:`\partial V/\partial\gamma`).
+
+        Examples
+        --------
+        >>> Covariance("ar1", 3).gamma_covariance(np.array([4.0, 0.5])).tolist()
+        [[4.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 4.0]]
+        """
+        if self.name == "us":
+            raise ValueError("an unstructured term's Σ is linear in its entries (lme4's layout)")
+        gamma_k = np.asarray(gamma_k)
+        ns, ell = self.n_sd, self.ell
+        sd = np.sqrt(gamma_k[:ns] + 0j)
+        sd = np.full(ell, sd[0]) if self.name == "ar1" else sd
+        c = gamma_k[ns:]
+        lag = np.abs(np.subtract.outer(np.arange(ell), np.arange(ell)))
+        if self.name == "diag":
+            R = np.eye(ell) + 0j
+        elif self.name == "cs":
+            R = (1 - c[0]) * np.eye(ell) + c[0] * np.ones((ell, ell))
+        elif self.name == "ar1":
+            R = (c[0] + 0j) ** lag
+        else:
+            R = np.array([1.0 + 0j] + _acf_from_pacf(list(c + 0j)))[lag]
+        S = sd[:, None] * R * sd[None, :]
+        return S if np.iscomplexobj(gamma_k) else S.real
+
     def lower_triangle(self, theta_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """T_k in lme4's θ layout and its Jacobian (ℓ(ℓ+1)/2 × n_θ)."""
         T, dT = self.factor_jacobian(theta_k)

@@ -267,3 +267,107 @@ def test_update_adds_and_removes_a_structured_term(glmm):
     assert [t.structure for t in removed.spec.terms] == ["us"]
     with pytest.raises(mp.ModelSpecError, match="cannot remove 'ar1"):
         full.update(". ~ . - ar1(times + 0 | subject)")
+
+
+# -- Kenward–Roger ----------------------------------------------------------------------------
+def test_kr_diag_matches_pbkrtest():
+    """diag(Days | Subject) is lme4's (Days || Subject): vcovAdj, Lb_ddf and KRmodcomp of
+    pbkrtest 0.5.2 (tests/reference/kr_structured_diag.json, scripts/kr_structured_diag.R)."""
+    from conftest import reference
+    from mixedppl.inference.kenward_roger import kr_adjusted, kr_coefficient_ddf
+    ref = reference("kr_structured_diag")
+    fit = mp.lmer("Reaction ~ Days + diag(Days | Subject)", mp.datasets.load("sleepstudy"))
+    np.testing.assert_allclose(fit.fe_params.to_numpy(), ref["beta"], rtol=1e-6)
+    adj = kr_adjusted(fit.record)
+    np.testing.assert_allclose(adj.phi_adj, ref["vcov_adj"], rtol=1e-4)
+    np.testing.assert_allclose(kr_coefficient_ddf(adj), ref["coef_ddf"], rtol=1e-4)
+    a = fit.anova(ddf="Kenward-Roger").loc["Days"]
+    np.testing.assert_allclose(a["F value"], ref["F"], rtol=1e-4)
+    np.testing.assert_allclose(a["DenDF"], ref["ddf"], rtol=1e-4)
+
+
+def _dense_kr(d: pd.DataFrame, structure: str, gamma: np.ndarray, sigma2: float):
+    """Kenward & Roger (1997) from their paper's formulas on dense matrices: V(γ) written out
+    per subject (ar1: v·ρ^|i−j|; cs: s_a s_b (ρ + (1 − ρ)δ_ab), s² = v), ∂V/∂γ and ∂²V/∂γ²
+    by central differences, the REML expected information, Φ_A with the −¼R_ij term, and the
+    df of each coefficient (q = 1)."""
+    X = np.column_stack([np.ones(len(d)), d["x"]])
+    times = d["time"].to_numpy() - 1
+    subj = d["subject"].to_numpy()
+    ell = int(times.max()) + 1
+    lag = np.abs(np.subtract.outer(np.arange(ell), np.arange(ell)))
+    same = subj[:, None] == subj[None, :]
+    Zt = np.eye(ell)[times]
+
+    def V(g):
+        if structure == "ar1":
+            S = g[0] * g[1] ** lag
+        else:
+            s = np.sqrt(g[:ell])
+            S = np.outer(s, s) * np.where(lag == 0, 1.0, g[ell])
+        return same * (Zt @ S @ Zt.T) + g[-1] * np.eye(len(d))
+    g0 = np.append(gamma, sigma2)
+    m = len(g0)
+    h = 1e-4 * np.maximum(np.abs(g0), 1e-2)
+    G = []
+    for r in range(m):
+        e = np.zeros(m)
+        e[r] = h[r]
+        G.append((V(g0 + e) - V(g0 - e)) / (2 * h[r]))
+    H = {}
+    for r in range(m):
+        for s in range(m):
+            er, es = np.zeros(m), np.zeros(m)
+            er[r], es[s] = h[r], h[s]
+            H[r, s] = (V(g0 + er + es) - V(g0 + er - es) - V(g0 - er + es)
+                       + V(g0 - er - es)) / (4 * h[r] * h[s])
+    Vi = np.linalg.inv(V(g0))
+    Phi = np.linalg.inv(X.T @ Vi @ X)
+    P = [-X.T @ Vi @ Gr @ Vi @ X for Gr in G]
+    Q = [[X.T @ Vi @ G[r] @ Vi @ G[s] @ Vi @ X for s in range(m)] for r in range(m)]
+    R = {k: X.T @ Vi @ Hk @ Vi @ X for k, Hk in H.items()}
+    info = np.array([[0.5 * (np.trace(Vi @ G[r] @ Vi @ G[s]) - 2 * np.trace(Phi @ Q[r][s])
+                             + np.trace(Phi @ P[r] @ Phi @ P[s])) for s in range(m)]
+                     for r in range(m)])
+    W = np.linalg.inv(info)
+    U = sum(W[r, s] * (Q[r][s] - P[r] @ Phi @ P[s] - 0.25 * R[r, s])
+            for r in range(m) for s in range(m))
+    Phi_A = Phi + 2 * Phi @ U @ Phi
+    ddf = []
+    for j in range(X.shape[1]):
+        L = np.eye(X.shape[1])[j:j + 1]
+        q = 1
+        Th = L.T @ np.linalg.inv(L @ Phi @ L.T) @ L
+        A1 = sum(W[a, b] * np.trace(Th @ Phi @ P[a] @ Phi) * np.trace(Th @ Phi @ P[b] @ Phi)
+                 for a in range(m) for b in range(m))
+        A2 = sum(W[a, b] * np.trace(Th @ Phi @ P[a] @ Phi @ Th @ Phi @ P[b] @ Phi)
+                 for a in range(m) for b in range(m))
+        B = (A1 + 6 * A2) / (2 * q)
+        g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+        den = 3 * q + 2 * (1 - g)
+        c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+        E = 1 / (1 - A2 / q)
+        Vs = (2 / q) * (1 + c1 * B) / ((1 - c2 * B) ** 2 * (1 - c3 * B))
+        rho = Vs / (2 * E ** 2)
+        ddf.append(4 + (q + 2) / (q * rho - 1))
+    return Phi_A, np.array(ddf)
+
+
+@pytest.mark.parametrize("structure", ["ar1", "cs"])
+def test_kr_structured_matches_a_dense_kr(structure):
+    """cs / ar1 (which lme4 cannot write, so pbkrtest cannot check): Φ_A and the coefficient
+    df against :func:`_dense_kr`, the paper's formulas with finite-difference derivatives of a
+    V(γ) written out here, γ = (variances, ρ, σ²) at the REML estimates (1e-5 relative, the
+    differences' accuracy)."""
+    from mixedppl.inference.kenward_roger import kr_adjusted, kr_coefficient_ddf
+    d = _long(5, n_sub=10)
+    fit = mp.lmer(f"y ~ x + {structure}(times + 0 | subject)", d)
+    psi = theta_to_psi(fit.spec, fit.theta, fit.sigma)[:-1]
+    ns = 1 if structure == "ar1" else 4
+    assert np.all(psi[:ns] > 0.1) and np.all(np.abs(psi[ns:]) < 0.9)   # an interior optimum
+    gamma = np.concatenate([psi[:ns] ** 2, psi[ns:]])
+    Phi_A, ddf = _dense_kr(d, structure, gamma, fit.sigma ** 2)
+    adj = kr_adjusted(fit.record)
+    np.testing.assert_allclose(adj.phi_adj, Phi_A, rtol=1e-5)
+    np.testing.assert_allclose(kr_coefficient_ddf(adj), ddf, rtol=1e-5)
+    assert not np.allclose(adj.phi_adj, adj.phi, rtol=1e-3)     # the adjustment is not nil
