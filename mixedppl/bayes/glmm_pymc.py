@@ -11,6 +11,11 @@ scale; dispersion φ ~ LogNormal(log φ₀, 2), φ₀ the moment estimate of the
 effects; cumulative-link thresholds α₁ < … < α_{K−1} ~ Normal(α⁰_j, 5), ordered
 (``"flexible"``), α⁰_j the link quantiles of the observed cumulative proportions; for
 ``"equidistant"``, α₁ ~ Normal(α⁰₁, 5) and the spacing ~ HalfNormal(5)).
+
+Zero-inflated, hurdle and dispersion-formula models (glmmTMB's ``ziformula`` / ``dispformula``,
+:mod:`mixedppl.families.zi_disp`) add free ``zi`` (γ, coords ``zi_coef``) and ``disp`` (δ on
+log φ, coords ``disp_coef``) in place of ``dispersion``; their likelihood is the same
+``ZIDispFamily.loglik`` the Laplace fit integrates.
 """
 
 from __future__ import annotations
@@ -51,9 +56,14 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     ntr = np.asarray(ntr, float)
-    with pm.Model(coords=model_coords(spec)) as model:
+    coords = model_coords(spec)
+    if getattr(family, "aux_designs", ()):
+        coords.update(_part_coords(family))
+    with pm.Model(coords=coords) as model:
         eta = linear_predictor(spec, fixed_effects(spec, pri), random_effects(spec, pri))
-        if family.dispersion is None:
+        if getattr(family, "aux_designs", ()):
+            _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri)
+        elif family.dispersion is None:
             def logp(value, eta_):
                 return family.loglik(value, eta_, ntr, pt.zeros(0), link)
 
@@ -72,6 +82,56 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
 
             pm.CustomDist("y", eta, disp, logp=logp, random=random, observed=y, dims="obs")
     return model, pri
+
+
+def _part_coords(family) -> dict:
+    """Coords ``zi_coef`` and ``disp_coef``: the columns of the zero-inflation and dispersion designs."""
+    out = {}
+    if family.zi_names:
+        out["zi_coef"] = list(family.zi_names)
+    if family.disp_names:
+        out["disp_coef"] = list(family.disp_names)
+    return out
+
+
+def _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri) -> None:
+    r"""The observed ``y`` of a zero-inflated / hurdle / dispersion-formula model.
+
+    Free ``zi`` (γ, logit scale) and ``disp`` (δ, log φ) with the family's default priors
+    (:meth:`~mixedppl.families.zi_disp.ZIDispFamily.prior_defaults`); the row predictors
+    :math:`\eta^{zi} = X_{zi}\gamma` and :math:`\log\phi = X_{disp}\delta` are the
+    ``CustomDist``'s row parameters, and its ``logp`` is the family's own
+    :meth:`~mixedppl.families.zi_disp.ZIDispFamily.loglik` (the Laplace fit's expression),
+    given those rows as one-column designs with unit coefficients.
+    """
+    import pymc as pm
+
+    n = spec.n
+    rows = family.row_parts()
+    zeros = pt.zeros(n)
+    if family.zi_names:
+        gamma = pri["zi"].rv("zi", dims="zi_coef")
+        eta_zi = pt.as_tensor(np.asarray(spec.aux_designs["X_zi"], float)) @ gamma
+    else:
+        eta_zi = zeros
+    if family.disp_names:
+        delta = pri["disp"].rv("disp", dims="disp_coef")
+        log_disp = pt.as_tensor(np.asarray(spec.aux_designs["X_disp"], float)) @ delta
+    else:
+        log_disp = zeros
+    k = rows.n_phi
+
+    def logp(value, eta_, ezi, ld):
+        return rows.loglik(value, eta_, ntr, pt.ones(k), link, X_zi=ezi[:, None],
+                           X_disp=ld[:, None])
+
+    def random(eta_, ezi, ld, rng=None, size=None):
+        ezi, ld = np.asarray(ezi, float), np.asarray(ld, float)
+        zprob = 1.0 / (1.0 + np.exp(-ezi)) if family.zi_names else None
+        disp = np.exp(ld) if family.disp_names else None
+        return family.simulate(rng, np.asarray(eta_, float), ntr, disp, link, zprob=zprob)
+
+    pm.CustomDist("y", eta, eta_zi, log_disp, logp=logp, random=random, observed=y, dims="obs")
 
 
 def clmm_to_pymc(spec, family, link, y, weights, levels, priors: dict | None = None):

@@ -11,6 +11,12 @@ The prior objects themselves (``Normal``, ``HalfStudentT``, ``LKJ``, …) are th
   0); slopes ~ Normal(0, 2.5 / SD(x_j)); random-effect SDs ~ HalfStudentT(ν=3, 2.5);
 - correlations ~ LKJ(η=1); the family's own parameters (dispersion, thresholds) from
   :meth:`~mixedppl.families.base.Family.prior_defaults` (:func:`family_priors`);
+- zero-inflation / dispersion-formula coefficients (``"zi"``: γ on logit π, ``"disp"``: δ on
+  log φ; :meth:`~mixedppl.families.zi_disp.ZIDispFamily.prior_defaults`): independent normals,
+  a constant column at its start value (the logit of half the share of zeros, or of the share
+  for a hurdle; log φ⁰, the moment start) with sd 2.5 (γ) or 2 (δ, so that without a
+  dispformula φ ~ LogNormal(log φ⁰, 2) as for the family alone), other columns at 0 with sd
+  2.5 / SD(x_j);
 - a structured term (:mod:`mixedppl.spec.covstruct`): its SDs from the ``"sd"`` prior (one SD
   for ``ar1``), its correlation parameters uniform on their ranges
   (:func:`structure_correlation_range`): ρ ∈ (−1, 1) for ``ar1``, ρ ∈ (−1/(ℓ−1), 1) for ``cs``

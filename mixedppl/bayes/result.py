@@ -178,7 +178,8 @@ class BayesResult:
         names = ["beta"]
         for _, name, t in self._terms():
             names += [f"sd_{name}"] + ([f"corr_{name}"] if t.n_cols > 1 else [])
-        extra = [v for v in ("sigma", "dispersion", "thresholds") if v in self.idata.posterior]
+        extra = [v for v in ("sigma", "dispersion", "thresholds", "zi", "disp")
+                 if v in self.idata.posterior]
         return names + extra
 
     def describe_priors(self) -> str:
@@ -247,8 +248,10 @@ class BayesResult:
     def compare_with(self, fit) -> pd.DataFrame:
         """Frequentist estimate ± SE beside posterior mean, sd and 94% HDI, one row per parameter.
 
-        Rows: fixed effects, random-effect SDs and correlations, residual SD (``sigma``). The
-        frequentist SE is given for fixed effects only (NaN for variance components).
+        Rows: fixed effects, random-effect SDs and correlations, residual SD (``sigma``), the
+        family's dispersion or thresholds, and the zero-inflation / dispersion-formula
+        coefficients (``zi: <column>`` on the logit scale, ``disp: <column>`` on log φ). The
+        frequentist SE is given for coefficients only (NaN for variance components).
 
         Examples
         --------
@@ -278,6 +281,15 @@ class BayesResult:
                 est.append(fit.thresholds.iloc[k])
                 se.append(fit.thresholds_bse.iloc[k])
                 draws.append(a[:, k])
+        part_est = _part_estimates(fit)
+        for var in ("zi", "disp"):
+            if var in self.idata.posterior and var in part_est:
+                d = self._draws(var)
+                for k, (name, e, s) in enumerate(zip(*part_est[var])):
+                    labels.append(f"{var}: {name}")
+                    est.append(e)
+                    se.append(s)
+                    draws.append(d[:, k])
         import arviz as az
         hdi = np.array([az.hdi(d, hdi_prob=HDI_PROB) for d in draws])
         lo, hi = f"hdi_{50 * (1 - HDI_PROB):.3g}%", f"hdi_{100 - 50 * (1 - HDI_PROB):.3g}%"
@@ -460,6 +472,25 @@ class BayesResult:
         how = f"{self.sampler}, marginalised" if self.marginalized else self.sampler
         return (f"<BayesResult ({how}): {post.sizes['chain']} chains × {post.sizes['draw']} "
                 f"draws, {self.n_divergences} divergences>")
+
+
+def _part_estimates(fit) -> dict:
+    """``{"zi": (names, γ̂, SEs), "disp": (names, δ̂, SEs)}`` of a zero-inflated / dispersion-
+    formula fit, on the PyMC model's scales (logit π; log φ, the family's own, not glmmTMB's
+    ``fixef(fit)$disp`` scale); empty for any other fit."""
+    fam = getattr(fit, "family", None)
+    if not getattr(fam, "aux_designs", ()):
+        return {}
+    phi = np.asarray(fit.phi, float)
+    V = getattr(fit, "vcov_beta_phi", None)
+    se_all = (np.full(len(phi), np.nan) if V is None else
+              np.sqrt(np.maximum(np.diag(V)[fit.spec.p:], 0.0)))
+    n_zi, out = fam.n_zi, {}
+    if fam.zi_names:
+        out["zi"] = (list(fam.zi_names), phi[:n_zi], se_all[:n_zi])
+    if fam.disp_names:
+        out["disp"] = (list(fam.disp_names), phi[n_zi:], se_all[n_zi:])
+    return out
 
 
 def compare(*posts, ic: str = "loo", **named) -> pd.DataFrame:

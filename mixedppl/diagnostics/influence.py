@@ -48,7 +48,6 @@ from ..fit.lmm_fit import refit_lmm, refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
 from ..fit.records import (LaplaceFit, LMMFit, beta_covariance, residual_variance,
                            term_covariances)
-from ..spec.reterm import require_unstructured
 
 __all__ = ["InfluenceFrame", "influence_frame", "glmm_influence_frame", "plot_influence",
            "varcomp_names"]
@@ -57,10 +56,19 @@ _QUIET = LmerControl(check_conv="ignore", check_singular="ignore")
 
 
 def varcomp_names(spec) -> list[str]:
-    """``Subject.var((Intercept))``, ``Subject.cov((Intercept),Days)``, …, ``sigma2``."""
+    """``Subject.var((Intercept))``, ``Subject.cov((Intercept),Days)``, …, ``sigma2``; a
+    structured term's components are its own parameters, SDs as variances and correlation
+    parameters as they are: ``g.var(times1)`` (``g.var(ar1)`` for ar1's one SD), ``g.cor_cs``,
+    ``g.cor_ar1``, ``g.cor_pacf1``, … (:meth:`~mixedppl.spec.covstruct.Covariance.psi_names`)."""
     out = []
     for t in spec.terms:
         cn = t.column_names
+        if t.structured:
+            for name in t.covariance.psi_names(t.group, cn):
+                what = name.split("|")[0]
+                out.append(f"{t.group}.var({what[3:]})" if what.startswith("sd_")
+                           else f"{t.group}.{what}")
+            continue
         for i, j in t.theta_pairs():
             out.append(f"{t.group}.var({cn[i]})" if i == j else f"{t.group}.cov({cn[j]},{cn[i]})")
     return out + ["sigma2"]
@@ -68,7 +76,15 @@ def varcomp_names(spec) -> list[str]:
 
 def _varcomp(spec, theta: np.ndarray, scale: float) -> np.ndarray:
     covs = term_covariances(spec.terms, theta, scale)
-    vals = [S[i, j] for t, S in zip(spec.terms, covs) for i, j in t.theta_pairs()]
+    vals, start = [], 0
+    for t, S in zip(spec.terms, covs):
+        start += t.n_theta
+        if t.structured:
+            cov = t.covariance
+            psi = cov.to_psi(theta[start - t.n_theta:start], float(np.sqrt(scale)))
+            vals += list(psi[:cov.n_sd] ** 2) + list(psi[cov.n_sd:])
+            continue
+        vals += [S[i, j] for i, j in t.theta_pairs()]
     return np.array(vals + [scale])
 
 
@@ -134,7 +150,6 @@ def glmm_influence_frame(record: LaplaceFit, level: str = "observation") -> pd.D
     >>> glmm_influence_frame(g.record, level="herd").shape
     (15, 5)
     """
-    require_unstructured(record.spec.terms, "influence measures")
     spec = record.spec
     labels, masks = _cases(record, level)
     beta = np.asarray(record.beta)
@@ -167,7 +182,6 @@ def influence_frame(record: LMMFit, level: str = "observation",
     >>> infl.shape
     (18, 8)
     """
-    require_unstructured(record.spec.terms, "influence measures")
     if method not in ("exact", "approx"):
         raise ValueError(f"method must be 'exact' or 'approx', got {method!r}")
     labels, masks = _cases(record, level)

@@ -182,6 +182,21 @@ class ZIDispFamily:
         phi = np.asarray(phi, float)
         return phi[:self.n_zi], phi[self.n_zi:self.n_zi + len(self.disp_names)]
 
+    def row_parts(self) -> "ZIDispFamily":
+        """The same family with its zero-inflation and dispersion designs replaced by one column
+        each: :meth:`loglik` at ``phi = (1, 1)`` with ``X_zi = η_zi`` and ``X_disp = log φ`` per
+        row (the PyMC model's likelihood, :mod:`mixedppl.bayes.glmm_pymc`).
+
+        Examples
+        --------
+        >>> from mixedppl.families import FAMILIES
+        >>> fam = with_parts(FAMILIES["negative_binomial"], ["(Intercept)", "x"], ["(Intercept)"])
+        >>> fam.row_parts().n_phi
+        2
+        """
+        return ZIDispFamily(self.base, ("eta_zi",) if self.zi_names else (),
+                            ("log_disp",) if self.disp_names else ())
+
     def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
         """glmmTMB's ``fixef(fit)$disp`` from the dispersion coefficients δ (``phi``'s tail)."""
         return self.base.tmb_disp_scale * np.asarray(phi, float)
@@ -342,8 +357,29 @@ class ZIDispFamily:
         return beta, np.concatenate(parts) if parts else np.zeros(0)
 
     def prior_defaults(self, spec, link, y, ntr) -> dict[str, PriorChoice]:
-        raise NotImplementedError("fit.sample() for zero-inflated / dispersion-formula models is "
-                                  "not implemented yet")
+        r"""Default priors of the zero-inflation and dispersion coefficients (``"zi"``, ``"disp"``).
+
+        Independent normals on the coefficients' own scales (logit π for γ, log φ for δ), as
+        the fixed-effects priors of a GLMM (:mod:`mixedppl.bayes.priors`): a column constant
+        over the rows centred at the start value of :meth:`start_values` (γ⁰ = logit of the
+        share of zeros, halved for zero-inflation; δ⁰ = log φ⁰, the moment start) with sd 2.5
+        for γ and 2 for δ; any other column centred at 0 with sd 2.5 / SD(x_j). Without a
+        ``dispformula`` δ is one intercept, so ``"disp"`` is the conditional family's
+        φ ~ LogNormal(log φ⁰, 2) written on log φ.
+        """
+        _, start = self.start_values(spec, link, y, ntr)
+        gamma, delta = self.split(start)
+        out = {}
+        for key, coef, X, sd0 in (("zi", gamma, "X_zi", 2.5), ("disp", delta, "X_disp", 2.0)):
+            if not len(coef):
+                continue
+            Xp = np.asarray(spec.aux_designs[X], float)
+            sx = np.std(Xp, axis=0, ddof=1) if len(Xp) > 1 else np.zeros(Xp.shape[1])
+            const = sx == 0
+            mu = np.where(const, coef, 0.0)
+            sd = np.where(const, sd0, 2.5 / np.where(const, 1.0, sx))
+            out[key] = PriorChoice("Normal", {"mu": mu.tolist(), "sigma": sd.tolist()})
+        return out
 
 
 def _zi_mean_marker(mu, disp=None):

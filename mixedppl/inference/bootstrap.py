@@ -37,7 +37,6 @@ from ..fit.laplace_refit import refit_objective, warm_refit
 from ..fit.lmm_fit import refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
 from ..fit.records import LaplaceFit, LMMFit, residual_variance
-from ..spec.reterm import require_unstructured
 from .profile import theta_to_psi, varpar_names
 from .simulate import simulate_counts, simulate_responses
 
@@ -116,7 +115,6 @@ def bootstrap_params(record: LMMFit, nsim: int = 500, seed=1, n_jobs: int = 1,
     >>> reps.shape, list(reps.columns)
     ((5, 3), ['sd_(Intercept)|Batch', 'sigma', '(Intercept)'])
     """
-    require_unstructured(record.spec.terms, "bootstrap replicates")
     Y = simulate_responses(record, _check_nsim(nsim), seed=seed)
     names = varpar_names(record.spec) + list(record.spec.fe_names)
     args = (record.spec, record.reml, record.objective.structure, record.theta)
@@ -189,7 +187,6 @@ def glmm_bootstrap_params(record: LaplaceFit, nsim: int = 500, seed=1, n_jobs: i
     >>> list(glmm_bootstrap_params(o.record, nsim=2, seed=1).columns)[:3]
     ['sd_(Intercept)|judge', '1|2', '2|3']
     """
-    require_unstructured(record.spec.terms, "bootstrap replicates")
     Y = simulate_counts(record, _check_nsim(nsim), seed=seed)
     reps = _run_blocks(_glmm_refit_block, (record,), Y, n_jobs, progress)
     return pd.DataFrame(reps, columns=glmm_parameter_names(record))

@@ -47,8 +47,7 @@ from ..core.threads import blas_threads_for
 from ..fit.laplace import LaplaceObjective
 from ..fit.records import LaplaceFit
 from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
-from ..spec.reterm import require_unstructured
-from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_names
+from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_bounds, varpar_names
 
 __all__ = ["glmm_profile_confint"]
 
@@ -64,10 +63,10 @@ class _GLMMProfiler:
         self.names = (varpar_names(self.spec)[:-1] + list(self.spec.fe_names)
                       + [f"phi{j + 1}" for j in range(self.nphi)])
         z0 = np.concatenate([theta_to_psi(self.spec, fit.theta, 1.0)[:-1], fit.beta, fit.phi])
-        lower = [0.0 if n.startswith("sd_") else -1.0 for n in self.names[:self.nv]]
+        lower, upper = varpar_bounds(self.spec)
         free = self.p + self.nphi
-        self.lower = np.array(lower + [-np.inf] * free)
-        self.upper = np.array([np.inf if lo == 0 else 1.0 for lo in lower] + [np.inf] * free)
+        self.lower = np.concatenate([lower, np.full(free, -np.inf)])
+        self.upper = np.concatenate([upper, np.full(free, np.inf)])
         self.scale = np.where(np.isfinite(self.lower) & (self.upper == np.inf),
                               np.maximum(np.abs(z0), 1e-2), 1.0)
         self.n_evals = 0
@@ -199,7 +198,6 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95,
     >>> glmm_profile_confint(g.record).round(3).loc["sd_(Intercept)|herd"].tolist()
     [0.346, 1.1]
     """
-    require_unstructured(fit.spec.terms, "profile intervals")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if getattr(fit, "nAGQ", 1) == 0:

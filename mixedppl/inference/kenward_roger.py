@@ -35,7 +35,6 @@ from scipy import linalg, sparse
 
 from ..core.exceptions import ModelSpecError
 from ..fit.records import LMMFit
-from ..spec.reterm import require_unstructured
 
 __all__ = ["KRAdjusted", "kr_adjusted", "kr_ddf", "kr_coefficient_ddf", "kr_ftest", "KR_MAX_N"]
 
@@ -52,32 +51,86 @@ class KRAdjusted:
     W: np.ndarray
 
 
+_STEP = 1e-30    # complex step for ∂Σ/∂γ of a structured term
+
+
+def _structured_derivatives(t, theta_k: np.ndarray, sigma: float):
+    r"""γ_k, ∂Σ_k/∂γ_r (one ℓ×ℓ per parameter) and ∂²Σ_k/∂γ_r∂γ_s of a structured term.
+
+    γ_k are the variances of its SDs and its correlation parameters on their natural scale
+    (:meth:`~mixedppl.spec.covstruct.Covariance.gamma_covariance`); first derivatives by a
+    complex step (exact), second ones by central differences of those (relative error ~1e-10).
+    """
+    cov = t.covariance
+    psi = cov.to_psi(theta_k, sigma)
+    gamma = np.concatenate([psi[:cov.n_sd] ** 2, psi[cov.n_sd:]])
+    m = len(gamma)
+
+    def first(g):
+        out = []
+        for r in range(m):
+            gc = g.astype(complex)
+            gc[r] += 1j * _STEP
+            out.append(cov.gamma_covariance(gc).imag / _STEP)
+        return out
+    D = first(gamma)
+    H = {}
+    for r in range(m):
+        h = 1e-5 * max(abs(gamma[r]), 1e-2)
+        up, dn = gamma.copy(), gamma.copy()
+        up[r] += h
+        dn[r] -= h
+        d_up, d_dn = first(up), first(dn)
+        for s in range(m):
+            H[r, s] = (d_up[s] - d_dn[s]) / (2 * h)
+    for r in range(m):          # symmetrise the differences
+        for s in range(r + 1, m):
+            H[r, s] = H[s, r] = (H[r, s] + H[s, r]) / 2
+    return gamma, D, H
+
+
 def _blocks(record: LMMFit):
-    """Per variance parameter: (sparse Z_k or None for the residual, ℓ, i, j) and its value."""
-    spec, out, gamma = record.spec, [], []
+    """Per variance parameter: (sparse Z_k or None for the residual, ℓ, ∂Σ_k/∂γ_r) and its
+    value; and the second derivatives ``{(r, s): (Z_k, ℓ, ∂²Σ_k/∂γ_r∂γ_s)}`` (nonzero only
+    within a structured term: an unstructured Σ_k is linear in its entries).
+
+    For lme4's ``(x | g)`` γ are the entries of Σ_k (∂Σ/∂γ the symmetric unit matrices, as
+    pbkrtest); for a structured term the variances of its SDs and its correlation parameters
+    (ρ of ``cs`` / ``ar1``, ``toep``'s partial autocorrelations)."""
+    spec, out, gamma, second = record.spec, [], [], {}
+    sigma = float(np.sqrt(record.scale))
+    start = 0
     for t, S in zip(spec.terms, record.covs):
         ell = t.n_cols
         rows = np.repeat(np.arange(spec.n), ell)
         cols = (t.codes[:, None] * ell + np.arange(ell)[None, :]).ravel()
         Z = sparse.csr_matrix((t.z.ravel(), (rows, cols)), shape=(spec.n, t.q))
+        theta_k = np.asarray(record.theta, float)[start:start + t.n_theta]
+        start += t.n_theta
+        if t.structured:
+            g, D, H = _structured_derivatives(t, theta_k, sigma)
+            base = len(out)
+            out += [(Z, ell, d) for d in D]
+            gamma += list(g)
+            second.update({(base + r, base + s): (Z, ell, h) for (r, s), h in H.items()
+                           if np.any(h != 0)})
+            continue
         for i, j in t.theta_pairs():
-            out.append((Z, ell, i, j))
+            E = np.zeros((ell, ell))
+            E[i, j] = E[j, i] = 1.0
+            out.append((Z, ell, E))
             gamma.append(S[i, j])
-    out.append((None, 1, 0, 0))
+    out.append((None, 1, np.ones((1, 1))))
     gamma.append(record.scale)
-    return out, np.array(gamma)
+    return out, np.array(gamma), second
 
 
-def _apply_e(M: np.ndarray, ell: int, i: int, j: int) -> np.ndarray:
-    """(I_G ⊗ E_ij) M for M with rows level-major (g·ℓ + a)."""
+def _apply_e(M: np.ndarray, ell: int, D: np.ndarray) -> np.ndarray:
+    """(I_G ⊗ D) M for M with rows level-major (g·ℓ + a), D symmetric ℓ×ℓ."""
     if ell == 1:
-        return M
+        return M * D[0, 0]
     M3 = M.reshape(-1, ell, M.shape[1])
-    out = np.zeros_like(M3)
-    out[:, i] = M3[:, j]
-    if i != j:
-        out[:, j] = M3[:, i]
-    return out.reshape(M.shape)
+    return np.einsum("ab,gbc->gac", D, M3).reshape(M.shape)
 
 
 def _marginal_cov(record: LMMFit) -> np.ndarray:
@@ -106,12 +159,12 @@ def _trace_products(blocks, Sinv):
     m = len(blocks)
     SZ = [Sinv if Z is None else np.asarray(Z.T @ Sinv).T for Z, *_ in blocks]  # V⁻¹ Z_k
     K = np.empty((m, m))
-    for r, (Zr, lr, ir, jr) in enumerate(blocks):
+    for r, (Zr, lr, Dr) in enumerate(blocks):
         for s in range(r, m):
-            Zs, ls, is_, js = blocks[s]
+            Zs, ls, Ds = blocks[s]
             Wrs = SZ[s] if Zr is None else np.asarray(Zr.T @ SZ[s])   # Z_rᵀ V⁻¹ Z_s
-            A = _apply_e(Wrs, lr, ir, jr)
-            B = _apply_e(Wrs.T, ls, is_, js).T
+            A = _apply_e(Wrs, lr, Dr)
+            B = _apply_e(Wrs.T, ls, Ds).T
             K[r, s] = K[s, r] = np.sum(A * B)
     return K
 
@@ -127,15 +180,14 @@ def kr_adjusted(record: LMMFit) -> KRAdjusted:
     >>> round(float(kr_adjusted(fit.record).phi_adj[0, 0]) ** 0.5, 4)
     0.8086
     """
-    require_unstructured(record.spec.terms, "Kenward–Roger adjustments")
     _check(record)
     X, phi = record.spec.X, np.asarray(record.vcov_beta)
-    blocks, _ = _blocks(record)
+    blocks, _, second = _blocks(record)
     cf = linalg.cho_factor(_marginal_cov(record))
     Sinv = linalg.cho_solve(cf, np.eye(record.spec.n))
     TT = Sinv @ X
-    OO = [TT if Z is None else np.asarray(Z @ _apply_e(np.asarray(Z.T @ TT), ell, i, j))
-          for Z, ell, i, j in blocks]
+    OO = [TT if Z is None else np.asarray(Z @ _apply_e(np.asarray(Z.T @ TT), ell, D))
+          for Z, ell, D in blocks]
     P = [-(O.T @ TT + TT.T @ O) / 2 for O in OO]
     m = len(blocks)
     Q = [[OO[r].T @ Sinv @ OO[s] for s in range(m)] for r in range(m)]
@@ -146,6 +198,9 @@ def kr_adjusted(record: LMMFit) -> KRAdjusted:
     W = 2 * (np.linalg.inv(info) if condi > 1e-10 else np.linalg.pinv(info))
     W = (W + W.T) / 2
     U = sum(W[r, s] * (Q[r][s] - P[r] @ phi @ P[s]) for r in range(m) for s in range(m))
+    for (r, s), (Z, ell, Hrs) in second.items():    # −¼ Σ W_rs R_rs, R_rs = XᵀV⁻¹(∂²V)V⁻¹X
+        ZT = np.asarray(Z.T @ TT)
+        U = U - 0.25 * W[r, s] * (ZT.T @ _apply_e(ZT, ell, Hrs))
     return KRAdjusted(phi=phi, phi_adj=phi + 2 * phi @ U @ phi, P=P, W=W)
 
 

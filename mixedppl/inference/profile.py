@@ -56,19 +56,48 @@ from ..fit.lmm_fit import refit_lmm
 from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
 from ..fit.records import LMMFit
 from ..graph.lmm import ProfiledLMM
-from ..spec.reterm import relative_factors, require_unstructured
+from ..spec.reterm import relative_factors
 
-__all__ = ["profile_confint", "varpar_names"]
+__all__ = ["profile_confint", "varpar_names", "varpar_bounds"]
 
 
 def varpar_names(spec) -> list[str]:
-    """lme4's ``oldNames=FALSE`` names of the variance parameters (``sd_…|g``, ``cor_…|g``, ``sigma``)."""
+    """lme4's ``oldNames=FALSE`` names of the variance parameters (``sd_…|g``, ``cor_…|g``,
+    ``sigma``); a structured term's are its own parameters
+    (:meth:`~mixedppl.spec.covstruct.Covariance.psi_names`: ``sd_ar1|g``, ``cor_ar1|g``, …)."""
     names = []
     for t in spec.terms:
         cn = t.column_names
+        if t.structured:
+            names += t.covariance.psi_names(t.group, cn)
+            continue
         for i, j in t.theta_pairs():
             names.append(f"sd_{cn[i]}|{t.group}" if i == j else f"cor_{cn[i]}.{cn[j]}|{t.group}")
     return names + ["sigma"]
+
+
+def varpar_bounds(spec) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the variance parameters of :func:`varpar_names` but σ: SDs in
+    [0, ∞), correlations in [−1, 1] (``cs``'s ρ in [−1/(ℓ − 1), 1]).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = mp.Model("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy")).spec
+    >>> varpar_bounds(spec)[0].tolist()
+    [0.0, -1.0, 0.0]
+    """
+    lower, upper = [], []
+    for t in spec.terms:
+        if t.structured:
+            lo, hi = t.covariance.psi_bounds()
+            lower += list(lo)
+            upper += list(hi)
+            continue
+        for i, j in t.theta_pairs():
+            lower.append(0.0 if i == j else -1.0)
+            upper.append(np.inf if i == j else 1.0)
+    return np.array(lower, float), np.array(upper, float)
 
 
 def _chol_psd(S: np.ndarray) -> np.ndarray:
@@ -86,8 +115,12 @@ def _chol_psd(S: np.ndarray) -> np.ndarray:
 
 def theta_to_psi(spec, theta: np.ndarray, sigma: float) -> np.ndarray:
     """(θ, σ) → (sd / cor per θ position, σ)."""
-    out = []
+    out, start = [], 0
     for t, T in zip(spec.terms, relative_factors(spec.terms, theta)):
+        start += t.n_theta
+        if t.structured:
+            out += list(t.covariance.to_psi(theta[start - t.n_theta:start], sigma))
+            continue
         S = T @ T.T
         sd = np.sqrt(np.clip(np.diag(S), 0, None))
         for i, j in t.theta_pairs():
@@ -104,6 +137,9 @@ def psi_to_theta(spec, psi: np.ndarray) -> np.ndarray:
     for t in spec.terms:
         vals = psi[start:start + t.n_theta]
         start += t.n_theta
+        if t.structured:
+            out.extend(t.covariance.from_psi(vals, sigma)[0])
+            continue
         sd, R = np.zeros(t.n_cols), np.eye(t.n_cols)
         for (i, j), v in zip(t.theta_pairs(), vals):
             if i == j:
@@ -142,8 +178,16 @@ def psi_to_theta_jacobian(spec, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray
     theta = np.empty(n_theta)
     J = np.zeros((n_theta, len(psi)))
     start = 0
+    d_sigma = None
     for t in spec.terms:
         m, ell = t.n_theta, t.n_cols
+        if t.structured:         # the structure's own parameters: a diagonal map per entry
+            sl = slice(start, start + m)
+            theta[sl], J[sl, sl], ds = t.covariance.from_psi(psi[sl], sigma)
+            d_sigma = {} if d_sigma is None else d_sigma
+            d_sigma[start] = ds
+            start += m
+            continue
         if ell == 1:
             theta[start] = psi[start] / sigma
             J[start, start] = 1.0 / sigma
@@ -178,6 +222,8 @@ def psi_to_theta_jacobian(spec, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray
                                     / (up[start + c] - dn[start + c]))
         start += m
     J[:, -1] = -theta / sigma
+    for at, ds in (d_sigma or {}).items():
+        J[at:at + len(ds), -1] = ds
     return theta, J
 
 
@@ -221,6 +267,7 @@ class _Profiler:
         self.fit, self.spec = ml_fit, ml_fit.spec
         obj = ml_fit.objective
         self._fn = _profile_fn(obj.structure)
+        self._graph_theta = self.spec.graph_theta   # a structured term's θ → lme4's layout
         self._args = obj.graph_inputs
         self._scalar = {v: np.array(v, dtype=np.float64) for v in (0.0, 1.0)}
         self.n_evals = 0
@@ -231,9 +278,9 @@ class _Profiler:
         self.psi_hat = theta_to_psi(self.spec, ml_fit.theta, ml_fit.sigma)
         self.beta_hat = np.asarray(ml_fit.beta, float)
         self.d_min = self.dev_psi(self.psi_hat)[0]
-        lower = [0.0 if n.startswith("sd_") else -1.0 for n in varpar_names(self.spec)[:-1]]
-        self.lower = np.array(lower + [1e-8 * ml_fit.sigma])
-        self.upper = np.array([np.inf if lo == 0 else 1.0 for lo in lower] + [np.inf])
+        lower, upper = varpar_bounds(self.spec)
+        self.lower = np.append(lower, 1e-8 * ml_fit.sigma)
+        self.upper = np.append(upper, np.inf)
         self.scale = np.where(self.upper == 1.0, 1.0, np.maximum(np.abs(self.psi_hat), 1e-3))
         self.theta_scale = np.maximum(np.abs(ml_fit.theta), 1e-2)
         self.hess_psi = self._hessian_psi()
@@ -241,10 +288,12 @@ class _Profiler:
     def _eval(self, theta, sigma: float, mode: float, b: float,
               e: np.ndarray) -> tuple[float, np.ndarray, float]:
         self.n_evals += 1
-        f, g_theta, g_sigma = self._fn(np.ascontiguousarray(theta, dtype=np.float64), *self._args,
+        theta_g, Jg = self._graph_theta(theta)
+        f, g_theta, g_sigma = self._fn(theta_g, *self._args,
                                        np.array(sigma, dtype=np.float64),
                                        np.array(b, dtype=np.float64), e, self._scalar[mode])
-        return float(f), np.asarray(g_theta), float(g_sigma)
+        g_theta = np.asarray(g_theta) if Jg is None else Jg.T @ np.asarray(g_theta)
+        return float(f), g_theta, float(g_sigma)
 
     def dev_psi(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
         """ML deviance at ψ = (sd/cor…, σ) with β profiled, and its gradient in ψ (chain rule)."""
@@ -448,7 +497,6 @@ def profile_confint(record: LMMFit, level: float = 0.95, progress: bool = True) 
     sigma                   38.23    67.66
     (Intercept)           1486.45  1568.55
     """
-    require_unstructured(record.spec.terms, "profile intervals")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     ml = _ml_fit(record)

@@ -200,6 +200,116 @@ class Covariance:
             dT[self.n_sd + k] = sd[:, None] * (C @ P)
         return sd[:, None] * C, dT
 
+    # -- the natural parameters ψ_k (profiles, bootstrap rows, influence) ------------------------
+    def psi_names(self, group: str, columns: list[str]) -> list[str]:
+        r"""Names of ψ_k, a structured term's parameters on their natural scales (lme4's
+        ``oldNames = FALSE`` style): ``sd_<column>|<group>`` per SD (``sd_ar1|<group>`` for
+        ``ar1``'s one SD), then ``cor_cs|<group>`` (ρ), ``cor_ar1|<group>`` (ρ, the lag-1
+        correlation) or ``cor_pacf<k>|<group>`` (``toep``'s partial autocorrelations, the first
+        being the lag-1 correlation).
+
+        Examples
+        --------
+        >>> Covariance("ar1", 4).psi_names("g", ["t1", "t2", "t3", "t4"])
+        ['sd_ar1|g', 'cor_ar1|g']
+        >>> Covariance("cs", 2).psi_names("g", ["a", "b"])
+        ['sd_a|g', 'sd_b|g', 'cor_cs|g']
+        """
+        if self.name == "us":
+            raise ValueError("an unstructured term's ψ follow lme4's θ layout")
+        sds = ([f"sd_ar1|{group}"] if self.name == "ar1"
+               else [f"sd_{c}|{group}" for c in columns])
+        cors = {"diag": [], "cs": [f"cor_cs|{group}"], "ar1": [f"cor_ar1|{group}"],
+                "toep": [f"cor_pacf{k}|{group}" for k in range(1, self.ell)]}[self.name]
+        return sds + cors
+
+    def psi_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of ψ_k: SDs in [0, ∞); ρ in [−1/(ℓ − 1), 1] for ``cs``, [−1, 1]
+        for ``ar1`` and ``toep``'s partial autocorrelations."""
+        k = self.n_theta - self.n_sd
+        lo = -1.0 / (self.ell - 1) if self.name == "cs" else -1.0
+        return (np.concatenate([np.zeros(self.n_sd), np.full(k, lo)]),
+                np.concatenate([np.full(self.n_sd, np.inf), np.ones(k)]))
+
+    def _cor_of_u(self, u: np.ndarray) -> np.ndarray:
+        if self.name == "cs":
+            a = 1.0 / (self.ell - 1)
+            return (1 + a) / (1 + np.exp(-u)) - a
+        return _unit_cor(u)
+
+    def to_psi(self, theta_k: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """ψ_k from θ_k: the SDs times ``scale`` (σ for an LMM, whose θ are relative), the
+        correlation parameters mapped back from the real line (the module docstring's maps).
+
+        Examples
+        --------
+        >>> Covariance("ar1", 3).to_psi(np.array([2.0, 0.75]), scale=10.0).tolist()
+        [20.0, 0.6]
+        """
+        theta_k = np.asarray(theta_k, float)
+        return np.concatenate([scale * theta_k[:self.n_sd],
+                               self._cor_of_u(theta_k[self.n_sd:])])
+
+    def from_psi(self, psi_k: np.ndarray, scale: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""θ_k from ψ_k, with :math:`\partial\theta_k/\partial\psi_k` (diagonal, n_θ × n_θ)
+        and :math:`\partial\theta_k/\partial\,\mathrm{scale}`. A correlation on its bound
+        (ρ = 1, or −1 / −1/(ℓ − 1)) is moved 1e-10 inside, where u is finite.
+
+        Examples
+        --------
+        >>> c = Covariance("cs", 3)
+        >>> th, J, _ = c.from_psi(np.array([1.0, 2.0, 0.5, 0.3]))
+        >>> bool(np.allclose(c.to_psi(th), [1.0, 2.0, 0.5, 0.3]))
+        True
+        """
+        psi_k = np.asarray(psi_k, float)
+        m, ns = self.n_theta, self.n_sd
+        lo, hi = self.psi_bounds()
+        rho = np.clip(psi_k[ns:], lo[ns:] + 1e-10, hi[ns:] - 1e-10)
+        if self.name == "cs":
+            a = 1.0 / (self.ell - 1)
+            e = (rho + a) / (1 + a)
+            u = np.log(e / (1 - e))
+            du = (1 + a) / ((rho + a) * (1 - rho))
+        else:
+            u = rho / np.sqrt(1 - rho ** 2)
+            du = (1 - rho ** 2) ** -1.5
+        theta = np.concatenate([psi_k[:ns] / scale, u])
+        J = np.diag(np.concatenate([np.full(ns, 1.0 / scale), du]))
+        d_scale = np.concatenate([-psi_k[:ns] / scale ** 2, np.zeros(m - ns)])
+        return theta, J, d_scale
+
+    def gamma_covariance(self, gamma_k) -> np.ndarray:
+        r"""Σ_k (ℓ×ℓ) as a function of γ_k = (the variances :math:`s_i^2` of the SDs of ψ_k,
+        the correlation parameters of ψ_k on their natural scale):
+        :math:`\Sigma = D R D`, D = diag(s). Written for complex γ too, so that a complex step
+        differentiates it (Kenward–Roger's :math:`\partial V/\partial\gamma`).
+
+        Examples
+        --------
+        >>> Covariance("ar1", 3).gamma_covariance(np.array([4.0, 0.5])).tolist()
+        [[4.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 4.0]]
+        """
+        if self.name == "us":
+            raise ValueError("an unstructured term's Σ is linear in its entries (lme4's layout)")
+        gamma_k = np.asarray(gamma_k)
+        ns, ell = self.n_sd, self.ell
+        sd = np.sqrt(gamma_k[:ns] + 0j)
+        sd = np.full(ell, sd[0]) if self.name == "ar1" else sd
+        c = gamma_k[ns:]
+        lag = np.abs(np.subtract.outer(np.arange(ell), np.arange(ell)))
+        if self.name == "diag":
+            R = np.eye(ell) + 0j
+        elif self.name == "cs":
+            R = (1 - c[0]) * np.eye(ell) + c[0] * np.ones((ell, ell))
+        elif self.name == "ar1":
+            R = (c[0] + 0j) ** lag
+        else:
+            R = np.array([1.0 + 0j] + _acf_from_pacf(list(c + 0j)))[lag]
+        S = sd[:, None] * R * sd[None, :]
+        return S if np.iscomplexobj(gamma_k) else S.real
+
     def lower_triangle(self, theta_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """T_k in lme4's θ layout and its Jacobian (ℓ(ℓ+1)/2 × n_θ)."""
         T, dT = self.factor_jacobian(theta_k)

@@ -435,13 +435,23 @@ def _norm(term: str) -> str:
     return re.sub(r"\s+", "", term)
 
 
-def _random_keys(term: str) -> list[tuple[str, str]] | None:
-    """(lhs, group) of each random term that ``term`` expands to, or None for a fixed term."""
+def _random_key(r) -> tuple[str, str, str]:
+    """(structure, lhs, group) of a parsed random term (``us`` for lme4's ``(x | g)``)."""
+    return (r.structure, _norm(r.lhs), r.group)
+
+
+def _random_text(r) -> str:
+    return f"({r.label})" if r.structure == "us" else r.label
+
+
+def _random_keys(term: str) -> list[tuple[tuple, str]] | None:
+    """(key, text) of each random term that ``term`` expands to (``(x | g)``, ``(x || g)``,
+    ``ar1(times + 0 | g)``, …), or None for a fixed term."""
     inner = term.strip()
-    if not (inner.startswith("(") and "|" in inner):
+    if "|" not in inner or not (inner.startswith("(") or _structured_bar(inner) is not None):
         return None
     parsed = parse_formula(f"y ~ 0 + {inner}")
-    return [(_norm(r.lhs), r.group) for r in parsed.random] or None
+    return [(_random_key(r), _random_text(r)) for r in parsed.random] or None
 
 
 def _old_terms(spec) -> list[tuple[object, str]]:
@@ -449,14 +459,13 @@ def _old_terms(spec) -> list[tuple[object, str]]:
     fd = spec.fixed_design
     terms = [] if fd.has_intercept else [("0", "0")]
     terms += [(_norm(t), t) for t in fd.term_names]
-    terms += [((_norm(r.lhs), r.group), f"({r.label})" if r.structure == "us" else r.label)
-              for r in spec.parsed.random]
+    terms += [(_random_key(r), _random_text(r)) for r in spec.parsed.random]
     return terms
 
 
 def _edit(terms: list, sign: str, term: str) -> list:
     rkeys = _random_keys(term)
-    new = [(k, f"({k[0]} | {k[1]})") for k in rkeys] if rkeys else [(_norm(term), term)]
+    new = rkeys if rkeys else [(_norm(term), term)]
     keys = [k for k, _ in terms]
     if sign == "+":
         return terms + [kt for kt in new if kt[0] not in keys]
