@@ -1,13 +1,15 @@
-"""One progress bar for long work (bootstrap refits, profile intervals): tqdm's ``auto`` bar, a
-text bar in terminals and a widget in notebooks, off with ``progress=False``."""
+"""One progress bar for long work (bootstrap refits, profile intervals, Dask passes, Cox
+profiles): tqdm's ``auto`` bar, a text bar in terminals and a widget in notebooks, off with
+``progress=False``."""
 
 from __future__ import annotations
 
 __all__ = ["progress_bar"]
 
 
-def progress_bar(total: int, desc: str, show: bool = True):
-    """A tqdm bar over ``total`` steps (disabled when ``show`` is False).
+def progress_bar(total: int | None, desc: str, show: bool = True):
+    """A tqdm bar over ``total`` steps (a counter when ``total`` is None; disabled when ``show``
+    is False).
 
     Examples
     --------

@@ -26,7 +26,7 @@ from scipy import stats
 from ..fit.cox import CoxmeFit
 from ..fit.records import group_labels
 from ..graph.linear_predictor import fitted_eta, new_eta
-from ..inference.cox_profile import profile_beta_interval, profile_variance_interval
+from ..inference.cox_profile import profile_intervals
 from ..spec.frame import as_pandas
 from ..spec.model_spec import split_strata
 from .cox_summary import coxme_print
@@ -243,12 +243,13 @@ class CoxmeResult:
         return pd.Series(out, index=index, name=type)
 
     # -- intervals ---------------------------------------------------------------------------
-    def confint(self, level: float = 0.95, method: str = "Wald") -> pd.DataFrame:
+    def confint(self, level: float = 0.95, method: str = "Wald",
+                progress: bool = True) -> pd.DataFrame:
         """Intervals for β and, with ``method="profile"``, for each scalar term's frailty
         variance: Wald ``β̂ ± z·se``, or where −2ℓ_I rises by χ²₁(level) with the rest
         re-optimised (:mod:`mixedppl.inference.cox_profile`; for β the variances are
         re-optimised at each β_j, coxme has no such interval). A term with several columns gets
-        no variance rows.
+        no variance rows. The profile shows a bar over its rows unless ``progress=False``.
 
         Examples
         --------
@@ -265,12 +266,7 @@ class CoxmeResult:
         cols = [f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"]
         if method != "profile":
             return pd.DataFrame({cols[0]: b - z * se, cols[1]: b + z * se})
-        rows = {}
-        for k, (label, t) in enumerate(zip(group_labels(self.spec.terms), self.spec.terms)):
-            if t.n_cols == 1:
-                rows[f"var({label})"] = list(profile_variance_interval(self.record, k, level))
-        for j, name in enumerate(self.spec.fe_names):
-            rows[name] = list(profile_beta_interval(self.record, j, level))
+        rows = profile_intervals(self.record, level, progress)
         return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
     # -- printing ----------------------------------------------------------------------------
