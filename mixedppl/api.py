@@ -78,6 +78,9 @@ class Model:
     levels, threshold
         Options of the cumulative family: the order of the response categories and
         ``"flexible"`` / ``"equidistant"`` thresholds.
+    progress : bool
+        Dask DataFrame data only: a progress bar over the partitions of each pass over the rows
+        (``progress=False`` turns it off); ignored for in-memory data.
 
     Attributes
     ----------
@@ -104,7 +107,7 @@ class Model:
                  na_action: str = "omit", contrasts: dict | None = None,
                  control: Control | dict | None = None, start=None, levels=None,
                  threshold: str | None = None, ziformula: str | None = None,
-                 dispformula: str | None = None):
+                 dispformula: str | None = None, progress: bool = True):
         data = check_arguments(formula, data, "Model")
         self.formula, self.data, self.control, self.start = formula, data, control, start
         if is_dask_collection(data):
@@ -113,7 +116,7 @@ class Model:
                                      "a Dask DataFrame")
             self.spec: ModelSpec = build_dask_spec(
                 formula, data, family, link, weights=weights, offset=offset,
-                na_action=na_action, contrasts=contrasts, control=control)
+                na_action=na_action, contrasts=contrasts, control=control, progress=progress)
             return
         self.spec = build_spec(
             formula, data, family, link, weights=weights, offset=offset, na_action=na_action,
@@ -293,7 +296,7 @@ FIT_PATHS: dict[str, FitPath] = {
 
 def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, offset=None,
          na_action: str = "omit", contrasts: dict | None = None,
-         control: Control | dict | None = None, start=None):
+         control: Control | dict | None = None, start=None, progress: bool = True):
     """Fit a linear mixed model by REML (default) or ML, as lme4's ``lmer``.
 
     Parameters
@@ -318,6 +321,10 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
     start : array-like or dict, optional
         Starting θ (or ``{"theta": ...}``, lme4's ``start = list(theta = ...)``).
 
+    progress : bool
+        Dask DataFrame data only: a progress bar over the partitions of each pass over the rows
+        (``progress=False`` turns it off); ignored for in-memory data.
+
     Returns
     -------
     LMMResult
@@ -333,5 +340,6 @@ def lmer(formula: str, data: pd.DataFrame, reml: bool = True, *, weights=None, o
     """
     data = check_arguments(formula, data, "lmer")
     model = Model(formula, data, "gaussian", weights=weights, offset=offset,
-                  na_action=na_action, contrasts=contrasts, control=control, start=start)
+                  na_action=na_action, contrasts=contrasts, control=control, start=start,
+                  progress=progress)
     return model.fit(reml=reml)

@@ -67,7 +67,7 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
           link: str | None = None, nAGQ: int = 1, weights=None, offset=None,
           control: Control | dict | None = None, na_action: str = "omit", *,
           contrasts: dict | None = None, start=None, ziformula: str | None = None,
-          dispformula: str | None = None):
+          dispformula: str | None = None, progress: bool = True):
     """Fit a generalized linear mixed model by maximum likelihood (Laplace approximation).
 
     Maximises lme4's Laplace approximation to the marginal likelihood,
@@ -146,6 +146,9 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
         a dispersion parameter: log φ linear in the columns; ``fit.disp_params`` on glmmTMB's
         scale (log σ² for the Gaussian, log θ for nbinom2). See
         :mod:`mixedppl.families.zi_disp`.
+    progress : bool
+        Dask DataFrame data only: a progress bar over the partitions of each pass over the rows
+        (``progress=False`` turns it off); ignored for in-memory data.
 
     Returns
     -------
@@ -163,5 +166,6 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
     family, ziformula = family_parts(family, ziformula)      # "zip", "hurdle_poisson", …
     model = Model(formula, data, *_glmm_family(family, link), weights=weights,
                   offset=offset, na_action=na_action, contrasts=contrasts, control=control,
-                  start=start, ziformula=ziformula, dispformula=dispformula)
+                  start=start, ziformula=ziformula, dispformula=dispformula,
+                  progress=progress)
     return model.fit(nAGQ=nAGQ)

@@ -1,13 +1,17 @@
-"""One progress bar for long work (bootstrap refits, profile intervals): tqdm's ``auto`` bar, a
-text bar in terminals and a widget in notebooks, off with ``progress=False``."""
+"""One progress bar for long work (bootstrap refits, profile intervals, Dask passes, Cox
+profiles): tqdm's ``auto`` bar, a text bar in terminals and a widget in notebooks, off with
+``progress=False``."""
 
 from __future__ import annotations
+
+import warnings
 
 __all__ = ["progress_bar"]
 
 
-def progress_bar(total: int, desc: str, show: bool = True):
-    """A tqdm bar over ``total`` steps (disabled when ``show`` is False).
+def progress_bar(total: int | None, desc: str, show: bool = True):
+    """A tqdm bar over ``total`` steps (a counter when ``total`` is None; disabled when ``show``
+    is False).
 
     Examples
     --------
@@ -20,5 +24,11 @@ def progress_bar(total: int, desc: str, show: bool = True):
     >>> progress_bar(3, "profile", show=False).disable
     True
     """
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, disable=not show, leave=False)
+    if not show:   # tqdm.auto is not imported: in a kernel without ipywidgets it warns
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, disable=True, leave=False)
+    with warnings.catch_warnings():
+        # a kernel without ipywidgets: tqdm.auto warns (TqdmWarning) and draws a text bar
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False)

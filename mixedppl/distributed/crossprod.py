@@ -55,7 +55,8 @@ def dask_crossproducts(spec: ModelSpec, split_every: int = 8) -> CrossProducts:
     (180.0, (18, 2, 2), True)
     """
     return tree_reduce(spec.source.ddf, partial(_part_blocks, spec=for_workers(spec)), _sum,
-                       split_every=split_every)
+                       split_every=split_every,
+                       progress="Dask: cross-products" if spec.source.progress else None)
 
 
 def gram_rank_deficient(G: np.ndarray, names: list[str], tol: float = 1e-7) -> list[int]:

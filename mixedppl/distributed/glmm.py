@@ -38,6 +38,7 @@ from scipy import linalg, special
 
 from ..core.dask import reduce_delayed, require_dask
 from ..core.exceptions import ModelSpecError
+from ..core.progress import progress_bar
 from ..fit.laplace import conditional_effects, fit_checks
 from ..fit.lmm_fit import check_boundary
 from ..fit.optimize import minimize_bounded
@@ -141,6 +142,7 @@ class DaskLaplace:
         self.q1 = spec.terms[0].q
         self.u = np.zeros(self.q)
         self.n_reduce = 0
+        self.bar = None   # a progress bar counting the passes (set by fit_glmm_dask)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.asarray(x, float)
@@ -153,6 +155,8 @@ class DaskLaplace:
             b.append(u[start:start + t.q].reshape(t.n_levels, t.n_cols) @ T.T)
             start += t.q
         self.n_reduce += 1
+        if self.bar is not None:
+            self.bar.update(1)
         return reduce_delayed(self.parts, partial(_step_stats, beta=np.asarray(beta, float),
                                                   b=b, kind=self.kind),
                               _sum, self.split_every)
@@ -278,11 +282,22 @@ def fit_glmm_dask(spec: ModelSpec, control: dict | None = None, split_every: int
     """Laplace fit (nAGQ = 1) of a binomial-logit or Poisson-log template spec.
 
     Returns a :class:`~mixedppl.fit.records.LaplaceFit` without per-row arrays (``counts``,
-    ``mu``, ``eta`` have length 0; the result's per-row outputs are lazy).
+    ``mu``, ``eta`` have length 0; the result's per-row outputs are lazy). Unless
+    ``spec.source.progress`` is False a bar counts the passes over the partitions (one per
+    inner Newton step; how many is not known in advance).
     """
     control = dict(control or {})
     t0 = time.perf_counter()
     obj = DaskLaplace(spec, split_every)
+    obj.bar = progress_bar(None, "Dask: passes over the partitions", spec.source.progress)
+    try:
+        return _fit(obj, spec, control, t0)
+    finally:
+        obj.bar.close()
+        obj.bar = None
+
+
+def _fit(obj: DaskLaplace, spec: ModelSpec, control: dict, t0: float) -> LaplaceFit:
     beta0 = _glm_start(obj)
     x0 = np.concatenate([np.asarray(control.get("start_theta", spec.theta_start()), float),
                          beta0])

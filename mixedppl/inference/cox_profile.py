@@ -30,11 +30,13 @@ from dataclasses import replace
 import numpy as np
 from scipy import optimize, stats
 
+from ..core.progress import progress_bar
 from ..fit.cox import CoxmeFit, CoxmeObjective
 from ..fit.optimize import minimize_bounded
+from ..fit.records import group_labels
 
 __all__ = ["profile_variance_interval", "profiled_objective", "profile_beta_interval",
-           "profiled_beta_objective", "theta_index"]
+           "profiled_beta_objective", "theta_index", "profile_intervals"]
 
 
 def theta_index(record: CoxmeFit, k: int) -> int:
@@ -199,3 +201,33 @@ def profile_beta_interval(record: CoxmeFit, j: int, level: float = 0.95,
             end = optimize.brentq(excess, lo, hi, xtol=tol)
         ends.append(end)
     return ends[0], ends[1]
+
+
+def profile_intervals(record: CoxmeFit, level: float = 0.95, progress: bool = True) -> dict:
+    """Profile intervals of every scalar term's variance (``"var(<group>)"``) and every β_j
+    (by name), in that order; ``progress`` shows a bar over them
+    (:func:`~mixedppl.core.progress.progress_bar`).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+    >>> ends = profile_intervals(fit.record, progress=False)
+    >>> list(ends), [round(v, 3) for v in ends["var(id)"]]
+    (['var(id)', 'age', 'sex'], [0.03, 1.472])
+    """
+    spec = record.spec
+    todo = [(f"var({label})", k) for k, (label, t) in
+            enumerate(zip(group_labels(spec.terms), spec.terms)) if t.n_cols == 1]
+    todo += [(name, j) for j, name in enumerate(spec.fe_names)]
+    n_var = len(todo) - len(spec.fe_names)
+    bar = progress_bar(len(todo), "profile", progress)
+    rows = {}
+    try:
+        for i, (name, k) in enumerate(todo):
+            rows[name] = list(profile_variance_interval(record, k, level) if i < n_var
+                              else profile_beta_interval(record, k, level))
+            bar.update(1)
+    finally:
+        bar.close()
+    return rows

@@ -26,9 +26,10 @@ from scipy import stats
 from ..fit.cox import CoxmeFit
 from ..fit.records import group_labels
 from ..graph.linear_predictor import fitted_eta, new_eta
-from ..inference.cox_profile import profile_beta_interval, profile_variance_interval
+from ..inference.cox_profile import profile_intervals
 from ..spec.frame import as_pandas
 from ..spec.model_spec import split_strata
+from .cox_summary import coxme_print
 from .tables import html_table, to_latex, to_markdown
 from .tidy import tidy_frame
 from .varcorr import varcorr_frame
@@ -242,12 +243,13 @@ class CoxmeResult:
         return pd.Series(out, index=index, name=type)
 
     # -- intervals ---------------------------------------------------------------------------
-    def confint(self, level: float = 0.95, method: str = "Wald") -> pd.DataFrame:
+    def confint(self, level: float = 0.95, method: str = "Wald",
+                progress: bool = True) -> pd.DataFrame:
         """Intervals for β and, with ``method="profile"``, for each scalar term's frailty
         variance: Wald ``β̂ ± z·se``, or where −2ℓ_I rises by χ²₁(level) with the rest
         re-optimised (:mod:`mixedppl.inference.cox_profile`; for β the variances are
         re-optimised at each β_j, coxme has no such interval). A term with several columns gets
-        no variance rows.
+        no variance rows. The profile shows a bar over its rows unless ``progress=False``.
 
         Examples
         --------
@@ -264,55 +266,14 @@ class CoxmeResult:
         cols = [f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"]
         if method != "profile":
             return pd.DataFrame({cols[0]: b - z * se, cols[1]: b + z * se})
-        rows = {}
-        for k, (label, t) in enumerate(zip(group_labels(self.spec.terms), self.spec.terms)):
-            if t.n_cols == 1:
-                rows[f"var({label})"] = list(profile_variance_interval(self.record, k, level))
-        for j, name in enumerate(self.spec.fe_names):
-            rows[name] = list(profile_beta_interval(self.record, j, level))
+        rows = profile_intervals(self.record, level, progress)
         return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self) -> str:
-        """The fit laid out as coxme's ``print``."""
-        r = self.record
-        ll = [self.loglik_null, self.loglik, self.loglik_fitted]
-        chi1, chi2 = 2 * (ll[1] - ll[0]), 2 * (ll[2] - ll[0])
-        df1, df2 = self.n_params, r.df_penalized
-        lines = ["Cox mixed-effects model fit by maximum likelihood",
-                 f"  events, n = {self.nevents}, {self.nobs}",
-                 f"  ties = {self.ties}; optimiser evaluations = "
-                 f"{r.opt.n_evals if r.opt is not None else 0}", "",
-                 f"{'':16s}{'NULL':>12s}{'Integrated':>12s}{'Fitted':>12s}",
-                 f"{'Log-likelihood':16s}" + "".join(f"{v:12.2f}" for v in ll), ""]
-        lines.append(f"{'':19s}{'Chisq':>8s}{'df':>7s}{'p':>11s}{'AIC':>8s}{'BIC':>8s}")
-        for name, chi, df in (("Integrated loglik", chi1, df1), (" Penalized loglik", chi2, df2)):
-            p = stats.chi2.sf(chi, df)
-            lines.append(f"{name:19s}{chi:8.2f}{df:7.2f}{p:11.4g}{chi - 2 * df:8.2f}"
-                         f"{chi - np.log(self.nevents) * df:8.2f}")
-        lines += ["", f"Model:  {self.spec.formula}", "Fixed coefficients"]
-        ct = self.coef_table()
-        lines.append(f"{'':12s}{'coef':>11s}{'exp(coef)':>11s}{'se(coef)':>11s}{'z':>7s}"
-                     f"{'p':>9s}")
-        for name, row in ct.iterrows():
-            lines.append(f"{name:12s}{row['coef']:11.5g}{row['exp(coef)']:11.5g}"
-                         f"{row['se(coef)']:11.5g}{row['z']:7.2f}{row['p']:9.2g}")
-        lines += ["", "Random effects", f"{'Group':10s}{'Variable':12s}{'Std Dev':>12s}"
-                  f"{'Variance':>12s}{'Corr':>9s}"]
-        for (label, S), t in zip(zip(group_labels(self.spec.terms), r.covariances),
-                                 self.spec.terms):
-            sd = np.sqrt(np.diag(S))
-            corr = S / np.outer(sd, sd) if np.all(sd > 0) else np.full(S.shape, np.nan)
-            for i, name in enumerate(t.column_names):
-                cells = "".join(f"{corr[i, k]:9.3f}" for k in range(i))
-                lines.append(f"{label if i == 0 else '':10s}"
-                             f"{'Intercept' if name == '(Intercept)' else name:12s}"
-                             f"{sd[i]:12.7f}{S[i, i]:12.7f}{cells}")
-        if self.strata is not None:
-            st = self.strata
-            lines += ["", f"Strata: {st.index.name} ({len(st)} strata: "
-                      + ", ".join(f"{k} n = {v}" for k, v in st.items()) + ")"]
-        return "\n".join(lines)
+        """The fit laid out as coxme's ``print(fit)``, line by line
+        (:func:`~mixedppl.results.cox_summary.coxme_print`)."""
+        return coxme_print(self)
 
     # -- tables: broom-style tidy / glance, notebooks and documents ----------------------------
     @property

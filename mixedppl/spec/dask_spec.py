@@ -107,6 +107,9 @@ class DaskSource:
         level combinations of a multi-column grouping factor (``a:b``), None for one column.
     n : int
         Rows used (over all partitions).
+    progress : bool
+        Whether each pass over the partitions shows a progress bar
+        (:func:`~mixedppl.core.progress.progress_bar`).
     """
 
     ddf: object = field(repr=False)
@@ -117,6 +120,7 @@ class DaskSource:
     combos: tuple
     n: int
     n_rows: int
+    progress: bool = True
 
 
 def meta_frame(ddf) -> pd.DataFrame:
@@ -332,7 +336,8 @@ def _raise_first(errors: list) -> None:
 def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
                     link: str | None = None, *, weights=None, offset=None,
                     na_action: str = "omit", contrasts: dict | None = None,
-                    control: Control | dict | None = None, split_every: int = 8) -> ModelSpec:
+                    control: Control | dict | None = None, split_every: int = 8,
+                    progress: bool = True) -> ModelSpec:
     """The template :class:`ModelSpec` of a formula on a Dask DataFrame (one distributed pass).
 
     Parameters
@@ -345,6 +350,9 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
         Column names (arrays are not aligned with a Dask DataFrame's partitions).
     split_every : int
         Fan-in of the tree reduction.
+    progress : bool
+        A bar over the partitions in this pass, and in the fit's passes (kept in
+        ``spec.source.progress``); ``False`` turns them off.
 
     Returns
     -------
@@ -389,7 +397,8 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
                    (_is_factor_dtype(meta[c].dtype) or any(c in g for g in group_vars))]
     plan = _Plan(formula, columns, parsed.response, fam, weights, offset, factor_vars,
                  [g for g in group_vars if len(g) > 1], na_action)
-    summary = tree_reduce(ddf, partial(_summary, plan=plan), _combine, split_every=split_every)
+    summary = tree_reduce(ddf, partial(_summary, plan=plan), _combine, split_every=split_every,
+                          progress="Dask: levels and checks" if progress else None)
     if summary["errors"]:
         _raise_first(summary["errors"])
     report_missing(summary["counts"], summary["n_bad"], summary["n_rows"], na_action,
@@ -429,7 +438,7 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
                                    parsed.response), response, w_s)
     p = len(fixed.column_names)
     source = DaskSource(ddf, columns, weights, offset, levels,
-                        tuple(combos[k] for k in order), n, summary["n_rows"])
+                        tuple(combos[k] for k in order), n, summary["n_rows"], progress)
     return ModelSpec(formula=formula, parsed=parsed, y=np.zeros(0), X=np.zeros((0, p)),
                      fe_names=list(fixed.column_names), terms=terms, offset=np.zeros(0),
                      weights=np.zeros(0), fixed_design=fixed, keep=np.zeros(0, bool),

@@ -2,7 +2,8 @@
 
 The build is ``python -m sphinx -W --keep-going -b html docs <tmp>`` (as ``.ci/run`` runs it),
 in a new process so that autodoc imports this checkout's package. Where Debian's ``chromium`` is
-installed (``apt-get install -y chromium``), it renders two built pages headless and the test
+installed (``apt-get install -y chromium``; ``.ci/run`` installs it where it runs as root with
+apt-get), it renders two built pages headless and the test
 reads the DOM it produced (``--dump-dom``, after the pages' scripts ran):
 
 - the front page: pydata-sphinx-theme's script has set ``data-theme="light"`` (or dark) on
