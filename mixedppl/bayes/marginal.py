@@ -15,6 +15,13 @@ The random effects are drawn afterwards from their exact Gaussian conditional, o
 posterior draw (:mod:`mixedppl.bayes.conditional`), so the posterior holds ``b_<g>`` (and the
 ``z_<g>`` they correspond to) with the same names and coords as the explicit sampler's.
 
+When every term shares one grouping factor (sleepstudy's ``(Days | Subject)`` and ``(Days ||
+Subject)``, any ``(x | g)``) the potential is the same density in closed form,
+:func:`~mixedppl.graph.lmm_marginal.one_factor_loglik` on the factors' T directly (no θ vector):
+only elementwise ops, reductions and views, so PyTensor fuses the logp and its gradient into a few
+C loops (sleepstudy: ~50 µs per logp + gradient under load against ~320 µs on the blocked graph,
+whose per-level LAPACK Ops run in Python). Crossed and nested terms keep the blocked REML graph.
+
 A posterior with fewer, better-conditioned dimensions (5 for sleepstudy's ``(Days | Subject)``
 instead of 41; 5 for InstEval instead of ~4,100) needs fewer leapfrog steps, at the cost of one
 blocked Cholesky per gradient.
@@ -30,7 +37,7 @@ from ..core.compile import configure_pytensor
 from ..graph.crossprod import crossproducts
 from ..graph.lmm import ProfiledLMM
 from ..graph.lmm_inputs import lmm_inputs, lmm_structure
-from ..graph.lmm_marginal import marginal_loglik
+from ..graph.lmm_marginal import marginal_loglik, one_factor_blocks, one_factor_loglik
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import lower_triangle_pairs
 from .priors import resolve_priors
@@ -62,9 +69,58 @@ def theta_of(spec: ModelSpec, factors: list, sigma) -> pt.TensorVariable:
     return pt.concatenate(parts)
 
 
+def block_diagonal(blocks: list) -> pt.TensorVariable:
+    """The block-diagonal matrix of square symbolic ``blocks``, by joins with zero blocks (ops with
+    C implementations, unlike ``pytensor.tensor.linalg.block_diag``).
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> block_diagonal([pt.as_tensor_variable(np.ones((1, 1))),
+    ...                 pt.as_tensor_variable(2 * np.eye(2))]).eval().tolist()
+    [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]
+    """
+    if len(blocks) == 1:
+        return pt.as_tensor_variable(blocks[0])
+    sizes = [int(b.type.shape[0]) if b.type.shape[0] is not None else int(b.shape[0].eval())
+             for b in blocks]
+    total, rows, start = sum(sizes), [], 0
+    for b, k in zip(blocks, sizes):
+        parts = [pt.zeros((k, start)), b, pt.zeros((k, total - start - k))]
+        rows.append(pt.concatenate([q for q, w in zip(parts, (start, k, total - start - k))
+                                    if w], axis=1))
+        start += k
+    return pt.concatenate(rows, axis=0)
+
+
+def relative_factor_matrix(spec: ModelSpec, theta, blocks) -> pt.TensorVariable:
+    """The ℓ×ℓ relative factor of all terms of a one-grouping-factor model side by side (block
+    diagonal, term k's lower-triangular T_k from its θ in lme4's order at ``blocks.offsets[k]``).
+
+    Examples
+    --------
+    >>> import numpy as np, mixedppl as mp
+    >>> from mixedppl.graph.lmm_marginal import one_factor_blocks
+    >>> spec = mp.Model("Reaction ~ Days + (Days || Subject)", mp.datasets.load("sleepstudy")).spec
+    >>> relative_factor_matrix(spec, np.array([2.0, 0.5]), one_factor_blocks(spec)).eval().tolist()
+    [[2.0, 0.0], [0.0, 0.5]]
+    """
+    rows, cols = [], []
+    for t, o in zip(spec.terms, blocks.offsets):
+        for r, c in lower_triangle_pairs(t.n_cols):
+            rows.append(o + r)
+            cols.append(o + c)
+    theta = pt.as_tensor_variable(theta).astype("float64")
+    return pt.zeros((blocks.ell, blocks.ell))[rows, cols].set(theta)
+
+
 def marginal_term(spec: ModelSpec, theta, beta, sigma) -> pt.TensorVariable:
     r""":math:`\log p(y\mid\beta,\theta,\sigma)` of ``spec``'s data as an expression in the given
-    θ, β, σ: the REML graph of the model's structure with its data inputs replaced by constants.
+    θ, β, σ: the REML graph of the model's structure with its data inputs replaced by constants
+    or, when every term has the same grouping factor (sleepstudy's ``(Days | Subject)`` and
+    ``(Days || Subject)``), its closed form in elementwise ops
+    (:func:`~mixedppl.graph.lmm_marginal.one_factor_loglik`: no LAPACK call, so its logp and
+    gradient cost a few C loops).
 
     Examples
     --------
@@ -75,6 +131,9 @@ def marginal_term(spec: ModelSpec, theta, beta, sigma) -> pt.TensorVariable:
     >>> round(float(ll.eval()), 3)
     -163.676
     """
+    blocks = one_factor_blocks(spec)
+    if blocks is not None:
+        return one_factor_loglik(blocks, relative_factor_matrix(spec, theta, blocks), beta, sigma)
     cp = crossproducts(spec)
     structure = lmm_structure(spec, cp)
     g = ProfiledLMM(structure)
@@ -117,6 +176,13 @@ def lmm_marginal_to_pymc(spec: ModelSpec, priors: dict | None = None):
     with pm.Model(coords=model_coords(spec)) as model:
         beta = fixed_effects(spec, pri)
         sigma = pri["sigma"].rv("sigma")
-        theta = theta_of(spec, term_factors(spec, pri), sigma)
-        pm.Potential("y_marginal", marginal_term(spec, theta, beta, sigma))
+        factors = term_factors(spec, pri)
+        blocks = one_factor_blocks(spec)
+        if blocks is not None:  # T straight from the factors: no θ vector, no index ops
+            T = block_diagonal([pt.reshape(f, (1, 1)) if t.n_cols == 1 else f
+                                for t, f in zip(spec.terms, factors)]) / sigma
+            ll = one_factor_loglik(blocks, T, beta, sigma)
+        else:
+            ll = marginal_term(spec, theta_of(spec, factors, sigma), beta, sigma)
+        pm.Potential("y_marginal", ll)
     return model

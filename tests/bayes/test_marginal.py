@@ -20,7 +20,10 @@ from mixedppl.spec.reterm import relative_factors
 # sparse A_R1; a vector term after the first: Λ_R not diagonal)
 CASES = [("y ~ x + (1 | g)", "none"), ("y ~ x + (x | g)", "none"),
          ("y ~ x + (1 | g) + (1 | h)", "dense"), ("y ~ x + (x | g) + (x | h)", "dense"),
-         ("y ~ x + (1 | g) + (1 | g:k)", "sparse"), ("y ~ 0 + x + (1 | g)", "none")]
+         ("y ~ x + (1 | g) + (1 | g:k)", "sparse"), ("y ~ 0 + x + (1 | g)", "none"),
+         ("y ~ x + (x || g)", "sparse")]
+#: the formulas whose terms share one grouping factor (the closed form of one_factor_loglik)
+ONE_FACTOR = ["y ~ x + (1 | g)", "y ~ x + (x | g)", "y ~ 0 + x + (1 | g)", "y ~ x + (x || g)"]
 
 
 def _data(seed: int) -> pd.DataFrame:
@@ -77,7 +80,7 @@ def test_marginal_logdensity_is_the_dense_normal(formula, mode, seed):
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (x | g)", "y ~ x + (x | g) + (x | h)",
-                                     "y ~ x + (1 | g) + (1 | g:k)"])
+                                     "y ~ x + (1 | g) + (1 | g:k)", "y ~ x + (x || g)"])
 def test_marginal_gradient_matches_finite_differences(formula):
     spec = _spec(formula, 4, weighted=True)
     theta0, beta0, sigma0 = _params(spec, np.random.default_rng(4))
@@ -131,3 +134,81 @@ def test_pointwise_loglik_sums_to_the_conditional_density():
         eta = spec.X @ beta[s] + Z @ b[s].ravel() + spec.offset
         ref = stats.norm(eta, sigma[s] / np.sqrt(spec.weights)).logpdf(spec.y)
         np.testing.assert_allclose(ll[s], ref, rtol=1e-12)
+
+
+def _value_and_grad(spec, theta, beta, sigma):
+    th, be, si = pt.dvector("th"), pt.dvector("be"), pt.dscalar("si")
+    ll = marginal_term(spec, th, be, si)
+    f = pytensor.function([th, be, si], [ll, *pytensor.grad(ll, [th, be, si])],
+                          mode=numpy_tier_mode())
+    return [np.asarray(v) for v in f(theta, beta, sigma)]
+
+
+@pytest.mark.parametrize("formula", ONE_FACTOR)
+@pytest.mark.parametrize("seed", [8, 9])
+def test_one_factor_closed_form_is_the_blocked_reml_graph(formula, seed, monkeypatch):
+    """The elementwise closed form (one grouping factor) and the profiled REML graph's blocked
+    Cholesky give the same log-density and gradient (θ, β, σ), weighted or not."""
+    import mixedppl.bayes.marginal as marginal
+
+    spec = _spec(formula, seed, weighted=seed == 9)
+    assert marginal.one_factor_blocks(spec) is not None
+    theta, beta, sigma = _params(spec, np.random.default_rng(seed))
+    fast = _value_and_grad(spec, theta, beta, sigma)
+    monkeypatch.setattr(marginal, "one_factor_blocks", lambda spec: None)
+    slow = _value_and_grad(spec, theta, beta, sigma)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_crossed_and_nested_terms_take_the_blocked_graph():
+    from mixedppl.graph.lmm_marginal import one_factor_blocks
+
+    for formula in ["y ~ x + (1 | g) + (1 | h)", "y ~ x + (1 | g) + (1 | g:k)"]:
+        assert one_factor_blocks(_spec(formula, 1, weighted=False)) is None
+
+
+def _long_data(seed):
+    rng = np.random.default_rng(seed)
+    d = pd.DataFrame({"g": np.repeat([f"s{i}" for i in range(6)], 4), "t": np.tile([1, 2, 3, 4], 6)})
+    d["times"] = pd.Categorical(d["t"].astype(str))
+    d["x"] = rng.normal(size=len(d))
+    d["y"] = rng.normal(size=len(d)) + d["t"] * 0.2
+    return d
+
+
+@pytest.mark.parametrize("formula,data", [
+    ("y ~ x + (x | g)", "wide"), ("y ~ x + (x || g)", "wide"), ("y ~ 1 + (1 | g)", "wide"),
+    ("y ~ x + cs(times + 0 | g)", "long"), ("y ~ x + ar1(times + 0 | g)", "long")])
+@pytest.mark.parametrize("seed", [10, 11])
+def test_marginal_pymc_model_is_the_dense_normal(formula, data, seed):
+    """The marginalised PyMC model's potential, at a random point of its unconstrained space, is
+    the dense N(Xβ + o, σ²(W⁻¹ + Z Σ Zᵀ)) log-density with Σ from the model's own sd_ / corr_
+    draws (the priors, transforms and the T = diag(sd)·chol(R)/σ map included)."""
+    from scipy.linalg import block_diag
+
+    from mixedppl.bayes.marginal import lmm_marginal_to_pymc
+    from mixedppl.bayes.pymc import _safe
+    from mixedppl.fit.records import group_labels
+
+    frame = _data(seed) if data == "wide" else _long_data(seed)
+    spec = mp.Model(formula, frame).spec
+    m = lmm_marginal_to_pymc(spec)
+    rng = np.random.default_rng(seed)
+    point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in m.initial_point().items()}
+    names = [v.name for v in m.free_RVs] + [v.name for v in m.deterministics]
+    outs = m.replace_rvs_by_values([m["y_marginal"], *[m[n] for n in names]])
+    f = pytensor.function(m.value_vars, outs, mode=numpy_tier_mode(), on_unused_input="ignore")
+    out = f(*[point[v.name] for v in m.value_vars])
+    vals = dict(zip(names, out[1:]))
+    covs = []
+    for label, t in zip(group_labels(spec.terms), spec.terms):
+        name = _safe(label)
+        sd = np.atleast_1d(vals[f"sd_{name}"])
+        R = vals.get(f"corr_{name}", np.eye(1))
+        covs.append(np.kron(np.eye(t.n_levels), sd[:, None] * R * sd[None, :]))
+    Z = z_sparse(spec.terms, slice(None), spec.n).toarray()
+    sigma, beta = float(vals["sigma"]), np.atleast_1d(vals["beta"])
+    V = sigma ** 2 * np.diag(1 / spec.weights) + Z @ block_diag(*covs) @ Z.T
+    ref = stats.multivariate_normal(spec.X @ beta + spec.offset, V).logpdf(spec.y)
+    assert float(out[0]) == pytest.approx(ref, rel=1e-10)
