@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 from scipy.linalg import cho_solve
 
 from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
@@ -154,9 +155,19 @@ class CoxData:
             k0 += m * (m + 1) // 2
         return lam
 
+    def relative_factor_sparse(self, theta: np.ndarray):
+        """Λ(θ) as a SciPy sparse matrix (:meth:`relative_factor`)."""
+        theta = np.asarray(theta, float)
+        blocks, k0 = [], 0
+        for (G, m), sl in zip(self.term_shapes, self.term_slices):
+            T = relative_factor(theta[k0:k0 + m * (m + 1) // 2], m)
+            blocks.append(sparse.kron(T, sparse.identity(G), format="csr"))
+            k0 += m * (m + 1) // 2
+        return sparse.block_diag(blocks, format="csr") if blocks else sparse.csr_matrix((0, 0))
+
     def frailties(self, theta: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
         """b = Λu per term as (G_k, m_k) arrays (level × term column)."""
-        b = self.relative_factor(theta) @ np.asarray(u, float)
+        b = self.relative_factor_sparse(theta) @ np.asarray(u, float)
         return tuple(b[sl].reshape(m, G).T for (G, m), sl in zip(self.term_shapes,
                                                                   self.term_slices))
 
@@ -246,6 +257,25 @@ class BlockHessian:
         except np.linalg.LinAlgError:
             return np.nan
         return 0.5 * float(np.sum(np.log(self.d)) + 2.0 * np.sum(np.log(np.diag(L))))
+
+    def inverse(self) -> np.ndarray:
+        r"""H̃⁻¹ as a dense matrix in x order, by blocks: with S = B − CᵀD⁻¹C (D = diag(d)),
+        :math:`\tilde H^{-1} = \begin{pmatrix} D^{-1} + D^{-1}CS^{-1}C^\top D^{-1} &
+        -D^{-1}CS^{-1} \\ \cdot & S^{-1}\end{pmatrix}` (O(q_s² m_d), not O((q_s + m_d)³))."""
+        L = self._schur_chol
+        S_inv = cho_solve((L, True), np.eye(len(self.dense)), check_finite=False)
+        m = len(self.sparse) + len(self.dense)
+        out = np.empty((m, m))
+        DC = self.C / self.d[:, None]
+        cross = -DC @ S_inv
+        out[np.ix_(self.dense, self.dense)] = S_inv
+        if len(self.sparse):
+            sp_block = -cross @ DC.T
+            sp_block[np.diag_indices_from(sp_block)] += 1.0 / self.d
+            out[np.ix_(self.sparse, self.sparse)] = sp_block
+            out[np.ix_(self.sparse, self.dense)] = cross
+            out[np.ix_(self.dense, self.sparse)] = cross.T
+        return out
 
     def dense_matrix(self) -> np.ndarray:
         """H̃ as a dense (q + p) × (q + p) matrix in x order."""
@@ -674,7 +704,7 @@ def _fit_theta(objective: CoxmeObjective, spec: ModelSpec, variance, start, gtol
         theta, converged = opt.x, bool(opt.success)
     e = objective.evaluate(theta)
     converged = converged and e["converged"]
-    vcov_x = np.linalg.inv(e["hess"].dense_matrix())
+    vcov_x = e["hess"].inverse()
     return theta, opt, converged, e, vcov_x, variance
 
 
@@ -737,8 +767,8 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
     singular = _check_fit(spec, theta, opt, converged, variance is not None)
     u, beta = objective.split(e["x"])
     q = data.q
-    lam = data.relative_factor(theta)
-    vcov_b = lam @ vcov_x[:q, :q] @ lam.T
+    lam = (data.relative_factor_sparse(theta))
+    vcov_b = np.asarray((lam @ (lam @ vcov_x[:q, :q]).T).T)
     # coxme's df: p + q − tr(H̃⁻¹ P) in b-space, P = Σ⁻¹; = p + q − tr(vcov_u)
     diagonal = np.isfinite(spec.theta_lower())
     df_pen = (spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta[diagonal] > 0)
