@@ -103,7 +103,7 @@ class CoxNumpy:
     ...                     np.zeros(0, int))
     >>> ev = CoxNumpy(np.zeros((4, 0)), np.zeros(4), np.ones(4), np.ones(4), rs, fl, 1)
     >>> ppl, grad, d, C, B, loglik = ev.blocks(np.array([0.5]), np.zeros(2), np.zeros(0))
-    >>> round(loglik, 6), round(-np.log(4 * 3 * 2), 6), B.shape   # Efron: 4, 3, 3 − ½·2 at risk
+    >>> round(loglik, 6), round(float(-np.log(4 * 3 * 2)), 6), B.shape   # Efron: 4, 3, 3 − ½·2 at risk
     (-3.178054, -3.178054, (2, 2))
     """
 
