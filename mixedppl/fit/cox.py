@@ -156,8 +156,11 @@ class CoxData:
         return lam
 
     def relative_factor_sparse(self, theta: np.ndarray):
-        """Λ(θ) as a SciPy sparse matrix (:meth:`relative_factor`)."""
+        """Λ(θ) as a SciPy sparse matrix (:meth:`relative_factor`; dense below 500
+        frailties, where SciPy's sparse constructors cost more than the product)."""
         theta = np.asarray(theta, float)
+        if self.q <= 500:
+            return self.relative_factor(theta)
         blocks, k0 = [], 0
         for (G, m), sl in zip(self.term_shapes, self.term_slices):
             T = relative_factor(theta[k0:k0 + m * (m + 1) // 2], m)
@@ -470,9 +473,10 @@ class CoxmeObjective:
             direction, rz = z + (rz_new / rz) * direction, rz_new
         return v, cross
 
-    def mode(self, theta: np.ndarray, x0: np.ndarray | None = None) -> dict:
+    def mode(self, theta: np.ndarray, x0: np.ndarray | None = None, tol: float = 1e-13
+             ) -> dict:
         """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default), with
-        ℓ at the mode."""
+        ℓ at the mode; ``tol`` as :func:`_newton`'s."""
         theta = np.asarray(theta, float)
         loglik = {}
 
@@ -487,7 +491,7 @@ class CoxmeObjective:
             return self.solve_exact(theta, x, H, g, rtol=max(forcing, 1e-10))[0]
 
         solve = None if len(self._sparse) == 0 else exact_step
-        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve)
+        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve, tol)
         self.n_inner += iters
         if ok:
             self._x = x
@@ -661,10 +665,15 @@ def _grid_theta(spec: ModelSpec, variance: float) -> np.ndarray:
 
 
 def _theta_start(objective: CoxmeObjective, spec: ModelSpec) -> np.ndarray:
+    """The best θ of coxme's grid, −ℓ_I from a looser inner solve (decrement ≤ 1e-9·(1 + |f|):
+    f within ~1e-9 relative, enough to rank the grid; not cached, so the optimiser's own
+    evaluations are all tight)."""
     best, start = np.inf, None
     for v in VARIANCE_GRID:
         theta = _grid_theta(spec, v)
-        f = objective.value(theta)["f"]
+        m = objective.mode(theta, tol=1e-9)
+        f = (-m["ppl"] + m["hess"].half_logdet_uu(len(objective.data.frailty.dense_cols))
+             if m["converged"] else np.nan)
         if np.isfinite(f) and f < best:
             best, start = f, theta
     return _grid_theta(spec, 0.4 ** 2) if start is None else start
