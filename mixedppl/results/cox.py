@@ -202,6 +202,13 @@ class CoxmeResult:
         return self.record.nobs
 
     @property
+    def n_deleted(self) -> int:
+        """Rows of the data dropped for missing values in a model column (coxme's
+        ``length(fit$na.action)``; its print says "(k observations deleted due to
+        missingness)")."""
+        return int(len(self.record.spec.keep) - int(np.sum(self.record.spec.keep)))
+
+    @property
     def converged(self) -> bool:
         return self.record.converged
 
@@ -280,7 +287,9 @@ class CoxmeResult:
         chi1, chi2 = 2 * (ll[1] - ll[0]), 2 * (ll[2] - ll[0])
         df1, df2 = self.n_params, r.df_penalized
         lines = ["Cox mixed-effects model fit by maximum likelihood",
-                 f"  events, n = {self.nevents}, {self.nobs}",
+                 f"  events, n = {self.nevents}, {self.nobs}" + (
+                     f" ({self.n_deleted} observations deleted due to missingness)"
+                     if self.n_deleted else ""),
                  f"  ties = {self.ties}; optimiser evaluations = "
                  f"{r.opt.n_evals if r.opt is not None else 0}", "",
                  f"{'':16s}{'NULL':>12s}{'Integrated':>12s}{'Fitted':>12s}",
