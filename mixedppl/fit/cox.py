@@ -21,11 +21,14 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
+from scipy.linalg import cho_solve
 
 from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
+from ..graph.cox_numpy import CoxNumpy
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import relative_factor
 from .optimize import OptSummary, minimize_bounded
@@ -152,11 +155,31 @@ class CoxData:
             k0 += m * (m + 1) // 2
         return lam
 
+    def relative_factor_sparse(self, theta: np.ndarray):
+        """Λ(θ) as a SciPy sparse matrix (:meth:`relative_factor`; dense below 500
+        frailties, where SciPy's sparse constructors cost more than the product)."""
+        theta = np.asarray(theta, float)
+        if self.q <= 500:
+            return self.relative_factor(theta)
+        blocks, k0 = [], 0
+        for (G, m), sl in zip(self.term_shapes, self.term_slices):
+            T = relative_factor(theta[k0:k0 + m * (m + 1) // 2], m)
+            blocks.append(sparse.kron(T, sparse.identity(G), format="csr"))
+            k0 += m * (m + 1) // 2
+        return sparse.block_diag(blocks, format="csr") if blocks else sparse.csr_matrix((0, 0))
+
     def frailties(self, theta: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
         """b = Λu per term as (G_k, m_k) arrays (level × term column)."""
-        b = self.relative_factor(theta) @ np.asarray(u, float)
+        b = self.relative_factor_sparse(theta) @ np.asarray(u, float)
         return tuple(b[sl].reshape(m, G).T for (G, m), sl in zip(self.term_shapes,
                                                                   self.term_slices))
+
+    def numpy_evaluator(self) -> CoxNumpy:
+        """The NumPy evaluation of the graphs' outputs on these arrays
+        (:class:`~mixedppl.graph.cox_numpy.CoxNumpy`)."""
+        n_theta = int(self.frailty.ct_theta.max()) + 1 if len(self.frailty.ct_theta) else 0
+        return CoxNumpy(self.X, self.offset, self.weights, self.re_value, self.risk_sets,
+                        self.frailty, n_theta)
 
     def args(self) -> list:
         """The data inputs of :func:`~mixedppl.graph.cox.cox_functions` after (θ, u, β)."""
@@ -210,10 +233,12 @@ class BlockHessian:
 
     def solve(self, g: np.ndarray) -> np.ndarray:
         """H̃⁻¹ g (raises LinAlgError when the Schur complement is not positive definite)."""
-        g_s, g_d = g[self.sparse], g[self.dense]
         L = self._schur_chol
+        if len(self.sparse) == 0:
+            return cho_solve((L, True), g, check_finite=False)
+        g_s, g_d = g[self.sparse], g[self.dense]
         rhs = g_d - self.C.T @ (g_s / self.d)
-        y_d = np.linalg.solve(L.T, np.linalg.solve(L, rhs))
+        y_d = cho_solve((L, True), rhs, check_finite=False)
         out = np.empty_like(g, dtype=float)
         out[self.sparse] = (g_s - self.C @ y_d) / self.d
         out[self.dense] = y_d
@@ -223,12 +248,37 @@ class BlockHessian:
         r"""½ log|H̃_uu| (the frailty block; its first ``q_d`` dense columns are frailties), by
         the Schur complement of the sparse diagonal: the graph's ``half_logdet`` in NumPy.
         NaN when that block is not positive definite."""
+        if len(self.sparse) == 0:       # H_uu's factor is the leading block of H's
+            try:
+                L = self._schur_chol
+            except np.linalg.LinAlgError:
+                return np.nan
+            return float(np.sum(np.log(np.diag(L)[:q_d])))
         C_u, B_uu = self.C[:, :q_d], self.B[:q_d, :q_d]
         try:
             L = np.linalg.cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
         except np.linalg.LinAlgError:
             return np.nan
         return 0.5 * float(np.sum(np.log(self.d)) + 2.0 * np.sum(np.log(np.diag(L))))
+
+    def inverse(self) -> np.ndarray:
+        r"""H̃⁻¹ as a dense matrix in x order, by blocks: with S = B − CᵀD⁻¹C (D = diag(d)),
+        :math:`\tilde H^{-1} = \begin{pmatrix} D^{-1} + D^{-1}CS^{-1}C^\top D^{-1} &
+        -D^{-1}CS^{-1} \\ \cdot & S^{-1}\end{pmatrix}` (O(q_s² m_d), not O((q_s + m_d)³))."""
+        L = self._schur_chol
+        S_inv = cho_solve((L, True), np.eye(len(self.dense)), check_finite=False)
+        m = len(self.sparse) + len(self.dense)
+        out = np.empty((m, m))
+        DC = self.C / self.d[:, None]
+        cross = -DC @ S_inv
+        out[np.ix_(self.dense, self.dense)] = S_inv
+        if len(self.sparse):
+            sp_block = -cross @ DC.T
+            sp_block[np.diag_indices_from(sp_block)] += 1.0 / self.d
+            out[np.ix_(self.sparse, self.sparse)] = sp_block
+            out[np.ix_(self.sparse, self.dense)] = cross
+            out[np.ix_(self.dense, self.sparse)] = cross.T
+        return out
 
     def dense_matrix(self) -> np.ndarray:
         """H̃ as a dense (q + p) × (q + p) matrix in x order."""
@@ -284,18 +334,25 @@ def _newton(fun, x0: np.ndarray, solve=None, tol: float = 1e-13, maxiter: int = 
     return x, f, g, H, maxiter, False
 
 
-def fit_coxph(data: CoxData, beta0: np.ndarray | None = None) -> dict:
-    """The Cox model without random effects (survival's ``coxph``) by Newton.
+def fit_coxph(data: CoxData, beta0: np.ndarray | None = None, numpy: bool = True) -> dict:
+    """The Cox model without random effects (survival's ``coxph``) by Newton, evaluated by
+    :meth:`CoxNumpy.coxph <mixedppl.graph.cox_numpy.CoxNumpy.coxph>` (``numpy=False``: the
+    graph :func:`~mixedppl.graph.cox.coxph_functions`; the same numbers).
 
     Returns a dict: ``beta``, ``loglik`` (maximised), ``loglik_null`` (at β = 0), ``vcov``,
     ``converged``.
     """
-    fn = coxph_functions()
-    rs_inputs = data.risk_sets.inputs()
     p = data.X.shape[1]
+    if numpy:
+        fn = data.numpy_evaluator().coxph
+    else:
+        graph, rs_inputs = coxph_functions(), data.risk_sets.inputs()
+
+        def fn(beta):
+            return graph(beta, data.X, data.offset, data.weights, *rs_inputs)
 
     def fun(beta):
-        ll, score, info = fn(beta, data.X, data.offset, data.weights, *rs_inputs)
+        ll, score, info = fn(beta)
         return float(ll), np.asarray(score), np.asarray(info).view(DenseHessian)
 
     null = fun(np.zeros(p))[0]
@@ -316,19 +373,25 @@ class CoxmeObjective:
     Otherwise :math:`H^{-1}g` is found by conjugate gradients on H (products Hv in O(n + S),
     ``cox_functions("hvp")``) preconditioned by H̃.
 
+    Every quantity is a PyTensor graph (:func:`~mixedppl.graph.cox.cox_functions`); they are
+    evaluated by their NumPy mirror :class:`~mixedppl.graph.cox_numpy.CoxNumpy` (the same
+    numbers to rounding, ``tests/graph/test_cox_numpy.py``; ~10× less time on small data),
+    the θ-gradient too when no level is sparse; with sparse levels the gradient is the graph's
+    (``"outer"``). ``numpy=False`` evaluates every graph itself.
+
     Parameters
     ----------
     data : CoxData
     beta_start : ndarray
         β of the Cox fit without frailties (the inner start at the first θ).
+    numpy : bool
+        Evaluate by the NumPy mirror (default) or by the compiled graphs.
     """
 
-    def __init__(self, data: CoxData, beta_start: np.ndarray):
+    def __init__(self, data: CoxData, beta_start: np.ndarray, numpy: bool = True):
         self.data = data
         self.p = data.X.shape[1]
-        self._newton_fn = cox_functions("newton")
-        self._outer_fn = cox_functions("outer")
-        self._hvp_fn = cox_functions("hvp")
+        self.numpy = data.numpy_evaluator() if numpy else None
         self._args = data.args()
         self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
@@ -339,6 +402,18 @@ class CoxmeObjective:
         m_d, n_slots = len(self._dense), len(data.risk_sets.slot_weight)
         #: Dense work per evaluation (for :func:`~mixedppl.core.threads.blas_threads_for`).
         self.flops_per_eval = float(n_slots * m_d ** 2 + (len(self._sparse) + m_d) * m_d ** 2)
+
+    @functools.cached_property
+    def _newton_fn(self):
+        return cox_functions("newton")
+
+    @functools.cached_property
+    def _outer_fn(self):
+        return cox_functions("outer")
+
+    @functools.cached_property
+    def _hvp_fn(self):
+        return cox_functions("hvp")
 
     def reset(self, beta_start: np.ndarray) -> None:
         """Start the next inner Newton from u = 0 and ``beta_start``."""
@@ -356,7 +431,10 @@ class CoxmeObjective:
                                                                   BlockHessian, float]:
         """(PPL, ∇PPL, H̃, ℓ) at (θ, x)."""
         u, beta = self.split(x)
-        ppl, grad, d, C, B, loglik = self._newton_fn(theta, u, beta, *self._args)
+        if self.numpy is not None:
+            ppl, grad, d, C, B, loglik = self.numpy.blocks(theta, u, beta)
+        else:
+            ppl, grad, d, C, B, loglik = self._newton_fn(theta, u, beta, *self._args)
         H = BlockHessian(self._sparse, self._dense, np.asarray(d), np.asarray(C),
                          np.asarray(B))
         return float(ppl), np.asarray(grad), H, float(loglik)
@@ -366,6 +444,8 @@ class CoxmeObjective:
         """(Hv, ∂/∂θ[vᵀ∇ₓ(−PPL)]) with the exact Hessian H of −PPL."""
         u, beta = self.split(x)
         self.n_hvp += 1
+        if self.numpy is not None:
+            return self.numpy.hvp(theta, u, beta, v)
         Hv, cross = self._hvp_fn(theta, u, beta, *self._args, v)
         return np.asarray(Hv), np.asarray(cross)
 
@@ -393,9 +473,10 @@ class CoxmeObjective:
             direction, rz = z + (rz_new / rz) * direction, rz_new
         return v, cross
 
-    def mode(self, theta: np.ndarray, x0: np.ndarray | None = None) -> dict:
+    def mode(self, theta: np.ndarray, x0: np.ndarray | None = None, tol: float = 1e-13
+             ) -> dict:
         """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default), with
-        ℓ at the mode."""
+        ℓ at the mode; ``tol`` as :func:`_newton`'s."""
         theta = np.asarray(theta, float)
         loglik = {}
 
@@ -410,12 +491,12 @@ class CoxmeObjective:
             return self.solve_exact(theta, x, H, g, rtol=max(forcing, 1e-10))[0]
 
         solve = None if len(self._sparse) == 0 else exact_step
-        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve)
+        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve, tol)
         self.n_inner += iters
         if ok:
             self._x = x
-        return {"x": x, "ppl": ppl, "hess": hess, "iterations": iters, "converged": ok,
-                "loglik": loglik[x.tobytes()]}
+        return {"x": x, "ppl": ppl, "grad_ppl": grad, "hess": hess, "iterations": iters,
+                "converged": ok, "loglik": loglik[x.tobytes()]}
 
     def value(self, theta: np.ndarray) -> dict:
         """The mode at θ and −ℓ_I there (``"f"``; ½ log|H̃_uu| from the Newton step's blocks,
@@ -443,7 +524,23 @@ class CoxmeObjective:
         return e
 
     def _gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
-        """d(−ℓ_I)/dθ at the mode ``e`` by the implicit function theorem (module docstring of
+        """d(−ℓ_I)/dθ at the mode ``e`` by the implicit function theorem: in NumPy without
+        sparse levels (:meth:`CoxNumpy.theta_gradient
+        <mixedppl.graph.cox_numpy.CoxNumpy.theta_gradient>`), else :meth:`graph_gradient`."""
+        if not e["converged"]:
+            return np.full(len(theta), np.nan)
+        if self.numpy is not None and self.numpy.dense_gradient:
+            u, beta = self.split(e["x"])
+            try:
+                return self.numpy.theta_gradient(theta, u, beta, np.asarray(e["hess"].B),
+                                                 e["grad_ppl"])[0]
+            except np.linalg.LinAlgError:
+                return np.full(len(theta), np.nan)
+        return self.graph_gradient(theta, e)
+
+    def graph_gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
+        """d(−ℓ_I)/dθ at the mode ``e`` by the graph ``"outer"`` (automatic differentiation of
+        −ℓ_I at fixed x) and the implicit function theorem (module docstring of
         :mod:`mixedppl.graph.cox`)."""
         grad = np.full(len(theta), np.nan)
         if not e["converged"]:
@@ -568,10 +665,15 @@ def _grid_theta(spec: ModelSpec, variance: float) -> np.ndarray:
 
 
 def _theta_start(objective: CoxmeObjective, spec: ModelSpec) -> np.ndarray:
+    """The best θ of coxme's grid, −ℓ_I from a looser inner solve (decrement ≤ 1e-9·(1 + |f|):
+    f within ~1e-9 relative, enough to rank the grid; not cached, so the optimiser's own
+    evaluations are all tight)."""
     best, start = np.inf, None
     for v in VARIANCE_GRID:
         theta = _grid_theta(spec, v)
-        f = objective.value(theta)["f"]
+        m = objective.mode(theta, tol=1e-9)
+        f = (-m["ppl"] + m["hess"].half_logdet_uu(len(objective.data.frailty.dense_cols))
+             if m["converged"] else np.nan)
         if np.isfinite(f) and f < best:
             best, start = f, theta
     return _grid_theta(spec, 0.4 ** 2) if start is None else start
@@ -611,7 +713,7 @@ def _fit_theta(objective: CoxmeObjective, spec: ModelSpec, variance, start, gtol
         theta, converged = opt.x, bool(opt.success)
     e = objective.evaluate(theta)
     converged = converged and e["converged"]
-    vcov_x = np.linalg.inv(e["hess"].dense_matrix())
+    vcov_x = e["hess"].inverse()
     return theta, opt, converged, e, vcov_x, variance
 
 
@@ -674,8 +776,8 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
     singular = _check_fit(spec, theta, opt, converged, variance is not None)
     u, beta = objective.split(e["x"])
     q = data.q
-    lam = data.relative_factor(theta)
-    vcov_b = lam @ vcov_x[:q, :q] @ lam.T
+    lam = (data.relative_factor_sparse(theta))
+    vcov_b = np.asarray((lam @ (lam @ vcov_x[:q, :q]).T).T)
     # coxme's df: p + q − tr(H̃⁻¹ P) in b-space, P = Σ⁻¹; = p + q − tr(vcov_u)
     diagonal = np.isfinite(spec.theta_lower())
     df_pen = (spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta[diagonal] > 0)

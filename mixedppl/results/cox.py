@@ -203,6 +203,13 @@ class CoxmeResult:
         return self.record.nobs
 
     @property
+    def n_deleted(self) -> int:
+        """Rows of the data dropped for missing values in a model column (coxme's
+        ``length(fit$na.action)``; its print says "(k observations deleted due to
+        missingness)")."""
+        return int(len(self.record.spec.keep) - int(np.sum(self.record.spec.keep)))
+
+    @property
     def converged(self) -> bool:
         return self.record.converged
 

@@ -104,6 +104,9 @@ class CoxmePrint:
         Printed after ``Iterations=``.
     strata : pandas.Series or None
         Rows per stratum (printed after the random effects).
+    n_deleted : int
+        Rows dropped for missing values (coxme prints "(k observations deleted due to
+        missingness)" after ``n``).
     """
 
     loglik: tuple
@@ -119,6 +122,7 @@ class CoxmePrint:
     column_names: tuple
     iterations: tuple = (0, 0)
     strata: object = None
+    n_deleted: int = 0
 
     @classmethod
     def from_result(cls, result) -> "CoxmePrint":
@@ -132,13 +136,15 @@ class CoxmePrint:
                    groups=tuple(r.variances), covariances=tuple(r.covariances),
                    column_names=tuple(tuple(t.column_names) for t in result.spec.terms),
                    iterations=(opt.n_iter, opt.n_evals) if opt is not None else (0, 0),
-                   strata=result.strata)
+                   strata=result.strata, n_deleted=result.n_deleted)
 
     def lines(self) -> list[str]:
         """The print-out, one string per line (see the module docstring)."""
         ll = np.asarray(self.loglik, float)
         out = ["Cox mixed-effects model fit by maximum likelihood",
-               f"  events, n = {self.n_events}, {self.nobs}",
+               f"  events, n = {self.n_events}, {self.nobs}" + (
+                   f" ({self.n_deleted} observations deleted due to missingness)"
+                   if self.n_deleted else ""),
                f"  Iterations= {self.iterations[0]} {self.iterations[1]} ",
                *_numeric_matrix(ll[None, :], ["Log-likelihood"],
                                 ["NULL", "Integrated", "Fitted"]).splitlines(), ""]

@@ -349,3 +349,48 @@ def test_strata_in_summary_and_predict():
     expected = fit.fe_params["age"] * new["age"] + fit.random_effects["id"].loc[
         new["id"].astype(str)].to_numpy()
     np.testing.assert_allclose(fit.predict(new).to_numpy(), expected.to_numpy(), rtol=1e-12)
+
+
+def kidney_with_holes(ref):
+    """kidney with the holes of ``coxme_kidney_na.json`` (1-based rows of survival's kidney)."""
+    d = mp.datasets.load("kidney").astype({"time": float, "status": float, "age": float,
+                                           "id": float})
+    for column, rows in ref["holes"].items():
+        d.loc[np.atleast_1d(rows) - 1, column] = np.nan
+    return d
+
+
+def test_missing_values_against_coxme():
+    """Missing values in a covariate, the cluster, the time and the status
+    (tests/reference/scripts/coxme_kidney_na.R): the rows coxme's na.omit drops, its counts and
+    its print's "(5 observations deleted due to missingness)", and the fit with the tolerances
+    of :func:`test_fit_matches_coxme` (the tight refit is the better one)."""
+    ref = reference("coxme_kidney_na")
+    d = kidney_with_holes(ref)
+    with pytest.warns(DataWarning, match="5 row"):
+        fit = mp.coxme(ref["formula"], d)
+    assert fit.n_deleted == ref["n_deleted"] == 5
+    dropped = np.flatnonzero(~fit.record.spec.keep) + 1
+    assert dropped.tolist() == ref["deleted_rows"]
+    assert fit.nobs == ref["n"] and fit.nevents == ref["n_events"]
+    assert "(5 observations deleted due to missingness)" in fit.summary()
+    assert "events, n = 55, 71 (5 observations deleted due to missingness)" in ref["print"][2]
+    tight = ref["tight_refit"]
+    lls = [ref["loglik"]["integrated"], tight["loglik"]["integrated"]]
+    assert max(lls) - 1e-4 <= fit.loglik <= max(lls) + 0.05
+    beta_t, beta_d = _vector(tight["fixef"]["estimate"]), _vector(ref["fixef"]["estimate"])
+    assert np.all(np.abs(fit.fe_params.to_numpy() - beta_t)
+                  <= 2 * np.abs(beta_t - beta_d) + 1e-4 * (1 + np.abs(beta_t)))
+    v_t, v_d = tight["random_variance"]["id"], ref["random_variance"]["id"]
+    assert abs(fit.variance_components["id"] - v_t) <= 2 * abs(v_t - v_d) + 1e-4 * (1 + v_t)
+    np.testing.assert_allclose(fit.fe_bse.to_numpy(), _vector(tight["fixef"]["se"]), rtol=2e-2)
+    assert fit.loglik_null == pytest.approx(ref["loglik"]["null"], abs=1e-8)
+    ranef = fit.random_effects["id"]
+    assert [str(int(float(v))) for v in ranef.index] == tight["ranef"]["id"]["levels"]
+    np.testing.assert_allclose(ranef.to_numpy(), tight["ranef"]["id"]["value"],
+                               atol=1e-3 * np.max(np.abs(tight["ranef"]["id"]["value"])))
+    # the same numbers as the fit on the complete rows alone, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        complete = mp.coxme(ref["formula"], d.dropna(subset=["time", "status", "age", "id"]))
+    assert complete.loglik == pytest.approx(fit.loglik, abs=1e-9)
