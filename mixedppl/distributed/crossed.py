@@ -59,6 +59,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dpotri
 
 from ..fit.lmm_objective import LMMObjective
 from ..graph.crossprod import CrossProducts
@@ -97,7 +98,7 @@ def chebyshev_degree(d_min: float, d_max: float, tol: float = 1e-17) -> int:
     Examples
     --------
     >>> chebyshev_degree(900.0, 1100.0)
-    14
+    15
     >>> chebyshev_degree(5.0, 5.0)
     1
     """
@@ -132,6 +133,14 @@ def _syrk(A: np.ndarray) -> np.ndarray:
         return np.zeros((A.shape[0], A.shape[0]))
     L = dsyrk(1.0, A, lower=1)
     return np.tril(L) + np.tril(L, -1).T
+
+
+def _cho_inverse(L: np.ndarray) -> np.ndarray:
+    """S⁻¹ from the lower Cholesky factor of S (LAPACK dpotri, both triangles)."""
+    inv, info = dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dpotri failed ({info})")
+    return np.tril(inv) + np.tril(inv, -1).T
 
 
 class CrossedScalarObjective(LMMObjective):
@@ -206,8 +215,9 @@ class CrossedScalarObjective(LMMObjective):
         if self.method == "chebyshev":
             nd = self._nodes
             B = 1.0 + t * t * nd
-            c, dc = _cheb_coefs(t * t / B), _cheb_coefs(2.0 * t / B ** 2)
-            return (np.tensordot(c, self._Pk, axes=1), np.tensordot(dc, self._Pk, axes=1))
+            coefs = np.stack([_cheb_coefs(t * t / B), _cheb_coefs(2.0 * t / B ** 2)])
+            both = np.tensordot(coefs, self._Pk, axes=1)                 # one read of the P_k
+            return both[0], both[1]
         C = self._C
         P = _syrk(C * np.sqrt(m))
         dP = np.sign(t) * _syrk(C * np.sqrt(np.abs(dm)))
@@ -274,7 +284,7 @@ class CrossedScalarObjective(LMMObjective):
         v = np.append(-beta, 1.0)
         Fbar = (nmp / pwrss) * np.outer(v, v)
         Fbar[:p, :p] += reml * XXinv
-        Sinv = sla.cho_solve(cho, np.eye(S.shape[0]), check_finite=False)
+        Sinv = _cho_inverse(cho[0])
         KF = Kmat @ Fbar
         Sbar = Sinv + KF @ Kmat.T
         BRbar = -2.0 * KF

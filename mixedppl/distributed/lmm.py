@@ -40,8 +40,9 @@ def dask_objective(spec: ModelSpec, reml: bool = True, split_every: int = 8,
     """
     t0 = time.perf_counter()
     spec, cp = drop_rank_deficient_blocks(spec, dask_crossproducts(spec, split_every))
+    t1 = time.perf_counter()
     obj = _objective(spec, reml, cp, schur)
-    obj.crossproduct_seconds = time.perf_counter() - t0
+    obj.crossproduct_seconds, obj.prepare_seconds = t1 - t0, time.perf_counter() - t1
     return obj
 
 
@@ -77,4 +78,5 @@ def fit_lmm_dask(spec: ModelSpec, reml: bool = True, control: LmerControl | None
     obj = dask_objective(spec, reml, split_every, schur)
     record = fit_lmm(obj.spec, reml=reml, control=control, start=start, objective=obj)
     record.timing["crossproducts"] = obj.crossproduct_seconds
+    record.timing["prepare"] = obj.prepare_seconds     # the objective's inputs (P_k, …)
     return record
