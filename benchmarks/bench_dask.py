@@ -12,7 +12,10 @@ partition per file) under ``--dir``. The model is ``y ~ x + (1 | a) + (1 | b)`` 
 Dask: a ``LocalCluster`` of ``--workers`` worker processes, one thread each, with
 ``memory_limit``; the fit is the whole ``mp.lmer(formula, dd.read_parquet(dir))`` call, split
 into the level / check pass, the cross-product pass (``fit.timing["crossproducts"]``) and the θ
-optimisation on the client. Peak memory: ``ru_maxrss`` of the client process and of each worker
+optimisation on the client (``prepare``: the objective's inputs, e.g. the Chebyshev matrices of
+:mod:`mixedppl.distributed.crossed`; ``θ fit``: the optimiser; ``estimates``: β̂, modes). CPU:
+user + system seconds of the client process and of each worker process during the fit (the
+machine may be shared: CPU seconds do not grow with other jobs' load, wall seconds do). Peak memory: ``ru_maxrss`` of the client process and of each worker
 process (read on the workers after the fit). pandas: ``pd.read_parquet`` + ``mp.lmer`` in a fresh
 subprocess (its own peak RSS), where the rows fit in memory.
 
@@ -65,6 +68,12 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def dask_fit(path: Path, workers: int, memory_limit: str) -> dict:
     import dask.dataframe as dd
     from dask.distributed import Client, LocalCluster
@@ -75,13 +84,22 @@ def dask_fit(path: Path, workers: int, memory_limit: str) -> dict:
                       memory_limit=memory_limit, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         ddf = dd.read_parquet(str(path))
+        worker_cpu0, cpu0 = client.run(_cpu_s), _cpu_s()
         t0 = time.perf_counter()
         fit = mp.lmer(FORMULA, ddf)
         wall = time.perf_counter() - t0
+        cpu = _cpu_s() - cpu0
+        worker_cpu = {k: v - worker_cpu0[k] for k, v in client.run(_cpu_s).items()}
         worker_rss = client.run(_max_rss_mb)
+        prepare = fit.timing.get("prepare", 0.0)
         return {"wall_s": wall, "crossproducts_s": fit.timing["crossproducts"],
+                "prepare_s": prepare,
                 "optimize_s": fit.timing["optimize"], "compile_s": fit.timing["compile"],
-                "levels_pass_s": wall - fit.timing["crossproducts"] - fit.timing["total"],
+                "estimates_s": fit.timing["estimates"],
+                "client_cpu_s": cpu, "worker_cpu_s": sorted(worker_cpu.values()),
+                "schur": getattr(fit.objective, "method", "graph"),
+                "levels_pass_s": (wall - fit.timing["crossproducts"] - prepare
+                                  - fit.timing["total"]),
                 "npartitions": ddf.npartitions, "nobs": fit.nobs,
                 "client_peak_mb": _max_rss_mb(),
                 "worker_peak_mb": sorted(worker_rss.values()),
@@ -136,22 +154,22 @@ def main(argv=None) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "dask_latest.json").write_text(json.dumps({"meta": meta, "runs": runs},
                                                          indent=2))
-    lines = ["| rows | partitions | dask wall s | levels pass s | cross-products s | θ fit s | "
-             "client peak MB | worker peak MB | pandas wall s | pandas peak MB | max |Δβ| |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| rows | partitions | θ objective | wall s | levels pass s | cross-products s | "
+             "prepare s | θ fit s | estimates s | client CPU s | worker CPU s | client peak MB | "
+             "worker peak MB | pandas wall s | pandas peak MB | max |Δβ| |",
+             "|" + "---|" * 16]
     for r in runs:
         d, p = r["dask"], r.get("pandas")
         dbeta = (f"{np.max(np.abs(np.subtract(d['beta'], p['beta']))):.1e}" if p else "–")
+        pandas = f"{p['wall_s']:.1f} | {p['peak_mb']:.0f} | {dbeta}" if p else "– | – | –"
         lines.append(
-            f"| {r['rows']:.0e} | {d['npartitions']} | {d['wall_s']:.1f} | "
-            f"{d['levels_pass_s']:.1f} | {d['crossproducts_s']:.1f} | "
-            f"{d['optimize_s'] + d['compile_s']:.1f} | {d['client_peak_mb']:.0f} | "
-            f"{' / '.join(f'{m:.0f}' for m in d['worker_peak_mb'])} | "
-            f"{p['wall_s']:.1f} | {p['peak_mb']:.0f} | {dbeta} |" if p else
-            f"| {r['rows']:.0e} | {d['npartitions']} | {d['wall_s']:.1f} | "
-            f"{d['levels_pass_s']:.1f} | {d['crossproducts_s']:.1f} | "
-            f"{d['optimize_s'] + d['compile_s']:.1f} | {d['client_peak_mb']:.0f} | "
-            f"{' / '.join(f'{m:.0f}' for m in d['worker_peak_mb'])} | – | – | – |")
+            f"| {r['rows']:.0e} | {d['npartitions']} | {d.get('schur', 'graph')} | "
+            f"{d['wall_s']:.1f} | {d['levels_pass_s']:.1f} | {d['crossproducts_s']:.1f} | "
+            f"{d.get('prepare_s', 0.0):.1f} | {d['optimize_s'] + d['compile_s']:.1f} | "
+            f"{d.get('estimates_s', 0.0):.1f} | {d.get('client_cpu_s', float('nan')):.1f} | "
+            f"{' / '.join(f'{c:.1f}' for c in d.get('worker_cpu_s', []))} | "
+            f"{d['client_peak_mb']:.0f} | "
+            f"{' / '.join(f'{m:.0f}' for m in d['worker_peak_mb'])} | {pandas} |")
     table = "\n".join(lines)
     (RESULTS / "dask_latest.md").write_text(
         f"# bench_dask.py\n\n{json.dumps(meta)}\n\n{table}\n")

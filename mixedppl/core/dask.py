@@ -87,10 +87,13 @@ def tree_reduce(ddf, map_fn: Callable, combine: Callable, split_every: int = 8,
 
 
 def reduce_delayed(parts: list, map_fn: Callable, combine: Callable, split_every: int = 8,
-                   compute: bool = True, with_index: bool = False, progress: str | None = None):
+                   compute: bool = True, with_index: bool = False, shared=None,
+                   progress: str | None = None):
     """:func:`tree_reduce` over a list of Delayed values (e.g. rows persisted on the workers):
-    ``combine`` over ``map_fn(part)`` (or ``map_fn(part, i)`` with ``with_index``); with
-    ``progress`` (a description) a bar over the partitions.
+    ``combine`` over ``map_fn(part)`` (or ``map_fn(part, i)`` with ``with_index``; with
+    ``shared``, ``map_fn(part, shared)``: one value every task reads, e.g. a large matrix, which
+    travels to each worker once instead of once per task); with ``progress`` (a description)
+    a bar over the partitions.
 
     Examples
     --------
@@ -107,8 +110,9 @@ def reduce_delayed(parts: list, map_fn: Callable, combine: Callable, split_every
     # explicit keys: dask would otherwise tokenize map_fn (and the spec it carries) per task
     name = f"mixedppl-{getattr(map_fn, '__name__', 'map')}-{uuid.uuid4().hex}"
     mapped, combined = dask.delayed(map_fn, pure=False), dask.delayed(combine, pure=False)
+    extra = () if shared is None else (dask.delayed(shared, name=f"{name}-shared"),)
     level = [mapped(part, i, dask_key_name=(name, i)) if with_index else
-             mapped(part, dask_key_name=(name, i)) for i, part in enumerate(parts)]
+             mapped(part, *extra, dask_key_name=(name, i)) for i, part in enumerate(parts)]
     if progress is not None and compute:
         return _reduce_with_bar(level, combine, split_every, name, progress)
     depth = 0

@@ -15,9 +15,12 @@ expected weights agree). On the client, Newton's method with step halving minimi
 
 and the Laplace deviance is :math:`D(\theta, \beta) = g(\hat u) + \log|A(\hat u)|` — the in-memory
 fit's (:class:`~mixedppl.fit.laplace.LaplaceObjective`). The outer problem over (θ, β) is the
-same L-BFGS-B with lme4's boundary rule (:func:`~mixedppl.fit.optimize.minimize_bounded`), on a
-gradient by central differences of D (step 10⁻⁴·max(|x|, 0.1)); the Hessian for the SEs,
-``vcov(β) = [2 H⁻¹]_ββ``, by central second differences of D (step 10⁻³·max(|x|, 0.1)).
+same L-BFGS-B with lme4's boundary rule (:func:`~mixedppl.fit.optimize.minimize_bounded`), on
+the exact gradient of D (:meth:`DaskLaplace.gradient`: the implicit-function derivative through
+û, one more map-reduce after the mode); the Hessian for the SEs, ``vcov(β) = [2 H⁻¹]_ββ``, by
+central differences of that gradient (step 10⁻⁴·max(|x|, 1)), as the in-memory fit's. For
+structured terms (Λ not linear in θ) the gradient is central differences of D (step
+10⁻⁴·max(|x|, 0.1)) and the Hessian second differences of D (step 10⁻³·max(|x|, 0.1)).
 
 A is formed densely on the client (q × q): this path is for q up to a few thousand random
 effects; the LMM path (:mod:`.lmm`) has no such limit.
@@ -34,6 +37,7 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import linalg, special
 
 from ..core.dask import reduce_delayed, require_dask
@@ -41,7 +45,7 @@ from ..core.exceptions import ModelSpecError
 from ..core.progress import progress_bar
 from ..fit.laplace import conditional_effects, fit_checks
 from ..fit.lmm_fit import check_boundary
-from ..fit.optimize import minimize_bounded
+from ..fit.optimize import difference_hessian, minimize_bounded
 from ..fit.records import LaplaceFit
 from ..graph.crossprod import crossproducts
 from ..spec.dask_spec import for_workers, partition_spec
@@ -68,13 +72,56 @@ def _row_terms(kind: str, y: np.ndarray, n: np.ndarray, eta: np.ndarray):
     return float(ll.sum()), n * (y - mu), n * mu
 
 
+def _w_prime(kind: str, n: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """∂W/∂η = −∂³log p/∂η³ of the rows: n μ(1 − μ)(1 − 2μ) (binomial logit), n μ (Poisson
+    log)."""
+    if kind == "binomial":
+        mu = special.expit(eta)
+        return n * mu * (1.0 - mu) * (1.0 - 2.0 * mu)
+    return n * np.exp(eta)
+
+
+def _eta(rows: ModelSpec, beta: np.ndarray, b: list) -> np.ndarray:
+    eta = rows.X @ beta + rows.offset
+    for t, bk in zip(rows.terms, b):
+        eta = eta + np.einsum("ij,ij->i", t.z, bk[t.codes])
+    return eta
+
+
+def _z_columns(rows: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Z's non-zeros by row: column indices and values, (n, Σℓ_k) each (u's layout: term-major,
+    level-major)."""
+    cols, vals, start = [], [], 0
+    for t in rows.terms:
+        cols.append(start + t.codes[:, None] * t.n_cols + np.arange(t.n_cols)[None, :])
+        vals.append(t.z)
+        start += t.q
+    return np.hstack(cols), np.hstack(vals)
+
+
+def _gradient_stats(rows: ModelSpec | None, At: np.ndarray, beta: np.ndarray, b: list,
+                    kind: str):
+    """One partition's (Xᵀr, Zᵀr), r_i = W'_i h_i with h_i = z_iᵀ Λ A⁻¹ Λᵀ z_i (``At``): the
+    derivative of log|A| through η (see :meth:`DaskLaplace.gradient`)."""
+    if rows is None:
+        return None
+    eta = _eta(rows, beta, b)
+    _, n = rows.counts()
+    J, V = _z_columns(rows)
+    h = np.zeros(rows.n)
+    for a in range(J.shape[1]):
+        for c in range(J.shape[1]):
+            h += V[:, a] * V[:, c] * At[J[:, a], J[:, c]]
+    r = _w_prime(kind, n, eta) * h
+    Ztr = np.bincount(J.ravel(), weights=(V * r[:, None]).ravel(), minlength=At.shape[0])
+    return rows.X.T @ r, Ztr
+
+
 def _step_stats(rows: ModelSpec | None, beta: np.ndarray, b: list, kind: str):
     """One partition's (Σ log p, blocks of Z'WZ and Z's) at η = Xβ + Zb + o."""
     if rows is None:
         return None
-    eta = rows.X @ beta + rows.offset
-    for t, bk in zip(rows.terms, b):
-        eta = eta + np.einsum("ij,ij->i", t.z, bk[t.codes])
+    eta = _eta(rows, beta, b)
     y, n = rows.counts()
     ll, s, w = _row_terms(kind, y, n, eta)
     working = np.where(w > 0, s / np.where(w > 0, w, 1.0), 0.0)
@@ -112,8 +159,9 @@ def _dense_lambda(spec: ModelSpec, theta: np.ndarray) -> np.ndarray:
 class DaskLaplace:
     """lme4's Laplace deviance D(θ, β) of a template spec of a Dask DataFrame.
 
-    ``obj(x) -> (D, ∇D)`` with x = (θ, β), the gradient by central differences; one map-reduce
-    per inner Newton step over the partitions' persisted rows.
+    ``obj(x) -> (D, ∇D)`` with x = (θ, β), the gradient exact (:meth:`gradient`); one
+    map-reduce per inner Newton step over the partitions' persisted rows, and one for the
+    gradient.
 
     Examples
     --------
@@ -126,7 +174,7 @@ class DaskLaplace:
     184.053
     """
 
-    def __init__(self, spec: ModelSpec, split_every: int = 8):
+    def __init__(self, spec: ModelSpec, split_every: int = 8, exact_gradient: bool = True):
         dask = require_dask()
         key = (spec.family.name, spec.link.name)
         if key not in SUPPORTED:
@@ -143,17 +191,22 @@ class DaskLaplace:
         self.u = np.zeros(self.q)
         self.n_reduce = 0
         self.bar = None   # a progress bar counting the passes (set by fit_glmm_dask)
+        self.exact_gradient = bool(exact_gradient)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.asarray(x, float)
         return x[:self.n_theta], x[self.n_theta:self.n_theta + self.p], np.zeros(0)
 
-    def stats(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray):
-        """(Σ log p, summed blocks) at (θ, β, u): one map-reduce."""
+    def _b(self, theta: np.ndarray, u: np.ndarray) -> list:
         b, start = [], 0
         for t, T in zip(self.spec.terms, relative_factors(self.spec.terms, theta)):
             b.append(u[start:start + t.q].reshape(t.n_levels, t.n_cols) @ T.T)
             start += t.q
+        return b
+
+    def stats(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray):
+        """(Σ log p, summed blocks) at (θ, β, u): one map-reduce."""
+        b = self._b(theta, u)
         self.n_reduce += 1
         if self.bar is not None:
             self.bar.update(1)
@@ -162,6 +215,7 @@ class DaskLaplace:
                               _sum, self.split_every)
 
     def _system(self, theta, u, st):
+        self._last_stats = st
         ll, cp = st
         Lam = _dense_lambda(self.spec, theta)
         A = Lam.T @ _dense_ZWZ(cp, self.q1) @ Lam + np.eye(self.q)
@@ -219,8 +273,91 @@ class DaskLaplace:
     def _steps(self, x: np.ndarray, rel: float) -> np.ndarray:
         return rel * np.maximum(np.abs(x), 0.1)
 
+    def _lambda_derivatives(self, theta: np.ndarray) -> list[sp.csr_matrix]:
+        """∂Λ/∂θ_k (sparse q × q): Λ is linear in θ for unstructured terms, so the difference
+        Λ(θ + e_k) − Λ(θ) is the derivative."""
+        base = relative_factors(self.spec.terms, theta)
+        out = []
+        for k in range(len(theta)):
+            e = np.zeros(len(theta))
+            e[k] = 1.0
+            dT = [T1 - T0 for T1, T0 in zip(relative_factors(self.spec.terms, theta + e), base)]
+            out.append(sp.block_diag([sp.kron(sp.identity(t.n_levels), sp.csr_matrix(D))
+                                      for t, D in zip(self.spec.terms, dT)], format="csr"))
+        return out
+
+    def gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        r"""(D, ∇D) at x = (θ, β), the gradient exact: one more map-reduce after the mode.
+
+        At the mode :math:`\hat u = \Lambda^	op Z^	op s` (:math:`\partial g/\partial u = 0`),
+        so :math:`dD/dx = \partial_x g + \partial_x \log|A| + c^	op du/dx` with
+        :math:`c = \partial_u \log|A| = \Lambda^	op Z^	op r`, :math:`r_i = W'_i h_i`,
+        :math:`h_i = z_i^	op \Lambda A^{-1} \Lambda^	op z_i` (:math:`\delta\log|A| =
+        \mathrm{tr}(A^{-1}\delta A)` and :math:`\delta W = W'\delta\eta`), and
+        :math:`du/dx = -A^{-1}\,\partial_x(\partial_u g)/2` (implicit function). With
+        :math:`M = Z^	op W Z` and :math:`\Lambda_k = \partial\Lambda/\partial	heta_k`:
+
+        .. math::
+
+            \partial D/\partialeta = -2X^	op s + X^	op r - X^	op W Z \Lambda A^{-1} c,
+
+            \partial D/\partial	heta_k = (Z^	op r - 2 Z^	op s)^	op \Lambda_k \hat u
+              + 2\,\mathrm{tr}(A^{-1}\Lambda^	op M \Lambda_k)
+              + (A^{-1}c)^	op(\Lambda_k^	op Z^	op s - \Lambda^	op M \Lambda_k \hat u).
+
+        The per-row part (:math:`X^	op r, Z^	op r`) is summed over the partitions with
+        :math:`\Lambda A^{-1}\Lambda^	op` sent once to each worker; everything else comes from
+        the blocks of the mode's last step.
+        """
+        x = np.asarray(x, float)
+        theta, beta, _ = self.split(x)
+        try:
+            u, g, A = self.mode(theta, beta)
+            cho = linalg.cho_factor(A, lower=True)
+        except (linalg.LinAlgError, ValueError):
+            self.u = np.zeros(self.q)
+            return np.inf, np.zeros(len(x))
+        f = float(g + 2.0 * np.log(np.diag(cho[0])).sum())
+        ll, cp = self._last_stats
+        p, q = self.p, self.q
+        Lam = _dense_lambda(self.spec, theta)
+        M = _dense_ZWZ(cp, self.q1)
+        Ainv = linalg.cho_solve(cho, np.eye(q))
+        At = Lam @ Ainv @ Lam.T
+        self.n_reduce += 1
+        Xtr, Ztr = reduce_delayed(self.parts, partial(_gradient_stats, beta=beta,
+                                                      b=self._b(theta, u), kind=self.kind),
+                                  _sum, self.split_every, shared=At)
+        Zs = np.concatenate([cp.A1F[:, :, -1].ravel()] +
+                            ([cp.ARF[:, -1]] if cp.ARF is not None else []))
+        ZWX = np.concatenate([cp.A1F[:, :, :p].reshape(-1, p)] +
+                             ([cp.ARF[:, :p]] if cp.ARF is not None else []))
+        Xs = cp.AFF[:p, p]
+        c = Lam.T @ Ztr
+        Ac = Ainv @ c
+        g_beta = -2.0 * Xs + Xtr - ZWX.T @ (Lam @ Ac)
+        N = Lam.T @ M                                   # Λᵀ M
+        g_theta = np.empty(self.n_theta)
+        for k, Lk in enumerate(self._lambda_derivatives(theta)):
+            NLk = (Lk.T @ N.T).T                        # Λᵀ M Λ_k
+            Lku = Lk @ u
+            g_theta[k] = ((Ztr - 2.0 * Zs) @ Lku + 2.0 * np.sum(Ainv * NLk.T)
+                          + Ac @ (Lk.T @ Zs - NLk @ u))
+        return f, np.concatenate([g_theta, g_beta])
+
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """(D, ∇D) at x, the gradient by central differences."""
+        """(D, ∇D) at x: the exact gradient (:meth:`gradient`), or central differences of D
+        for structured terms (θ not linear in Λ) or with ``exact_gradient=False``."""
+        if self.exact_gradient and not self.spec.structured:
+            u0 = self.u.copy()
+            f, g = self.gradient(x)
+            if not np.isfinite(f):
+                self.u = u0 if np.all(np.isfinite(u0)) else np.zeros(self.q)
+            return f, g
+        return self.difference_gradient(x)
+
+    def difference_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(D, ∇D) at x, the gradient by central differences (step 10⁻⁴·max(|x|, 0.1))."""
         x = np.asarray(x, float)
         u0 = self.u.copy()
         f = self.deviance(x)
@@ -311,7 +448,11 @@ def _fit(obj: DaskLaplace, spec: ModelSpec, control: dict, t0: float) -> Laplace
     D = obj.deviance(x)
     theta, beta, phi = obj.split(x)
     u, _, A = obj.mode(theta, beta)
-    H = obj.hessian(x)
+    if obj.exact_gradient and not spec.structured:
+        # the in-memory fit's Hessian: central differences of the exact gradient
+        H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
+    else:
+        H = obj.hessian(x)
     try:
         vcov = 2 * linalg.inv(H)[-spec.p:, -spec.p:]
     except linalg.LinAlgError:
