@@ -82,12 +82,12 @@ def tree_reduce(ddf, map_fn: Callable, combine: Callable, split_every: int = 8,
     >>> tree_reduce(ddf, lambda part, i: int(part["a"].sum()), sum, split_every=2)
     45
     """
-    return reduce_delayed(ddf.to_delayed(), map_fn, combine, split_every, compute, True,
-                          progress)
+    return reduce_delayed(ddf.to_delayed(), map_fn, combine, split_every, compute,
+                          with_index=True, progress=progress)
 
 
 def reduce_delayed(parts: list, map_fn: Callable, combine: Callable, split_every: int = 8,
-                   compute: bool = True, with_index: bool = False, shared=None,
+                   compute: bool = True, with_index: bool = False, *, shared=None,
                    progress: str | None = None):
     """:func:`tree_reduce` over a list of Delayed values (e.g. rows persisted on the workers):
     ``combine`` over ``map_fn(part)`` (or ``map_fn(part, i)`` with ``with_index``; with

@@ -204,12 +204,16 @@ class DaskLaplace:
             start += t.q
         return b
 
-    def stats(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray):
-        """(Σ log p, summed blocks) at (θ, β, u): one map-reduce."""
-        b = self._b(theta, u)
+    def _count_pass(self) -> None:
+        """One more map-reduce over the partitions (and a step of the progress bar)."""
         self.n_reduce += 1
         if self.bar is not None:
             self.bar.update(1)
+
+    def stats(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray):
+        """(Σ log p, summed blocks) at (θ, β, u): one map-reduce."""
+        b = self._b(theta, u)
+        self._count_pass()
         return reduce_delayed(self.parts, partial(_step_stats, beta=np.asarray(beta, float),
                                                   b=b, kind=self.kind),
                               _sum, self.split_every)
@@ -324,7 +328,7 @@ class DaskLaplace:
         M = _dense_ZWZ(cp, self.q1)
         Ainv = linalg.cho_solve(cho, np.eye(q))
         At = Lam @ Ainv @ Lam.T
-        self.n_reduce += 1
+        self._count_pass()
         Xtr, Ztr = reduce_delayed(self.parts, partial(_gradient_stats, beta=beta,
                                                       b=self._b(theta, u), kind=self.kind),
                                   _sum, self.split_every, shared=At)

@@ -254,7 +254,9 @@ def test_t_with_gaussian_data_tends_to_the_gaussian_fit():
     gauss = mp.glmer("y ~ x + (1 | g)", model.spec.data, family="gaussian")
     assert fit.family_params.iloc[0] > 1e5
     assert fit.loglik == pytest.approx(gauss.loglik, abs=1e-4)
-    assert fit.loglik >= gauss.loglik - 1e-8
+    # the t log-likelihood reaches the Gaussian one only as ν → ∞, at rate O(1/ν): the optimiser
+    # stops at a finite ν̂ (≈ 1e6 here), so the t fit lies up to ~1e-7 below the limit
+    assert fit.loglik >= gauss.loglik - 1e-6
     np.testing.assert_allclose(fit.fe_params, gauss.fe_params, atol=1e-3)
     assert fit.dispersion == pytest.approx(gauss.dispersion, rel=1e-3)
 
