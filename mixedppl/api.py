@@ -31,6 +31,7 @@ from .families import Family
 from .fit.checks import check_glmm_data, warn_diverging_coefficients
 from .fit.laplace import LaplaceObjective, fit_laplace
 from .fit.laplace_nagq0 import fit_nagq0
+from .fit.laplace_zire import fit_laplace_zire
 from .fit.lmm_fit import fit_lmm
 from .fit.lmm_objective import LMMObjective
 from .distributed.glmm import DaskLaplace, fit_glmm_dask
@@ -232,8 +233,11 @@ def _fit_glmer(spec: ModelSpec, reml, nAGQ: int, control, start) -> GLMMResult:
         return DaskGLMMResult(fit_glmm_dask(spec, options))
     y, n_trials = spec.counts()
     separated = check_glmm_data(spec, spec.family, y, n_trials)
-    record = (fit_nagq0(spec, options) if nAGQ == 0 else
-              fit_laplace(spec, options, int(nAGQ)))
+    if spec.zi_terms:   # random terms in the ziformula: their own joint graph
+        record = fit_laplace_zire(spec, options, int(nAGQ))
+    else:
+        record = (fit_nagq0(spec, options) if nAGQ == 0 else
+                  fit_laplace(spec, options, int(nAGQ)))
     if spec.family.check_separation:
         var = np.diag(record.vcov_beta)
         se = np.sqrt(np.where(var > 0, var, np.nan))

@@ -136,9 +136,11 @@ def glmer(formula: str, data: pd.DataFrame, family: str | Family | FamilyChoice 
         Starting θ, as lme4's ``start``: a vector or ``{"theta": ...}`` (β and φ start at the
         GLM without random effects).
     ziformula : str, optional
-        glmmTMB's zero-inflation formula, one-sided with fixed effects only (``"~ mined"``,
-        ``"~ 1"``): structural zeros with probability π = logit⁻¹(X_zi γ) for poisson,
-        nbinom2, nbinom1, binomial, betabinomial; with ``truncated_poisson`` /
+        glmmTMB's zero-inflation formula, one-sided (``"~ mined"``, ``"~ 1"``), with random
+        terms as glmmTMB's (``"~ mined + (1 | site)"``: fitted with the conditional random
+        effects jointly, :mod:`mixedppl.fit.laplace_zire`; ``fit.zi_varcorr``,
+        ``fit.zi_random_effects``; the formula may then have no random term of its own):
+        structural zeros with probability π = logit⁻¹(X_zi γ [+ Z_zi b_zi]) for poisson, nbinom2, nbinom1, binomial, betabinomial; with ``truncated_poisson`` /
         ``truncated_nbinom2`` it is glmmTMB's hurdle (all zeros from the zero part).
         ``fit.zi_params`` / ``fit.zi_bse`` (logit scale), ``predict(type="zprob")``.
     dispformula : str, optional

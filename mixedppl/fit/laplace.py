@@ -276,9 +276,6 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
     LaplaceFit
         With ``alpha`` and ``vcov_alpha_beta`` for a cumulative family (``fit_kind == "clmm"``).
     """
-    if getattr(spec, "zi_terms", ()):     # random terms in the ziformula: their own graph
-        from .laplace_zire import fit_laplace_zire
-        return fit_laplace_zire(spec, control, nAGQ)
     control = dict(control or {})
     family, link = spec.family, spec.link
     y, ntr = spec.counts()

@@ -104,7 +104,7 @@ def zi_random_part(fit, newdata: pd.DataFrame | None = None) -> np.ndarray | Non
     >>> fit = mp.glmer("count ~ mined + (1 | site)", sal, family="poisson",
     ...                ziformula="~ mined + (1 | site)")
     >>> zi_random_part(fit, sal.head(2)).round(4).tolist()     # ranef(fit)$zi: VF-1, VF-2
-    [0.5061, 0.1848]
+    [-0.2031, -1.291]
     """
     spec, rec = fit.spec, fit.record
     if not getattr(spec, "zi_terms", ()):
