@@ -18,7 +18,8 @@ and slope are independent, so its model has one parameter fewer (no correlation)
 ``ESS/s`` is the issue's figure of merit: the minimum ``ess_bulk`` over the fixed effects, SDs,
 correlations and σ, divided by the whole call's seconds; ``CPU s`` the whole call's CPU seconds
 (this process's threads and its children: PyMC's chain processes, the C compiler) and
-``ESS/CPU s`` the same figure per CPU second, the fairer comparison on a loaded machine. ``sampling`` is the sampler's own wall
+``ESS/CPU s`` the same figure per CPU second, the fairer comparison on a loaded machine.
+``sampling`` is the sampler's own wall
 time where it reports one (PyMC's ``sampling_time``), ``steps/draw`` the mean number of
 leapfrog steps per post-warmup draw, ``grad µs`` one evaluation of the compiled logp + gradient
 (best of 5 × 100, outside the timed call).
@@ -69,7 +70,8 @@ def _grad_us(model) -> float:
 
 def _cpu() -> float:
     """CPU seconds of this process and its waited-for children (PyMC's chain processes)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 

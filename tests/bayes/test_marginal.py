@@ -170,7 +170,8 @@ def test_crossed_and_nested_terms_take_the_blocked_graph():
 
 def _long_data(seed):
     rng = np.random.default_rng(seed)
-    d = pd.DataFrame({"g": np.repeat([f"s{i}" for i in range(6)], 4), "t": np.tile([1, 2, 3, 4], 6)})
+    d = pd.DataFrame({"g": np.repeat([f"s{i}" for i in range(6)], 4),
+                      "t": np.tile([1, 2, 3, 4], 6)})
     d["times"] = pd.Categorical(d["t"].astype(str))
     d["x"] = rng.normal(size=len(d))
     d["y"] = rng.normal(size=len(d)) + d["t"] * 0.2
