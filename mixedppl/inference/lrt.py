@@ -170,9 +170,7 @@ def _coxme_lrt(record: CoxmeFit, drop: str) -> LRTResult:
                              f"{[f'(1 | {t.group})' for t in record.spec.terms]}")
     term = record.spec.terms[found[0]]
     if term.n_cols > 1:
-        raise ModelSpecError(f"drop={drop!r}: ({' + '.join(term.column_names)} | {group}) has "
-                             "several columns; the likelihood-ratio test here drops a scalar "
-                             "frailty term (its boundary law is ½χ²₀ + ½χ²₁)")
+        return _coxme_slope_lrt(record, drop, found[0])
     k = sum(t.n_theta for t in record.spec.terms[:found[0]])    # its θ index
     if len(record.theta) == 1:
         ll0, reduced = record.loglik_coxph, {"beta": record.beta_coxph,
@@ -189,6 +187,49 @@ def _coxme_lrt(record: CoxmeFit, drop: str) -> LRTResult:
                      reduced=reduced)
 
 
+def _coxme_slope_lrt(record: CoxmeFit, drop: str, k: int) -> LRTResult:
+    r"""Drop slope columns from a Cox frailty term with several columns: ``drop="(0 + x | g)"``
+    on ``(1 + x | g)`` tests it against ``(1 | g)``.
+
+    The reduced model is the full objective with the θ entries of the dropped column (its row
+    and column of T: its variance and covariances) held at 0, where its frailties leave η and
+    add nothing to ℓ_I (a unit penalty block, log-determinant 0): the fit with the smaller
+    term, the rest of T its lower-triangular factor. Removing one of m
+    correlated columns puts the null on the boundary; the χ̄² law of Stram & Lee (1994) is the
+    mixture :math:`\tfrac12\chi^2_{m-1} + \tfrac12\chi^2_m` (m − 1 = the columns kept, df = m
+    the θ entries removed): ``pvalue_boundary`` :math:`= \tfrac12 P(\chi^2_{m-1} > LR) +
+    \tfrac12 P(\chi^2_m > LR)` (the plain ``pvalue``, P(χ²_m > LR), is coxme's ``anova``).
+    """
+    term = record.spec.terms[k]
+    label = f"({' + '.join(term.column_names)} | {term.group})"
+    lhs = drop.strip().strip("()").split("|")[0]
+    cols = [c.strip() for c in lhs.split("+") if c.strip() not in ("0", "-1", "")]
+    unknown = [c for c in cols if c not in term.column_names or c == "(Intercept)"]
+    if not cols or unknown:
+        raise ModelSpecError(
+            f"drop={drop!r}: {label} has several columns; name slope columns to drop as "
+            f"'(0 + {' + '.join(term.column_names[1:]) or 'x'} | {term.group})' (the test of "
+            f"{label} against the term without them); the whole term cannot be dropped here "
+            "(its boundary law depends on the information matrix)")
+    if len(cols) != 1:
+        raise ModelSpecError(f"drop={drop!r}: drop one slope column at a time "
+                             "(the χ̄² boundary law here is for one column)")
+    j = term.column_names.index(cols[0])
+    k0 = sum(t.n_theta for t in record.spec.terms[:k])
+    fixed = {k0 + i: 0.0 for i, (row, col) in enumerate(term.theta_pairs()) if j in (row, col)}
+    start = np.array(record.theta, float)
+    start[list(fixed)] = 0.0
+    opt = minimize_bounded(record.objective, start, record.spec.theta_lower(), fixed=fixed,
+                           mirror=record.spec.theta_mirror())
+    ll0 = -float(opt.fun)
+    df = len(fixed)
+    stat = float(max(2 * (record.loglik_integrated - ll0), 0.0))
+    p = float(special.chdtrc(df, stat))
+    return LRTResult(statistic=stat, df=df, pvalue=p,
+                     pvalue_boundary=0.5 * float(special.chdtrc(df - 1, stat)) + 0.5 * p,
+                     loglik_full=record.loglik_integrated, loglik_reduced=ll0, reduced=opt)
+
+
 def lrt(fit, drop: str) -> LRTResult:
     """Likelihood-ratio test of removing one term (random ``"(1 | g)"`` or fixed ``"x"``).
 
@@ -200,7 +241,9 @@ def lrt(fit, drop: str) -> LRTResult:
     ----------
     fit : LMMResult, GLMMResult, CLMMResult or CoxmeResult, or the fit's record (LMMFit,
         LaplaceFit, CoxmeFit); for a Cox frailty fit the reduced model holds that variance at
-        0 (coxph when it is the only term)
+        0 (coxph when it is the only term); ``drop="(0 + x | g)"`` on a ``(1 + x | g)`` frailty
+        term tests it against ``(1 | g)`` (:func:`_coxme_slope_lrt`: df 2, χ̄² boundary p from
+        ½χ²₁ + ½χ²₂)
     drop : str
         The term to remove: a random term as written in the formula, or a fixed term label.
 

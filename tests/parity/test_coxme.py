@@ -394,3 +394,30 @@ def test_missing_values_against_coxme():
         warnings.simplefilter("error")
         complete = mp.coxme(ref["formula"], d.dropna(subset=["time", "status", "age", "id"]))
     assert complete.loglik == pytest.approx(fit.loglik, abs=1e-9)
+
+
+def test_lrt_of_a_random_slope_against_coxme_anova():
+    """(1 + x | g) against (1 | g) on the slopes data (tests/reference/scripts/
+    coxme_slopes_anova.R): ``mp.lrt(fit, drop="(0 + x | g)")`` equals the direct likelihood
+    ratio of the two fits and coxme's ``anova(fit1, fit2)`` (its tight refits: the statistic
+    within 2e-4, df 2, its p-value); the χ̄² boundary p is ½P(χ²₁ > LR) + ½P(χ²₂ > LR);
+    ``mp.anova`` gives coxme's table too."""
+    from scipy import stats
+    ref = reference("coxme_slopes_anova")
+    d = pd.read_csv(REF_DIR / ref["data_csv"])
+    small, big = (mp.coxme(f, d) for f in ref["formulas"])
+    t = mp.lrt(big, drop="(0 + x | g)")
+    assert t.df == ref["tight_refit"]["df"] == 2
+    assert t.loglik_reduced == pytest.approx(small.loglik, abs=1e-7)
+    assert t.statistic == pytest.approx(2 * (big.loglik - small.loglik), abs=2e-7)
+    assert t.statistic == pytest.approx(ref["tight_refit"]["chisq"], abs=2e-4)
+    assert t.pvalue == pytest.approx(ref["tight_refit"]["p"], rel=1e-4)
+    assert t.pvalue_boundary == pytest.approx(
+        0.5 * stats.chi2.sf(t.statistic, 1) + 0.5 * stats.chi2.sf(t.statistic, 2), rel=1e-12)
+    assert t.pvalue_boundary < t.pvalue
+    table = mp.anova(small, big)
+    assert table["Df"].iloc[1] == 2
+    assert table["Chisq"].iloc[1] == pytest.approx(ref["tight_refit"]["chisq"], abs=2e-4)
+    assert table["Pr(>Chisq)"].iloc[1] == pytest.approx(ref["tight_refit"]["p"], rel=1e-4)
+    with pytest.raises(ModelSpecError, match=r"\(0 \+ x \| g\)"):
+        mp.lrt(big, drop="(1 + x | g)")
