@@ -2,7 +2,7 @@
 
 The spec layer reads a Dask DataFrame into a template spec (:mod:`mixedppl.spec.dask_spec`);
 this package makes the passes over the rows: the LMM's cross-product blocks
-(:mod:`.crossprod`, then the unchanged θ optimisation, :mod:`.lmm`), the GLMM's penalised
+(:mod:`.crossprod`, then the θ optimisation on the blocks, :mod:`.lmm`, for crossed one-column terms by BLAS, :mod:`.crossed`), the GLMM's penalised
 IRLS steps (:mod:`.glmm`), and the lazy per-row outputs (:mod:`.rows`). Dask is imported only
 when one of these runs (``pip install mixedppl[dask]``).
 """

@@ -55,29 +55,59 @@ from ..spec.reterm import relative_factors
 __all__ = ["DaskLaplace", "fit_glmm_dask", "SUPPORTED"]
 
 #: (family, link) pairs this path fits.
-SUPPORTED = {("binomial", "logit"), ("poisson", "log")}
+SUPPORTED = {("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
+             ("poisson", "log")}
+_CANONICAL = {("binomial", "logit"), ("poisson", "log")}
 
 
-def _row_terms(kind: str, y: np.ndarray, n: np.ndarray, eta: np.ndarray):
-    """(Σ log p, s = ∂log p/∂η, W = −∂²log p/∂η²) of the rows (the families' log-densities of
-    :mod:`mixedppl.families.glm`)."""
-    if kind == "binomial":
+def _inverse_link(link: str, eta: np.ndarray):
+    """(log μ, log(1 − μ), μ', μ'') of a binomial link: μ' = dμ/dη, μ'' = d²μ/dη²."""
+    if link == "logit":
         log_mu, log_1m = -np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta)
         mu = np.exp(log_mu)
+        d1 = mu * (1.0 - mu)
+        return log_mu, log_1m, d1, d1 * (1.0 - 2.0 * mu)
+    if link == "probit":
+        d1 = np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi)
+        return special.log_ndtr(eta), special.log_ndtr(-eta), d1, -eta * d1
+    e = np.exp(eta)                                    # cloglog: μ = 1 − exp(−e^η)
+    d1 = e * np.exp(-e)
+    return np.log(-np.expm1(-e)), -e, d1, d1 * (1.0 - e)
+
+
+def _row_terms(kind: tuple[str, str], y: np.ndarray, n: np.ndarray, eta: np.ndarray):
+    """(Σ log p, s = ∂log p/∂η, W_F, W_O) of the rows: the score, the Fisher weights
+    n μ'²/V(μ) (lme4's, which log|A| uses) and the observed −∂²log p/∂η² (the Hessian of the
+    mode's problem; equal to W_F for the canonical links)."""
+    family, link = kind
+    if family == "binomial":
+        log_mu, log_1m, d1, d2 = _inverse_link(link, eta)
+        mu, one_m = np.exp(log_mu), np.exp(log_1m)
+        V = mu * one_m
         ll = (special.gammaln(n + 1.0) - special.gammaln(y + 1.0) - special.gammaln(n - y + 1.0)
               + np.where(y > 0, y * log_mu, 0.0) + np.where(n - y > 0, (n - y) * log_1m, 0.0))
-        return float(ll.sum()), y - n * mu, n * mu * (1.0 - mu)
+        resid = y - n * mu
+        s = resid * d1 / V
+        wF = n * d1 * d1 / V
+        if link == "logit":
+            return float(ll.sum()), s, wF, wF
+        # −∂s/∂η = W_F − (y − nμ)·d/dη[μ'/V]
+        dratio = d2 / V - d1 * d1 * (one_m - mu) / V ** 2
+        return float(ll.sum()), s, wF, wF - resid * dratio
     mu = np.exp(eta)
     ll = n * (np.where(y > 0, y * eta, 0.0) - mu - special.gammaln(y + 1.0))
-    return float(ll.sum()), n * (y - mu), n * mu
+    return float(ll.sum()), n * (y - mu), n * mu, n * mu
 
 
-def _w_prime(kind: str, n: np.ndarray, eta: np.ndarray) -> np.ndarray:
-    """∂W/∂η = −∂³log p/∂η³ of the rows: n μ(1 − μ)(1 − 2μ) (binomial logit), n μ (Poisson
-    log)."""
-    if kind == "binomial":
-        mu = special.expit(eta)
-        return n * mu * (1.0 - mu) * (1.0 - 2.0 * mu)
+def _w_prime(kind: tuple[str, str], n: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """∂W_F/∂η of the rows: for the binomial n[2μ'μ''/V − μ'³(1 − 2μ)/V²] (logit:
+    n μ(1 − μ)(1 − 2μ)), for the Poisson log link n μ."""
+    family, link = kind
+    if family == "binomial":
+        log_mu, log_1m, d1, d2 = _inverse_link(link, eta)
+        mu, one_m = np.exp(log_mu), np.exp(log_1m)
+        V = mu * one_m
+        return n * (2.0 * d1 * d2 / V - d1 ** 3 * (one_m - mu) / V ** 2)
     return n * np.exp(eta)
 
 
@@ -123,17 +153,21 @@ def _step_stats(rows: ModelSpec | None, beta: np.ndarray, b: list, kind: str):
         return None
     eta = _eta(rows, beta, b)
     y, n = rows.counts()
-    ll, s, w = _row_terms(kind, y, n, eta)
+    ll, s, w, w_obs = _row_terms(kind, y, n, eta)
     working = np.where(w > 0, s / np.where(w > 0, w, 1.0), 0.0)
-    cp = crossproducts(replace(rows, offset=np.zeros(rows.n)), y=working, weights=w)
-    return ll, cp
+    rows0 = replace(rows, offset=np.zeros(rows.n))
+    cp = crossproducts(rows0, y=working, weights=w)
+    if kind in _CANONICAL:
+        return ll, cp
+    # Z'W_O Z, Z'W_O X for the gradient's du/dx (the working column unused)
+    return ll, cp, crossproducts(rows0, y=np.zeros(rows.n), weights=w_obs)
 
 
 def _sum(parts: list):
     out = None
     for v in parts:
         if v is not None:
-            out = v if out is None else (out[0] + v[0], out[1] + v[1])
+            out = v if out is None else tuple(a + b for a, b in zip(out, v))
     return out
 
 
@@ -181,7 +215,7 @@ class DaskLaplace:
             raise NotImplementedError(
                 f"glmer on a Dask DataFrame fits {', '.join(f'{a} ({b})' for a, b in SUPPORTED)}"
                 f"; this model is {key[0]} ({key[1]}): fit ddf.compute() (pandas) instead")
-        self.spec, self.split_every, self.kind = spec, split_every, key[0]
+        self.spec, self.split_every, self.kind = spec, split_every, key
         ws = for_workers(spec)
         parts = [dask.delayed(partition_spec, pure=False)(ws, p)
                  for p in spec.source.ddf.to_delayed()]
@@ -220,24 +254,38 @@ class DaskLaplace:
 
     def _system(self, theta, u, st):
         self._last_stats = st
-        ll, cp = st
+        ll, cp = st[:2]
         Lam = _dense_lambda(self.spec, theta)
         A = Lam.T @ _dense_ZWZ(cp, self.q1) @ Lam + np.eye(self.q)
+        # Newton's matrix: the observed information where it differs (non-canonical links) and
+        # is positive definite — quadratic convergence to û, which D's log|A| term and the
+        # exact gradient need to rounding; else the Fisher one (lme4's PIRLS)
+        self._A_step = A
+        if len(st) > 2:
+            AO = Lam.T @ _dense_ZWZ(st[2], self.q1) @ Lam + np.eye(self.q)
+            try:
+                linalg.cholesky(AO, lower=True)
+                self._A_step = AO
+            except linalg.LinAlgError:
+                pass
         r = np.concatenate([cp.A1F[:, :, -1].ravel()] +
                            ([cp.ARF[:, -1]] if cp.ARF is not None else []))
         return A, u - Lam.T @ r, -2.0 * ll + float(u @ u)
 
     def mode(self, theta: np.ndarray, beta: np.ndarray, tol: float = 1e-14, maxit: int = 50):
-        """û(θ, β) by Newton's method with step halving; returns (û, g(û), A(û))."""
+        """û(θ, β) by Newton's method with step halving; returns (û, g(û), A(û)) and keeps
+        the summed blocks at û in ``mode_stats``."""
         u = self.u.copy()
         st = self.stats(theta, beta, u)
         A, half_grad, g = self._system(theta, u, st)
+        As, st_u = self._A_step, self._last_stats
         if not np.isfinite(g):
             u = np.zeros(self.q)
             A, half_grad, g = self._system(theta, u, self.stats(theta, beta, u))
+            As, st_u = self._A_step, self._last_stats
         polish = 0
         for _ in range(maxit):
-            step = linalg.solve(A, half_grad, assume_a="pos")
+            step = linalg.solve(As, half_grad, assume_a="pos")
             dec = float(half_grad @ step)
             if dec < tol * max(1.0, abs(g)):
                 # one more full step: D's log|A| term is first order in the error of û, and the
@@ -248,7 +296,7 @@ class DaskLaplace:
                 un = u - step
                 An, hn, gn = self._system(theta, un, self.stats(theta, beta, un))
                 if np.isfinite(gn) and gn <= g + 1e-13 * abs(g):
-                    u, A, half_grad, g = un, An, hn, gn
+                    u, A, half_grad, g, st_u = un, An, hn, gn, self._last_stats
                 break
             t = 1.0
             while t > 1e-10:
@@ -259,8 +307,8 @@ class DaskLaplace:
                 t /= 2
             else:
                 break
-            u, A, half_grad, g = un, An, hn, gn
-        self.u = u
+            u, A, half_grad, g, As, st_u = un, An, hn, gn, self._A_step, self._last_stats
+        self.u, self.mode_stats = u, st_u     # the blocks at û (the exact gradient's)
         return u, g, A
 
     def deviance(self, x: np.ndarray) -> float:
@@ -322,11 +370,13 @@ class DaskLaplace:
             self.u = np.zeros(self.q)
             return np.inf, np.zeros(len(x))
         f = float(g + 2.0 * np.log(np.diag(cho[0])).sum())
-        ll, cp = self._last_stats
+        ll, cp = self.mode_stats[:2]
+        cpO = self.mode_stats[2] if len(self.mode_stats) > 2 else cp
         p, q = self.p, self.q
         Lam = _dense_lambda(self.spec, theta)
-        M = _dense_ZWZ(cp, self.q1)
+        M, MO = _dense_ZWZ(cp, self.q1), _dense_ZWZ(cpO, self.q1)
         Ainv = linalg.cho_solve(cho, np.eye(q))
+        AO = Ainv if cpO is cp else linalg.inv(Lam.T @ MO @ Lam + np.eye(q))
         At = Lam @ Ainv @ Lam.T
         self._count_pass()
         Xtr, Ztr = reduce_delayed(self.parts, partial(_gradient_stats, beta=beta,
@@ -334,19 +384,20 @@ class DaskLaplace:
                                   _sum, self.split_every, shared=At)
         Zs = np.concatenate([cp.A1F[:, :, -1].ravel()] +
                             ([cp.ARF[:, -1]] if cp.ARF is not None else []))
-        ZWX = np.concatenate([cp.A1F[:, :, :p].reshape(-1, p)] +
-                             ([cp.ARF[:, :p]] if cp.ARF is not None else []))
+        ZWX = np.concatenate([cpO.A1F[:, :, :p].reshape(-1, p)] +
+                             ([cpO.ARF[:, :p]] if cpO.ARF is not None else []))
         Xs = cp.AFF[:p, p]
         c = Lam.T @ Ztr
-        Ac = Ainv @ c
+        Ac = AO.T @ c                                   # (A_O⁻¹)ᵀ c
         g_beta = -2.0 * Xs + Xtr - ZWX.T @ (Lam @ Ac)
-        N = Lam.T @ M                                   # Λᵀ M
+        N, NO = Lam.T @ M, Lam.T @ MO                   # Λᵀ M_F, Λᵀ M_O
         g_theta = np.empty(self.n_theta)
         for k, Lk in enumerate(self._lambda_derivatives(theta)):
-            NLk = (Lk.T @ N.T).T                        # Λᵀ M Λ_k
+            NLk = (Lk.T @ N.T).T                        # Λᵀ M_F Λ_k
+            NOLk = NLk if cpO is cp else (Lk.T @ NO.T).T
             Lku = Lk @ u
             g_theta[k] = ((Ztr - 2.0 * Zs) @ Lku + 2.0 * np.sum(Ainv * NLk.T)
-                          + Ac @ (Lk.T @ Zs - NLk @ u))
+                          + Ac @ (Lk.T @ Zs - NOLk @ u))
         return f, np.concatenate([g_theta, g_beta])
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -408,7 +459,7 @@ def _glm_start(obj: DaskLaplace) -> np.ndarray:
     theta0, beta = np.zeros(obj.n_theta), np.zeros(obj.p)
     u0 = np.zeros(obj.q)
     for _ in range(50):
-        ll, cp = obj.stats(theta0, beta, u0)
+        ll, cp = obj.stats(theta0, beta, u0)[:2]
         p = obj.p
         XtWX, XtS = cp.AFF[:p, :p], cp.AFF[:p, p]
         step = linalg.solve(XtWX, XtS, assume_a="pos")

@@ -19,6 +19,7 @@ distributed = pytest.importorskip("distributed")
 
 import mixedppl as mp  # noqa: E402
 from mixedppl.distributed.glmm import DaskLaplace  # noqa: E402
+from mixedppl.families.registry import Binomial  # noqa: E402
 from mixedppl.fit.laplace import LaplaceObjective  # noqa: E402
 from mixedppl.spec.dask_spec import build_dask_spec  # noqa: E402
 
@@ -122,15 +123,24 @@ def test_unsupported_family_says_what_to_do(client):
         mp.glmer("s ~ x + (1 | g)", dd.from_pandas(d, npartitions=2), "gamma")
 
 
+def family_of(name: str):
+    """"binomial" / "poisson", or "binomial-probit" for a binomial with that link."""
+    return Binomial(link=name.split("-")[1]) if "-" in name else name
+
+
 @pytest.mark.parametrize("family, seed, nparts, slope", [
     ("binomial", 11, 1, False), ("binomial", 12, 7, True), ("poisson", 13, 7, False),
-    ("poisson", 14, 3, True)])
+    ("poisson", 14, 3, True), ("binomial-probit", 15, 7, False),
+    ("binomial-probit", 16, 3, True), ("binomial-cloglog", 17, 1, False),
+    ("binomial-cloglog", 19, 7, True)])
 def test_exact_gradient_equals_in_memory_gradient_and_differences(client, family, seed, nparts,
                                                                   slope):
-    """The distributed exact gradient (implicit-function derivative through û) against the
+    """The distributed exact gradient (implicit-function derivative through û; for probit and
+    cloglog with the observed information in du/dx and Fisher weights in log|A|) against the
     in-memory graph's exact gradient and against central differences of the distributed D."""
-    d = counts_data(seed, family)
-    formula = FORMULAS[family].replace("(1 | g)", "(1 + x | g)") if slope else FORMULAS[family]
+    kind, family = family.split("-")[0], family_of(family)
+    d = counts_data(seed, kind)
+    formula = FORMULAS[kind].replace("(1 | g)", "(1 + x | g)") if slope else FORMULAS[kind]
     spec_mem = mp.Model(formula, d, family).spec
     ref = LaplaceObjective(spec_mem, spec_mem.family, spec_mem.link, *spec_mem.counts())
     obj = DaskLaplace(build_dask_spec(formula, dd.from_pandas(d, npartitions=nparts), family))
@@ -152,3 +162,18 @@ def test_exact_gradient_equals_in_memory_gradient_and_differences(client, family
     rel_close(g, fd, 1e-5, 1e-5)
     _, gd = obj.difference_gradient(x)       # the structured terms' fallback agrees too
     rel_close(gd, g, 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("family, formula, nparts", [
+    ("binomial-probit", "cbind(s, f) ~ x + (1 | g)", 3),
+    ("poisson", "s ~ x + offset(log(t)) + (1 | g)", 7),
+    pytest.param("binomial-cloglog", FORMULAS["binomial"], 7, marks=pytest.mark.slow),
+    pytest.param("binomial-probit", "cbind(s, f) ~ x + (1 | g)", 64, marks=pytest.mark.slow)])
+def test_more_families_fit_equals_in_memory_fit(client, family, formula, nparts):
+    kind, family = family.split("-")[0], family_of(family)
+    d = counts_data(3, kind)
+    d["t"] = np.random.default_rng(0).uniform(0.5, 3.0, len(d))
+    ref = mp.glmer(formula, d, family)
+    fit = mp.glmer(formula, dd.from_pandas(d, npartitions=nparts), family)
+    assert fit.link.name == ref.link.name
+    compare(fit, ref)
