@@ -78,7 +78,9 @@ def irls_weights(record) -> np.ndarray:
     1 − π with a zero-inflation part, and V the variance of y (π and φ per row)."""
     eta = np.asarray(record.eta, float)
     link, family = record.link, record.family
-    disp = float(np.exp(record.phi[0])) if len(record.phi) else None
+    row = getattr(family, "row_dispersion", None)   # φ with a Tweedie / t shape parameter
+    disp = (None if not len(record.phi) else float(np.exp(record.phi[0])) if row is None
+            else row(record.phi, {}))
     extra = ()
     aux = record.spec.aux_designs
     if aux:   # zero-inflation / dispersion formulas: π and φ per row
