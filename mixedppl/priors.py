@@ -166,6 +166,38 @@ class LogNormal(Prior):
 
 
 @dataclass(frozen=True)
+class Uniform(Prior):
+    """Uniform(lower, upper) prior (e.g. the Tweedie power on (1, 2)).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> str(mp.priors.Uniform(1, 2))
+    'Uniform(lower=1, upper=2)'
+    """
+
+    lower: float = 0.0
+    upper: float = 1.0
+    _pm = "Uniform"
+
+
+@dataclass(frozen=True)
+class Gamma(Prior):
+    """Gamma(alpha, beta) prior, mean ``alpha / beta`` (e.g. Student's df: Gamma(2, 0.1)).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> str(mp.priors.Gamma(2, 0.1))
+    'Gamma(alpha=2, beta=0.1)'
+    """
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    _pm = "Gamma"
+
+
+@dataclass(frozen=True)
 class LKJ(Prior):
     """LKJ(eta) prior on a correlation matrix (``eta=1``: uniform over correlation matrices).
 
@@ -198,7 +230,7 @@ def from_choice(choice: PriorChoice) -> Prior:
     LogNormal(mu=0.5, sigma=2.0)
     """
     known = {cls.__name__: cls for cls in (Normal, HalfNormal, HalfStudentT, Exponential,
-                                           LogNormal, LKJ)}
+                                           LogNormal, Uniform, Gamma, LKJ)}
     if choice.distribution not in known:
         raise ValueError(f"unknown prior distribution {choice.distribution!r}; known: "
                          f"{sorted(known)}")

@@ -24,6 +24,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..core.compile import configure_pytensor
+from ..families.glm import shaped
 from ..graph.joint import linear_predictor
 from .priors import resolve_priors
 from .pymc import fixed_effects, model_coords, random_effects
@@ -71,7 +72,7 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
                 return family.simulate(rng, eta_, ntr, None, link)
 
             pm.CustomDist("y", eta, logp=logp, random=random, observed=y, dims="obs")
-        else:
+        elif getattr(family, "shape", None) is None:
             disp = pri["dispersion"].rv("dispersion")
 
             def logp(value, eta_, d):
@@ -81,6 +82,19 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
                 return family.simulate(rng, eta_, ntr, np.asarray(d, float), link)
 
             pm.CustomDist("y", eta, disp, logp=logp, random=random, observed=y, dims="obs")
+        else:   # a shape parameter beside φ (Tweedie power, t df), on its natural scale
+            disp = pri["dispersion"].rv("dispersion")
+            shape = pri["shape"].rv(family.shape.name)
+
+            def logp(value, eta_, d, s):
+                return family.logp(value, link.linkinv(eta_), ntr, d, s)
+
+            def random(eta_, d, s, rng=None, size=None):
+                return family.simulate(rng, eta_, ntr, shaped(np.asarray(d, float), float(s)),
+                                       link)
+
+            pm.CustomDist("y", eta, disp, shape, logp=logp, random=random, observed=y,
+                          dims="obs")
     return model, pri
 
 

@@ -187,6 +187,8 @@ class ShapeParam:
         The parameter → psi (NumPy; the inverse of ``natural``).
     start : float
         The start value of psi.
+    prior : PriorChoice
+        The default prior of the parameter on its natural scale (``fit.sample()``).
     """
 
     name: str
@@ -195,6 +197,7 @@ class ShapeParam:
     natural_pt: Callable
     psi: Callable
     start: float
+    prior: PriorChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -510,14 +513,15 @@ class GLMFamily:
 
     def prior_defaults(self, spec, link: Link, y: np.ndarray, ntr: np.ndarray
                        ) -> dict[str, PriorChoice]:
-        """φ ~ LogNormal(log φ⁰, 2) at the moment start φ⁰ (nothing without dispersion)."""
+        """φ ~ LogNormal(log φ⁰, 2) at the moment start φ⁰ (nothing without dispersion); a shape
+        parameter (Tweedie power, t df) gets its :attr:`ShapeParam.prior` as ``"shape"``."""
         if self.dispersion is None:
             return {}
         _, phi0 = self.start_values(spec, link, y, ntr)
+        out = {"dispersion": PriorChoice("LogNormal", {"mu": float(phi0[0]), "sigma": 2.0})}
         if self.shape is not None:
-            raise NotImplementedError(f"fit.sample() for the {self.name} family is not "
-                                      "implemented yet (its shape parameter has no prior)")
-        return {"dispersion": PriorChoice("LogNormal", {"mu": float(phi0[0]), "sigma": 2.0})}
+            out["shape"] = self.shape.prior
+        return out
 
 
 def _read_cbind(source: ResponseInput) -> Response:
@@ -1035,10 +1039,14 @@ def _logit_minus_one(p):
 
 
 #: glmmTMB's ``psi``: the Tweedie power p = 1 + plogis(psi) (start p = 1.5), Student's
-#: df ν = exp(psi) (start ν = 5).
+#: df ν = exp(psi) (start ν = 5). Default priors (``fit.sample()``): p ~ Uniform(1, 2), the
+#: whole compound Poisson–Gamma range; ν ~ Gamma(2, 0.1), brms' default for Student's df
+#: (Juárez & Steel 2010, J. Bus. Econ. Stat. 28, 52–65: mean 20, ν < 5 with probability 0.09).
 TWEEDIE_POWER = ShapeParam("power", "Tweedie power", _expit_plus_one, _expit_plus_one_pt,
-                           _logit_minus_one, 0.0)
-STUDENT_DF = ShapeParam("df", "Student-t df", np.exp, pt.exp, np.log, float(np.log(5.0)))
+                           _logit_minus_one, 0.0,
+                           PriorChoice("Uniform", {"lower": 1.0, "upper": 2.0}))
+STUDENT_DF = ShapeParam("df", "Student-t df", np.exp, pt.exp, np.log, float(np.log(5.0)),
+                        PriorChoice("Gamma", {"alpha": 2.0, "beta": 0.1}))
 
 _BINOMIAL_LATENT = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
 
