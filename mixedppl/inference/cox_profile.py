@@ -1,21 +1,28 @@
-r"""Profile-likelihood intervals for a Cox frailty fit: the frailty variances and β.
+r"""Profile-likelihood intervals for a Cox frailty fit: the frailty SDs / correlations and β.
 
-**Variances.** The interval for the variance :math:`\theta_k^2` of a scalar term is where the
-profiled integrated partial log-likelihood stays within :math:`\chi^2_{1}(\text{level})/2` of its
-maximum,
+**Variance parameters.** Each term's covariance :math:`\Sigma_k = T_kT_k^\top` is written as
+lme4's ``oldNames=FALSE`` parameters ψ (``sd_(Intercept)|id``, ``sd_x|g``, ``cor_x.(Intercept)|g``:
+the SDs :math:`\sqrt{\Sigma_{ii}}` and the correlations
+:math:`\Sigma_{ij}/\sqrt{\Sigma_{ii}\Sigma_{jj}}`; :func:`~mixedppl.inference.profile.varpar_names`).
+With :math:`\psi_k` held at x and the other ψ re-optimised (L-BFGS-B in ψ, the box SD ≥ 0,
+|ρ| ≤ 1, the gradient :math:`J^\top\nabla_\theta` through θ(ψ)), the profile is
 
-.. math:: \{\theta_k^2 : 2[\ell_I(\hat\theta) - \max_{\theta_{-k}} \ell_I(\theta_k,
-          \theta_{-k})] \le \chi^2_1(\text{level})\},
+.. math:: \zeta_k(x) = \operatorname{sign}(x - \hat\psi_k)\,
+          \sqrt{2[\ell_I(\hat\psi) - \max_{\psi_{-k}} \ell_I(x, \psi_{-k})]},
 
-found by root-finding on each side (the lower end is 0 when the rise at θ_k = 0 is below the
-cut-off). The other θ are re-optimised with the shared optimiser at each point.
+and the ends solve :math:`\zeta_k(x) = \pm z_{(1+\text{level})/2}`, i.e. where
+:math:`2(\hat\ell - \ell_{\text{fixed}}) = \chi^2_1(\text{level})`, by the root-finder of the
+LMM / GLMM profiles (:func:`~mixedppl.inference.profile._end`: interpolation in log x for an SD,
+atanh x for a correlation, from a Wald first guess). An end beyond the parameter's bound is the
+bound: an SD whose profile at 0 stays below the cut-off has lower end 0, as lme4's
+``confint(profile(fit))``. ℓ̂ is the fit's ℓ_I, polished by a full re-optimisation in ψ.
 
 **Fixed effects.** With :math:`\beta_j` held at c (moved into the offset, :math:`c\,x_j`), the
 fit's objective is :math:`\ell_I(\theta; c)`: PPL at its mode over (u, β₋ⱼ) minus
 ½ log|H̃_uu| there, which at c = β̂ⱼ and θ̂ is the fit's :math:`\ell_I(\hat\theta)`. The interval
 is :math:`\{c : 2[\ell_I(\hat\theta) - \max_\theta \ell_I(\theta; c)] \le \chi^2_1(\text{level})\}`,
-as lme4's ``profile`` treats a GLMM's β (Bates et al. 2015, §5.1). Not in coxme (its
-``confint`` is Wald).
+as lme4's ``profile`` treats a GLMM's β (Bates et al. 2015, §5.1). coxme has neither interval
+(its ``confint`` is Wald on β only).
 
 References
 ----------
@@ -32,74 +39,169 @@ from scipy import optimize, stats
 
 from ..core.progress import progress_bar
 from ..fit.cox import CoxmeFit, CoxmeObjective
-from ..fit.optimize import minimize_bounded
-from ..fit.records import group_labels
+from ..fit.optimize import difference_hessian, minimize_bounded
+from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_bounds, varpar_names
 
-__all__ = ["profile_variance_interval", "profiled_objective", "profile_beta_interval",
-           "profiled_beta_objective", "theta_index", "profile_intervals"]
-
-
-def theta_index(record: CoxmeFit, k: int) -> int:
-    """The θ index of term k, a scalar term (its standard deviation)."""
-    t = record.spec.terms[k]
-    if t.n_cols > 1:
-        raise ValueError(f"({' + '.join(t.column_names)} | {t.group}) has several columns: "
-                         "the variance profile is for scalar terms such as (1 | g)")
-    return sum(s.n_theta for s in record.spec.terms[:k])
+__all__ = ["VarparProfile", "profile_varpar_interval", "profiled_varpar_objective",
+           "profile_beta_interval", "profiled_beta_objective", "profile_intervals"]
 
 
-def profiled_objective(record: CoxmeFit, k: int, theta_k: float) -> float:
-    """−ℓ_I with the SD of scalar term k fixed and the other θ re-optimised (one θ: just −ℓ_I
-    at θ_k)."""
-    objective = record.objective
-    i = theta_index(record, k)
-    theta = np.array(record.theta, float)
-    theta[i] = theta_k
-    if len(theta) == 1:
-        return float(objective(theta)[0])
-    opt = minimize_bounded(objective, theta, record.spec.theta_lower(), fixed={i: theta_k},
-                           mirror=record.spec.theta_mirror())
-    return float(opt.fun)
-
-
-def profile_variance_interval(record: CoxmeFit, k: int, level: float = 0.95
-                              ) -> tuple[float, float]:
-    """(lower, upper) of scalar term k's frailty variance (see the module docstring).
+class VarparProfile:
+    """−ℓ_I of a Cox frailty fit as a function of ψ (SDs and correlations, lme4's names), and
+    its one-parameter profiles (see the module docstring).
 
     Parameters
     ----------
     record : CoxmeFit
         A fit whose variances were estimated (not fixed).
-    k : int
-        The term (``spec.terms`` order).
-    level : float
 
-    Returns
-    -------
-    tuple of float
-        Bounds on the variance scale θ_k².
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+    >>> prof = VarparProfile(fit.record)
+    >>> prof.names, round(float(prof.psi_hat[0]), 3)
+    (['sd_(Intercept)|id'], 0.676)
     """
-    if record.objective is None:
-        raise ValueError("the record has no objective to profile")
-    f_hat = -record.loglik_integrated
-    cut = stats.chi2.ppf(level, 1) / 2.0
-    theta_hat = float(record.theta[theta_index(record, k)])
 
-    def rise(t: float) -> float:
-        return profiled_objective(record, k, t) - f_hat - cut
+    def __init__(self, record: CoxmeFit):
+        if record.objective is None or record.fixed_variance:
+            raise ValueError("the variance profile needs a fit whose variances were estimated "
+                             "(not fixed with variance=)")
+        self.record, self.spec = record, record.spec
+        self.names = varpar_names(self.spec)[:-1]
+        self.lower, self.upper = varpar_bounds(self.spec)
+        psi = np.clip(theta_to_psi(self.spec, np.asarray(record.theta, float), 1.0)[:-1],
+                      self.lower, self.upper)
+        f = -float(record.loglik_integrated)
+        polished, at = self._minimise(np.ones(len(psi), bool), psi)
+        if polished < f:                       # the fit's optimum, tightened
+            f, psi = polished, at
+        self.f_hat, self.psi_hat = f, psi
 
-    lower = 0.0
-    if theta_hat > 0 and rise(0.0) > 0:
-        lower = optimize.brentq(rise, 0.0, theta_hat, xtol=1e-10)
-    step = max(theta_hat, 0.1)
-    hi = theta_hat + step
-    while rise(hi) < 0:
-        step *= 2
-        hi = theta_hat + step
-        if hi > 1e3:
-            return lower ** 2, np.inf
-    upper = optimize.brentq(rise, theta_hat, hi, xtol=1e-10)
-    return lower ** 2, upper ** 2
+    @property
+    def dim(self) -> int:
+        """The number of variance parameters."""
+        return len(self.names)
+
+    def fun_grad(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
+        """(−ℓ_I, its gradient in ψ) by the chain rule through θ(ψ)."""
+        theta, J = psi_to_theta_jacobian(self.spec, np.append(psi, 1.0))
+        f, g = self.record.objective(theta)
+        if not np.isfinite(f):
+            return np.inf, np.zeros(len(psi))
+        return float(f), J[:, :-1].T @ g
+
+    def _minimise(self, free: np.ndarray, psi: np.ndarray) -> tuple[float, np.ndarray]:
+        """min of −ℓ_I over the ψ[free] (the rest held), from ``psi``."""
+        psi = np.asarray(psi, float).copy()
+        if not free.any():
+            return self.fun_grad(psi)[0], psi
+
+        def fg(v):
+            z = psi.copy()
+            z[free] = v
+            f, g = self.fun_grad(z)
+            return f, g[free]
+        bounds = list(zip(self.lower[free], np.where(np.isinf(self.upper[free]), None,
+                                                     self.upper[free])))
+        opt = optimize.minimize(fg, psi[free], jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
+        psi[free] = opt.x
+        return float(opt.fun), psi
+
+    def profiled(self, k: int, x: float, start: np.ndarray | None = None
+                 ) -> tuple[float, np.ndarray]:
+        """(−max ℓ_I with ψ_k = x, the ψ there), the others from ``start`` (default ψ̂)."""
+        psi = np.array(self.psi_hat if start is None else start, float)
+        psi[k] = x
+        return self._minimise(np.arange(self.dim) != k, psi)
+
+    def zeta_fn(self, k: int):
+        """x → ζ_k(x), each inner fit started from the nearest point done."""
+        seen = {float(self.psi_hat[k]): self.psi_hat.copy()}
+
+        def zeta(x: float) -> float:
+            near = min(seen, key=lambda v: abs(v - x))
+            f, psi = self.profiled(k, x, seen[near])
+            seen[float(x)] = psi
+            rise = max(f - self.f_hat, 0.0)
+            return float(np.sign(x - self.psi_hat[k]) * np.sqrt(2.0 * rise))
+        return zeta
+
+    def first_guess(self, k: int, z: float, se: float | None) -> tuple[float, str]:
+        """The first point beyond ψ̂_k (Wald, at ζ ≈ z) and the scale ζ is ~linear on."""
+        hat, lo, hi = float(self.psi_hat[k]), self.lower[k], self.upper[k]
+        cor = self.names[k].startswith("cor_")
+        scale = "atanh" if cor else "log"
+        if not (lo + 1e-6 * max(abs(hat), 1e-2) < hat < hi - 1e-6):
+            scale = "id"                       # on a bound: no log / atanh scale around it
+        if se is None or not np.isfinite(se) or se <= 0:
+            step = 0.25 * max(1 - abs(hat), 1e-2) if cor else 0.25 * max(abs(hat), 1e-2)
+            return hat + np.sign(z) * step, scale
+        if scale == "log":
+            return hat * float(np.exp(z * se / hat)), scale
+        if scale == "atanh":
+            return float(np.tanh(np.arctanh(hat) + z * se / (1 - hat ** 2))), scale
+        return hat + z * se, scale
+
+    def wald_se(self) -> np.ndarray | None:
+        """√diag of the inverse numeric Hessian of −ℓ_I in ψ (None unless positive definite)."""
+        H = difference_hessian(lambda v: self.fun_grad(v)[1], self.psi_hat, step=1e-5,
+                               lower=self.lower, upper=self.upper, positive_definite=True)
+        return None if H is None else np.sqrt(np.diag(np.linalg.inv(H)))
+
+    def interval(self, k: int, level: float = 0.95, se: np.ndarray | None = None
+                 ) -> tuple[float, float]:
+        """(lower, upper) of ψ_k; an end past the bound is the bound (an SD's lower end 0)."""
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        hat = float(self.psi_hat[k])
+        zeta = self.zeta_fn(k)
+        s = None if se is None else float(se[k])
+        ends = []
+        for target, edge in ((-z, self.lower[k]), (z, self.upper[k])):
+            first, scale = self.first_guess(k, target, s)
+            with np.errstate(divide="ignore"):      # atanh(±1) when a step lands on the bound
+                ends.append(_end(zeta, hat, target, first, float(edge), scale, tol=1e-7))
+        return ends[0], ends[1]
+
+
+def profiled_varpar_objective(record: CoxmeFit, name: str, value: float) -> float:
+    """−max ℓ_I with the variance parameter ``name`` (``"sd_(Intercept)|id"``, …) at ``value``
+    and the other variance parameters re-optimised.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+    >>> f = profiled_varpar_objective(fit.record, "sd_(Intercept)|id", 0.5)
+    >>> round(f + fit.loglik, 4) > 0
+    True
+    """
+    prof = VarparProfile(record)
+    return prof.profiled(_varpar_index(prof, name), float(value))[0]
+
+
+def _varpar_index(prof: VarparProfile, name: str) -> int:
+    if name not in prof.names:
+        raise ValueError(f"no variance parameter {name!r}; the fit has {prof.names}")
+    return prof.names.index(name)
+
+
+def profile_varpar_interval(record: CoxmeFit, name: str, level: float = 0.95
+                            ) -> tuple[float, float]:
+    """(lower, upper) of one variance parameter (an SD or a correlation, lme4's name) by the
+    profile of the integrated partial likelihood (see the module docstring).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
+    >>> [round(e, 3) for e in profile_varpar_interval(fit.record, "sd_(Intercept)|id")]
+    [0.175, 1.213]
+    """
+    prof = VarparProfile(record)
+    return prof.interval(_varpar_index(prof, name), level, prof.wald_se())
 
 
 class _BetaProfile:
@@ -204,29 +306,30 @@ def profile_beta_interval(record: CoxmeFit, j: int, level: float = 0.95,
 
 
 def profile_intervals(record: CoxmeFit, level: float = 0.95, progress: bool = True) -> dict:
-    """Profile intervals of every scalar term's variance (``"var(<group>)"``) and every β_j
-    (by name), in that order; ``progress`` shows a bar over them
-    (:func:`~mixedppl.core.progress.progress_bar`).
+    """Profile intervals of every variance parameter (lme4's ``oldNames=FALSE`` names:
+    ``sd_(Intercept)|id``, ``cor_x.(Intercept)|g``, …) and every β_j (by name), in that order;
+    ``progress`` shows a bar over them (:func:`~mixedppl.core.progress.progress_bar`).
 
     Examples
     --------
     >>> import mixedppl as mp
     >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)", mp.datasets.load("kidney"))
     >>> ends = profile_intervals(fit.record, progress=False)
-    >>> list(ends), [round(v, 3) for v in ends["var(id)"]]
-    (['var(id)', 'age', 'sex'], [0.03, 1.472])
+    >>> list(ends), [round(v, 3) for v in ends["sd_(Intercept)|id"]]
+    (['sd_(Intercept)|id', 'age', 'sex'], [0.175, 1.213])
     """
-    spec = record.spec
-    todo = [(f"var({label})", k) for k, (label, t) in
-            enumerate(zip(group_labels(spec.terms), spec.terms)) if t.n_cols == 1]
-    todo += [(name, j) for j, name in enumerate(spec.fe_names)]
-    n_var = len(todo) - len(spec.fe_names)
+    prof = VarparProfile(record)
+    n_var = prof.dim
+    todo = list(range(n_var)) + list(range(len(record.spec.fe_names)))
     bar = progress_bar(len(todo), "profile", progress)
     rows = {}
     try:
-        for i, (name, k) in enumerate(todo):
-            rows[name] = list(profile_variance_interval(record, k, level) if i < n_var
-                              else profile_beta_interval(record, k, level))
+        se = prof.wald_se() if n_var else None
+        for i, k in enumerate(todo):
+            if i < n_var:
+                rows[prof.names[k]] = list(prof.interval(k, level, se))
+            else:
+                rows[record.spec.fe_names[k]] = list(profile_beta_interval(record, k, level))
             bar.update(1)
     finally:
         bar.close()

@@ -252,19 +252,21 @@ class CoxmeResult:
     # -- intervals ---------------------------------------------------------------------------
     def confint(self, level: float = 0.95, method: str = "Wald",
                 progress: bool = True) -> pd.DataFrame:
-        """Intervals for β and, with ``method="profile"``, for each scalar term's frailty
-        variance: Wald ``β̂ ± z·se``, or where −2ℓ_I rises by χ²₁(level) with the rest
-        re-optimised (:mod:`mixedppl.inference.cox_profile`; for β the variances are
-        re-optimised at each β_j, coxme has no such interval). A term with several columns gets
-        no variance rows. The profile shows a bar over its rows unless ``progress=False``.
+        """Intervals for β and, with ``method="profile"``, for every frailty SD and correlation
+        (lme4's names, ``sd_(Intercept)|id``, ``cor_x.(Intercept)|g``, first): Wald
+        ``β̂ ± z·se``, or where −2ℓ_I rises by χ²₁(level) with the rest re-optimised
+        (:mod:`mixedppl.inference.cox_profile`; coxme has no such interval). An SD whose
+        profile stays below the cut-off down to 0 has lower end 0, a correlation's end may be
+        ±1, as lme4's. The profile shows a bar over its rows unless ``progress=False``.
 
         Examples
         --------
         >>> import mixedppl as mp
         >>> fit = mp.coxme("Surv(time, status) ~ age + sex + (1 | id)",
         ...                mp.datasets.load("kidney"))
-        >>> fit.confint(method="profile").round(3).loc[["var(id)", "sex"]].values.tolist()
-        [[0.03, 1.472], [-2.397, -0.522]]
+        >>> ci = fit.confint(method="profile").round(3)
+        >>> ci.loc[["sd_(Intercept)|id", "sex"]].values.tolist()
+        [[0.175, 1.213], [-2.397, -0.522]]
         """
         if method not in ("Wald", "wald", "profile"):
             raise ValueError(f"method must be 'Wald' or 'profile', got {method!r}")

@@ -1,5 +1,5 @@
 """The Cox profile intervals show one progress bar (core/progress.progress_bar) with a step per
-profiled row — each scalar term's variance, then each β — and nothing with progress=False."""
+profiled row — each frailty SD / correlation, then each β — and nothing with progress=False."""
 
 import pandas as pd
 import pytest
@@ -28,4 +28,4 @@ def test_cox_profile_shows_a_bar_unless_turned_off(fit, capsys, monkeypatch):
     assert "profile" in capsys.readouterr().err
     assert (made[1].total, made[1].n) == (3, 3)   # (tqdm disables a bar once closed)
     pd.testing.assert_frame_equal(quiet, shown)
-    assert list(shown.index) == ["var(id)", "age", "sex"]
+    assert list(shown.index) == ["sd_(Intercept)|id", "age", "sex"]
