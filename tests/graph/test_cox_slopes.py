@@ -150,3 +150,86 @@ def test_result_shapes_for_a_slope_term():
         mp.coxme(SLOPES, df, start=[0.5])
     with pytest.raises(mp.ModelSpecError, match="several columns"):
         mp.lrt(fit, drop="(1 + x | g)")
+
+
+def dense_theta(sd0, rho, sd1):
+    """θ (T's lower triangle, lme4's order) of Σ with SDs sd0, sd1 and correlation ρ."""
+    return np.array([sd0, sd1 * rho, sd1 * np.sqrt(max(1 - rho ** 2, 0.0))])
+
+
+def dense_profile(df, name, value, start):
+    """max ℓ_I of the dense Laplace with the named variance parameter held at ``value``, the
+    other two by Nelder–Mead (ρ through tanh, the SDs through exp): an independent refit."""
+    from scipy import optimize
+
+    def psi_of(v):
+        free = iter(v)
+        out = {}
+        for k in ("sd0", "rho", "sd1"):
+            out[k] = value if k == name else next(free)
+        return out["sd0"], out["rho"], out["sd1"]
+
+    names = [k for k in ("sd0", "rho", "sd1") if k != name]
+    fwd = {"sd0": np.log, "rho": np.arctanh, "sd1": np.log}
+    inv = {"sd0": np.exp, "rho": np.tanh, "sd1": np.exp}
+    x0 = [fwd[k](start[k]) for k in names]
+
+    def neg(t):
+        return -dense_slopes_laplace(df, dense_theta(*psi_of(
+            [inv[k](tk) for k, tk in zip(names, t)])), "efron")[0]
+    opt = optimize.minimize(neg, x0, method="Nelder-Mead",
+                            options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 300})
+    return -opt.fun
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 5])
+def test_profile_interval_of_slope_sds_against_the_dense_laplace(seed):
+    """confint(method="profile") rows for (1 + x | g): lme4's names and order; at each interior
+    SD end the dense Laplace profile (the other SD and ρ re-fitted by Nelder–Mead, no mixedppl
+    code) is χ²₁(0.95)/2 below the fit, to 1e-4 in 2Δℓ; an SD end at 0 and a correlation end at
+    ±1 are where the profile stays below the cut-off (checked on mixedppl's own profile). With
+    an SD interval reaching 0 the correlation is not identified there, so its profile never
+    reaches the cut-off and its interval is [−1, 1] (both seeds)."""
+    rng = np.random.default_rng(seed)
+    df = random_data(seed, n=80, groups=8)
+    g_codes = df["g"].astype(int).to_numpy()
+    df["time"] = np.ceil(rng.exponential(np.exp(-(0.6 * rng.normal(size=8)[g_codes]) * df["x"]))
+                         * 4).clip(1, 12)
+    fit = mp.coxme(SLOPES, df)
+    ci = fit.confint(method="profile", progress=False)
+    assert list(ci.index) == ["sd_(Intercept)|g", "cor_x.(Intercept)|g", "sd_x|g", "x", "z"]
+    S = fit.variance_components["g"].to_numpy()
+    hat = {"sd0": np.sqrt(S[0, 0]), "sd1": np.sqrt(S[1, 1]),
+           "rho": S[0, 1] / np.sqrt(S[0, 0] * S[1, 1])}
+    rows = {"sd0": "sd_(Intercept)|g", "rho": "cor_x.(Intercept)|g", "sd1": "sd_x|g"}
+    for key in ("sd0", "rho", "sd1"):
+        lo, hi = ci.loc[rows[key]]
+        assert lo <= hat[key] <= hi
+    from mixedppl.inference.cox_profile import VarparProfile
+    prof = VarparProfile(fit.record)
+    cut = 3.841458820694124
+    for key in ("sd0", "sd1"):
+        for end in ci.loc[rows[key]]:
+            if end == 0.0:
+                f0 = prof.profiled(prof.names.index(rows[key]), 0.0)[0]
+                assert 2 * (f0 - prof.f_hat) < cut
+                continue
+            # the start: mixedppl's optimum of the other two there, moved off by 5 % (the
+            # value maximised is the dense one's; Nelder–Mead from ψ̂ takes minutes)
+            psi = prof.profiled(prof.names.index(rows[key]), end)[1]
+            got = dict(zip(("sd0", "rho", "sd1"), psi))
+            start = {k: float(np.clip(v * 0.95, -0.99, 0.99) if k == "rho" else v * 1.05 + 1e-3)
+                     for k, v in got.items()}
+            ll = dense_profile(df, key, end, start)
+            assert 2 * (fit.loglik - ll) == pytest.approx(cut, abs=1e-4)
+    k = prof.names.index(rows["rho"])
+    for end in ci.loc[rows["rho"]]:
+        if abs(end) == 1.0:
+            # At ρ = ±1 the profile over the two SDs has a local minimum near ψ̂ and the
+            # sub-model with an SD at 0 (where ρ does nothing): the lowest of the starts counts.
+            starts = [prof.psi_hat.copy() for _ in range(3)]
+            starts[1][0], starts[2][2] = 0.0, 0.0
+            f1 = min(prof.profiled(k, end, s)[0] for s in starts)
+            assert 2 * (f1 - prof.f_hat) < cut
+            assert ci.loc[rows["sd0"]].iloc[0] == 0.0 or ci.loc[rows["sd1"]].iloc[0] == 0.0
