@@ -387,22 +387,31 @@ def _fitting(node: Node, st: EvalState) -> bool:
     return st.fit
 
 
+def scale_arguments(node: Node) -> tuple:
+    """The ``center`` and ``scale`` arguments of a ``scale()`` call (True, False or a number)."""
+    return (_const(_arg(node, "center", 1), True, node), _const(_arg(node, "scale", 2), True, node))
+
+
+def constant_scale_error(node: Node) -> ModelSpecError:
+    """The error of ``scale(x)`` on a constant ``x``."""
+    return ModelSpecError(
+        f"{node}: {node.args[0]} has standard deviation 0 in the data used (it is constant), so "
+        f"scale() would divide by zero; drop the term or use scale({node.args[0]}, scale = FALSE)")
+
+
 def _scale(node: Node, st: EvalState) -> np.ndarray:
     """R's ``scale(x, center = TRUE, scale = TRUE)``; the fitted centre and scale are remembered."""
     x = _num(evaluate(node.args[0], st), node)
     if _fitting(node, st):
-        center = _const(_arg(node, "center", 1), True, node)
-        scale = _const(_arg(node, "scale", 2), True, node)
+        center, scale = scale_arguments(node)
         c = float(np.nanmean(x)) if center is True else (None if center is False else center)
         xc = x - c if c is not None else x
         nobs = int(np.sum(~np.isnan(xc)))
         s = (float(np.sqrt(np.nansum(xc ** 2) / max(1, nobs - 1))) if scale is True
              else (None if scale is False else scale))
-        if scale is True and not s > 0:
-            raise ModelSpecError(
-                f"{node}: {node.args[0]} has standard deviation 0 in the data used (it is "
-                "constant), so scale() would divide by zero; drop the term or use "
-                f"scale({node.args[0]}, scale = FALSE)")
+        if scale is True and (not s > 0 or (center is True and np.nanmin(x) == np.nanmax(x))):
+            # (a constant 0.1 has a mean that is not exactly 0.1, so s is 1e-17, not 0)
+            raise constant_scale_error(node)
         st.params[id(node)] = (c, s)
     c, s = st.params[id(node)]
     out = x - c if c is not None else x

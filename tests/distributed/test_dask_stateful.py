@@ -23,12 +23,14 @@ import mixedppl as mp  # noqa: E402
 from mixedppl.core.exceptions import ModelSpecError  # noqa: E402
 from mixedppl.spec.dask_spec import build_dask_spec, partition_spec  # noqa: E402
 from mixedppl.spec.model_spec import build_spec  # noqa: E402
+from mixedppl.spec.stateful import Moments  # noqa: E402
 
 from conftest import rel_close  # noqa: E402
 
 FORMULAS = [
     "y ~ scale(x) + (1 | g)",
     "y ~ scale(x, scale = FALSE) + log(z) + (1 + scale(z) | g)",
+    "y ~ scale(x, center = 2) + scale(z, center = FALSE) + scale(log(z), scale = 3) + (1 | g)",
     "y ~ poly(x, 3) + (1 | g)",
     "y ~ poly(z, 2):f + (1 | g)",
     "y ~ ns(z, df = 4) + bs(x, df = 5) + (1 | g)",
@@ -85,6 +87,24 @@ def test_model_matrices_equal_in_memory(client, formula, seed):
         rel_close(X, ref.X, 0, 1e-12)
         for z, t in zip(zs, ref.terms):
             rel_close(z, t.z, 0, 1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_merged_moments_equal_numpy(seed):
+    """Chan et al.'s pairwise merge over random splits (some empty, some NaN) against NumPy."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(1e3, 2.0, 500)
+    x[rng.choice(500, 7)] = np.nan
+    cuts = np.sort(rng.integers(0, 500, 9))
+    ok = x[~np.isnan(x)]
+    for c0 in (0.0, 999.5):
+        pieces = [Moments.of(p, c0) for p in np.split(x, cuts)]
+        m = pieces[0]
+        for p in pieces[1:]:
+            m = m + p
+        assert m.n == len(ok) and (m.lo, m.hi) == (ok.min(), ok.max())
+        rel_close([m.mean, m.m2, m.ss], [ok.mean(), np.sum((ok - ok.mean()) ** 2),
+                                         np.sum((ok - c0) ** 2)], 1e-12)
 
 
 def test_parameters_are_the_closed_forms(client):
@@ -159,12 +179,21 @@ def test_glmer_fit_equals_in_memory_fit(client, family, formula, nparts):
     ("y ~ ns(z, df = 0) + (1 | g)", "ns\\(z, df = 0\\): df = 0 is too small"),
 ])
 def test_bad_input_gives_the_in_memory_error(client, formula, match):
-    d = data(9).dropna().assign(k=2.5, x3=lambda t: np.round(t.x).clip(-1, 1))
+    d = data(9).dropna().assign(k=0.1, x3=lambda t: np.round(t.x).clip(-1, 1))
     with pytest.raises(ModelSpecError, match=match) as mem:
         build_spec(formula, d)
     with pytest.raises(ModelSpecError, match=match) as dask_err:
         build_dask_spec(formula, dd.from_pandas(d, npartitions=3), progress=False)
     assert str(dask_err.value) == str(mem.value)
+
+
+def test_constant_column_scaled_without_centring_is_fine(client):
+    d = data(11).dropna().assign(k=0.1)
+    formula = "y ~ 0 + scale(k, center = FALSE) + x + (1 | g)"
+    ref = build_spec(formula, d)
+    spec = build_dask_spec(formula, dd.from_pandas(d, npartitions=3), progress=False)
+    X, _ = dask_matrices(spec, dd.from_pandas(d, npartitions=3))
+    rel_close(X, ref.X, 0, 1e-12)
 
 
 def test_nested_whole_column_calls_are_refused_clearly(client):
