@@ -177,6 +177,8 @@ def test_glmer_fit_equals_in_memory_fit(client, family, formula, nparts):
     ("y ~ poly(x3, 3) + (1 | g)", "'degree' must be less than number of unique points in "
                                   "poly\\(x3, 3\\)"),
     ("y ~ ns(z, df = 0) + (1 | g)", "ns\\(z, df = 0\\): df = 0 is too small"),
+    ("y ~ poly(f, 2) + (1 | g)", "poly\\(f, 2\\) needs numeric values, but column 'f' is "
+                                 "categorical"),
 ])
 def test_bad_input_gives_the_in_memory_error(client, formula, match):
     d = data(9).dropna().assign(k=0.1, x3=lambda t: np.round(t.x).clip(-1, 1))
