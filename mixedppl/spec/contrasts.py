@@ -283,11 +283,15 @@ class EvalState:
     fit: bool
     params: dict
     rhs: str
+    preset: dict | None = None  # str(call) -> params fixed elsewhere (a Dask pass over the rows)
+    given: dict | None = None   # id(node) -> its value (the collected argument of a call)
 
 
 def evaluate(node: Node, st: EvalState):
     """Value of an expression on ``st.data``: a float/bool array, a scalar or a :class:`Factor`."""
     k, a = node.kind, node.args
+    if st.given and id(node) in st.given:
+        return st.given[id(node)]
     if k in ("num", "str"):
         return node.value
     if k == "name":
@@ -373,17 +377,41 @@ def _as_factor(x, fn: str, node: Node) -> Factor:
     return Factor(r_labels(arr), [r_label(u) for u in uniq], ordered, str(node.args[0]))
 
 
+def _fitting(node: Node, st: EvalState) -> bool:
+    """Whether ``node``'s data-dependent parameters are computed here: not when not fitting, nor
+    when they were fixed beforehand (``st.preset``, keyed by the call's text), in which case they
+    are remembered as if fitted."""
+    if st.fit and st.preset and str(node) in st.preset:
+        st.params[id(node)] = st.preset[str(node)]
+        return False
+    return st.fit
+
+
+def scale_arguments(node: Node) -> tuple:
+    """The ``center`` and ``scale`` arguments of a ``scale()`` call (True, False or a number)."""
+    return (_const(_arg(node, "center", 1), True, node), _const(_arg(node, "scale", 2), True, node))
+
+
+def constant_scale_error(node: Node) -> ModelSpecError:
+    """The error of ``scale(x)`` on a constant ``x``."""
+    return ModelSpecError(
+        f"{node}: {node.args[0]} has standard deviation 0 in the data used (it is constant), so "
+        f"scale() would divide by zero; drop the term or use scale({node.args[0]}, scale = FALSE)")
+
+
 def _scale(node: Node, st: EvalState) -> np.ndarray:
     """R's ``scale(x, center = TRUE, scale = TRUE)``; the fitted centre and scale are remembered."""
     x = _num(evaluate(node.args[0], st), node)
-    if st.fit:
-        center = _const(_arg(node, "center", 1), True, node)
-        scale = _const(_arg(node, "scale", 2), True, node)
+    if _fitting(node, st):
+        center, scale = scale_arguments(node)
         c = float(np.nanmean(x)) if center is True else (None if center is False else center)
         xc = x - c if c is not None else x
         nobs = int(np.sum(~np.isnan(xc)))
         s = (float(np.sqrt(np.nansum(xc ** 2) / max(1, nobs - 1))) if scale is True
              else (None if scale is False else scale))
+        if scale is True and (not s > 0 or (center is True and np.nanmin(x) == np.nanmax(x))):
+            # (a constant 0.1 has a mean that is not exactly 0.1, so s is 1e-17, not 0)
+            raise constant_scale_error(node)
         st.params[id(node)] = (c, s)
     c, s = st.params[id(node)]
     out = x - c if c is not None else x
@@ -396,7 +424,7 @@ def _poly(node: Node, st: EvalState) -> np.ndarray:
     degree = int(_const(_arg(node, "degree", 1), 1.0, node))
     if _const(_arg(node, "raw", 99), False, node):
         return x[:, None] ** np.arange(1, degree + 1)[None, :]
-    if st.fit:
+    if _fitting(node, st):
         Z, alpha, norm2 = poly_fit(x, degree, str(node))
         st.params[id(node)] = (alpha, norm2)
         return Z
@@ -426,7 +454,7 @@ def _spline(node: Node, st: EvalState) -> np.ndarray:
             raise ModelSpecError(f"{node}: {fn}() has no argument {key!r}; "
                                  f"arguments: {', '.join(names)}")
     x = np.asarray(_num(evaluate(node.args[0], st), node), dtype=float)
-    if st.fit:
+    if _fitting(node, st):
         df = _const(_arg(node, "df", 1), None, node)
         knots = _const_vector(_arg(node, "knots", 2), node)
         if fn == "bs":

@@ -15,8 +15,12 @@ A Dask DataFrame is read in two steps, so that only small values travel to the c
 2. :func:`partition_spec` — on a worker, the template's rows for one partition: y, X (the
    template's columns), offset, weights and every term's level codes (global codes) and z.
 
-Transforms that depend on the whole column (``scale()``, ``poly()``, ``factor()`` of a numeric
-column) and a factor response are refused: compute them as columns first. The rank-deficiency
+``scale()``, ``poly()``, ``bs()`` and ``ns()`` get their parameters (centre and scale, recursion
+coefficients, knots) from the whole column in the same pass (:mod:`mixedppl.spec.stateful`: each
+partition hands back the call's argument on its used rows, the client computes the parameters
+with the in-memory code, so exactly as the pandas path does) and are then fixed transforms on
+every partition. ``factor()`` of a numeric column and a factor response are refused: compute them
+as columns first. The rank-deficiency
 check needs X'X and is made where the cross-products are summed
 (:mod:`mixedppl.distributed.lmm`).
 """
@@ -42,12 +46,12 @@ from .model_spec import (ModelSpec, _check_lme4_counts, _check_weights, _used_co
                          _vector_name, split_strata)
 from .response import response_input
 from .reterm import _num_label, build_reterm
+from .stateful import collect_arguments, combine_arguments, fit_parameters, stateful_calls
 
 __all__ = ["DaskSource", "VarLevels", "build_dask_spec", "partition_spec", "meta_frame",
            "for_workers"]
 
-_WHOLE_COLUMN_CALLS = ("factor(", "as.factor(", "ordered(", "cut(", "scale(", "poly(", "ns(",
-                       "bs(")
+_WHOLE_COLUMN_CALLS = ("factor(", "as.factor(", "ordered(", "cut(")
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ class _Plan:
     factor_vars: list[str]
     multi_groups: list[tuple[str, ...]]
     na_action: str
+    stateful_rhs: tuple[str, ...] = ()
 
 
 def _vectors(part: pd.DataFrame, plan) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
@@ -202,7 +207,7 @@ def _summary(part: pd.DataFrame, i: int, plan) -> dict:
 
 def _summary_rows(part: pd.DataFrame, plan) -> dict:
     out = {"errors": [], "n_rows": len(part), "n_bad": 0, "counts": {}, "uniques": {},
-           "combos": {}, "sample": None, "n_pos": 0}
+           "combos": {}, "sample": None, "n_pos": 0, "args": {}}
     if len(part) == 0:
         return out
     frame, keep, response, w, _, counts = _read_rows(part, plan)
@@ -219,6 +224,8 @@ def _summary_rows(part: pd.DataFrame, plan) -> dict:
                              bool(col.cat.ordered) if _kind(col) == "cat" else False)
     for g in plan.multi_groups:
         out["combos"][g] = frame[list(g)].drop_duplicates()
+    if plan.stateful_rhs:
+        out["args"] = collect_arguments(frame, list(plan.stateful_rhs))
     ry = np.asarray(response.y, float)
     pos = np.flatnonzero(w > 0) if np.any(w > 0) else np.arange(len(frame))
     rows = sorted({0, int(pos[np.argmin(ry[pos])]), int(pos[np.argmax(ry[pos])])})
@@ -230,7 +237,7 @@ def _summary_rows(part: pd.DataFrame, plan) -> dict:
 
 def _combine(parts: list[dict]) -> dict:
     out = {"errors": [], "n_rows": 0, "n_bad": 0, "counts": {}, "uniques": {}, "combos": {},
-           "sample": None, "n_pos": 0}
+           "sample": None, "n_pos": 0, "args": {}}
     samples = []
     for s in parts:
         out["errors"] += s["errors"]
@@ -253,6 +260,7 @@ def _combine(parts: list[dict]) -> dict:
                                 pd.concat([out["combos"][g], df]).drop_duplicates())
         if s["sample"] is not None:
             samples.append(s["sample"])
+    out["args"] = combine_arguments([s.get("args", {}) for s in parts if not s["errors"]])
     if samples:
         allrows = pd.concat(samples, ignore_index=True)
         pos = allrows["__w__"].to_numpy() > 0
@@ -323,8 +331,7 @@ def _refuse_whole_column_calls(formula: str) -> None:
             raise ModelSpecError(
                 f"formula {formula!r}: {call[:-1]}() needs the whole column, which a Dask "
                 "DataFrame's partitions do not have; compute the column first (e.g. "
-                "ddf = ddf.assign(x_s=(ddf.x - ddf.x.mean()) / ddf.x.std()), or .astype(str) for a "
-                "factor) and use it in the formula")
+                "ddf = ddf.assign(f=ddf.x.astype(str)) for a factor) and use it in the formula")
 
 
 def _raise_first(errors: list) -> None:
@@ -395,8 +402,9 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
     group_vars = [t.group_vars for t in parsed.random]
     factor_vars = [c for c in columns if c not in response_vars and
                    (_is_factor_dtype(meta[c].dtype) or any(c in g for g in group_vars))]
+    rhss = tuple(r for r in [fixed_rhs] + [t.lhs for t in parsed.random] if stateful_calls(r))
     plan = _Plan(formula, columns, parsed.response, fam, weights, offset, factor_vars,
-                 [g for g in group_vars if len(g) > 1], na_action)
+                 [g for g in group_vars if len(g) > 1], na_action, rhss)
     summary = tree_reduce(ddf, partial(_summary, plan=plan), _combine, split_every=split_every,
                           progress="Dask: levels and checks" if progress else None)
     if summary["errors"]:
@@ -408,10 +416,11 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
         raise ModelSpecError("the data has no rows")
     if weights is not None and summary["n_pos"] == 0:
         _check_weights(np.zeros(1), _vector_name(weights, "weights"))
+    preset = fit_parameters(list(rhss), summary["args"])
     levels = {v: _var_levels(*summary["uniques"][v]) for v in factor_vars}
     frame = _template_frame(summary["sample"], columns, levels,
                             [v for v in factor_vars if _is_factor_dtype(meta[v].dtype)])
-    fixed = model_matrix(fixed_rhs, frame, contrasts=contrasts)
+    fixed = model_matrix(fixed_rhs, frame, contrasts=contrasts, preset=preset)
     terms, combos = [], []
     for t in parsed.random:
         if getattr(t, "structure", "us") != "us":
@@ -420,12 +429,9 @@ def build_dask_spec(formula: str, ddf, family: str | Family = "gaussian",
                                  "DataFrame yet; fit it on a pandas DataFrame")
         labels, keys = _group_levels(t.group_vars, levels, summary["combos"].get(t.group_vars))
         term = build_reterm(t.lhs, t.group, t.group_vars, frame, contrasts,
-                            factor=(np.zeros(len(frame), np.int64), labels))
+                            factor=(np.zeros(len(frame), np.int64), labels), preset=preset)
         terms.append(replace(term, codes=np.zeros(0, np.int64), z=np.zeros((0, term.n_cols))))
         combos.append(keys)
-    for design in [fixed] + [t.design for t in terms]:
-        if design.plan.params:
-            _refuse_whole_column_calls("scale(")
     order = sorted(range(len(terms)), key=lambda k: -terms[k].n_levels)
     labels = [f"{parsed.random[k].lhs} | {parsed.random[k].group}" for k in order]
     terms = tuple(terms[k] for k in order)

@@ -421,6 +421,28 @@ class _Plan:
     intercept: bool
     params: dict
 
+    def _nodes(self) -> list[Node]:
+        """Every expression node of the variables, depth first (``params`` is keyed by their id)."""
+        out, stack = [], [v.node for v in reversed(self.vars)]
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(node.args))
+        return out
+
+    def __getstate__(self) -> dict:
+        # ``params`` is keyed by node identity, which does not survive pickling (a spec sent to
+        # Dask workers, a saved fit): store node positions instead.
+        state = dict(self.__dict__)
+        where = {id(n): k for k, n in enumerate(self._nodes())}
+        state["params"] = {where[key]: v for key, v in self.params.items() if key in where}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        nodes = self._nodes()
+        self.params = {id(nodes[k]): v for k, v in state["params"].items()}
+
 
 def _assemble(plan: _Plan, values: list, n: int) -> tuple[np.ndarray, list[str], np.ndarray]:
     blocks, names, assign = [], [], []
@@ -514,7 +536,8 @@ def _coding(terms: list[int], vars_: list[_Var], intercept: bool) -> list[list[t
 
 
 def model_matrix(rhs: str, data: pd.DataFrame, *,
-                 contrasts: dict[str, str | np.ndarray] | None = None) -> Design:
+                 contrasts: dict[str, str | np.ndarray] | None = None,
+                 preset: dict | None = None) -> Design:
     """R's ``model.matrix(~ rhs, data, contrasts.arg = contrasts)`` (unused levels dropped).
 
     Parameters
@@ -529,6 +552,10 @@ def model_matrix(rhs: str, data: pd.DataFrame, *,
     contrasts : dict, optional
         Variable name → ``"contr.treatment"``, ``"contr.sum"``, ``"contr.helmert"``,
         ``"contr.poly"``, ``"contr.SAS"`` or a (levels × k) matrix. Names not in ``rhs`` are ignored.
+    preset : dict, optional
+        The text of a ``scale()`` / ``poly()`` / ``bs()`` / ``ns()`` call → its parameters, computed
+        elsewhere on the whole column (:mod:`mixedppl.spec.stateful`, for a Dask DataFrame);
+        ``data`` then only needs the columns, not the rows those parameters come from.
 
     Returns
     -------
@@ -537,7 +564,7 @@ def model_matrix(rhs: str, data: pd.DataFrame, *,
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     ex, terms, offsets = _expand(rhs)
-    st = EvalState(data, True, {}, rhs)
+    st = EvalState(data, True, {}, rhs, preset=preset)
     vars_ = [_Var(lab, node) for lab, node in zip(ex.labels, ex.vars)]
     used = {i for t in terms for i in term_variables(t)} | set(offsets)
     values = [_fit_var(v, st) if i in used else None for i, v in enumerate(vars_)]

@@ -268,9 +268,9 @@ def _time_levels(design: Design, structure: str, group: str, where: str) -> None
 def build_reterm(lhs: str, group: str, group_vars: tuple[str, ...], data: pd.DataFrame,
                  contrasts: dict | None = None,
                  factor: tuple[np.ndarray, list[str]] | None = None,
-                 structure: str = "us") -> ReTerm:
+                 structure: str = "us", preset: dict | None = None) -> ReTerm:
     """Build a :class:`ReTerm` from ``structure(lhs | group)`` on rows already cleaned of missing
-    values.
+    values (``preset``: :func:`~mixedppl.spec.design.model_matrix`'s).
 
     ``factor = (codes, labels)`` gives the grouping factor when its levels are known from more
     rows than ``data`` (a Dask DataFrame's levels, collected over every partition)."""
@@ -280,7 +280,7 @@ def build_reterm(lhs: str, group: str, group_vars: tuple[str, ...], data: pd.Dat
             f"grouping factor '{group}' has {len(labels)} level in the data used "
             f"({labels[0] if labels else 'none'}); a random effect needs at least 2 levels. "
             "Drop the term or use the column as a fixed effect.")
-    design = model_matrix(lhs, data, contrasts=contrasts)
+    design = model_matrix(lhs, data, contrasts=contrasts, preset=preset)
     where = f"{structure}({lhs} | {group})"
     if structure in TIME_STRUCTURES:
         _time_levels(design, structure, group, where)

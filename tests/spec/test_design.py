@@ -303,3 +303,14 @@ def test_r_number_formatting():
         "2", "0.5", "1e+05", "123456", "1e-04", "0.001", "-1.5"]
     d = model_matrix("I(x * 1e5)", pd.DataFrame({"x": [1.0, 2.0]}))
     assert isinstance(d, Design) and d.column_names == ["(Intercept)", "I(x * 1e+05)"]
+
+
+def test_pickled_design_keeps_its_fitted_transforms():
+    """scale / poly / ns parameters are keyed by node identity; a pickled design (a spec sent to
+    Dask workers, a saved fit) must rebuild the same matrix on the training rows."""
+    import pickle
+    df = pd.DataFrame({"x": np.arange(10.0) ** 1.5, "z": np.linspace(0, 1, 10)})
+    d = model_matrix("scale(x) + poly(z, 3) + ns(x, df = 3):z", df)
+    again = pickle.loads(pickle.dumps(d))
+    assert len(again.plan.params) == 3
+    np.testing.assert_allclose(again.transform(df)[0], d.matrix, rtol=0, atol=1e-13)
