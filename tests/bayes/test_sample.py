@@ -76,6 +76,7 @@ def test_priors_override_changes_the_model():
         m.to_pymc(priors={"corr": mp.priors.HalfNormal(1)})
 
 
+@pytest.mark.slow   # samples (~19 s)
 def test_vector_term_prior_is_lkj():
     """Prior draws of a 3×3 term's correlation matrix (built from canonical partial correlations)
     have LKJ(η)'s marginals, Beta(η − 1 + d/2) on (−1, 1) for every pair, and PyMC's
@@ -105,6 +106,7 @@ def _simulate(rng, n_groups, n_per, beta, sd_b, sigma):
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{k}" for k in g]})
 
 
+@pytest.mark.slow   # samples (~17 s)
 def test_posterior_means_agree_with_reml_large_n():
     data = _simulate(np.random.default_rng(7), 40, 50, [1.0, 2.0], 1.0, 2.0)
     fit = mp.lmer("y ~ x + (1 | g)", data)

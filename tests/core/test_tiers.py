@@ -96,6 +96,7 @@ def test_vector_terms_after_the_first_share_one_graph(fresh):
             start += q
 
 
+@pytest.mark.slow   # builds C modules in an empty compile dir (~18 s)
 def test_c_tier_gives_the_numpy_tiers_numbers(monkeypatch, tmp_path):
     """The C tier (asked for by the second lookup, built in the background, returned by the
     third) evaluates the same deviance and gradient as the NumPy tier."""
