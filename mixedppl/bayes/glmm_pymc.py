@@ -54,6 +54,12 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     """
     import pymc as pm  # imported when a model is built: import mixedppl stays light
 
+    if getattr(spec, "zi_terms", ()):
+        # the PyMC model has no zero-inflation random effects: sampling it would silently
+        # drop them, so it is refused
+        names = ", ".join(f"(… | {t.group})" for t in spec.zi_terms)
+        raise NotImplementedError(f"fit.sample() of a model with random terms in the ziformula "
+                                  f"({names}) is not implemented; the Laplace fit has them")
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     ntr = np.asarray(ntr, float)
@@ -162,6 +168,12 @@ def clmm_to_pymc(spec, family, link, y, weights, levels, priors: dict | None = N
     """
     import pymc as pm  # imported when a model is built: import mixedppl stays light
 
+    if getattr(spec, "zi_terms", ()):
+        # the PyMC model has no zero-inflation random effects: sampling it would silently
+        # drop them, so it is refused
+        names = ", ".join(f"(… | {t.group})" for t in spec.zi_terms)
+        raise NotImplementedError(f"fit.sample() of a model with random terms in the ziformula "
+                                  f"({names}) is not implemented; the Laplace fit has them")
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     w = np.asarray(weights, float)
