@@ -67,6 +67,8 @@ class LaplaceObjective:
     184.053
     """
 
+    estimate_keys = ("D", "g", "ldL2", "ll", "eta", "mu", "A")
+
     def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1, vector_rule: bool = False):
         if getattr(spec, "zi_terms", ()):
             # this graph has no zero-inflation random effects: a profile, case deletion,
@@ -82,6 +84,7 @@ class LaplaceObjective:
         self.data = design_inputs(spec, y, ntr, pairs)
         self.n_theta, self.q, self.p = spec.n_theta, spec.q, spec.p
         self.n_phi = family.n_phi
+        self.theta_spec = spec        # whose graph_theta maps θ to the graphs' layout
         self.u = np.zeros(self.q)
         # blocked graph: the dense part is the Schur block of the terms after the first
         # (used to pick the BLAS thread count)
@@ -110,7 +113,7 @@ class LaplaceObjective:
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """(D, ∂D/∂(θ, β, φ)) at x = (θ, β, φ)."""
         theta, beta, phi = self.split(x)
-        theta, J = self.spec.graph_theta(theta)   # a structured term's θ → lme4's layout
+        theta, J = self.theta_spec.graph_theta(theta)   # a structured term's θ → lme4's layout
         try:
             u = self.mode(theta, beta, phi)
             D, g_theta, g_beta, g_phi = self.fns["outer"](u, theta, beta, phi, *self.data)
@@ -126,11 +129,10 @@ class LaplaceObjective:
     def estimates(self, x: np.ndarray) -> dict:
         """D, g, log|L|², log p(y|û) per row, η, μ and LLᵀ at the mode."""
         theta, beta, phi = self.split(x)
-        theta = self.spec.graph_theta(theta)[0]
+        theta = self.theta_spec.graph_theta(theta)[0]
         u = self.mode(theta, beta, phi)
         out = self.fns["estimates"](u, theta, beta, phi, *self.data)
-        keys = ("D", "g", "ldL2", "ll", "eta", "mu", "A")
-        return dict(zip(keys, (np.asarray(v) for v in out)), u=u.copy())
+        return dict(zip(self.estimate_keys, (np.asarray(v) for v in out)), u=u.copy())
 
 
 def _damped_step(fn, x: np.ndarray, g: float, grad: np.ndarray, step: np.ndarray):

@@ -27,7 +27,7 @@ from scipy import linalg
 from ..core.exceptions import ModelSpecError
 from ..core.threads import blas_threads_for
 from ..graph.laplace_zire import zire_functions, zire_inputs
-from .laplace import conditional_effects, fit_checks, newton_minimize
+from .laplace import LaplaceObjective, conditional_effects, fit_checks
 from .lmm_fit import check_boundary
 from .optimize import difference_hessian, minimize_bounded
 from .records import LaplaceFit
@@ -51,9 +51,11 @@ def joint_spec(spec):
     return replace(spec, terms=tuple(spec.terms) + tuple(spec.zi_terms), zi_terms=())
 
 
-class ZIReObjective:
+class ZIReObjective(LaplaceObjective):
     """The Laplace deviance D(θ_c, θ_z, β, φ) of a model with zi random terms, with its exact
-    gradient (the interface of :class:`~mixedppl.fit.laplace.LaplaceObjective`).
+    gradient: :class:`~mixedppl.fit.laplace.LaplaceObjective`'s split / mode / call /
+    estimates on the joint graphs of :mod:`mixedppl.graph.laplace_zire` (θ mapped by
+    :func:`joint_spec`'s layout; the estimates add ``eta_zi``).
 
     Examples
     --------
@@ -76,50 +78,11 @@ class ZIReObjective:
         self.data = zire_inputs(spec, y, ntr)
         self.n_theta, self.q, self.p = self.joint.n_theta, self.joint.q, spec.p
         self.n_phi = self.family.n_phi
+        self.theta_spec = self.joint
         self.u = np.zeros(self.q)
         self.flops_per_eval = float(spec.n * self.q ** 2 + self.q ** 3)
 
-    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(θ = (θ_c, θ_z), β, φ) from the optimiser's vector."""
-        x = np.asarray(x, float)
-        k = self.n_theta + self.p
-        return x[:self.n_theta], x[self.n_theta:k], x[k:k + self.n_phi]
-
-    def mode(self, theta, beta, phi, tol: float = 1e-12, maxit: int = 60) -> np.ndarray:
-        """Joint conditional mode û = (û_c, û_z) by damped Newton (θ in the graphs' layout)."""
-        inner = self.fns["inner"]
-
-        def fn(u, lam):
-            return inner(lam, u, theta, beta, phi, *self.data)
-
-        u = self.u if np.all(np.isfinite(self.u)) else np.zeros(self.q)
-        self.u = newton_minimize(fn, u, np.zeros(self.q), tol, maxit)
-        return self.u
-
-    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """(D, ∂D/∂(θ, β, φ)) at x."""
-        theta, beta, phi = self.split(x)
-        theta, J = self.joint.graph_theta(theta)
-        try:
-            u = self.mode(theta, beta, phi)
-            D, g_theta, g_beta, g_phi = self.fns["outer"](u, theta, beta, phi, *self.data)
-            g_theta = g_theta if J is None else J.T @ g_theta
-        except (np.linalg.LinAlgError, ValueError):
-            self.u = np.zeros(self.q)
-            return np.inf, np.zeros(len(x))
-        if not np.isfinite(D):
-            self.u = np.zeros(self.q)
-            return np.inf, np.zeros(len(x))
-        return float(D), np.concatenate([g_theta, g_beta, g_phi])
-
-    def estimates(self, x: np.ndarray) -> dict:
-        """D, g, log|A|, log p(y|û) per row, η, μ, A and η_zi at the mode."""
-        theta, beta, phi = self.split(x)
-        theta = self.joint.graph_theta(theta)[0]
-        u = self.mode(theta, beta, phi)
-        out = self.fns["estimates"](u, theta, beta, phi, *self.data)
-        keys = ("D", "g", "ldL2", "ll", "eta", "mu", "A", "eta_zi")
-        return dict(zip(keys, (np.asarray(v) for v in out)), u=u.copy())
+    estimate_keys = LaplaceObjective.estimate_keys + ("eta_zi",)
 
 
 def fit_laplace_zire(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
