@@ -460,10 +460,14 @@ def build_spec(formula: str, data: pd.DataFrame, family: str | Family = "gaussia
     parts, zi_random = _part_formulas(parsed, ziformula, dispformula)
     if require_random and not parsed.random and not zi_random:
         raise ModelSpecError(fam.no_random_message.format(formula=formula))
+    check_columns(data, _used_columns(parsed), f"formula {formula!r}")
+    for key, (text, rhs) in parts.items():      # a part's unknown column is named with its formula
+        part_columns = list(rhs_variables(rhs)) + (
+            [c for t in zi_random for c in _term_columns(t)] if key == "X_zi" else [])
+        check_columns(data, part_columns, f"{_PARTS[key]} {text!r}")
     columns = list(dict.fromkeys(_used_columns(parsed)
                                  + [c for _, rhs in parts.values() for c in rhs_variables(rhs)]
                                  + [c for t in zi_random for c in _term_columns(t)]))
-    check_columns(data, columns, f"formula {formula!r}")
     w_all = _resolve_vector(weights, data, "weights")
     o_all = _resolve_vector(offset, data, "offset")
     extra = np.zeros(len(data), bool)

@@ -336,3 +336,11 @@ def test_bad_input_names_the_column_or_term():
     with pytest.raises(mp.ModelSpecError, match="rank deficient"):
         mp.glmer("y ~ x + (1 | g)", d.assign(z2=2 * d["z"]), family="poisson",
                  ziformula="~ z + z2")
+
+
+def test_an_unknown_column_in_a_part_formula_names_that_formula():
+    d = zip_data(1)
+    with pytest.raises(mp.ModelSpecError, match=r"'zz' used in ziformula '~ zz'.*Did you mean 'z'"):
+        mp.glmer("y ~ x + (1 | g)", d, family="poisson", ziformula="~ zz")
+    with pytest.raises(mp.ModelSpecError, match=r"'xx' used in dispformula '~ xx'"):
+        mp.glmer("y ~ x + (1 | g)", d, family="nbinom2", dispformula="~ xx")
