@@ -100,15 +100,6 @@ def test_method_choice_and_degree():
         CrossedScalarObjective(wide, cp=LMMObjective(wide).cp)
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 @pytest.mark.parametrize("seed, nparts, schur", [(7, 1, "chebyshev"), (7, 7, "direct"),
                                                  (8, 7, "chebyshev"), (8, 1, "auto")])
 def test_dask_fit_through_it_equals_the_in_memory_fit(client, seed, nparts, schur):

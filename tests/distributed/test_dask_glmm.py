@@ -27,15 +27,6 @@ from conftest import rel_close  # noqa: E402
 from independent import laplace_deviance  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 def counts_data(seed: int, family: str, n: int = 200) -> pd.DataFrame:
     """Counts with a random intercept of g (10 levels) and of h (4 levels, strings)."""
     rng = np.random.default_rng(seed)

@@ -35,15 +35,6 @@ from scipy import optimize  # noqa: E402
 FORMULA = "y ~ x + f + (1 + x | a) + (1 | b)"
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 def crossed(seed: int, n: int = 240) -> pd.DataFrame:
     """Crossed data: a (12 levels, random slope), b (7 levels, strings), a 3-level factor f."""
     rng = np.random.default_rng(seed)

@@ -48,15 +48,6 @@ def data(seed: int = 1, n: int = 150) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "g": g, "k": rng.poisson(np.exp(0.3 + 0.2 * x + u))})
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 def _check_lmm(bars, capsys, nparts):
     d = data()
     ddf = dd.from_pandas(d, npartitions=nparts)

@@ -39,15 +39,6 @@ FORMULAS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 def data(seed: int, n: int = 150) -> pd.DataFrame:
     """y, x ~ N(0.3, 1.5²), z ~ U(0.5, 6), a factor f and 9 groups g (random intercept and
     z slope); x and z have a few NaN."""
