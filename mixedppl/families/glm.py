@@ -189,6 +189,15 @@ class ShapeParam:
         The start value of psi.
     prior : PriorChoice
         The default prior of the parameter on its natural scale (``fit.sample()``).
+    flat_outside : (float, float)
+        The psi interval outside which the deviance is flat in psi (Student's ν → ∞ is the
+        Gaussian limit; the Tweedie p → 1 or 2 its Poisson / Gamma ends): an optimiser that
+        ends there may have walked a ridge past a better interior optimum.
+    probe : tuple of float
+        Natural values at which the fit then profiles the deviance (the rest re-optimised) to
+        find such an optimum (:func:`mixedppl.fit.laplace.escape_shape_plateau`).
+    limit : str
+        What an estimate on that plateau means, for the warning and the summary note.
     """
 
     name: str
@@ -198,6 +207,14 @@ class ShapeParam:
     psi: Callable
     start: float
     prior: PriorChoice | None = None
+    flat_outside: tuple[float, float] = (-np.inf, np.inf)
+    probe: tuple[float, ...] = ()
+    limit: str = ""
+
+    def at_limit(self, psi: float) -> bool:
+        """Whether ψ lies on the plateau outside ``flat_outside``."""
+        low, high = self.flat_outside
+        return not low <= psi <= high
 
 
 @dataclass(frozen=True)
@@ -672,13 +689,25 @@ def _tweedie_logp(y, mu, n, phi, power):
 
 
 def _student_t_logp(y, mu, n, sigma, df):
-    r""":math:`n\,[\log\Gamma(\tfrac{\nu+1}{2}) - \log\Gamma(\tfrac{\nu}{2}) -
-    \tfrac12\log(\nu\pi) - \log\sigma - \tfrac{\nu+1}{2}\log(1 + r^2/\nu)]`,
-    :math:`r = (y - \mu)/\sigma` (glmmTMB's ``t_family``: ``dt((y - mu)/sigma, df, TRUE) -
-    log(sigma)``; ``pm.StudentT``'s ``logp`` with ``nu = ν``, ``sigma = σ``)."""
+    r""":math:`n\,[c(\nu) - \tfrac12\log\pi - \log\sigma - \tfrac{\nu+1}{2}\log(1 + r^2/\nu)]`,
+    :math:`r = (y - \mu)/\sigma`, :math:`c(\nu) = \log\Gamma(\tfrac{\nu+1}{2}) -
+    \log\Gamma(\tfrac{\nu}{2}) - \tfrac12\log\nu` (glmmTMB's ``t_family``: ``dt((y - mu)/sigma,
+    df, TRUE) - log(sigma)``; ``pm.StudentT``'s ``logp`` with ``nu = ν``, ``sigma = σ``).
+
+    :math:`c(\nu)` is a difference of two log-gammas of size ν log ν: written out it loses
+    all precision once ν ≳ 1e12 (at ν = 1e16 each row is off by O(10), enough for the
+    optimiser to run there). Beyond ν = 1e5 it is the asymptotic series
+    :math:`\log\Gamma(x+\tfrac12) - \log\Gamma(x) = \tfrac12\log x - \tfrac1{8x} +
+    \tfrac1{192x^3} + O(x^{-5})`, x = ν/2 (Abramowitz & Stegun 6.1.47), i.e.
+    :math:`c(\nu) = -\tfrac12\log 2 - \tfrac1{4\nu} + \tfrac1{24\nu^3}`, exact to 1e-26."""
     r = (y - mu) / sigma
-    return n * (pt.gammaln((df + 1.0) / 2.0) - pt.gammaln(df / 2.0)
-                - 0.5 * pt.log(df * np.pi) - pt.log(sigma)
+    big = df > 1e5
+    safe_small = pt.switch(big, 1.0, df)
+    safe_big = pt.switch(big, df, 1e5)
+    c_small = (pt.gammaln((safe_small + 1.0) / 2.0) - pt.gammaln(safe_small / 2.0)
+               - 0.5 * pt.log(safe_small))
+    c_big = -0.5 * np.log(2.0) - 0.25 / safe_big + 1.0 / (24.0 * safe_big ** 3)
+    return n * (pt.switch(big, c_big, c_small) - 0.5 * np.log(np.pi) - pt.log(sigma)
                 - (df + 1.0) / 2.0 * pt.log1p(r ** 2 / df))
 
 
@@ -1044,9 +1073,16 @@ def _logit_minus_one(p):
 #: (Juárez & Steel 2010, J. Bus. Econ. Stat. 28, 52–65: mean 20, ν < 5 with probability 0.09).
 TWEEDIE_POWER = ShapeParam("power", "Tweedie power", _expit_plus_one, _expit_plus_one_pt,
                            _logit_minus_one, 0.0,
-                           PriorChoice("Uniform", {"lower": 1.0, "upper": 2.0}))
+                           PriorChoice("Uniform", {"lower": 1.0, "upper": 2.0}),
+                           flat_outside=(-7.0, 7.0), probe=(1.05, 1.2, 1.4, 1.6, 1.8, 1.95),
+                           limit="p → 1 is the Poisson-like end (φ-scaled counts), p → 2 the "
+                                 "Gamma end")
 STUDENT_DF = ShapeParam("df", "Student-t df", np.exp, pt.exp, np.log, float(np.log(5.0)),
-                        PriorChoice("Gamma", {"alpha": 2.0, "beta": 0.1}))
+                        PriorChoice("Gamma", {"alpha": 2.0, "beta": 0.1}),
+                        flat_outside=(-np.inf, float(np.log(1000.0))),
+                        probe=(1.5, 3.0, 5.0, 10.0, 30.0, 100.0),
+                        limit="ν → ∞ is the Gaussian limit: the data show no heavier tails than "
+                              "the normal; family='gaussian' fits the limit")
 
 _BINOMIAL_LATENT = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
 

@@ -220,6 +220,75 @@ def _start(obj: LaplaceObjective, y, ntr, control: dict) -> np.ndarray:
     return np.concatenate([np.asarray(start, float), beta, phi])
 
 
+def escape_shape_plateau(obj, opt, lower: np.ndarray, control: dict, mirror=None):
+    r"""Restart a fit whose family shape ψ (Student's df, the Tweedie power) ended on a plateau.
+
+    As ν → ∞ the t log-density tends to the Gaussian one at rate O(1/ν), so
+    :math:`\partial D/\partial\psi = O(e^{-\psi})` vanishes there whatever the data; an
+    optimiser that walks up a ridge in (θ, ψ) from a poor start (θ at lme4's T = I start while
+    the SDs are large) stops on that plateau with a "converged" gradient even when the deviance
+    is far lower at a finite ν (sleepstudy's ``t_family()`` fit: D = 1794.08 at ν̂ ≈ 6e6,
+    1782.3 at ν ≈ 4.5; glmmTMB 1.1.5 stops on the plateau too). The Tweedie power has such
+    plateaus at p → 1 and p → 2.
+
+    When ψ̂ lies outside ``family.shape.flat_outside``, the deviance is profiled at the shape's
+    ``probe`` values (ψ fixed, every other parameter re-optimised from the end point); from the
+    lowest profile point below D̂ − 1e-6 the full optimisation is restarted. The best optimum
+    found is returned; when that is still on the plateau (Gaussian-looking data: ν̂ → ∞ is the
+    limit), a :class:`~mixedppl.ConvergenceWarning` says so and ``summary()`` notes it.
+
+    Parameters
+    ----------
+    obj : LaplaceObjective
+        ``x -> (D, ∇D)``; its ``family.shape`` holds ψ's :class:`~mixedppl.families.glm.ShapeParam`,
+        ψ is the last coordinate of x.
+    opt : OptSummary
+        The first optimisation's result.
+    lower : ndarray
+        The bounds (θ ≥ 0 where lme4 has them).
+    control : dict
+        ``ftol``, ``gtol``, ``maxiter`` as in :func:`fit_laplace`.
+    mirror : dict, optional
+        ``ModelSpec.theta_mirror()``.
+
+    Returns
+    -------
+    OptSummary
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> sleep = mp.datasets.load("sleepstudy")
+    >>> fit = mp.glmer("Reaction ~ Days + (1 | Subject)", sleep, family="t")
+    >>> round(float(fit.family_params.iloc[0]), 1), round(fit.loglik, 3)
+    (4.5, -891.291)
+    """
+    shape = getattr(obj.family, "shape", None)
+    k = len(opt.x) - 1
+    if shape is None or not shape.probe or not shape.at_limit(opt.x[k]):
+        return opt
+    options = dict(ftol=control.get("ftol", 1e-15), gtol=control.get("gtol", 1e-6),
+                   maxiter=control.get("maxiter", 2000))
+    best = None
+    for value in shape.probe:
+        psi = float(shape.psi(value))
+        x0 = np.array(opt.x, float)
+        x0[k] = psi
+        prof = minimize_bounded(obj, x0, lower, fixed={k: psi}, mirror=mirror, **options)
+        if np.isfinite(prof.fun) and (best is None or prof.fun < best.fun):
+            best = prof
+    if best is not None and best.fun < opt.fun - 1e-6:
+        restart = minimize_bounded(obj, np.array(best.x, float), lower, mirror=mirror, **options)
+        if restart.fun < opt.fun:
+            opt = restart
+    if shape.at_limit(opt.x[k]):
+        warnings.warn(f"the {shape.label} ran off to {shape.natural(opt.x[k]):.3g}, where the "
+                      f"deviance no longer depends on it ({shape.limit}); the estimate is a "
+                      f"limit, not an interior optimum, and its standard error is not meaningful",
+                      ConvergenceWarning, stacklevel=4)
+    return opt
+
+
 def fit_checks(spec, opt, theta: np.ndarray, who: str,
                hessian: np.ndarray | None = None) -> tuple[bool, bool]:
     """(converged, singular), with lme4's warnings; a warning when the deviance is flat in a θ
@@ -291,6 +360,7 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
                                ftol=control.get("ftol", 1e-15),
                                gtol=control.get("gtol", 1e-6),
                                maxiter=control.get("maxiter", 2000))
+        opt = escape_shape_plateau(obj, opt, lower, control, mirror=spec.theta_mirror())
         t2 = time.perf_counter()
         x, _ = check_boundary(obj, opt.x, opt.fun, lower, control.get("boundary_tol", 1e-5))
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)

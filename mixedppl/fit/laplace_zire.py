@@ -27,7 +27,7 @@ from scipy import linalg
 from ..core.exceptions import ModelSpecError
 from ..core.threads import blas_threads_for
 from ..graph.laplace_zire import zire_functions, zire_inputs
-from .laplace import LaplaceObjective, conditional_effects, fit_checks
+from .laplace import LaplaceObjective, conditional_effects, escape_shape_plateau, fit_checks
 from .lmm_fit import check_boundary
 from .optimize import difference_hessian, minimize_bounded
 from .records import LaplaceFit
@@ -133,6 +133,7 @@ def fit_laplace_zire(spec, control: dict | None = None, nAGQ: int = 1) -> Laplac
             pg = opt.projected_gradient()
             if np.all(np.isfinite(pg)) and np.max(np.abs(pg), initial=0.0) < 1e-3:
                 break
+        opt = escape_shape_plateau(obj, opt, lower, control, mirror=joint.theta_mirror())
         t2 = time.perf_counter()
         x, _ = check_boundary(obj, opt.x, opt.fun, lower, control.get("boundary_tol", 1e-5))
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)

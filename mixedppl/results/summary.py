@@ -180,7 +180,9 @@ def fit_notes(fit) -> list[str]:
       ``fit.is_singular`` and ``fit.varcorr`` show which variance is 0 or correlation ±1);
     - ``fit.separation`` (binomial GLMMs): the fixed effects flagged by the separation checks
       of :mod:`mixedppl.fit.checks` when the fit was made (a ``SeparationWarning``), whose
-      estimates diverge (Albert & Anderson 1984).
+      estimates diverge (Albert & Anderson 1984);
+    - a family shape on its plateau (Student's ν̂ → ∞, the Tweedie p̂ → 1 or 2; see
+      :func:`mixedppl.fit.laplace.escape_shape_plateau`).
 
     Returns
     -------
@@ -197,6 +199,11 @@ def fit_notes(fit) -> list[str]:
     if getattr(fit, "is_singular", False):
         notes.append("boundary (singular) fit: see help('isSingular') (fit.is_singular, "
                      "fit.varcorr)")
+    shape = getattr(getattr(fit, "family", None), "shape", None)
+    phi = getattr(fit, "phi", ())
+    if shape is not None and len(phi) and shape.at_limit(float(phi[-1])):
+        notes.append(f"the {shape.label} is at its limit ({shape.natural(float(phi[-1])):.3g}: "
+                     f"{shape.limit})")
     if not getattr(fit, "converged", True):
         opt = getattr(fit, "opt", None)
         if opt is not None:

@@ -348,3 +348,36 @@ def test_tweedie_and_t_bad_input():
         mp.glmer("y ~ x + (1 | g)", d, family="tweedie", dispformula="~ (1 | g)")
     with pytest.raises(mp.ModelSpecError, match="family='zip' is family 'poisson' with a zero part"):
         get_family("zip")
+
+
+def _scaled_t_model(seed):
+    """sleepstudy-like t data: responses in the hundreds, a group SD of ~35 (lme4's θ start,
+    SD 1, is far away), ν = 4: the start region from which a path can climb the (θ, ψ) ridge
+    to the ν → ∞ plateau."""
+    r = np.random.default_rng(seed)
+    g = np.repeat(np.arange(12), 8)
+    x = np.tile(np.arange(8.0), 12)
+    y = 250 + 10 * x + 35 * r.normal(size=12)[g] + 20 * r.standard_t(4, size=len(g))
+    d = pd.DataFrame({"y": y, "x": x, "g": [f"s{k}" for k in g]})
+    return mp.Model("y ~ x + (1 | g)", d, get_family("t", laplace=True)[0])
+
+
+@pytest.mark.parametrize("seed", [0, 3, pytest.param(2, marks=pytest.mark.slow),
+                                  pytest.param(4, marks=pytest.mark.slow),
+                                  pytest.param(5, marks=pytest.mark.slow)])
+def test_t_fit_is_the_multistart_numpy_optimum_not_the_plateau(seed):
+    """Against a NumPy Laplace minimised from several (θ, ν) starts by BFGS: the fit's deviance
+    is no higher than the best of them (the ν → ∞ plateau gives a far higher one; see
+    tests/parity/test_glmmtmb_t_sleepstudy.py for the sleepstudy case)."""
+    model = _scaled_t_model(seed)
+    fit = model.fit()
+    dev = _independent(model, "t")
+    spec = model.spec
+    ols = np.linalg.lstsq(spec.X, spec.y, rcond=None)[0]
+    resid = spec.y - spec.X @ ols
+    best = np.inf
+    for sd, nu in ((40.0, 2.0), (40.0, 20.0), (10.0, 5.0)):
+        x0 = np.r_[sd, ols, np.log(resid.std() / 2), np.log(nu)]
+        best = min(best, optimize.minimize(dev, x0, method="BFGS", options={"gtol": 1e-6}).fun)
+    x_hat = np.concatenate([fit.theta, fit.beta, fit.phi])
+    assert dev(x_hat) <= best + 1e-5
