@@ -32,7 +32,7 @@ from .lmm_fit import check_boundary
 from .optimize import difference_hessian, minimize_bounded
 from .records import LaplaceFit
 
-__all__ = ["ZIReObjective", "joint_spec", "fit_laplace_zire"]
+__all__ = ["ZIReObjective", "joint_spec", "zi_spec", "fit_laplace_zire"]
 
 
 def joint_spec(spec):
@@ -49,6 +49,22 @@ def joint_spec(spec):
     (['site', 'spp'], 2)
     """
     return replace(spec, terms=tuple(spec.terms) + tuple(spec.zi_terms), zi_terms=())
+
+
+def zi_spec(spec):
+    """``spec`` with the ziformula's random terms as its ``terms`` (their θ layout, names and
+    variance components, read by the functions that take ``spec.terms``).
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> from mixedppl.spec.model_spec import build_spec
+    >>> spec = build_spec("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                   "poisson", ziformula="~ mined + (1 | spp)")
+    >>> [t.group for t in zi_spec(spec).terms], zi_spec(spec).n_theta
+    (['spp'], 1)
+    """
+    return replace(spec, terms=tuple(spec.zi_terms), zi_terms=())
 
 
 class ZIReObjective(LaplaceObjective):
