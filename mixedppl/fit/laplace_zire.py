@@ -47,23 +47,16 @@ def joint_spec(spec):
     ...                   "poisson", ziformula="~ mined + (1 | spp)")
     >>> [t.group for t in joint_spec(spec).terms], joint_spec(spec).n_theta
     (['site', 'spp'], 2)
+    >>> [t.group for t in zi_spec(spec).terms], zi_spec(spec).n_theta
+    (['spp'], 1)
     """
     return replace(spec, terms=tuple(spec.terms) + tuple(spec.zi_terms), zi_terms=())
 
 
 def zi_spec(spec):
     """``spec`` with the ziformula's random terms as its ``terms`` (their θ layout, names and
-    variance components, read by the functions that take ``spec.terms``).
-
-    Examples
-    --------
-    >>> import mixedppl as mp
-    >>> from mixedppl.spec.model_spec import build_spec
-    >>> spec = build_spec("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
-    ...                   "poisson", ziformula="~ mined + (1 | spp)")
-    >>> [t.group for t in zi_spec(spec).terms], zi_spec(spec).n_theta
-    (['spp'], 1)
-    """
+    variance components, read by the functions that take ``spec.terms``); example in
+    :func:`joint_spec`."""
     return replace(spec, terms=tuple(spec.zi_terms), zi_terms=())
 
 
