@@ -23,7 +23,10 @@ the Laplace deviance (zero prior weights on the deleted rows, the same compiled 
 each started at the full fit's optimum and Hessian
 (:func:`~mixedppl.fit.laplace_refit.warm_refit`), :math:`V_{(i)} = [2H_{(i)}^{-1}]_{\beta\beta}`
 from differences of the exact gradient at the refit, and RVC over the random-effect variances
-and covariances (no residual σ²).
+and covariances (no residual σ²). With random terms in the ziformula (``spec.zi_terms``) the
+refits are of the joint deviance over (θ_c, θ_z, β, φ)
+(:class:`~mixedppl.fit.laplace_zire.ZIReObjective`), the cases may be the levels of a zi
+term's grouping factor too, and RVC covers the zi terms' variances (``rvc_zi~site.var(…)``).
 
 The table is an :class:`InfluenceFrame`, a DataFrame whose ``.plot()`` draws the measures per
 deleted case (:func:`plot_influence`, as HLMdiag's ``dotplot_diag``).
@@ -43,7 +46,8 @@ import pandas as pd
 
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
-from ..fit.laplace_refit import refit_objective, warm_refit, warm_refit_vcov
+from ..fit.laplace_refit import n_theta, refit_objective, warm_refit, warm_refit_vcov
+from ..fit.laplace_zire import zi_spec
 from ..fit.lmm_fit import refit_lmm, refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
 from ..fit.records import (LaplaceFit, LMMFit, beta_covariance, residual_variance,
@@ -94,10 +98,11 @@ def _cases(record: LMMFit, level: str) -> tuple[list[str], list[np.ndarray]]:
     if level == "observation":
         rows = np.flatnonzero(spec.keep)      # positions in the user's data (0-based)
         return list(rows), [np.arange(spec.n) == i for i in range(spec.n)]
-    for t in spec.terms:
+    terms = (*spec.terms, *getattr(spec, "zi_terms", ()))
+    for t in terms:
         if level in (t.group, *t.group_vars) and (level == t.group or len(t.group_vars) == 1):
             return list(t.levels), [t.codes == g for g in range(t.n_levels)]
-    valid = list(dict.fromkeys(t.group for t in spec.terms)) + ["observation"]
+    valid = list(dict.fromkeys(t.group for t in terms)) + ["observation"]
     raise ValueError(f"level must be a grouping factor of the model or 'observation'; got "
                      f"{level!r}, valid: {valid}")
 
@@ -138,6 +143,23 @@ def _measures(beta, V, vc, deleted) -> list[list[float]]:
     return rows
 
 
+def _laplace_varcomp(record: LaplaceFit, x: np.ndarray) -> np.ndarray:
+    """The random-effect variances and covariances at x = (θ, β, φ): the conditional terms',
+    then those of the ziformula's terms (θ = (θ_c, θ_z))."""
+    spec, nc = record.spec, record.spec.n_theta
+    vc = _varcomp(spec, x[:nc], 1.0)[:-1]
+    if not spec.zi_terms:
+        return vc
+    return np.concatenate([vc, _varcomp(zi_spec(spec), x[nc:n_theta(record)], 1.0)[:-1]])
+
+
+def _laplace_varcomp_names(spec) -> list[str]:
+    names = varcomp_names(spec)[:-1]
+    if spec.zi_terms:
+        names += [f"zi~{n}" for n in varcomp_names(zi_spec(spec))[:-1]]
+    return names
+
+
 def glmm_influence_frame(record: LaplaceFit, level: str = "observation") -> pd.DataFrame:
     """Case-deletion influence of a GLMM / CLMM (module docstring): one row per deleted case,
     cooks_d, mdffits, covtrace, covratio, rvc_<component>.
@@ -153,18 +175,19 @@ def glmm_influence_frame(record: LaplaceFit, level: str = "observation") -> pd.D
     spec = record.spec
     labels, masks = _cases(record, level)
     beta = np.asarray(record.beta)
-    vc = _varcomp(spec, record.theta, 1.0)[:-1]
+    nt = n_theta(record)
+    vc = _laplace_varcomp(record, np.concatenate([record.theta, record.zi_theta]))
+    objectives = (refit_objective(record, weights=np.where(mask, 0.0, spec.weights))
+                  for mask in masks)
     deleted = []
-    with blas_threads_for(float(spec.n * spec.q ** 2 + spec.q ** 3)):
-        for mask in masks:
-            obj = refit_objective(record, weights=np.where(mask, 0.0, spec.weights))
+    first = next(objectives)
+    with blas_threads_for(first):
+        for obj in (first, *objectives):
             x, _ = warm_refit(record, obj)
-            theta = x[:spec.n_theta]
-            deleted.append((x[spec.n_theta:spec.n_theta + spec.p],
-                            warm_refit_vcov(obj, x, spec.p, spec.n_theta),
-                            _varcomp(spec, theta, 1.0)[:-1]))
+            deleted.append((x[nt:nt + spec.p], warm_refit_vcov(obj, x, spec.p, nt),
+                            _laplace_varcomp(record, x)))
     cols = ["cooks_d", "mdffits", "covtrace", "covratio"]
-    cols += [f"rvc_{n}" for n in varcomp_names(spec)[:-1]]
+    cols += [f"rvc_{n}" for n in _laplace_varcomp_names(spec)]
     name = "observation" if level == "observation" else level
     return InfluenceFrame(_measures(beta, np.asarray(record.vcov_beta), vc, deleted),
                           index=pd.Index(labels, name=name), columns=cols)

@@ -17,6 +17,11 @@ objective, :math:`D_0(\theta)` with β̂(θ) from the joint penalised IRLS: :fun
 gives a :class:`~mixedppl.fit.laplace_nagq0.JointObjective`, :func:`warm_refit` minimises it over
 θ from θ̂ (L-BFGS-B, the same tolerances as ``fit_nagq0``; its inner IRLS started at the
 fit's β̂) and returns (θ, β̂(θ)); :func:`warm_refit_vcov` is lme4's ``(R_XᵀR_X)⁻¹`` there.
+
+A record with random terms in the ziformula (``spec.zi_terms``,
+:mod:`mixedppl.fit.laplace_zire`) is refitted by its joint deviance
+(:class:`~mixedppl.fit.laplace_zire.ZIReObjective`, the same compiled graphs) over
+x = (θ_c, θ_z, β, φ), the vector its Hessian is over.
 """
 
 from __future__ import annotations
@@ -25,23 +30,31 @@ import numpy as np
 
 from .laplace import LaplaceObjective
 from .laplace_nagq0 import JointObjective
+from .laplace_zire import ZIReObjective, joint_spec
 from .lmm_fit import check_boundary
 from .optimize import difference_hessian, lbfgsb_box, minimize_bounded, quasi_newton_box
 from .records import LaplaceFit
 
-__all__ = ["optimum", "refit_objective", "warm_refit", "warm_refit_vcov"]
+__all__ = ["optimum", "n_theta", "refit_objective", "warm_refit", "warm_refit_vcov"]
 
 
 def optimum(record: LaplaceFit) -> np.ndarray:
-    """The fit's optimum x̂ = (θ̂, β̂, φ̂), the vector :class:`LaplaceObjective` takes."""
-    return np.concatenate([record.theta, record.beta, record.phi])
+    """The fit's optimum x̂ = (θ̂, β̂, φ̂), the vector :class:`LaplaceObjective` takes
+    (θ̂ = (θ̂_c, θ̂_z) with random terms in the ziformula, as :class:`ZIReObjective`)."""
+    return np.concatenate([record.theta, record.zi_theta, record.beta, record.phi])
+
+
+def n_theta(record: LaplaceFit) -> int:
+    """How many θ lead the optimiser's vector (the ziformula's terms' included)."""
+    return len(record.theta) + len(record.zi_theta)
 
 
 def refit_objective(record: LaplaceFit, counts: np.ndarray | None = None,
                     weights: np.ndarray | None = None) -> LaplaceObjective | JointObjective:
     """The record's Laplace deviance for new counts (successes / counts / category codes, as
     ``spec.counts()`` gives them) or new prior weights (a zero weight removes a row); for an
-    nAGQ = 0 record its D₀(θ) (:class:`~mixedppl.fit.laplace_nagq0.JointObjective`)."""
+    nAGQ = 0 record its D₀(θ) (:class:`~mixedppl.fit.laplace_nagq0.JointObjective`); with
+    random terms in the ziformula the joint :class:`ZIReObjective`."""
     spec = record.spec
     if weights is not None:
         spec = spec.with_weights(weights)
@@ -55,6 +68,8 @@ def refit_objective(record: LaplaceFit, counts: np.ndarray | None = None,
         obj = JointObjective(spec, record.family, record.link, y, n_trials)
         obj.beta = np.asarray(record.beta, float).copy()     # the inner IRLS starts at β̂
         return obj
+    if spec.zi_terms:
+        return ZIReObjective(spec, y, n_trials)
     return LaplaceObjective(spec, record.family, record.link, y, n_trials, int(record.nAGQ))
 
 
@@ -88,7 +103,9 @@ def warm_refit(record: LaplaceFit, objective: LaplaceObjective,
         theta, f = check_boundary(objective, opt.x, opt.fun, lower, boundary_tol)
         f = objective(theta)[0]                   # leaves β̂(θ) in the objective
         return np.concatenate([theta, objective.beta]), float(f)
-    lower = np.concatenate([spec.theta_lower(), np.full(spec.p + len(record.phi), -np.inf)])
+    theta_spec = joint_spec(spec) if spec.zi_terms else spec
+    lower = np.concatenate([theta_spec.theta_lower(),
+                            np.full(spec.p + len(record.phi), -np.inf)])
     upper = np.full(len(lower), np.inf)
     x0 = optimum(record)
     H = record.hessian

@@ -32,7 +32,7 @@ from .lmm_fit import check_boundary
 from .optimize import difference_hessian, minimize_bounded
 from .records import LaplaceFit
 
-__all__ = ["ZIReObjective", "joint_spec", "fit_laplace_zire"]
+__all__ = ["ZIReObjective", "joint_spec", "zi_spec", "fit_laplace_zire"]
 
 
 def joint_spec(spec):
@@ -47,8 +47,17 @@ def joint_spec(spec):
     ...                   "poisson", ziformula="~ mined + (1 | spp)")
     >>> [t.group for t in joint_spec(spec).terms], joint_spec(spec).n_theta
     (['site', 'spp'], 2)
+    >>> [t.group for t in zi_spec(spec).terms], zi_spec(spec).n_theta
+    (['spp'], 1)
     """
     return replace(spec, terms=tuple(spec.terms) + tuple(spec.zi_terms), zi_terms=())
+
+
+def zi_spec(spec):
+    """``spec`` with the ziformula's random terms as its ``terms`` (their θ layout, names and
+    variance components, read by the functions that take ``spec.terms``); example in
+    :func:`joint_spec`."""
+    return replace(spec, terms=tuple(spec.zi_terms), zi_terms=())
 
 
 class ZIReObjective(LaplaceObjective):

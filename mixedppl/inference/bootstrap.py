@@ -16,7 +16,11 @@ profile intervals, with the dispersion of a family that has one. A CLMM (ordinal
 the same way: categories drawn from :math:`P(Y = j \mid \eta^*)` given the thresholds
 :math:`\hat\alpha`, each refit warm-started at the fit's optimum, and
 :math:`\psi^* = (\sigma_{k,i}, \rho_{k,ij}, \alpha, \beta)`: the rows of ordinal's
-``confint`` (thresholds ``1|2``, …, then β) after the random-effect SDs.
+``confint`` (thresholds ``1|2``, …, then β) after the random-effect SDs. With random terms in
+the ziformula (glmmTMB's ``ziformula = ~ x + (1 | g)``) the responses draw new zero-inflation
+random effects too, each refit minimises the joint deviance over (θ_c, θ_z, β, φ) (the same
+compiled graphs, :class:`~mixedppl.fit.laplace_zire.ZIReObjective`), and ψ* adds the zi terms'
+SDs / correlations (``zi~sd_(Intercept)|g``) after the conditional ones.
 
 References
 ----------
@@ -33,7 +37,8 @@ from scipy import special
 from ..core.progress import progress_bar
 from ..core.control import LmerControl
 from ..core.threads import blas_threads_for
-from ..fit.laplace_refit import refit_objective, warm_refit
+from ..fit.laplace_refit import n_theta, refit_objective, warm_refit
+from ..fit.laplace_zire import zi_spec
 from ..fit.lmm_fit import refit_theta, start_hessian
 from ..fit.lmm_objective import LMMObjective
 from ..fit.records import LaplaceFit, LMMFit, residual_variance
@@ -131,36 +136,47 @@ def threshold_names(spec) -> list[str]:
 def glmm_parameter_names(record: LaplaceFit) -> list[str]:
     """``sd_(Intercept)|herd``, …, the dispersion's name (``size``, ``cv``, ``precision``) for
     a family with one (a CLMM: its thresholds ``1|2``, …; with zero-inflation / dispersion
-    formulas: their coefficients, ``zi~(Intercept)``, ``log(size)~x``, …), then the fixed effects."""
+    formulas: their coefficients, ``zi~(Intercept)``, ``log(size)~x``, …), then the fixed effects.
+    The SDs / correlations of random terms in the ziformula follow the conditional ones, named
+    with ``zi~`` (``zi~sd_(Intercept)|site``)."""
+    zi_sds = ([f"zi~{n}" for n in varpar_names(zi_spec(record.spec))[:-1]]
+              if record.spec.zi_terms else [])
     if len(record.alpha):
         middle = threshold_names(record.spec)
     elif record.spec.aux_designs:   # zero-inflation / dispersion formulas: their coefficients
         middle = record.family.phi_names()
     else:
         middle = [record.family.dispersion] if len(record.phi) else []
-    return varpar_names(record.spec)[:-1] + middle + list(record.spec.fe_names)
+    return varpar_names(record.spec)[:-1] + zi_sds + middle + list(record.spec.fe_names)
 
 
 def _glmm_psi(record: LaplaceFit, x: np.ndarray) -> np.ndarray:
-    """ψ = (sd/cor…, dispersion | thresholds α(φ), β) at the optimum x = (θ, β, φ)."""
+    """ψ = (sd/cor…, [zi sd/cor…], dispersion | thresholds α(φ), β) at the optimum
+    x = (θ, β, φ) (θ = (θ_c, θ_z) with random terms in the ziformula)."""
     spec = record.spec
-    nt, p = spec.n_theta, spec.p
+    nc, nt, p = spec.n_theta, n_theta(record), spec.p
+    zi_sds = (theta_to_psi(zi_spec(spec), x[nc:nt], 1.0)[:-1] if spec.zi_terms
+              else np.zeros(0))
     if len(record.alpha):
         middle = record.family.thresholds_np(x[nt + p:])
     elif spec.aux_designs:   # γ (logit) and δ (log φ) as they are
         middle = x[nt + p:]
     else:
         middle = np.exp(x[nt + p:nt + p + 1]) if len(record.phi) else np.zeros(0)
-    return np.concatenate([theta_to_psi(spec, x[:nt], 1.0)[:-1], middle, x[nt:nt + p]])
+    return np.concatenate([theta_to_psi(spec, x[:nc], 1.0)[:-1], zi_sds, middle,
+                           x[nt:nt + p]])
 
 
 def _glmm_refit_block(record: LaplaceFit, Y: np.ndarray) -> np.ndarray:
     """One row ψ* per column of simulated counts Y (warm-started Laplace refits)."""
     out = []
-    spec = record.spec
-    with blas_threads_for(float(spec.n * spec.q ** 2 + spec.q ** 3)):
-        for y in Y.T:
-            x, dev = warm_refit(record, refit_objective(record, counts=y))
+    objectives = (refit_objective(record, counts=y) for y in Y.T)
+    first = next(objectives, None)
+    if first is None:
+        return np.empty((0, len(glmm_parameter_names(record))))
+    with blas_threads_for(first):
+        for obj in (first, *objectives):
+            x, dev = warm_refit(record, obj)
             row = _glmm_psi(record, x)
             out.append(row if np.isfinite(dev) else np.full(len(row), np.nan))
     return np.array(out).reshape(len(out), -1)

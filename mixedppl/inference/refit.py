@@ -8,7 +8,10 @@ nothing is compiled again), θ started at the fit's θ̂ as lme4's ``refit`` doe
 data, weights, offset, contrasts and na_action of the fit unless given) and fits it as the
 front door does (``glmer``'s data checks included). Both fit the way the record was fitted: its
 nAGQ (Laplace, adaptive Gauss–Hermite), or lme4's nAGQ = 0
-(:func:`~mixedppl.fit.laplace_nagq0.fit_nagq0`).
+(:func:`~mixedppl.fit.laplace_nagq0.fit_nagq0`). A model with random terms in the ziformula
+(the record's, or the updated one's: ``update(ziformula="~ x + (1 | g)")`` adds them,
+``ziformula="~ x"`` removes them) is fitted by
+:func:`~mixedppl.fit.laplace_zire.fit_laplace_zire`, as ``glmer`` fits it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..core.exceptions import ModelSpecError
 from ..fit.checks import check_glmm_data
 from ..fit.laplace import fit_laplace
 from ..fit.laplace_nagq0 import fit_nagq0
+from ..fit.laplace_zire import fit_laplace_zire
 from ..fit.records import LaplaceFit
 from ..spec.formula import update_formula
 from ..spec.frame import as_pandas
@@ -38,7 +42,10 @@ def _options(record: LaplaceFit, control, start_theta=None) -> dict:
 
 
 def _fit(spec, options: dict, record: LaplaceFit) -> LaplaceFit:
-    """Fit ``spec`` as ``record`` was fitted: Laplace / AGQ with its nAGQ, or lme4's nAGQ = 0."""
+    """Fit ``spec`` as ``record`` was fitted: Laplace / AGQ with its nAGQ, or lme4's nAGQ = 0;
+    a spec with random terms in the ziformula as ``glmer`` fits it (Laplace)."""
+    if spec.zi_terms:
+        return fit_laplace_zire(spec, options, int(record.nAGQ))
     if int(record.nAGQ) == 0:
         return fit_nagq0(spec, options)
     return fit_laplace(spec, options, int(record.nAGQ))
@@ -72,7 +79,8 @@ def refit_laplace(record: LaplaceFit, newresp, control: Control | dict | None = 
     spec = record.spec.with_response(newresp)
     y, n_trials = spec.counts()
     spec.family.check(y, n_trials, spec.response_name)
-    return _fit(spec, _options(record, control, record.theta), record)
+    start = np.concatenate([record.theta, record.zi_theta])    # θ_c, then θ_z
+    return _fit(spec, _options(record, control, start), record)
 
 
 def update_laplace(record: LaplaceFit, formula: str, data: pd.DataFrame | None = None,

@@ -11,6 +11,13 @@ GLMM / CLMM (:func:`simulate_counts`, :func:`simulate_laplace`): the same new ra
 and :math:`y^*_i \sim p(y \mid \eta^*_i, \hat\phi)` drawn by the family's simulator (a row of
 :data:`mixedppl.families.glm.FAMILIES`, or the cumulative family's category draw given the
 thresholds α̂).
+
+A zero-inflated / hurdle model whose ziformula has random terms (``spec.zi_terms``, as
+glmmTMB's ``simulate``): new :math:`u^{zi}_{k,g} \sim N(0, \hat\Sigma^{zi}_k)` as well, drawn
+independently of the conditional ones (their covariance is block-diagonal, as in the fit),
+:math:`\eta^{zi*} = X_{zi}\hat\gamma + Z_{zi}u^{zi}`, and the structural zero of row i with
+probability :math:`\operatorname{logit}^{-1}(\eta^{zi*}_i)`; conditioning on the fit's modes
+(``include_random=True``) uses :math:`\hat b_{zi}` there.
 """
 
 from __future__ import annotations
@@ -31,14 +38,20 @@ def _check_nsim(nsim) -> int:
     return int(nsim)
 
 
-def _new_random_part(spec, theta: np.ndarray, sd_scale: float, nsim: int,
+def _new_random_part(terms, n: int, theta: np.ndarray, sd_scale: float, nsim: int,
                      rng: np.random.Generator) -> np.ndarray:
-    """(n, nsim) Σ_k Z_k u_k with new u_{k,g} ~ N(0, s² T_k T_kᵀ), s = ``sd_scale``."""
-    out = np.zeros((spec.n, nsim))
-    for t, T in zip(spec.terms, relative_factors(spec.terms, theta)):
+    """(n, nsim) Σ_k Z_k u_k with new u_{k,g} ~ N(0, s² T_k T_kᵀ), s = ``sd_scale``, over
+    ``terms`` (θ in lme4's layout, term after term)."""
+    out = np.zeros((n, nsim))
+    for t, T in zip(terms, relative_factors(terms, theta)):
         u = rng.standard_normal((nsim, t.n_levels, t.n_cols)) @ (sd_scale * T).T
         out += np.einsum("ij,sij->is", t.z, u[:, t.codes, :])
     return out
+
+
+def _modes_part(terms, b) -> np.ndarray:
+    """Σ_k Z_k b̂_k on the fitted rows (the conditional modes of ``terms``)."""
+    return sum(np.einsum("ij,ij->i", t.z, bk[t.codes]) for t, bk in zip(terms, b))
 
 
 def simulate_responses(record: LMMFit, nsim: int = 1, seed=None) -> np.ndarray:
@@ -55,15 +68,10 @@ def simulate_responses(record: LMMFit, nsim: int = 1, seed=None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     spec = record.spec
     mean = fitted_eta(spec, record.beta, record.b, include_random=False)
-    y = mean[:, None] + _new_random_part(spec, record.theta, record.sigma, nsim, rng)
+    y = mean[:, None] + _new_random_part(spec.terms, spec.n, record.theta, record.sigma,
+                                          nsim, rng)
     y += rng.standard_normal((spec.n, nsim)) * (record.sigma / np.sqrt(spec.weights))[:, None]
     return y
-
-
-def _refuse_zi_terms(record) -> None:
-    if getattr(record.spec, "zi_terms", ()):
-        raise NotImplementedError("simulate() for a model with random terms in the ziformula "
-                                  "is not implemented yet")
 
 
 def natural_parameters(record: LaplaceFit):
@@ -79,12 +87,26 @@ def natural_parameters(record: LaplaceFit):
     return None
 
 
-def _zero_prob(record: LaplaceFit) -> dict:
-    """``{"zprob": π per row}`` for a model with a zero-inflation / hurdle part, else {}."""
-    if not record.spec.aux_designs:
-        return {}
-    _refuse_zi_terms(record)
-    return {"zprob": record.family.zero_prob(record.phi, record.spec.aux_designs)}
+def _zero_probs(record: LaplaceFit, nsim: int, include_random: bool,
+                rng: np.random.Generator) -> list[dict]:
+    """``{"zprob": π per row}`` per replicate for a model with a zero-inflation / hurdle part
+    (one shared dict without random terms in the ziformula), else ``{}`` per replicate.
+
+    With ``spec.zi_terms``: π from η_zi = X_zi γ̂ + Z_zi b_zi, b_zi new per replicate (drawn after
+    the conditional random effects) or the fit's modes (``include_random``)."""
+    spec = record.spec
+    if not spec.aux_designs:
+        return [{}] * nsim
+    terms = spec.zi_terms
+    if not terms:
+        return [{"zprob": record.family.zero_prob(record.phi, spec.aux_designs)}] * nsim
+    if include_random:
+        zi_re = np.repeat(_modes_part(terms, record.zi_b)[:, None], nsim, axis=1)
+    else:
+        zi_re = _new_random_part(terms, spec.n, record.zi_theta, 1.0, nsim, rng)
+    return [{"zprob": record.family.zero_prob(record.phi, {**spec.aux_designs,
+                                                           "zi_re": zi_re[:, s]})}
+            for s in range(nsim)]
 
 
 def simulate_counts(record: LaplaceFit, nsim: int = 1, seed=None,
@@ -93,7 +115,8 @@ def simulate_counts(record: LaplaceFit, nsim: int = 1, seed=None,
     successes of the binomial, counts, category codes 0 … K − 1).
 
     ``include_random=False`` (lme4's ``use.u = FALSE``) draws new random effects;
-    ``include_random=True`` conditions on the fit's modes b̂ (``use.u = TRUE``).
+    ``include_random=True`` conditions on the fit's modes b̂ (``use.u = TRUE``); both apply
+    to the ziformula's random terms too (module docstring).
 
     Examples
     --------
@@ -110,12 +133,12 @@ def simulate_counts(record: LaplaceFit, nsim: int = 1, seed=None,
     eta = fitted_eta(spec, record.beta, record.b, include_random=include_random)
     eta = np.repeat(eta[:, None], nsim, axis=1)
     if not include_random:
-        eta = eta + _new_random_part(spec, record.theta, 1.0, nsim, rng)
-    params, zero = natural_parameters(record), _zero_prob(record)
+        eta = eta + _new_random_part(spec.terms, spec.n, record.theta, 1.0, nsim, rng)
+    params, zeros = natural_parameters(record), _zero_probs(record, nsim, include_random, rng)
     out = np.empty((spec.n, nsim))
     for s in range(nsim):
         out[:, s] = record.family.simulate(rng, eta[:, s], record.trials, params, record.link,
-                                           **zero)
+                                           **zeros[s])
     return out
 
 

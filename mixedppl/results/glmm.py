@@ -137,7 +137,9 @@ class LaplaceResult(MixedResult):
 
         New random effects :math:`u_{k,g} \sim N(0, \hat\Sigma_k)`, then
         :math:`y^* \sim p(y \mid X\hat\beta + o + Zu, \hat\phi)` by the family's simulator
-        (see :mod:`mixedppl.inference.simulate`). Values are on the scale of ``spec.y``, what
+        (see :mod:`mixedppl.inference.simulate`); random terms in the ziformula draw new
+        zero-inflation effects too, as glmmTMB's ``simulate``. Values are on the scale of
+        ``spec.y``, what
         :meth:`refit` takes: proportions for a binomial (the fit's trials), counts, positive
         values, or category codes 0 … K − 1 of a CLMM (``levels[code]`` is the label).
 

@@ -142,8 +142,7 @@ def test_dispformula_random_terms_refused_as_glmmtmb():
 
 def test_unimplemented_paths_raise_clearly():
     fit = _fit("zip_salamanders")
-    with pytest.raises(NotImplementedError, match="ziformula"):
-        fit.simulate(1, seed=1)
+    # simulate / bootstrap / influence / update: tests/families/test_zi_random_refits.py
     with pytest.raises(NotImplementedError):
         fit.confint(method="profile")
     with pytest.raises(ModelSpecError, match="nAGQ"):
