@@ -236,8 +236,10 @@ def test_accessors_summarise_the_zi_draws(zip_fit_and_prior_draws):
     assert post.param_names() == ["beta", "sd_g", "zi", "sd_zi_g"]
 
 
-def test_summary_and_compare_with_carry_the_zi_rows(zip_fit_and_prior_draws):
+def test_summary_and_compare_with_carry_the_zi_rows(zip_fit_and_prior_draws, tmp_path):
     fit, post = zip_fit_and_prior_draws
+    back = type(post).from_netcdf(post.to_netcdf(tmp_path / "zire.nc"))
+    pd.testing.assert_frame_equal(back.zi_varcorr, post.zi_varcorr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = post.summary(verbose=False)
@@ -269,6 +271,37 @@ def test_predictive_draws_use_the_zi_random_effects(zip_fit_and_prior_draws):
     cells = (expit(eta_zi + b_zi) > 0.95) & (expit(eta_zi) < 0.5) & (mu > 3)
     assert cells.sum() > 50
     assert np.mean(yrep[cells] == 0) > 0.9, np.mean(yrep[cells] == 0)
+
+
+def test_a_correlated_zi_term_in_varcorr_and_summary():
+    """A vector zi term (x | g): zi_varcorr's SD and correlation rows are the draws' means;
+    summary() keeps one correlation (``corr_zi_g[x, (Intercept)]``), as for a conditional term."""
+    import arviz as az
+    import pymc as pm
+    import xarray as xr
+    from mixedppl.bayes.result import BayesResult
+
+    _, spec, model, used = _model("hurdle_vector", 4)
+    names = [v.name for v in model.free_RVs + model.deterministics]
+    with model:
+        prior = pm.sample_prior_predictive(100, var_names=names, random_seed=8).prior
+    stats_ = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, 100), bool))})
+    post = BayesResult(idata=az.InferenceData(posterior=prior, sample_stats=stats_), model=model,
+                       spec=spec, priors=used)
+    zi = post.zi_varcorr
+    assert zi[["grp", "var1"]].values.tolist() == [["g", "(Intercept)"], ["g", "x"],
+                                                     ["g", "(Intercept)"]]
+    assert zi["var2"].isna().tolist() == [True, True, False] and zi["var2"].iloc[2] == "x"
+    sd = prior["sd_zi_g"].values.reshape(100, 2)
+    r = prior["corr_zi_g"].values.reshape(100, 2, 2)[:, 1, 0]
+    np.testing.assert_allclose(zi["sdcor"], [*sd.mean(0), r.mean()], rtol=1e-12)
+    np.testing.assert_allclose(zi["vcov"].iloc[2], np.mean(r * sd[:, 0] * sd[:, 1]), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = post.summary(verbose=False)
+    corr_rows = [k for k in table.index if k.startswith("corr_zi_g")]
+    assert corr_rows == ["corr_zi_g[x, (Intercept)]"]
+    assert post.zi_random_effects["g"].columns.tolist() == ["(Intercept)", "x"]
 
 
 @pytest.mark.slow
