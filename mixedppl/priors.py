@@ -60,7 +60,7 @@ class Prior:
         'x'
         """
         import pymc as pm  # imported on use: importing pymc costs seconds
-        return getattr(pm, self._pm)(name, **self._params(), **kwargs)
+        return getattr(pm, self._pm)(name, **self._float64_params(), **kwargs)
 
     def dist(self, **kwargs):
         """The unnamed distribution (``pm.<Dist>.dist``).
@@ -72,7 +72,15 @@ class Prior:
         (2,)
         """
         import pymc as pm
-        return getattr(pm, self._pm).dist(**self._params(), **kwargs)
+        return getattr(pm, self._pm).dist(**self._float64_params(), **kwargs)
+
+    def _float64_params(self) -> dict:
+        """The parameters as float64 arrays: PyTensor makes a Python float that float32 holds
+        exactly (``nu=3.0``, ``sigma=2.5``) a float32 constant, and PyMC then computes the
+        log-density's normalising constant (``gammaln((nu + 1) / 2)``) in float32 (HalfStudentT:
+        2·10⁻⁸ off)."""
+        import numpy as np
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self._params().items()}
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self._params().items())

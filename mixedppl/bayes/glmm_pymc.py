@@ -1,4 +1,4 @@
-"""GLMM and CLMM → ``pm.Model``: the likelihood is the family's own PyTensor log-density.
+r"""GLMM and CLMM → ``pm.Model``: the likelihood is the family's own PyTensor log-density.
 
 The observed node is a ``pm.CustomDist`` whose ``logp`` is ``family.loglik`` — the expression the
 Laplace fit integrates — so the frequentist and Bayesian paths share one model definition; its
@@ -15,7 +15,12 @@ effects; cumulative-link thresholds α₁ < … < α_{K−1} ~ Normal(α⁰_j, 5
 Zero-inflated, hurdle and dispersion-formula models (glmmTMB's ``ziformula`` / ``dispformula``,
 :mod:`mixedppl.families.zi_disp`) add free ``zi`` (γ, coords ``zi_coef``) and ``disp`` (δ on
 log φ, coords ``disp_coef``) in place of ``dispersion``; their likelihood is the same
-``ZIDispFamily.loglik`` the Laplace fit integrates.
+``ZIDispFamily.loglik`` the Laplace fit integrates. Random terms in the ziformula
+(``ziformula="~ mined + (1 | site)"``, :mod:`mixedppl.graph.laplace_zire`) get their own
+non-centred random effects with the conditional terms' priors and parameterisation, named with
+the prefix ``zi_`` (free ``z_zi_site``, ``sd_zi_site``; deterministic ``b_zi_site``; coords
+``zi_site__level``, ``zi_site__term``), and enter
+:math:`\eta^{zi} = X_{zi}\gamma + Z_{zi} b_{zi}`.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import pytensor.tensor as pt
 
 from ..core.compile import configure_pytensor
 from ..families.glm import shaped
-from ..graph.joint import linear_predictor
+from ..core.exceptions import ModelSpecError
+from ..graph.joint import linear_predictor, random_part
 from .priors import resolve_priors
-from .pymc import fixed_effects, model_coords, random_effects
+from .pymc import fixed_effects, labelled_terms, model_coords, random_effects
 
 __all__ = ["glmm_to_pymc", "clmm_to_pymc"]
 
@@ -39,8 +45,10 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     -------
     (pymc.Model, dict)
         The model (free ``beta``, ``z_<g>``, ``sd_<g>``, ``cpc_<g>`` for vector terms,
-        ``dispersion`` where the family has one; deterministics ``b_<g>`` and ``corr_<g>``;
-        observed ``y``) and the priors used.
+        ``dispersion`` where the family has one, ``zi`` / ``disp`` for a zero-inflated /
+        dispersion-formula model and ``z_zi_<g>``, ``sd_zi_<g>`` for the ziformula's random
+        terms; deterministics ``b_<g>``, ``b_zi_<g>`` and ``corr_<g>``; observed ``y``) and the
+        priors used.
 
     Examples
     --------
@@ -54,12 +62,7 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     """
     import pymc as pm  # imported when a model is built: import mixedppl stays light
 
-    if getattr(spec, "zi_terms", ()):
-        # the PyMC model has no zero-inflation random effects: sampling it would silently
-        # drop them, so it is refused
-        names = ", ".join(f"(… | {t.group})" for t in spec.zi_terms)
-        raise NotImplementedError(f"fit.sample() of a model with random terms in the ziformula "
-                                  f"({names}) is not implemented; the Laplace fit has them")
+    _check_zi_labels(spec)
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     ntr = np.asarray(ntr, float)
@@ -69,7 +72,8 @@ def glmm_to_pymc(spec, family, link, y, ntr, priors: dict | None = None):
     with pm.Model(coords=coords) as model:
         eta = linear_predictor(spec, fixed_effects(spec, pri), random_effects(spec, pri))
         if getattr(family, "aux_designs", ()):
-            _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri)
+            _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri,
+                                random_effects(spec, pri, "zi"))
         elif family.dispersion is None:
             def logp(value, eta_):
                 return family.loglik(value, eta_, ntr, pt.zeros(0), link)
@@ -114,12 +118,25 @@ def _part_coords(family) -> dict:
     return out
 
 
-def _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri) -> None:
+def _check_zi_labels(spec) -> None:
+    """The ziformula's random terms are named ``zi_<group>``: refuse a conditional grouping
+    factor of that very name (the two would share their PyMC names)."""
+    cond = {label for _, label, _ in labelled_terms(spec, "cond")}
+    clash = [label for _, label, _ in labelled_terms(spec, "zi") if label in cond]
+    if clash:
+        raise ModelSpecError(f"the ziformula's random terms are named {clash} in the PyMC model, "
+                             f"which are also grouping factors of the formula "
+                             f"{spec.formula!r}: rename the column(s) {clash} to sample it")
+
+
+def _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri, zi_b=()) -> None:
     r"""The observed ``y`` of a zero-inflated / hurdle / dispersion-formula model.
 
     Free ``zi`` (γ, logit scale) and ``disp`` (δ, log φ) with the family's default priors
     (:meth:`~mixedppl.families.zi_disp.ZIDispFamily.prior_defaults`); the row predictors
-    :math:`\eta^{zi} = X_{zi}\gamma` and :math:`\log\phi = X_{disp}\delta` are the
+    :math:`\eta^{zi} = X_{zi}\gamma + Z_{zi} b_{zi}` (``zi_b``: the ziformula's random effects,
+    :func:`~mixedppl.bayes.pymc.random_effects` of ``"zi"``; none without them) and
+    :math:`\log\phi = X_{disp}\delta` are the
     ``CustomDist``'s row parameters, and its ``logp`` is the family's own
     :meth:`~mixedppl.families.zi_disp.ZIDispFamily.loglik` (the Laplace fit's expression),
     given those rows as one-column designs with unit coefficients.
@@ -131,7 +148,8 @@ def _zi_disp_likelihood(spec, family, link, eta, y, ntr, pri) -> None:
     zeros = pt.zeros(n)
     if family.zi_names:
         gamma = pri["zi"].rv("zi", dims="zi_coef")
-        eta_zi = pt.as_tensor(np.asarray(spec.aux_designs["X_zi"], float)) @ gamma
+        eta_zi = (pt.as_tensor(np.asarray(spec.aux_designs["X_zi"], float)) @ gamma
+                  + random_part(getattr(spec, "zi_terms", ()), zi_b))
     else:
         eta_zi = zeros
     if family.disp_names:
@@ -168,12 +186,6 @@ def clmm_to_pymc(spec, family, link, y, weights, levels, priors: dict | None = N
     """
     import pymc as pm  # imported when a model is built: import mixedppl stays light
 
-    if getattr(spec, "zi_terms", ()):
-        # the PyMC model has no zero-inflation random effects: sampling it would silently
-        # drop them, so it is refused
-        names = ", ".join(f"(… | {t.group})" for t in spec.zi_terms)
-        raise NotImplementedError(f"fit.sample() of a model with random terms in the ziformula "
-                                  f"({names}) is not implemented; the Laplace fit has them")
     configure_pytensor()
     pri = resolve_priors(spec, priors)
     w = np.asarray(weights, float)

@@ -37,7 +37,12 @@ from ..graph.relative_factor import correlation_factor
 from ..spec.model_spec import ModelSpec
 from .priors import resolve_priors, structure_correlation_range
 
-__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors"]
+__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors",
+           "labelled_terms", "ZI_PREFIX"]
+
+#: Prefix of the names and coords of the ziformula's random terms (``sd_zi_site``,
+#: ``b_zi_site``, coords ``zi_site__level``): glmmTMB's ``VarCorr(fit)$zi`` / ``ranef(fit)$zi``.
+ZI_PREFIX = "zi_"
 
 
 def _safe(name: str) -> str:
@@ -128,12 +133,35 @@ def fixed_effects(spec: ModelSpec, pri: dict):
     return pri["fixed"].rv("beta", dims="fixed") if spec.p else pt.zeros(0)
 
 
-def term_factors(spec: ModelSpec, pri: dict) -> list:
-    """Free ``sd_<g>`` (and ``cpc_<g>``, deterministic ``corr_<g>``) of every term; returns the
-    covariance's Cholesky factor per term: the scalar SD for a one-column term, else the ℓ×ℓ
-    ``diag(sd) · L^R`` (see the module docstring)."""
+def labelled_terms(spec: ModelSpec, part: str = "cond") -> list[tuple[str, str, object]]:
+    """(R's group label, the label of the PyMC names and coords, term) of the conditional
+    (``part="cond"``: ``spec.terms``) or zero-inflation (``"zi"``: ``spec.zi_terms``, labels
+    prefixed :data:`ZI_PREFIX`) random terms.
+
+    Examples
+    --------
+    >>> import mixedppl as mp
+    >>> spec = mp.Model("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+    ...                 "poisson", ziformula="~ mined + (1 | site)").spec
+    >>> [(g, label) for g, label, _ in labelled_terms(spec, "zi")]
+    [('site', 'zi_site')]
+    """
+    if part == "cond":
+        terms, prefix = spec.terms, ""
+    elif part == "zi":
+        terms, prefix = getattr(spec, "zi_terms", ()), ZI_PREFIX
+    else:
+        raise ValueError(f"part must be 'cond' or 'zi', got {part!r}")
+    return [(g, prefix + g, t) for g, t in zip(group_labels(terms), terms)]
+
+
+def term_factors(spec: ModelSpec, pri: dict, part: str = "cond") -> list:
+    """Free ``sd_<g>`` (and ``cpc_<g>``, deterministic ``corr_<g>``) of every term of ``part``
+    (:func:`labelled_terms`; the zero-inflation terms' names are ``sd_zi_<g>``, …, with the same
+    ``"sd"`` / ``"corr"`` priors); returns the covariance's Cholesky factor per term: the scalar
+    SD for a one-column term, else the ℓ×ℓ ``diag(sd) · L^R`` (see the module docstring)."""
     factors = []
-    for label, t in zip(group_labels(spec.terms), spec.terms):
+    for _, label, t in labelled_terms(spec, part):
         name = _safe(label)
         if t.n_cols == 1:
             factors.append(pri["sd"].rv(f"sd_{name}"))
@@ -144,12 +172,13 @@ def term_factors(spec: ModelSpec, pri: dict) -> list:
     return factors
 
 
-def random_effects(spec: ModelSpec, pri: dict) -> list:
-    """The non-centred random effects ``b_<g>`` of every term (see the module docstring)."""
+def random_effects(spec: ModelSpec, pri: dict, part: str = "cond") -> list:
+    """The non-centred random effects ``b_<g>`` of every term of ``part`` (``"zi"``: the
+    ziformula's, ``b_zi_<g>`` from ``z_zi_<g>``; see the module docstring)."""
     import pymc as pm
 
     b_terms = []
-    for label, t, chol in zip(group_labels(spec.terms), spec.terms, term_factors(spec, pri)):
+    for (_, label, t), chol in zip(labelled_terms(spec, part), term_factors(spec, pri, part)):
         lvl, trm = f"{label}__level", f"{label}__term"
         name = _safe(label)
         z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
@@ -164,7 +193,8 @@ def random_effects(spec: ModelSpec, pri: dict) -> list:
 
 def model_coords(spec: ModelSpec) -> dict:
     """Coords of the PyMC model: ``fixed``, ``obs``, ``<group>__level``, ``<group>__term`` (and
-    ``<group>__term_``, the second axis of a correlation matrix).
+    ``<group>__term_``, the second axis of a correlation matrix); the ziformula's random terms
+    as ``zi_<group>__level``, … (:func:`labelled_terms`).
 
     Examples
     --------
@@ -174,7 +204,7 @@ def model_coords(spec: ModelSpec) -> dict:
     ['Batch__level', 'Batch__term', 'fixed', 'obs']
     """
     coords = {"fixed": spec.fe_names, "obs": np.arange(spec.n)}
-    for label, t in zip(group_labels(spec.terms), spec.terms):
+    for _, label, t in labelled_terms(spec, "cond") + labelled_terms(spec, "zi"):
         coords[f"{label}__level"] = t.levels
         coords[f"{label}__term"] = t.column_names
         if t.n_cols > 1:

@@ -3,6 +3,10 @@
 Every accessor is a posterior summary of the same quantity the frequentist result reports:
 ``fe_params`` (means and sds of β), ``varcorr`` (lme4's ``as.data.frame(VarCorr())`` layout,
 posterior means with sds alongside), ``random_effects`` (posterior means per group, as ``ranef()``).
+With random terms in the ziformula, ``zi_varcorr`` / ``zi_random_effects`` summarise
+``sd_zi_<g>`` / ``b_zi_<g>`` as the frequentist result's accessors of the same names (glmmTMB's
+``VarCorr(fit)$zi``, ``ranef(fit)$zi``), and ``varcorr`` gets the frequentist result's leading
+``component`` column.
 """
 
 from __future__ import annotations
@@ -13,11 +17,10 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-from ..fit.records import group_labels
 from ..graph.linear_predictor import fixed_columns
 from ..spec.reterm import value_labels
 from ..spec.frame import as_pandas
-from .pymc import _safe, lmm_to_pymc
+from .pymc import _safe, labelled_terms, lmm_to_pymc
 
 __all__ = ["BayesResult", "compare"]
 
@@ -80,9 +83,10 @@ class BayesResult:
         x = self.idata.posterior[var].values
         return x.reshape((-1,) + x.shape[2:])
 
-    def _terms(self):
-        for label, t in zip(group_labels(self.spec.terms), self.spec.terms):
-            yield label, _safe(label), t
+    def _terms(self, part: str = "cond"):
+        """(R's group label, the posterior variables' suffix, term) of ``part`` ("cond" / "zi")."""
+        for label, pymc_label, t in labelled_terms(self.spec, part):
+            yield label, _safe(pymc_label), t
 
     def _sd_corr(self, name: str, t) -> tuple[np.ndarray, np.ndarray]:
         """Draws of the SDs (S, ℓ) and correlation matrices (S, ℓ, ℓ) of one term."""
@@ -91,10 +95,11 @@ class BayesResult:
             return sd, np.ones((len(sd), 1, 1))
         return sd, self._draws(f"corr_{name}")
 
-    def _vc_draws(self) -> list[tuple]:
-        """(grp, var1, var2, vcov draws, sdcor draws) in ``varcorr`` row order."""
+    def _vc_draws(self, part: str = "cond") -> list[tuple]:
+        """(grp, var1, var2, vcov draws, sdcor draws) in ``varcorr`` row order (the residual
+        row with the conditional part's)."""
         rows = []
-        for label, name, t in self._terms():
+        for label, name, t in self._terms(part):
             sd, corr = self._sd_corr(name, t)
             names = t.column_names
             rows += [(label, n, None, sd[:, i] ** 2, sd[:, i]) for i, n in enumerate(names)]
@@ -102,7 +107,7 @@ class BayesResult:
                 for i in range(j + 1, len(names)):
                     r = corr[:, i, j]
                     rows.append((label, names[j], names[i], r * sd[:, i] * sd[:, j], r))
-        if "sigma" in self.idata.posterior:
+        if part == "cond" and "sigma" in self.idata.posterior:
             s = self._draws("sigma")
             rows.append(("Residual", None, None, s ** 2, s))
         return rows
@@ -126,19 +131,44 @@ class BayesResult:
         """Posterior means in ``as.data.frame(VarCorr(fit))``'s layout, with ``vcov_sd``,
         ``sdcor_sd`` (posterior sds) alongside.
 
+        With random terms in the ziformula, a leading ``component`` column as the frequentist
+        result's: the conditional model's rows (``"cond"``), then the zero-inflation model's
+        (``"zi"``; alone in :attr:`zi_varcorr`).
+
         Examples
         --------
         >>> post.varcorr.columns.tolist()  # doctest: +SKIP
         ['grp', 'var1', 'var2', 'vcov', 'sdcor', 'vcov_sd', 'sdcor_sd']
         """
+        cond = self._vc_frame("cond")
+        if not getattr(self.spec, "zi_terms", ()):
+            return cond
+        return pd.concat([cond.assign(component="cond"), self.zi_varcorr.assign(component="zi")],
+                         ignore_index=True)[["component", *cond.columns]]
+
+    @property
+    def zi_varcorr(self) -> pd.DataFrame | None:
+        """Posterior means of the ziformula's random-effect SDs / correlations (``sd_zi_<g>``,
+        ``corr_zi_<g>``) in :attr:`varcorr`'s layout; None without random terms there.
+
+        Examples
+        --------
+        >>> post.zi_varcorr["grp"].tolist()  # doctest: +SKIP
+        ['site']
+        """
+        if not getattr(self.spec, "zi_terms", ()):
+            return None
+        return self._vc_frame("zi")
+
+    def _vc_frame(self, part: str) -> pd.DataFrame:
         rows = [(g, a, b, v.mean(), s.mean(), v.std(ddof=1), s.std(ddof=1))
-                for g, a, b, v, s in self._vc_draws()]
+                for g, a, b, v, s in self._vc_draws(part)]
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor", "vcov_sd",
                                            "sdcor_sd"])
 
-    def _by_group(self, stat) -> dict[str, pd.DataFrame]:
+    def _by_group(self, stat, part: str = "cond") -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
-        for _, name, t in self._terms():
+        for _, name, t in self._terms(part):
             frame = pd.DataFrame(stat(self._draws(f"b_{name}")),
                                  index=pd.Index(t.levels, name=t.group), columns=t.column_names)
             out[t.group] = frame if t.group not in out else pd.concat([out[t.group], frame], axis=1)
@@ -166,6 +196,23 @@ class BayesResult:
         """
         return self._by_group(lambda b: b.std(0, ddof=1))
 
+    @property
+    def zi_random_effects(self) -> dict[str, pd.DataFrame]:
+        """Posterior means of the ziformula's random effects (``b_zi_<g>``), laid out as the
+        frequentist ``fit.zi_random_effects`` (glmmTMB's ``ranef(fit)$zi``); {} without them.
+
+        Examples
+        --------
+        >>> post.zi_random_effects["site"].shape  # doctest: +SKIP
+        (23, 1)
+        """
+        return self._by_group(lambda b: b.mean(0), "zi")
+
+    @property
+    def zi_random_effects_sd(self) -> dict[str, pd.DataFrame]:
+        """Posterior sds of :attr:`zi_random_effects`."""
+        return self._by_group(lambda b: b.std(0, ddof=1), "zi")
+
     # -- summaries -------------------------------------------------------------------------------
     def param_names(self) -> list[str]:
         """Posterior variables of the model parameters (not the random effects themselves).
@@ -175,12 +222,14 @@ class BayesResult:
         >>> post.param_names()  # doctest: +SKIP
         ['beta', 'sd_Subject', 'corr_Subject', 'sigma']
         """
-        names = ["beta"]
-        for _, name, t in self._terms():
-            names += [f"sd_{name}"] + ([f"corr_{name}"] if t.n_cols > 1 else [])
-        extra = [v for v in ("sigma", "dispersion", "thresholds", "zi", "disp")
-                 if v in self.idata.posterior]
-        return names + extra
+        def sd_corr(part):
+            return [v for _, name, t in self._terms(part)
+                    for v in [f"sd_{name}"] + ([f"corr_{name}"] if t.n_cols > 1 else [])]
+
+        present = [v for v in ("sigma", "dispersion", "thresholds", "zi")
+                   if v in self.idata.posterior]
+        disp = ["disp"] if "disp" in self.idata.posterior else []
+        return ["beta"] + sd_corr("cond") + present + sd_corr("zi") + disp
 
     def describe_priors(self) -> str:
         """The priors used, one line per parameter class.
@@ -197,7 +246,7 @@ class BayesResult:
 
     def _drop_redundant_corr(self, table: pd.DataFrame) -> pd.DataFrame:
         drop = []
-        for _, name, t in self._terms():
+        for _, name, t in [*self._terms("cond"), *self._terms("zi")]:
             names = t.column_names
             drop += [f"corr_{name}[{names[i]}, {names[j]}]" for i in range(len(names))
                      for j in range(len(names)) if i <= j]
@@ -250,7 +299,8 @@ class BayesResult:
 
         Rows: fixed effects, random-effect SDs and correlations, residual SD (``sigma``), the
         family's dispersion or thresholds, and the zero-inflation / dispersion-formula
-        coefficients (``zi: <column>`` on the logit scale, ``disp: <column>`` on log φ). The
+        coefficients (``zi: <column>`` on the logit scale, ``disp: <column>`` on log φ) and the
+        ziformula's random-effect SDs / correlations (``zi sd <g>: <column>``). The
         frequentist SE is given for coefficients only (NaN for variance components).
 
         Examples
@@ -263,10 +313,10 @@ class BayesResult:
         b = self._draws("beta")
         draws = [b[:, k] for k in range(b.shape[1])]
         freq = fit.varcorr
-        for (g, a, v2, _, s), (_, row) in zip(self._vc_draws(), freq.iterrows()):
+        for g, a, v2, est_sdcor, s in _vc_rows(self._vc_draws("cond"), freq, "cond"):
             labels.append("sigma" if g == "Residual" else
                           f"sd {g}: {a}" if v2 is None else f"corr {g}: {a}, {v2}")
-            est.append(row["sdcor"])
+            est.append(est_sdcor)
             se.append(np.nan)
             draws.append(s)
         if "dispersion" in self.idata.posterior and getattr(fit, "dispersion", None) is not None:
@@ -290,6 +340,12 @@ class BayesResult:
                     est.append(e)
                     se.append(s)
                     draws.append(d[:, k])
+            if var == "zi":
+                for g, a, v2, est_sdcor, s in _vc_rows(self._vc_draws("zi"), freq, "zi"):
+                    labels.append(f"zi sd {g}: {a}" if v2 is None else f"zi corr {g}: {a}, {v2}")
+                    est.append(est_sdcor)
+                    se.append(np.nan)
+                    draws.append(s)
         import arviz as az
         hdi = np.array([az.hdi(d, hdi_prob=HDI_PROB) for d in draws])
         lo, hi = f"hdi_{50 * (1 - HDI_PROB):.3g}%", f"hdi_{100 - 50 * (1 - HDI_PROB):.3g}%"
@@ -472,6 +528,18 @@ class BayesResult:
         how = f"{self.sampler}, marginalised" if self.marginalized else self.sampler
         return (f"<BayesResult ({how}): {post.sizes['chain']} chains × {post.sizes['draw']} "
                 f"draws, {self.n_divergences} divergences>")
+
+
+def _vc_rows(vc_draws: list[tuple], freq: pd.DataFrame, part: str):
+    """(grp, var1, var2, the fit's sdcor, the sdcor draws) of one part, the posterior's
+    ``varcorr`` rows beside the frequentist's (whose ``component`` column, where present,
+    separates the conditional and zero-inflation rows)."""
+    if "component" in freq.columns:
+        freq = freq[freq["component"] == part]
+    elif part != "cond":
+        freq = freq.iloc[:0]
+    for (g, a, v2, _, s), (_, row) in zip(vc_draws, freq.iterrows()):
+        yield g, a, v2, row["sdcor"], s
 
 
 def _part_estimates(fit) -> dict:

@@ -14,7 +14,7 @@ import pytensor.tensor as pt
 
 from ..spec.model_spec import ModelSpec
 
-__all__ = ["linear_predictor"]
+__all__ = ["linear_predictor", "random_part"]
 
 #: Largest n·p for which Xβ is built as an elementwise product and row sum rather than a BLAS dot.
 _ELEMWISE_XB_MAX = 2_000_000
@@ -41,9 +41,26 @@ def linear_predictor(spec: ModelSpec, beta, b_terms: list, X=None) -> pt.TensorV
         eta = pt.sum(X * beta, axis=1) + spec.offset
     else:
         eta = pt.dot(X, beta) + spec.offset
-    for t, b in zip(spec.terms, b_terms):
+    return eta + random_part(spec.terms, b_terms)
+
+
+def random_part(terms, b_terms: list):
+    r""":math:`\sum_k \sum_a z_k[:, a]\, b_k[\text{codes}_k, a]` as a PyTensor expression (0 without
+    terms): the random-effects contribution of ``terms`` (``spec.terms``, or ``spec.zi_terms``
+    for the zero-inflation predictor), by index gather from the flattened b_k.
+
+    Examples
+    --------
+    >>> import numpy as np, mixedppl as mp
+    >>> spec = mp.Model("Yield ~ 1 + (1 | Batch)", mp.datasets.load("dyestuff")).spec
+    >>> b = np.arange(6.0)[:, None]
+    >>> random_part(spec.terms, [pt.as_tensor(b)]).eval()[[0, 5, 29]].tolist()
+    [0.0, 1.0, 5.0]
+    """
+    out = 0.0
+    for t, b in zip(terms, b_terms):
         ell = t.n_cols
         flat = (t.codes.astype(np.int64)[:, None] * ell + np.arange(ell)).ravel()
         gathered = pt.reshape(pt.flatten(b)[flat], (len(t.codes), ell))
-        eta = eta + pt.sum(pt.as_tensor_variable(t.z) * gathered, axis=1)
-    return eta
+        out = out + pt.sum(pt.as_tensor_variable(t.z) * gathered, axis=1)
+    return out

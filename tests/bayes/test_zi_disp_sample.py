@@ -191,13 +191,3 @@ def test_parts_of_other_widths_share_the_compiled_graph():
     assert two.loglik >= one.loglik - 1e-6
     three = mp.glmer("count ~ x + (1 | g)", d, family="poisson", ziformula="~ 1")
     np.testing.assert_allclose(three.loglik, one.loglik, rtol=1e-10)
-
-
-def test_zi_random_terms_are_refused_not_dropped():
-    """The PyMC model has no zero-inflation random effects: sample() must refuse a model whose
-    ziformula has random terms (found by hand: it sampled the model without them)."""
-    sal = mp.datasets.load("salamanders")
-    fit = mp.glmer("count ~ mined + (1 | site)", sal, family="poisson",
-                   ziformula="~ mined + (1 | site)")
-    with pytest.raises(NotImplementedError, match=r"random terms in the ziformula \(\(… \| site\)\)"):
-        fit.sample(draws=5, tune=5, chains=1)
