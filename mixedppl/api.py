@@ -31,7 +31,7 @@ from .families import Family
 from .fit.checks import check_glmm_data, warn_diverging_coefficients
 from .fit.laplace import LaplaceObjective, fit_laplace
 from .fit.laplace_nagq0 import fit_nagq0
-from .fit.laplace_zire import fit_laplace_zire
+from .fit.laplace_zire import ZIReObjective, fit_laplace_zire
 from .fit.lmm_fit import fit_lmm
 from .fit.lmm_objective import LMMObjective
 from .distributed.glmm import DaskLaplace, fit_glmm_dask
@@ -265,6 +265,11 @@ def _lmm_objective(spec: ModelSpec, reml: bool, nAGQ: int):
 def _laplace_objective(spec: ModelSpec, reml: bool, nAGQ: int):
     if spec.source is not None:
         return DaskLaplace(spec)
+    if spec.zi_terms:   # random terms in the ziformula: the joint (b_cond, b_zi) graph
+        if nAGQ != 1:
+            raise ModelSpecError(f"nAGQ={nAGQ}: models with random terms in the ziformula are "
+                                 "fitted by the Laplace approximation (nAGQ=1), as glmmTMB")
+        return ZIReObjective(spec, *spec.counts())
     return LaplaceObjective(spec, spec.family, spec.link, *spec.counts(), nAGQ=int(nAGQ))
 
 

@@ -212,3 +212,18 @@ def test_update_adds_and_removes_zi_random_terms_as_fresh_fits():
     again = with_re.refit(with_re.spec.y)
     assert again.loglik == pytest.approx(with_re.loglik, abs=1e-6)
     rel_close(again.zi_theta, with_re.zi_theta, 1e-4, 1e-4)
+
+
+def test_model_objective_is_the_fits_deviance():
+    """``mp.Model(...).objective()`` of a zi random-term model is the joint (b_cond, b_zi)
+    Laplace deviance the fit minimised (it raised NotImplementedError before): at the optimum
+    its value is −2ℓ̂ and its gradient vanishes; nAGQ ≠ 1 is refused by name."""
+    fit, data = _fit("crossed", 1)
+    formula, zi = DESIGNS["crossed"]
+    model = mp.Model(formula, data, mp.families.get_family("poisson", laplace=True)[0],
+                     ziformula=zi)
+    value, grad = model.objective()(fit.record.opt.x)
+    assert value == pytest.approx(-2 * fit.loglik, abs=1e-6)
+    assert np.max(np.abs(grad)) < 1e-2
+    with pytest.raises(mp.ModelSpecError, match="nAGQ=2"):
+        model.objective(nAGQ=2)
