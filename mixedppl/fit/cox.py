@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.linalg import cho_solve
 
 from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
-from ..graph.cox_numpy import CoxNumpy
+from ..graph.cox_numpy import CoxNumpy, cho_solve, cholesky
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import relative_factor
 from .optimize import OptSummary, minimize_bounded
@@ -229,16 +228,18 @@ class BlockHessian:
 
     @functools.cached_property
     def _schur_chol(self) -> np.ndarray:
-        return np.linalg.cholesky(self.B - self.C.T @ (self.C / self.d[:, None]))
+        if len(self.sparse) == 0:
+            return cholesky(self.B)
+        return cholesky(self.B - self.C.T @ (self.C / self.d[:, None]))
 
     def solve(self, g: np.ndarray) -> np.ndarray:
         """H̃⁻¹ g (raises LinAlgError when the Schur complement is not positive definite)."""
         L = self._schur_chol
         if len(self.sparse) == 0:
-            return cho_solve((L, True), g, check_finite=False)
+            return cho_solve(L, g)
         g_s, g_d = g[self.sparse], g[self.dense]
         rhs = g_d - self.C.T @ (g_s / self.d)
-        y_d = cho_solve((L, True), rhs, check_finite=False)
+        y_d = cho_solve(L, rhs)
         out = np.empty_like(g, dtype=float)
         out[self.sparse] = (g_s - self.C @ y_d) / self.d
         out[self.dense] = y_d
@@ -256,7 +257,7 @@ class BlockHessian:
             return float(np.sum(np.log(np.diag(L)[:q_d])))
         C_u, B_uu = self.C[:, :q_d], self.B[:q_d, :q_d]
         try:
-            L = np.linalg.cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
+            L = cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
         except np.linalg.LinAlgError:
             return np.nan
         return 0.5 * float(np.sum(np.log(self.d)) + 2.0 * np.sum(np.log(np.diag(L))))
@@ -266,7 +267,7 @@ class BlockHessian:
         :math:`\tilde H^{-1} = \begin{pmatrix} D^{-1} + D^{-1}CS^{-1}C^\top D^{-1} &
         -D^{-1}CS^{-1} \\ \cdot & S^{-1}\end{pmatrix}` (O(q_s² m_d), not O((q_s + m_d)³))."""
         L = self._schur_chol
-        S_inv = cho_solve((L, True), np.eye(len(self.dense)), check_finite=False)
+        S_inv = cho_solve(L, np.eye(len(self.dense)))
         m = len(self.sparse) + len(self.dense)
         out = np.empty((m, m))
         DC = self.C / self.d[:, None]
@@ -532,8 +533,9 @@ class CoxmeObjective:
         if self.numpy is not None and self.numpy.dense_gradient:
             u, beta = self.split(e["x"])
             try:
-                return self.numpy.theta_gradient(theta, u, beta, np.asarray(e["hess"].B),
-                                                 e["grad_ppl"])[0]
+                H = e["hess"]
+                return self.numpy.theta_gradient(theta, u, beta, np.asarray(H.B),
+                                                 e["grad_ppl"], H._schur_chol)[0]
             except np.linalg.LinAlgError:
                 return np.full(len(theta), np.nan)
         return self.graph_gradient(theta, e)
