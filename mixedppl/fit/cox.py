@@ -396,6 +396,8 @@ class CoxmeObjective:
         self._args = data.args()
         self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
+        self._explicit_start = True      # the next mode starts at self._x (see :meth:`_start`)
+        self._modes: list = []           # recent modes, the starts of later ones
         self._v = None                   # the last implicit-gradient solve (a CG start)
         self._cache: dict = {}           # θ bytes → evaluation (see :meth:`value`)
         self.n_inner = 0
@@ -418,11 +420,44 @@ class CoxmeObjective:
 
     def reset(self, beta_start: np.ndarray) -> None:
         """Start the next inner Newton from u = 0 and ``beta_start``."""
-        self._x = np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)])
+        self.warm_start(np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)]))
 
     def warm_start(self, x: np.ndarray) -> None:
         """Start the next inner Newton from x = (u, β)."""
         self._x = np.asarray(x, float).copy()
+        self._explicit_start = True
+
+    def _start(self, theta: np.ndarray) -> np.ndarray:
+        r"""Where the inner Newton at θ starts: the point given to :meth:`warm_start` /
+        :meth:`reset` if any, else the first-order prediction from the stored mode nearest θ,
+        :math:`\hat x(\theta_k) + (d\hat x/d\theta)(\theta - \theta_k)` with
+        :math:`d\hat x/d\theta = \tilde H^{-1}\,\partial(\nabla_x\mathrm{PPL})/\partial\theta`
+        (:meth:`CoxNumpy.grad_theta <mixedppl.graph.cox_numpy.CoxNumpy.grad_theta>`; H̃ is H
+        without sparse levels, else its approximation: only the start changes, not the mode).
+        L-BFGS-B's trial points jump about (θ = 0.8 → 0 → 0.73 on kidney): the last mode is
+        not always the nearest. Without the NumPy evaluator, the nearest mode itself."""
+        if self._explicit_start or not self._modes:
+            self._explicit_start = False
+            return self._x
+        dist = [float(np.sum((theta - m["theta"]) ** 2)) for m in self._modes]
+        m = self._modes[int(np.argmin(dist))]
+        if self.numpy is None:
+            return m["x"]
+        if m["dx_dtheta"] is None:
+            u, beta = self.split(m["x"])
+            rhs = self.numpy.grad_theta(m["theta"], u, beta)
+            try:
+                m["dx_dtheta"] = np.stack([m["hess"].solve(rhs[:, j])
+                                           for j in range(rhs.shape[1])], axis=1)
+            except np.linalg.LinAlgError:
+                m["dx_dtheta"] = np.zeros_like(rhs)
+        return m["x"] + m["dx_dtheta"] @ (theta - m["theta"])
+
+    def _remember(self, theta: np.ndarray, x: np.ndarray, hess) -> None:
+        self._x = x
+        self._modes.append({"theta": theta.copy(), "x": x, "hess": hess, "dx_dtheta": None})
+        if len(self._modes) > 8:
+            self._modes.pop(0)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, β) of the stacked inner vector."""
@@ -476,8 +511,8 @@ class CoxmeObjective:
 
     def mode(self, theta: np.ndarray, x0: np.ndarray | None = None, tol: float = 1e-13
              ) -> dict:
-        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default), with
-        ℓ at the mode; ``tol`` as :func:`_newton`'s."""
+        """The joint mode (û, β̂) of PPL at θ by Newton (from ``x0``, by default from
+        :meth:`_start`), with ℓ at the mode; ``tol`` as :func:`_newton`'s."""
         theta = np.asarray(theta, float)
         loglik = {}
 
@@ -492,10 +527,14 @@ class CoxmeObjective:
             return self.solve_exact(theta, x, H, g, rtol=max(forcing, 1e-10))[0]
 
         solve = None if len(self._sparse) == 0 else exact_step
-        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve, tol)
+        start = self._start(theta) if x0 is None else x0
+        x, ppl, grad, hess, iters, ok = _newton(fun, start, solve, tol)
         self.n_inner += iters
+        if not ok and x0 is None and start is not self._x:      # a poor prediction
+            x, ppl, grad, hess, iters, ok = _newton(fun, self._x, solve, tol)
+            self.n_inner += iters
         if ok:
-            self._x = x
+            self._remember(theta, x, hess)
         return {"x": x, "ppl": ppl, "grad_ppl": grad, "hess": hess, "iterations": iters,
                 "converged": ok, "loglik": loglik[x.tobytes()]}
 

@@ -317,6 +317,21 @@ class CoxNumpy:
                           for j in range(len(self.zval_theta))])
         return Hv, cross
 
+    def grad_theta(self, theta, u, beta) -> np.ndarray:
+        r""":math:`\partial(\nabla_x \mathrm{PPL})/\partial\theta_j` at fixed x = (u, β), one
+        column per θ_j: :math:`[A_j^\top s;\,0] - J^\top H_{\eta\eta} A_j u` with
+        :math:`s = \partial\ell/\partial\eta` (A = ZΛ is linear in θ, η moves by
+        :math:`A_j u`). By the implicit function theorem the mode moves as
+        :math:`d\hat x/d\theta = H^{-1}` times this (H the negative Hessian of PPL)."""
+        fl, q = self.fl, self.q
+        zval, eta, r, omega, D, _, w_slot = self._state(theta, u, beta)
+        score = self.delta_w - r * omega
+        out = np.empty((q + self.p, len(self.zval_theta)))
+        for j, zval_j in enumerate(self.zval_theta):
+            out[:, j] = -self._Jt(zval, self._H_eta(r, omega, w_slot, self._A_theta(j, u)))
+            out[:q, j] += _bin(fl.re_col, zval_j * score[fl.re_row], q)
+        return out
+
     def dense_A(self, zval) -> np.ndarray:
         """ZΛ as a dense n × q matrix."""
         fl = self.fl
