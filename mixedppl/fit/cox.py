@@ -27,6 +27,7 @@ from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWar
 from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
+from ..graph.cox_adjoint import outer_gradient
 from ..graph.cox_numpy import CoxNumpy, cho_solve, cholesky
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import relative_factor
@@ -227,14 +228,16 @@ class BlockHessian:
     B: np.ndarray
 
     @functools.cached_property
-    def _schur_chol(self) -> np.ndarray:
+    def factor(self) -> np.ndarray:
+        """Lower Cholesky factor of the Schur complement B − CᵀD⁻¹C (of B without sparse
+        levels)."""
         if len(self.sparse) == 0:
             return cholesky(self.B)
         return cholesky(self.B - self.C.T @ (self.C / self.d[:, None]))
 
     def solve(self, g: np.ndarray) -> np.ndarray:
         """H̃⁻¹ g (raises LinAlgError when the Schur complement is not positive definite)."""
-        L = self._schur_chol
+        L = self.factor
         if len(self.sparse) == 0:
             return cho_solve(L, g)
         g_s, g_d = g[self.sparse], g[self.dense]
@@ -251,7 +254,7 @@ class BlockHessian:
         NaN when that block is not positive definite."""
         if len(self.sparse) == 0:       # H_uu's factor is the leading block of H's
             try:
-                L = self._schur_chol
+                L = self.factor
             except np.linalg.LinAlgError:
                 return np.nan
             return float(np.sum(np.log(np.diag(L)[:q_d])))
@@ -266,7 +269,7 @@ class BlockHessian:
         r"""H̃⁻¹ as a dense matrix in x order, by blocks: with S = B − CᵀD⁻¹C (D = diag(d)),
         :math:`\tilde H^{-1} = \begin{pmatrix} D^{-1} + D^{-1}CS^{-1}C^\top D^{-1} &
         -D^{-1}CS^{-1} \\ \cdot & S^{-1}\end{pmatrix}` (O(q_s² m_d), not O((q_s + m_d)³))."""
-        L = self._schur_chol
+        L = self.factor
         S_inv = cho_solve(L, np.eye(len(self.dense)))
         m = len(self.sparse) + len(self.dense)
         out = np.empty((m, m))
@@ -377,8 +380,9 @@ class CoxmeObjective:
     Every quantity is a PyTensor graph (:func:`~mixedppl.graph.cox.cox_functions`); they are
     evaluated by their NumPy mirror :class:`~mixedppl.graph.cox_numpy.CoxNumpy` (the same
     numbers to rounding, ``tests/graph/test_cox_numpy.py``; ~10× less time on small data),
-    the θ-gradient too when no level is sparse; with sparse levels the gradient is the graph's
-    (``"outer"``). ``numpy=False`` evaluates every graph itself.
+    the θ-gradient too: in closed form when no level is sparse, by the hand-written reverse
+    pass of :mod:`mixedppl.graph.cox_adjoint` with sparse levels. ``numpy=False`` evaluates
+    every graph itself.
 
     Parameters
     ----------
@@ -566,7 +570,9 @@ class CoxmeObjective:
     def _gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
         """d(−ℓ_I)/dθ at the mode ``e`` by the implicit function theorem: in NumPy without
         sparse levels (:meth:`CoxNumpy.theta_gradient
-        <mixedppl.graph.cox_numpy.CoxNumpy.theta_gradient>`), else :meth:`graph_gradient`."""
+        <mixedppl.graph.cox_numpy.CoxNumpy.theta_gradient>`), else :meth:`implicit_gradient`
+        (its partial derivatives by :func:`~mixedppl.graph.cox_adjoint.outer_gradient`, or by
+        the graph when ``numpy=False``)."""
         if not e["converged"]:
             return np.full(len(theta), np.nan)
         if self.numpy is not None and self.numpy.dense_gradient:
@@ -574,20 +580,30 @@ class CoxmeObjective:
             try:
                 H = e["hess"]
                 return self.numpy.theta_gradient(theta, u, beta, np.asarray(H.B),
-                                                 e["grad_ppl"], H._schur_chol)[0]
+                                                 e["grad_ppl"], H.factor)[0]
             except np.linalg.LinAlgError:
                 return np.full(len(theta), np.nan)
-        return self.graph_gradient(theta, e)
+        return self.implicit_gradient(theta, e, numpy=self.numpy is not None)
 
     def graph_gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
         """d(−ℓ_I)/dθ at the mode ``e`` by the graph ``"outer"`` (automatic differentiation of
         −ℓ_I at fixed x) and the implicit function theorem (module docstring of
         :mod:`mixedppl.graph.cox`)."""
+        return self.implicit_gradient(theta, e, numpy=False)
+
+    def implicit_gradient(self, theta: np.ndarray, e: dict, numpy: bool) -> np.ndarray:
+        """d(−ℓ_I)/dθ = ∂G/∂θ − ∂/∂θ[vᵀ∇ₓ(−PPL)] with v = H⁻¹∂G/∂x (conjugate gradients on the
+        exact H, :meth:`solve_exact`); the partial derivatives of G by the graph ``"outer"``
+        or, ``numpy=True``, by its NumPy reverse pass
+        (:func:`~mixedppl.graph.cox_adjoint.outer_gradient`)."""
         grad = np.full(len(theta), np.nan)
         if not e["converged"]:
             return grad
         u, beta = self.split(e["x"])
-        _, dG_dx, dG_dtheta, *_ = self._outer_fn(theta, u, beta, *self._args)
+        if numpy:
+            _, dG_dx, dG_dtheta, *_ = outer_gradient(self.numpy, theta, u, beta)
+        else:
+            _, dG_dx, dG_dtheta, *_ = self._outer_fn(theta, u, beta, *self._args)
         try:
             v, cross = self.solve_exact(theta, e["x"], e["hess"], np.asarray(dG_dx), v0=self._v)
         except np.linalg.LinAlgError:

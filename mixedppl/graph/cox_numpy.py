@@ -170,13 +170,18 @@ class CoxNumpy:
             dense_risk = n_slots * self.n <= DENSE_RISK_MAX_ENTRIES
         self._M = self._MT = None
         if dense_risk and n_slots * self.n > 0:
-            M = self._R(np.eye(self.n))                # m_si, built by the cumulative sums
+            M = self.slot_sums(np.eye(self.n))                # m_si, built by the cumulative sums
             self._M, self._MT = M, np.ascontiguousarray(M.T)
         self.dense_gradient = (len(fl.sparse_cols) == 0 and self.q <= DENSE_GRADIENT_MAX_Q
                                and self.n * max(self.q, 1) <= DENSE_GRADIENT_MAX_ENTRIES)
 
+    @property
+    def dense_risk(self) -> bool:
+        """Whether the risk-set sums are products with the dense S × n matrix."""
+        return self._M is not None
+
     # -- risk-set operators -------------------------------------------------------------
-    def _R(self, ry: np.ndarray) -> np.ndarray:
+    def slot_sums(self, ry: np.ndarray) -> np.ndarray:
         r"""Per slot :math:`\sum_i m_{si} (ry)_i` (rows of ``ry`` already multiplied by r)."""
         if self._M is not None:
             return self._M @ ry
@@ -188,8 +193,8 @@ class CoxNumpy:
         frac = rs.slot_fraction if ry.ndim == 1 else rs.slot_fraction[:, None]
         return _risk_sums(ry, rs.risk_start, rs.risk_end) - frac * ev[rs.slot_time]
 
-    def _spread(self, t: np.ndarray) -> np.ndarray:
-        r"""Per row :math:`\sum_s m_{si} t_s` (the transpose of :meth:`_R`)."""
+    def spread(self, t: np.ndarray) -> np.ndarray:
+        r"""Per row :math:`\sum_s m_{si} t_s` (the transpose of :meth:`slot_sums`)."""
         if self._MT is not None:
             return self._MT @ t
         rs = self.rs
@@ -205,21 +210,21 @@ class CoxNumpy:
         out[rs.event_rows] -= tied[rs.event_time]
         return out
 
-    def _state(self, theta, u, beta):
+    def state(self, theta, u, beta):
         """(zval, η, r, ω, D, ℓ, w_slot) at (θ, u, β)."""
         fl, rs = self.fl, self.rs
         zval = np.asarray(theta, float) @ self.zval_theta
         eta = self.X @ beta + self.offset + _bin(fl.re_row, zval * u[fl.re_col], self.n)
         eta_c = eta - (eta.max() if self.n else 0.0)
         r = self.w * np.exp(eta_c)
-        D = self._R(r)
+        D = self.slot_sums(r)
         c = rs.slot_weight
         ev = rs.event_rows
         loglik = float(np.sum(self.w[ev] * eta_c[ev]) - np.sum(c * np.log(D)))
-        omega = self._spread(c / D)
+        omega = self.spread(c / D)
         return zval, eta, r, omega, D, loglik, (c / D) / D
 
-    def _Jt(self, zval, y):
+    def jt(self, zval, y):
         """Jᵀy for J = [ZΛ, X]."""
         fl = self.fl
         return np.concatenate([_bin(fl.re_col, zval * y[fl.re_row], self.q), self.X.T @ y])
@@ -231,24 +236,26 @@ class CoxNumpy:
     # -- the graph outputs --------------------------------------------------------------
     def blocks(self, theta, u, beta):
         """``cox_functions("newton")``: (PPL, ∇PPL, d + 1, C, B + P_B, ℓ)."""
-        zval, eta, r, omega, D, loglik, w_slot = self._state(theta, u, beta)
+        zval, eta, r, omega, D, loglik, w_slot = self.state(theta, u, beta)
         score = self.delta_w - r * omega
-        grad = self._Jt(zval, score)
+        grad = self.jt(zval, score)
         grad[:self.q] -= u
         if self.dense_gradient:
             # no sparse level: B is the whole information, Jᵀdiag(rω)J − R(J)ᵀdiag(w)R(J)
             J = np.concatenate([self.dense_A(zval), self.X], axis=1)
-            RJ = self._R(r[:, None] * J)
+            RJ = self.slot_sums(r[:, None] * J)
             B = J.T @ ((r * omega)[:, None] * J) - RJ.T @ (w_slot[:, None] * RJ)
             d, C = np.zeros(0), np.zeros((0, J.shape[1]))
         else:
-            d, C, B = self._information_blocks(r, omega, w_slot, zval)
+            d, C, B = self.information_blocks(r, omega, w_slot, zval)
         q_d = len(self.fl.dense_cols)
         B[np.arange(q_d), np.arange(q_d)] += 1.0
         return loglik - 0.5 * float(u @ u), grad, d + 1.0, C, B, loglik
 
-    def _information_blocks(self, r, omega, w_slot, zval):
-        """graph.cox._information_blocks (its docstring has the math)."""
+    def information_blocks(self, r, omega, w_slot, zval, saved: dict | None = None):
+        """graph.cox._information_blocks (its docstring has the math); ``saved``, when given,
+        receives the intermediate arrays its adjoint needs
+        (:func:`mixedppl.graph.cox_adjoint.information_blocks_adjoint`)."""
         rs, fl, X, K = self.rs, self.fl, self.X, self.K
         frac, slot_time, ev_rows, ev_time = (rs.slot_fraction, rs.slot_time, rs.event_rows,
                                              rs.event_time)
@@ -283,10 +290,16 @@ class CoxNumpy:
                   + _bin(fl.tp_level, sd_pair * (alpha2[fl.tp_time] * sd_pair
                                                  - 2.0 * alpha[fl.tp_time] * t_pair), q_s))
         d = _bin(fl.sp_level, rw[sp_row] * sp_z ** 2, q_s) - sum_sq
+        if saved is not None:
+            saved.update(rw=rw, de_row=de_row, de_z=de_z, A=A, sp_row=sp_row, sp_z=sp_z, T=T,
+                         w_cum=w_cum, alpha=alpha, alpha2=alpha2, sd_pair=sd_pair,
+                         t_pair=t_pair)
         if q_s == 0:
             return d, np.zeros((0, q_d + p)), B
         wA_cum = np.concatenate([np.zeros((1, q_d + p)), np.cumsum(w_slot[:, None] * A, axis=0)])
         wfA = _rows(slot_time, (w_slot * frac)[:, None] * A, K)
+        if saved is not None:
+            saved.update(wA_cum=wA_cum, wfA=wfA)
         slot_part = (_rows(fl.sp_level, T[:, None] * (wA_cum[fl.sp_hi] - wA_cum[fl.sp_lo]), q_s)
                      - _rows(fl.tp_level, sd_pair[:, None] * wfA[fl.tp_time], q_s))
         row_lev = _bin2(fl.sp_level[fl.sd_sp], fl.de_local[fl.sd_de],
@@ -298,7 +311,7 @@ class CoxNumpy:
         r""":math:`H_{\eta\eta} y` (y a vector or the columns of a matrix)."""
         rr = r if y.ndim == 1 else r[:, None]
         ws = w_slot if y.ndim == 1 else w_slot[:, None]
-        return rr * omega.reshape(rr.shape) * y - rr * self._spread(ws * self._R(rr * y))
+        return rr * omega.reshape(rr.shape) * y - rr * self.spread(ws * self.slot_sums(rr * y))
 
     def _A_theta(self, j, y):
         """A_j y = (∂ZΛ/∂θ_j) y for a q-vector y."""
@@ -307,10 +320,10 @@ class CoxNumpy:
 
     def hvp(self, theta, u, beta, v):
         """``cox_functions("hvp")``: (Hv, ∂/∂θ[vᵀ∇ₓ(−PPL)]) with the exact Hessian."""
-        zval, eta, r, omega, D, _, w_slot = self._state(theta, u, beta)
+        zval, eta, r, omega, D, _, w_slot = self.state(theta, u, beta)
         Jv = self._Jv(zval, v)
         h = self._H_eta(r, omega, w_slot, Jv)
-        Hv = self._Jt(zval, h)
+        Hv = self.jt(zval, h)
         Hv[:self.q] += v[:self.q]
         score = self.delta_w - r * omega
         cross = np.array([-self._A_theta(j, v[:self.q]) @ score + h @ self._A_theta(j, u)
@@ -324,11 +337,11 @@ class CoxNumpy:
         :math:`A_j u`). By the implicit function theorem the mode moves as
         :math:`d\hat x/d\theta = H^{-1}` times this (H the negative Hessian of PPL)."""
         fl, q = self.fl, self.q
-        zval, eta, r, omega, D, _, w_slot = self._state(theta, u, beta)
+        zval, eta, r, omega, D, _, w_slot = self.state(theta, u, beta)
         score = self.delta_w - r * omega
         out = np.empty((q + self.p, len(self.zval_theta)))
         for j, zval_j in enumerate(self.zval_theta):
-            out[:, j] = -self._Jt(zval, self._H_eta(r, omega, w_slot, self._A_theta(j, u)))
+            out[:, j] = -self.jt(zval, self._H_eta(r, omega, w_slot, self._A_theta(j, u)))
             out[:q, j] += _bin(fl.re_col, zval_j * score[fl.re_row], q)
         return out
 
@@ -343,7 +356,7 @@ class CoxNumpy:
         ``H`` the negative Hessian of −PPL in x order, ``grad_ppl`` ∇PPL there, ``L_full``
         its lower Cholesky factor when already at hand."""
         q = self.q
-        zval, eta, r, omega, D, _, w_slot = self._state(theta, u, beta)
+        zval, eta, r, omega, D, _, w_slot = self.state(theta, u, beta)
         c = self.rs.slot_weight
         score = self.delta_w - r * omega
         A = self.dense_A(zval)
@@ -354,14 +367,14 @@ class CoxNumpy:
         Kinv = cho_solve(L, np.eye(q))
         AK = A @ Kinv
         dP = np.sum(AK * A, axis=1)
-        Q = self._R(r[:, None] * A) / D[:, None]
+        Q = self.slot_sums(r[:, None] * A) / D[:, None]
         QK = Q @ Kinv
         gamma = np.sum(QK * Q, axis=1)
-        pi_dP = self._R(r * dP) / D
-        term3 = r * np.sum(A * self._spread((c / D)[:, None] * QK), axis=1)
-        t = 0.5 * (r * omega * dP - r * self._spread(c * pi_dP / D) - 2.0 * term3
-                   + 2.0 * r * self._spread(c * gamma / D))
-        g_x = -grad_ppl + self._Jt(zval, t)
+        pi_dP = self.slot_sums(r * dP) / D
+        term3 = r * np.sum(A * self.spread((c / D)[:, None] * QK), axis=1)
+        t = 0.5 * (r * omega * dP - r * self.spread(c * pi_dP / D) - 2.0 * term3
+                   + 2.0 * r * self.spread(c * gamma / D))
+        g_x = -grad_ppl + self.jt(zval, t)
         v = cho_solve(L_full, g_x)
         hJv = self._H_eta(r, omega, w_slot, self._Jv(zval, v))
         out = np.empty(len(self.zval_theta))
@@ -379,12 +392,12 @@ class CoxNumpy:
         eta = self.X @ beta + self.offset
         eta_c = eta - (eta.max() if self.n else 0.0)
         r = self.w * np.exp(eta_c)
-        D = self._R(r)
+        D = self.slot_sums(r)
         c = rs.slot_weight
         ev = rs.event_rows
         loglik = float(np.sum(self.w[ev] * eta_c[ev]) - np.sum(c * np.log(D)))
-        omega = self._spread(c / D)
+        omega = self.spread(c / D)
         score = self.X.T @ (self.delta_w - r * omega)
-        RX = self._R(r[:, None] * self.X)
+        RX = self.slot_sums(r[:, None] * self.X)
         info = self.X.T @ ((r * omega)[:, None] * self.X) - RX.T @ (((c / D) / D)[:, None] * RX)
         return loglik, score, info
