@@ -176,7 +176,11 @@ class CoxData:
 
     def numpy_evaluator(self) -> CoxNumpy:
         """The NumPy evaluation of the graphs' outputs on these arrays
-        (:class:`~mixedppl.graph.cox_numpy.CoxNumpy`)."""
+        (:class:`~mixedppl.graph.cox_numpy.CoxNumpy`; built once, it holds no state)."""
+        return self._numpy_evaluator
+
+    @functools.cached_property
+    def _numpy_evaluator(self) -> CoxNumpy:
         n_theta = int(self.frailty.ct_theta.max()) + 1 if len(self.frailty.ct_theta) else 0
         return CoxNumpy(self.X, self.offset, self.weights, self.re_value, self.risk_sets,
                         self.frailty, n_theta)
@@ -829,12 +833,12 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
         objective.reset(base["beta"])
         theta, opt, converged, e, vcov_x, variance = _fit_theta(
             objective, spec, variance, start, gtol, maxiter)
-    t_opt = time.perf_counter()
+        t_opt = time.perf_counter()
+        q = data.q
+        lam = data.relative_factor_sparse(theta)       # small products: one BLAS thread too
+        vcov_b = np.asarray((lam @ (lam @ vcov_x[:q, :q]).T).T)
     singular = _check_fit(spec, theta, opt, converged, variance is not None)
     u, beta = objective.split(e["x"])
-    q = data.q
-    lam = (data.relative_factor_sparse(theta))
-    vcov_b = np.asarray((lam @ (lam @ vcov_x[:q, :q]).T).T)
     # coxme's df: p + q − tr(H̃⁻¹ P) in b-space, P = Σ⁻¹; = p + q − tr(vcov_u)
     diagonal = np.isfinite(spec.theta_lower())
     df_pen = (spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta[diagonal] > 0)

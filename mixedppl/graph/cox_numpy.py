@@ -95,6 +95,11 @@ def _rows(index: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
     """out[index[k]] += values[k] (rows of a 2-D ``values``; repeated indices summed)."""
     if values.ndim == 1:
         return _bin(index, values, n_rows)
+    if values.ndim == 2 and values.shape[1] <= 8:     # few columns: a bincount each
+        out = np.empty((n_rows, values.shape[1]))
+        for j in range(values.shape[1]):
+            out[:, j] = _bin(index, values[:, j], n_rows)
+        return out
     out = np.zeros((n_rows,) + values.shape[1:])
     if len(index):
         scatter_add(out, (index,), values)
@@ -275,7 +280,8 @@ class CoxNumpy:
         lev_x = _rows(fl.de_local, (rw[de_row] * de_z)[:, None] * X[de_row], q_d)
         lev_lev = _bin2(fl.de_local[fl.dd_a], fl.de_local[fl.dd_b],
                         rw[de_row[fl.dd_a]] * de_z[fl.dd_a] * de_z[fl.dd_b], (q_d, q_d))
-        jdj = np.block([[lev_lev, lev_x], [lev_x.T, X.T @ (rw[:, None] * X)]])
+        jdj = np.concatenate([np.concatenate([lev_lev, lev_x], axis=1),
+                              np.concatenate([lev_x.T, X.T @ (rw[:, None] * X)], axis=1)])
         B = jdj - A.T @ (w_slot[:, None] * A)
         sp_row, sp_z = fl.re_row[fl.sp_entry], zval[fl.sp_entry]
         v_sp = r[sp_row] * sp_z
