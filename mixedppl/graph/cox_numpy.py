@@ -174,6 +174,7 @@ class CoxNumpy:
         if dense_risk is None:
             dense_risk = n_slots * self.n <= DENSE_RISK_MAX_ENTRIES
         self._M = self._MT = None
+        self._last_state = None
         if dense_risk and n_slots * self.n > 0:
             M = self.slot_sums(np.eye(self.n))                # m_si, built by the cumulative sums
             self._M, self._MT = M, np.ascontiguousarray(M.T)
@@ -216,7 +217,20 @@ class CoxNumpy:
         return out
 
     def state(self, theta, u, beta):
-        """(zval, η, r, ω, D, ℓ, w_slot) at (θ, u, β)."""
+        """(zval, η, r, ω, D, ℓ, w_slot) at (θ, u, β), read-only; the last point's is kept
+        (conjugate gradients ask for Hv at one point again and again)."""
+        theta, u, beta = (np.asarray(a, float) for a in (theta, u, beta))
+        key = theta.tobytes() + u.tobytes() + beta.tobytes()
+        if self._last_state is not None and self._last_state[0] == key:
+            return self._last_state[1]
+        out = self._state(theta, u, beta)
+        for a in out:
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        self._last_state = (key, out)
+        return out
+
+    def _state(self, theta, u, beta):
         fl, rs = self.fl, self.rs
         zval = np.asarray(theta, float) @ self.zval_theta
         eta = self.X @ beta + self.offset + _bin(fl.re_row, zval * u[fl.re_col], self.n)
