@@ -1,8 +1,9 @@
 r"""The Cox frailty fit (R's coxme): the inner Newton mode, the outer optimiser, the record.
 
 For θ (one standard deviation per random term) the inner problem maximises the penalised partial
-likelihood PPL(u, β) over the spherical frailties u and β jointly by Newton's method (warm-started
-from the previous θ, step halving when PPL falls); the outer problem minimises
+likelihood PPL(u, β) over the spherical frailties u and β jointly by Newton's method (started
+from the stored mode of the nearest θ moved by its first-order prediction, step halving when PPL
+falls); the outer problem minimises
 :math:`-\ell_I(\theta)` (:mod:`mixedppl.graph.cox`) with the shared optimiser
 (:func:`~mixedppl.fit.optimize.minimize_bounded`, θ ≥ 0 with its boundary probe) and the exact
 gradient. The start is the best of coxme's variance grid (``varinit`` = 0.02², 0.1², 0.4², 0.8²).

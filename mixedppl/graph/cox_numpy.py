@@ -3,9 +3,11 @@ r"""The Cox frailty quantities of :mod:`mixedppl.graph.cox`, evaluated directly 
 The PyTensor graphs of :mod:`mixedppl.graph.cox` define the model (the partial likelihood, its
 Laplace-integrated form and their exact gradients). Their evaluation costs PyTensor's dispatch
 per node, ~2.5 ms per call on kidney (76 rows), about 80 % of a fit; this module evaluates the
-same quantities with the same O(n + S) risk-set sums as a few dozen whole-array NumPy calls.
+same quantities with the same O(n + S) risk-set sums as a few dozen whole-array NumPy calls (on
+small data as products with the dense S × n risk-set matrix, :data:`DENSE_RISK_MAX_ENTRIES`).
 ``tests/graph/test_cox_numpy.py`` checks every output against the graphs' (to 1e-10 relative)
-at random points, tied data, strata, sparse levels and random slopes.
+at random points, tied data, strata, sparse levels and random slopes. The θ-gradient with sparse
+levels is the reverse pass of :mod:`mixedppl.graph.cox_adjoint`.
 
 Notation as in :mod:`mixedppl.graph.cox`: slots s with weight :math:`c_s`, fraction :math:`f_s`,
 denominators :math:`D_s = \sum_i m_{si} r_i` with :math:`m_{si} = [i \in R_s] - f_s [i \in
