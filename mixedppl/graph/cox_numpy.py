@@ -109,7 +109,7 @@ def _rows(index: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
 
 
 def _bin(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    return np.bincount(index, weights=values, minlength=size)[:size].astype(float)
+    return np.bincount(index, weights=values, minlength=size)[:size].astype(float, copy=False)
 
 
 def _bin2(i: np.ndarray, j: np.ndarray, values: np.ndarray, shape: tuple) -> np.ndarray:
@@ -283,21 +283,22 @@ class CoxNumpy:
         q_d, q_s, p = len(fl.dense_cols), len(fl.sparse_cols), self.p
         rw = r * omega
         de_row, de_z = fl.re_row[fl.de_entry], zval[fl.de_entry]
-        v_de = r[de_row] * de_z
-        tail = _risk_sums(_bin2(fl.de_bucket, fl.de_local, v_de, (K + 1, q_d))[1:],
-                          slot_time, rs.slot_time_end)
-        sd_de_t = _bin2(fl.de_event_time, fl.de_local[fl.de_event], v_de[fl.de_event],
-                        (K, q_d))
         rX = r[:, None] * X
         sd_x = _rows(ev_time, rX[ev_rows], K)
-        A = np.concatenate([tail - frac[:, None] * sd_de_t[slot_time],
-                            _risk_sums(rX, rs.risk_start, rs.risk_end)
-                            - frac[:, None] * sd_x[slot_time]], axis=1)
-        lev_x = _rows(fl.de_local, (rw[de_row] * de_z)[:, None] * X[de_row], q_d)
-        lev_lev = _bin2(fl.de_local[fl.dd_a], fl.de_local[fl.dd_b],
-                        rw[de_row[fl.dd_a]] * de_z[fl.dd_a] * de_z[fl.dd_b], (q_d, q_d))
-        jdj = np.concatenate([np.concatenate([lev_lev, lev_x], axis=1),
-                              np.concatenate([lev_x.T, X.T @ (rw[:, None] * X)], axis=1)])
+        A = _risk_sums(rX, rs.risk_start, rs.risk_end) - frac[:, None] * sd_x[slot_time]
+        jdj = X.T @ (rw[:, None] * X)
+        if q_d:                          # the dense levels' columns before X's
+            v_de = r[de_row] * de_z
+            tail = _risk_sums(_bin2(fl.de_bucket, fl.de_local, v_de, (K + 1, q_d))[1:],
+                              slot_time, rs.slot_time_end)
+            sd_de_t = _bin2(fl.de_event_time, fl.de_local[fl.de_event], v_de[fl.de_event],
+                            (K, q_d))
+            A = np.concatenate([tail - frac[:, None] * sd_de_t[slot_time], A], axis=1)
+            lev_x = _rows(fl.de_local, (rw[de_row] * de_z)[:, None] * X[de_row], q_d)
+            lev_lev = _bin2(fl.de_local[fl.dd_a], fl.de_local[fl.dd_b],
+                            rw[de_row[fl.dd_a]] * de_z[fl.dd_a] * de_z[fl.dd_b], (q_d, q_d))
+            jdj = np.concatenate([np.concatenate([lev_lev, lev_x], axis=1),
+                                  np.concatenate([lev_x.T, jdj], axis=1)])
         B = jdj - A.T @ (w_slot[:, None] * A)
         sp_row, sp_z = fl.re_row[fl.sp_entry], zval[fl.sp_entry]
         v_sp = r[sp_row] * sp_z
@@ -324,10 +325,12 @@ class CoxNumpy:
             saved.update(wA_cum=wA_cum, wfA=wfA)
         slot_part = (_rows(fl.sp_level, T[:, None] * (wA_cum[fl.sp_hi] - wA_cum[fl.sp_lo]), q_s)
                      - _rows(fl.tp_level, sd_pair[:, None] * wfA[fl.tp_time], q_s))
-        row_lev = _bin2(fl.sp_level[fl.sd_sp], fl.de_local[fl.sd_de],
-                        rw[sp_row[fl.sd_sp]] * sp_z[fl.sd_sp] * de_z[fl.sd_de], (q_s, q_d))
         row_x = _rows(fl.sp_level, (rw[sp_row] * sp_z)[:, None] * X[sp_row], q_s)
-        return d, np.concatenate([row_lev, row_x], axis=1) - slot_part, B
+        if q_d:
+            row_lev = _bin2(fl.sp_level[fl.sd_sp], fl.de_local[fl.sd_de],
+                            rw[sp_row[fl.sd_sp]] * sp_z[fl.sd_sp] * de_z[fl.sd_de], (q_s, q_d))
+            row_x = np.concatenate([row_lev, row_x], axis=1)
+        return d, row_x - slot_part, B
 
     def _H_eta(self, r, omega, w_slot, y):
         r""":math:`H_{\eta\eta} y` (y a vector or the columns of a matrix)."""
