@@ -77,5 +77,7 @@ class CoxCase:
 
 CASES: dict[str, CoxCase] = {c.name: c for c in (
     CoxCase("kidney", "Surv(time, status) ~ age + sex + (1 | id)", "kidney"),
+    CoxCase("kidney_breslow", "Surv(time, status) ~ age + sex + (1 | id)", "kidney", "breslow"),
+    CoxCase("rats", "Surv(time, status) ~ rx + (1 | litter)", "rats"),
     CoxCase("sim20k", "Surv(time, status) ~ x1 + x2 + (1 | cluster)", None),
 )}

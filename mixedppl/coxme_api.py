@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .core.control import Control
+from .core.threads import blas_threads_for
 from .families.cox import CoxFamily
 from .fit.cox import fit_coxme
 from .results.cox import CoxmeResult
@@ -74,9 +75,12 @@ def coxme(formula: str, data: pd.DataFrame, ties: str = "efron", *, groups=None,
     ([0.0043, -1.3556], 58, 76)
     """
     data = check_arguments(formula, data, "coxme")
-    spec = build_spec(with_group_terms(formula, groups), data, CoxFamily(ties),
-                      weights=weights, offset=offset, na_action=na_action,
-                      contrasts=contrasts, control=Control(check_nobs_vs_nRE="ignore"))
+    # one BLAS thread: the spec's vector products (drop_rank_deficient's norms of 20,000-row
+    # columns) cost 5× more CPU with OpenBLAS's threads contending on a loaded machine
+    with blas_threads_for(0.0):
+        spec = build_spec(with_group_terms(formula, groups), data, CoxFamily(ties),
+                          weights=weights, offset=offset, na_action=na_action,
+                          contrasts=contrasts, control=Control(check_nobs_vs_nRE="ignore"))
     record = fit_coxme(spec, sparse=sparse,
                        variance=None if variance is None else np.asarray(variance, float),
                        start=start)

@@ -1,8 +1,9 @@
 r"""The Cox frailty fit (R's coxme): the inner Newton mode, the outer optimiser, the record.
 
 For θ (one standard deviation per random term) the inner problem maximises the penalised partial
-likelihood PPL(u, β) over the spherical frailties u and β jointly by Newton's method (warm-started
-from the previous θ, step halving when PPL falls); the outer problem minimises
+likelihood PPL(u, β) over the spherical frailties u and β jointly by Newton's method (started
+from the stored mode of the nearest θ moved by its first-order prediction, step halving when PPL
+falls); the outer problem minimises
 :math:`-\ell_I(\theta)` (:mod:`mixedppl.graph.cox`) with the shared optimiser
 (:func:`~mixedppl.fit.optimize.minimize_bounded`, θ ≥ 0 with its boundary probe) and the exact
 gradient. The start is the best of coxme's variance grid (``varinit`` = 0.02², 0.1², 0.4², 0.8²).
@@ -22,13 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.linalg import cho_solve
 
 from ..core.exceptions import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from ..core.threads import blas_threads_for
 from ..graph.cox import (FrailtyLayout, RiskSets, cox_functions, coxph_functions,
                          frailty_layout, risk_set_layout)
-from ..graph.cox_numpy import CoxNumpy
+from ..graph.cox_adjoint import outer_gradient
+from ..graph.cox_numpy import CoxNumpy, cho_solve, cholesky
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import relative_factor
 from .optimize import OptSummary, minimize_bounded
@@ -176,7 +177,11 @@ class CoxData:
 
     def numpy_evaluator(self) -> CoxNumpy:
         """The NumPy evaluation of the graphs' outputs on these arrays
-        (:class:`~mixedppl.graph.cox_numpy.CoxNumpy`)."""
+        (:class:`~mixedppl.graph.cox_numpy.CoxNumpy`; built once, it holds no state)."""
+        return self._numpy_evaluator
+
+    @functools.cached_property
+    def _numpy_evaluator(self) -> CoxNumpy:
         n_theta = int(self.frailty.ct_theta.max()) + 1 if len(self.frailty.ct_theta) else 0
         return CoxNumpy(self.X, self.offset, self.weights, self.re_value, self.risk_sets,
                         self.frailty, n_theta)
@@ -228,17 +233,21 @@ class BlockHessian:
     B: np.ndarray
 
     @functools.cached_property
-    def _schur_chol(self) -> np.ndarray:
-        return np.linalg.cholesky(self.B - self.C.T @ (self.C / self.d[:, None]))
+    def factor(self) -> np.ndarray:
+        """Lower Cholesky factor of the Schur complement B − CᵀD⁻¹C (of B without sparse
+        levels)."""
+        if len(self.sparse) == 0:
+            return cholesky(self.B)
+        return cholesky(self.B - self.C.T @ (self.C / self.d[:, None]))
 
     def solve(self, g: np.ndarray) -> np.ndarray:
         """H̃⁻¹ g (raises LinAlgError when the Schur complement is not positive definite)."""
-        L = self._schur_chol
+        L = self.factor
         if len(self.sparse) == 0:
-            return cho_solve((L, True), g, check_finite=False)
+            return cho_solve(L, g)
         g_s, g_d = g[self.sparse], g[self.dense]
         rhs = g_d - self.C.T @ (g_s / self.d)
-        y_d = cho_solve((L, True), rhs, check_finite=False)
+        y_d = cho_solve(L, rhs)
         out = np.empty_like(g, dtype=float)
         out[self.sparse] = (g_s - self.C @ y_d) / self.d
         out[self.dense] = y_d
@@ -250,13 +259,13 @@ class BlockHessian:
         NaN when that block is not positive definite."""
         if len(self.sparse) == 0:       # H_uu's factor is the leading block of H's
             try:
-                L = self._schur_chol
+                L = self.factor
             except np.linalg.LinAlgError:
                 return np.nan
             return float(np.sum(np.log(np.diag(L)[:q_d])))
         C_u, B_uu = self.C[:, :q_d], self.B[:q_d, :q_d]
         try:
-            L = np.linalg.cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
+            L = cholesky(B_uu - C_u.T @ (C_u / self.d[:, None]))
         except np.linalg.LinAlgError:
             return np.nan
         return 0.5 * float(np.sum(np.log(self.d)) + 2.0 * np.sum(np.log(np.diag(L))))
@@ -265,8 +274,8 @@ class BlockHessian:
         r"""H̃⁻¹ as a dense matrix in x order, by blocks: with S = B − CᵀD⁻¹C (D = diag(d)),
         :math:`\tilde H^{-1} = \begin{pmatrix} D^{-1} + D^{-1}CS^{-1}C^\top D^{-1} &
         -D^{-1}CS^{-1} \\ \cdot & S^{-1}\end{pmatrix}` (O(q_s² m_d), not O((q_s + m_d)³))."""
-        L = self._schur_chol
-        S_inv = cho_solve((L, True), np.eye(len(self.dense)), check_finite=False)
+        L = self.factor
+        S_inv = cho_solve(L, np.eye(len(self.dense)))
         m = len(self.sparse) + len(self.dense)
         out = np.empty((m, m))
         DC = self.C / self.d[:, None]
@@ -376,8 +385,9 @@ class CoxmeObjective:
     Every quantity is a PyTensor graph (:func:`~mixedppl.graph.cox.cox_functions`); they are
     evaluated by their NumPy mirror :class:`~mixedppl.graph.cox_numpy.CoxNumpy` (the same
     numbers to rounding, ``tests/graph/test_cox_numpy.py``; ~10× less time on small data),
-    the θ-gradient too when no level is sparse; with sparse levels the gradient is the graph's
-    (``"outer"``). ``numpy=False`` evaluates every graph itself.
+    the θ-gradient too: in closed form when no level is sparse, by the hand-written reverse
+    pass of :mod:`mixedppl.graph.cox_adjoint` with sparse levels. ``numpy=False`` evaluates
+    every graph itself.
 
     Parameters
     ----------
@@ -395,6 +405,8 @@ class CoxmeObjective:
         self._args = data.args()
         self._sparse, self._dense = data.sparse_x, data.dense_x
         self._x = np.concatenate([np.zeros(data.q), np.asarray(beta_start, float)])
+        self._explicit_start = True      # the next mode starts at self._x (see :meth:`_start`)
+        self._modes: list = []           # recent modes, the starts of later ones
         self._v = None                   # the last implicit-gradient solve (a CG start)
         self._cache: dict = {}           # θ bytes → evaluation (see :meth:`value`)
         self.n_inner = 0
@@ -417,11 +429,44 @@ class CoxmeObjective:
 
     def reset(self, beta_start: np.ndarray) -> None:
         """Start the next inner Newton from u = 0 and ``beta_start``."""
-        self._x = np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)])
+        self.warm_start(np.concatenate([np.zeros(self.data.q), np.asarray(beta_start, float)]))
 
     def warm_start(self, x: np.ndarray) -> None:
         """Start the next inner Newton from x = (u, β)."""
         self._x = np.asarray(x, float).copy()
+        self._explicit_start = True
+
+    def _start(self, theta: np.ndarray) -> np.ndarray:
+        r"""Where the inner Newton at θ starts: the point given to :meth:`warm_start` /
+        :meth:`reset` if any, else the first-order prediction from the stored mode nearest θ,
+        :math:`\hat x(\theta_k) + (d\hat x/d\theta)(\theta - \theta_k)` with
+        :math:`d\hat x/d\theta = \tilde H^{-1}\,\partial(\nabla_x\mathrm{PPL})/\partial\theta`
+        (:meth:`CoxNumpy.grad_theta <mixedppl.graph.cox_numpy.CoxNumpy.grad_theta>`; H̃ is H
+        without sparse levels, else its approximation: only the start changes, not the mode).
+        L-BFGS-B's trial points jump about (θ = 0.8 → 0 → 0.73 on kidney): the last mode is
+        not always the nearest. Without the NumPy evaluator, the nearest mode itself."""
+        if self._explicit_start or not self._modes:
+            self._explicit_start = False
+            return self._x
+        dist = [float(np.sum((theta - m["theta"]) ** 2)) for m in self._modes]
+        m = self._modes[int(np.argmin(dist))]
+        if self.numpy is None:
+            return m["x"]
+        if m["dx_dtheta"] is None:
+            u, beta = self.split(m["x"])
+            rhs = self.numpy.grad_theta(m["theta"], u, beta)
+            try:
+                m["dx_dtheta"] = np.stack([m["hess"].solve(rhs[:, j])
+                                           for j in range(rhs.shape[1])], axis=1)
+            except np.linalg.LinAlgError:
+                m["dx_dtheta"] = np.zeros_like(rhs)
+        return m["x"] + m["dx_dtheta"] @ (theta - m["theta"])
+
+    def _remember(self, theta: np.ndarray, x: np.ndarray, hess) -> None:
+        self._x = x
+        self._modes.append({"theta": theta.copy(), "x": x, "hess": hess, "dx_dtheta": None})
+        if len(self._modes) > 8:
+            self._modes.pop(0)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, β) of the stacked inner vector."""
@@ -475,8 +520,8 @@ class CoxmeObjective:
 
     def mode(self, theta: np.ndarray, x0: np.ndarray | None = None, tol: float = 1e-13
              ) -> dict:
-        """The joint mode (û, β̂) of PPL at θ by Newton (from the last mode by default), with
-        ℓ at the mode; ``tol`` as :func:`_newton`'s."""
+        """The joint mode (û, β̂) of PPL at θ by Newton (from ``x0``, by default from
+        :meth:`_start`), with ℓ at the mode; ``tol`` as :func:`_newton`'s."""
         theta = np.asarray(theta, float)
         loglik = {}
 
@@ -491,10 +536,14 @@ class CoxmeObjective:
             return self.solve_exact(theta, x, H, g, rtol=max(forcing, 1e-10))[0]
 
         solve = None if len(self._sparse) == 0 else exact_step
-        x, ppl, grad, hess, iters, ok = _newton(fun, self._x if x0 is None else x0, solve, tol)
+        start = self._start(theta) if x0 is None else x0
+        x, ppl, grad, hess, iters, ok = _newton(fun, start, solve, tol)
         self.n_inner += iters
+        if not ok and x0 is None and start is not self._x:      # a poor prediction
+            x, ppl, grad, hess, iters, ok = _newton(fun, self._x, solve, tol)
+            self.n_inner += iters
         if ok:
-            self._x = x
+            self._remember(theta, x, hess)
         return {"x": x, "ppl": ppl, "grad_ppl": grad, "hess": hess, "iterations": iters,
                 "converged": ok, "loglik": loglik[x.tobytes()]}
 
@@ -526,27 +575,40 @@ class CoxmeObjective:
     def _gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
         """d(−ℓ_I)/dθ at the mode ``e`` by the implicit function theorem: in NumPy without
         sparse levels (:meth:`CoxNumpy.theta_gradient
-        <mixedppl.graph.cox_numpy.CoxNumpy.theta_gradient>`), else :meth:`graph_gradient`."""
+        <mixedppl.graph.cox_numpy.CoxNumpy.theta_gradient>`), else :meth:`implicit_gradient`
+        (its partial derivatives by :func:`~mixedppl.graph.cox_adjoint.outer_gradient`, or by
+        the graph when ``numpy=False``)."""
         if not e["converged"]:
             return np.full(len(theta), np.nan)
         if self.numpy is not None and self.numpy.dense_gradient:
             u, beta = self.split(e["x"])
             try:
-                return self.numpy.theta_gradient(theta, u, beta, np.asarray(e["hess"].B),
-                                                 e["grad_ppl"])[0]
+                H = e["hess"]
+                return self.numpy.theta_gradient(theta, u, beta, np.asarray(H.B),
+                                                 e["grad_ppl"], H.factor)[0]
             except np.linalg.LinAlgError:
                 return np.full(len(theta), np.nan)
-        return self.graph_gradient(theta, e)
+        return self.implicit_gradient(theta, e, numpy=self.numpy is not None)
 
     def graph_gradient(self, theta: np.ndarray, e: dict) -> np.ndarray:
         """d(−ℓ_I)/dθ at the mode ``e`` by the graph ``"outer"`` (automatic differentiation of
         −ℓ_I at fixed x) and the implicit function theorem (module docstring of
         :mod:`mixedppl.graph.cox`)."""
+        return self.implicit_gradient(theta, e, numpy=False)
+
+    def implicit_gradient(self, theta: np.ndarray, e: dict, numpy: bool) -> np.ndarray:
+        """d(−ℓ_I)/dθ = ∂G/∂θ − ∂/∂θ[vᵀ∇ₓ(−PPL)] with v = H⁻¹∂G/∂x (conjugate gradients on the
+        exact H, :meth:`solve_exact`); the partial derivatives of G by the graph ``"outer"``
+        or, ``numpy=True``, by its NumPy reverse pass
+        (:func:`~mixedppl.graph.cox_adjoint.outer_gradient`)."""
         grad = np.full(len(theta), np.nan)
         if not e["converged"]:
             return grad
         u, beta = self.split(e["x"])
-        _, dG_dx, dG_dtheta, *_ = self._outer_fn(theta, u, beta, *self._args)
+        if numpy:
+            _, dG_dx, dG_dtheta, *_ = outer_gradient(self.numpy, theta, u, beta)
+        else:
+            _, dG_dx, dG_dtheta, *_ = self._outer_fn(theta, u, beta, *self._args)
         try:
             v, cross = self.solve_exact(theta, e["x"], e["hess"], np.asarray(dG_dx), v0=self._v)
         except np.linalg.LinAlgError:
@@ -772,12 +834,12 @@ def fit_coxme(spec: ModelSpec, *, sparse: tuple[float, float] | None = (50, 0.02
         objective.reset(base["beta"])
         theta, opt, converged, e, vcov_x, variance = _fit_theta(
             objective, spec, variance, start, gtol, maxiter)
-    t_opt = time.perf_counter()
+        t_opt = time.perf_counter()
+        q = data.q
+        lam = data.relative_factor_sparse(theta)       # small products: one BLAS thread too
+        vcov_b = np.asarray((lam @ (lam @ vcov_x[:q, :q]).T).T)
     singular = _check_fit(spec, theta, opt, converged, variance is not None)
     u, beta = objective.split(e["x"])
-    q = data.q
-    lam = (data.relative_factor_sparse(theta))
-    vcov_b = np.asarray((lam @ (lam @ vcov_x[:q, :q]).T).T)
     # coxme's df: p + q − tr(H̃⁻¹ P) in b-space, P = Σ⁻¹; = p + q − tr(vcov_u)
     diagonal = np.isfinite(spec.theta_lower())
     df_pen = (spec.p + q - float(np.trace(vcov_x[:q, :q])) if np.all(theta[diagonal] > 0)
