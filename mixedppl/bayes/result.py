@@ -533,13 +533,22 @@ class BayesResult:
 def _vc_rows(vc_draws: list[tuple], freq: pd.DataFrame, part: str):
     """(grp, var1, var2, the fit's sdcor, the sdcor draws) of one part, the posterior's
     ``varcorr`` rows beside the frequentist's (whose ``component`` column, where present,
-    separates the conditional and zero-inflation rows)."""
+    separates the conditional and zero-inflation rows), matched by (grp, var1, var2). A
+    posterior row the fit has no row for (the fixed zero correlations of a ``diag()`` term)
+    is left out."""
     if "component" in freq.columns:
         freq = freq[freq["component"] == part]
     elif part != "cond":
         freq = freq.iloc[:0]
-    for (g, a, v2, _, s), (_, row) in zip(vc_draws, freq.iterrows()):
-        yield g, a, v2, row["sdcor"], s
+
+    def key(g, a, v2):
+        return (str(g), str(a), v2 if isinstance(v2, str) else None)
+
+    estimates = {key(r["grp"], r["var1"], r["var2"]): r["sdcor"] for _, r in freq.iterrows()}
+    for g, a, v2, _, s in vc_draws:
+        k = key(g, a, v2)
+        if k in estimates:
+            yield g, a, v2, estimates[k], s
 
 
 def _part_estimates(fit) -> dict:
