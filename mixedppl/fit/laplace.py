@@ -75,8 +75,8 @@ class LaplaceObjective:
             # bootstrap refit or nAGQ = 0 built on it would silently drop them
             raise NotImplementedError(
                 "random terms in the ziformula are fitted by mixedppl.fit.laplace_zire only; "
-                "profiles, refits / bootstrap, influence and nAGQ = 0 are not implemented for "
-                "them yet")
+                "refits / bootstrap, influence and nAGQ = 0 are not implemented for them yet "
+                "(profiles use its ZIReObjective)")
         self.spec, self.family, self.link = spec, family, link
         pairs = row_pairs(spec)
         self.structure = laplace_structure(spec, pairs)
