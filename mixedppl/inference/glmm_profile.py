@@ -36,7 +36,13 @@ profile rows are its log-SD ``theta_1|site.1``, whose ends are the logs of ours)
 agree with root-found ends on glmmTMB's own likelihood profile to ~1e-7
 (``tests/reference/glmmtmb_profile_ci.json``); glmmTMB's spline-interpolated
 ``confint(method = "profile")`` is off by up to 1.6e-3 (Salamanders ZIP, ``minedno``) and fails
-("spline must be monotone") with random terms in the ziformula.
+("spline must be monotone") with random terms in the ziformula. An unbounded coordinate's
+profile is followed 30 Wald SEs out: where ζ is still short of the cut-off there the end is
+±inf, with an :class:`~mixedppl.core.exceptions.IdentifiabilityWarning` naming the parameter
+(Salamanders ZINB2 with ``zi ~ mined`` and ``dispformula ~ mined``: three zero-inflation ends,
+as the root-found glmmTMB ends). A profile point whose inner refit, warm-started by
+extrapolation, ends with ζ > 4 is refitted from the optimum's coordinates and the lower
+deviance kept (such starts can strand the inner fit in ill-determined models).
 
 lme4's ``profile`` evaluates the deviance with ``getME(fit, "devfun")``, whose PIRLS stops at
 ``tolPwrss = 1e-7`` whatever the fit's control (far from the optimum log|L|² can be ~1e-3 off), and
@@ -54,10 +60,13 @@ sections 5.1 (profiling) and 5.2 (GLMMs).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..core.exceptions import IdentifiabilityWarning
 from ..core.progress import progress_bar
 from ..core.threads import blas_threads_for
 from ..fit.laplace import LaplaceObjective
@@ -67,6 +76,12 @@ from ..fit.optimize import difference_hessian, lbfgsb_box, quasi_newton_box
 from .profile import _end, psi_to_theta_jacobian, theta_to_psi, varpar_bounds, varpar_names
 
 __all__ = ["glmm_profile_confint", "varpar_rows", "phi_rows"]
+
+#: a profile point whose deviance rise exceeds this (ζ > 4) is refitted from the optimum too
+_RETRY_RISE = 16.0
+#: how many Wald SEs out an unbounded coordinate's profile is followed: where ζ has not reached
+#: the cut-off there, the interval is unbounded on that side (±inf, with a warning)
+_FAR_SE = 30.0
 
 
 class _GLMMProfiler:
@@ -170,6 +185,13 @@ class _GLMMProfiler:
                 d, u = lbfgsb_box(fg, start / sc, lo / sc, hi / sc)
             else:
                 d, u, B = quasi_newton_box(fg, start / sc, lo / sc, hi / sc, B)
+            if not np.isfinite(d) or d - self.d_min > _RETRY_RISE:
+                # an extrapolated warm start can strand the inner fit where the deviance is
+                # huge (ill-determined zi / dispersion coefficients): refit from the optimum's
+                # coordinates and keep the lower
+                d2, u2 = lbfgsb_box(fg, first / sc, lo / sc, hi / sc)
+                if d2 < d or not np.isfinite(d):
+                    d, u, B = d2, u2, None
             seen[x] = (np.clip(u * sc, lo, hi), B if B is not None else B0)
             rise = max(d - self.d_min, 0.0)
             return float(np.sign(x - hat) * np.sqrt(rise))
@@ -247,8 +269,8 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95,
             zeta, hat = prof.zeta_fn(k)
             first_lo, scale = prof.first_guess(k, -z)
             first_hi, _ = prof.first_guess(k, z)
-            ends = (_end(zeta, hat, -z, first_lo, prof.lower[k], scale),
-                    _end(zeta, hat, z, first_hi, prof.upper[k], scale))
+            ends = tuple(_end_or_inf(prof, k, zeta, hat, target, first, scale)
+                         for target, first in ((-z, first_lo), (z, first_hi)))
             if k >= prof.nv + prof.p:       # a family parameter: its row's scale (monotone)
                 name, natural = prof.phi_rows[k - prof.nv - prof.p]
                 ends = tuple(float(natural(e)) for e in ends)
@@ -258,6 +280,31 @@ def glmm_profile_confint(fit: LaplaceFit, level: float = 0.95,
         bar.close()
     pct = [f"{100 * (1 - level) / 2:.3g} %", f"{100 * (1 + level) / 2:.3g} %"]
     return pd.DataFrame(list(rows.values()), index=list(rows), columns=pct)
+
+
+def _end_or_inf(prof: _GLMMProfiler, k: int, zeta, hat: float, target: float, first: float,
+                scale: str) -> float:
+    """The end of coordinate k on the side of ``target``: at its bound (SD 0, correlation ±1)
+    where ζ stays short of the target there; for an unbounded coordinate the search stops
+    ``_FAR_SE`` Wald SEs out and, where ζ is still short of the target, the end is ±inf (the
+    likelihood-ratio interval is unbounded: e.g. a zero-inflation coefficient whose profile
+    flattens as π → 0), with a warning naming the parameter."""
+    edge = prof.lower[k] if target < 0 else prof.upper[k]
+    if np.isfinite(edge):
+        return _end(zeta, hat, target, first, edge, scale)
+    V = prof.wald_cov
+    se = np.sqrt(V[k, k]) if V is not None and V[k, k] > 0 else max(abs(hat), 1.0)
+    far = hat + np.sign(target) * _FAR_SE * max(se, abs(first - hat) / max(abs(target), 1e-8))
+    end = _end(zeta, hat, target, first, far, scale)
+    if end != far:
+        return end
+    name = prof.names[k]
+    side = "lower" if target < 0 else "upper"
+    warnings.warn(f"the profile of {name!r} stays below the cut-off out to {far:.4g} "
+                  f"({_FAR_SE:g} Wald SEs from {hat:.4g}): its {side} end is unbounded "
+                  f"(reported as {'-' if target < 0 else ''}inf); the parameter is not "
+                  "determined by the data on that side", IdentifiabilityWarning, stacklevel=4)
+    return float(np.sign(target) * np.inf)
 
 
 def varpar_rows(spec) -> list[str]:

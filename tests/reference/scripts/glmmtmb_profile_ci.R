@@ -9,7 +9,9 @@
 #   (beta, betazi, betad, theta / thetazi = log SD, psi) held at x, the Laplace negative log-likelihood
 #   is minimised over all the others (nlminb on the TMB object's fn / gr, rel.tol 1e-14,
 #   warm-started from the nearest point done), and uniroot (tol 1e-11) solves
-#   2 (nll(x) - nll_hat) = qchisq(0.95, 1) on each side of the estimate. theta and thetazi ends are
+#   2 (nll(x) - nll_hat) = qchisq(0.95, 1) on each side of the estimate (the root re-checked:
+#   an end is -Inf / Inf where the rise stays below the cut-off out to 64 Wald SEs, or where
+#   the only sign change is a failed inner fit; "rise_minus_crit" is NA there). theta and thetazi ends are
 #   reported as SDs (exp), the others on glmmTMB's own scale (betad: log phi for nbinom2 and
 #   tweedie, log sigma for t; psi: qlogis(p - 1) for tweedie, log df for t).
 # - "glmmtmb": glmmTMB's own confint(fit, method = "profile") (TMB's tmbprofile grid and a
@@ -53,10 +55,14 @@ exact_ends <- function(fit) {
       }
       lo <- par[j] + dir * (k / 2) * se[j] * (k > 1); hi <- par[j] + dir * k * se[j]
       if (k == 1) lo <- par[j] + dir * 1e-6 * se[j]
-      uniroot(rise, sort(c(lo, hi)), tol = 1e-11)$root
+      root <- uniroot(rise, sort(c(lo, hi)), tol = 1e-11)$root
+      # a sign change from a failed inner fit is not an end: re-check the rise at the root
+      # (a profile that stays below the cut-off out to 64 SEs is unbounded on that side)
+      if (abs(rise(root)) > 1e-6) return(if (dir < 0) -Inf else Inf)
+      root
     }
     ends <- c(end(-1), end(1))
-    check <- c(rise(ends[1]), rise(ends[2]))
+    check <- sapply(ends, function(e) if (is.finite(e)) rise(e) else NA_real_)
     if (pn[j] %in% c("theta", "thetazi")) ends <- exp(ends)
     out[[length(out) + 1]] <- list(par = pn[j], estimate = unname(par[j]), ends = unname(ends),
                                    rise_minus_crit = unname(check))
@@ -66,6 +72,8 @@ exact_ends <- function(fit) {
 
 cases <- list(
   zip_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined, family = poisson, data = sal, control = tight)",
+  # ill-determined zi coefficients (Wald SEs 2.5): three ends are unbounded
+  zinb2_disp_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined, dispformula = ~mined, family = nbinom2, data = sal, control = tight)",
   zinb2_disp_sim = "glmmTMB(y_zinb ~ x + (1 | g), ziformula = ~x, dispformula = ~x, family = nbinom2, data = zsim, control = tight)",
   zire_zip_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined + (1 | site), family = poisson, data = sal, control = tight)",
   tweedie_sim = "glmmTMB(y_tw ~ x + (1 | g), family = tweedie(), data = twsim, control = tight)",
@@ -91,7 +99,7 @@ for (nm in names(cases)) {
                     glmmtmb = if (is.null(ci)) NULL else
                       list(rows = rownames(ci), lower = unname(ci[, 1]), upper = unname(ci[, 2])))
   cat(nm, "logLik", res[[nm]]$logLik, "max |rise - crit|",
-      max(abs(unlist(lapply(ex$params, `[[`, "rise_minus_crit")))),
+      max(abs(unlist(lapply(ex$params, `[[`, "rise_minus_crit"))), na.rm = TRUE),
       "seconds", proc.time()[["elapsed"]] - t0, "\n")
 }
 write(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE, null = "null"),
