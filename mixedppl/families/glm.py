@@ -107,7 +107,7 @@ from scipy.special import gammaln
 from ..core.exceptions import ModelSpecError
 from .base import PriorChoice, Response, ResponseInput, check_not_constant
 from .links import Link
-from .tweedie import tweedie_logp
+from .tweedie import tweedie_logp, tweedie_unit_deviance
 
 __all__ = ["GLMFamily", "FAMILIES", "ShapeParam", "Shaped", "ShapedArray", "shaped", "shape_of"]
 
@@ -469,7 +469,10 @@ class GLMFamily:
                       disp: float | None = None) -> np.ndarray:
         """Unit deviances d_i (R's ``dev.resids``) of the mean-scale response y at μ."""
         if self.deviance is None:
-            raise NotImplementedError(f"no deviance residuals for the {self.name} family")
+            raise NotImplementedError(
+                f"no deviance residuals for the {self.name} family (glmmTMB 1.1.5's residuals() "
+                "has none either: response, pearson and working only); use type='pearson' or "
+                "type='quantile'")
         return self.deviance(np.asarray(y, float), np.asarray(mu, float),
                              np.asarray(n, float), disp)
 
@@ -1055,6 +1058,12 @@ def _beta_dev(y, mu, n, prec):
     return 2 * n * (ll(y) - ll(mu))
 
 
+def _tweedie_dev(y, mu, n, disp):
+    """n·d(y, μ) at the power carried by ``disp`` (:func:`~mixedppl.families.tweedie.
+    tweedie_unit_deviance`; free of φ)."""
+    return n * tweedie_unit_deviance(y, mu, float(shape_of(disp, np.nan)))
+
+
 def _expit_plus_one(psi):
     return 1.0 + 1.0 / (1.0 + np.exp(-psi))
 
@@ -1132,7 +1141,8 @@ FAMILIES: dict[str, GLMFamily] = {
                               zero_diverges=True),
     "tweedie": GLMFamily("tweedie", ("log",), _tweedie_logp, _tweedie_var, _check_tweedie,
                          _tweedie_sim, _count_start, _tweedie_moment, dispersion="phi",
-                         hessian="observed", zero_diverges=True, shape=TWEEDIE_POWER),
+                         hessian="observed", zero_diverges=True, shape=TWEEDIE_POWER,
+                         deviance=_tweedie_dev),
     "student_t": GLMFamily("student_t", ("identity", "log", "inverse"), _student_t_logp,
                            _student_t_var, _check_gaussian, _student_t_sim, _gaussian_start,
                            _student_t_moment, dispersion="sigma", hessian="observed",

@@ -71,12 +71,13 @@ class LaplaceObjective:
 
     def __init__(self, spec, family, link, y, ntr, nAGQ: int = 1, vector_rule: bool = False):
         if getattr(spec, "zi_terms", ()):
-            # this graph has no zero-inflation random effects: a profile or nAGQ = 0 built
-            # on it would silently drop them (refits, the bootstrap and case deletion use
-            # mixedppl.fit.laplace_zire.ZIReObjective)
+            # this graph has no zero-inflation random effects: an objective built on it
+            # would silently drop them (refits, the bootstrap, case deletion and profiles
+            # use mixedppl.fit.laplace_zire.ZIReObjective)
             raise NotImplementedError(
                 "random terms in the ziformula are fitted by mixedppl.fit.laplace_zire only "
-                "(ZIReObjective); profiles and nAGQ = 0 are not implemented for them yet")
+                "(ZIReObjective: refits, the bootstrap, case deletion and profiles use it); "
+                "nAGQ = 0 is not implemented for them")
         self.spec, self.family, self.link = spec, family, link
         pairs = row_pairs(spec)
         self.structure = laplace_structure(spec, pairs)

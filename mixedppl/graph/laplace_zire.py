@@ -85,8 +85,9 @@ def _pieces(s: dict, family, link) -> dict:
     ll = family.loglik_zi(s["y"], eta, eta_zi, s["ntr"], s["phi"], link, s["X_disp"],
                           s["X_zi"])
     d_c, d_z = pt.grad(ll.sum(), [eta, eta_zi])
-    # ll is elementwise, so these are the per-row second derivatives
-    w_cc, w_cz = (-h for h in pt.grad(d_c.sum(), [eta, eta_zi]))
+    # ll is elementwise, so these are the per-row second derivatives; a hurdle's ll separates
+    # into a zero part (η_zi) and a truncated count part (η), so its w_cz is disconnected: 0
+    w_cc, w_cz = (-h for h in pt.grad(d_c.sum(), [eta, eta_zi], disconnected_inputs="ignore"))
     w_zz = -pt.grad(d_z.sum(), eta_zi)
     Mc, Mz = M[:n], M[n:]
     WM = pt.concatenate([w_cc[:, None] * Mc + w_cz[:, None] * Mz,

@@ -169,8 +169,11 @@ class MixedResult:
         for every family). ``"profile"``: profile-likelihood intervals, for LMMs of the ML
         deviance as lme4 (:func:`mixedppl.inference.profile.profile_confint`), for GLMMs of the
         Laplace deviance (:func:`mixedppl.inference.glmm_profile.glmm_profile_confint`; also
-        CLMMs, with the thresholds re-optimised, and one-dispersion families, whose dispersion
-        row is profiled on the log scale and reported on its own).
+        CLMMs, with the thresholds re-optimised; every family parameter is profiled too, as
+        glmmTMB's: a single dispersion on the log scale, reported on its own, zero-inflation
+        ``zi~x`` and dispersion-formula ``log(size)~x`` coefficients, the Tweedie / t shape
+        ``psi(power)`` / ``psi(df)``, and the SDs of random terms in the ziformula,
+        ``zi~sd_(Intercept)|site``).
         ``"boot"`` (LMMs, GLMMs, CLMMs): parametric-bootstrap percentile intervals, as lme4's
         ``bootMer`` (keywords ``nsim=500``, ``seed=1``, ``n_jobs=1``, ``progress=True``; see
         :func:`mixedppl.inference.bootstrap.bootstrap_confint` and

@@ -539,7 +539,9 @@ class GLMMResult(LaplaceResult):
         r"""Residuals on the proportion / count scale at the conditional means μ̂.
 
         ``"pearson"`` (y − μ)/√V(μ), ``"response"`` y − μ, ``"deviance"`` sign(y − μ)√d_i
-        (R's ``residuals(glmer, type = "deviance")``: the family's unit deviance d_i),
+        (R's ``residuals(glmer, type = "deviance")``: the family's unit deviance d_i; the
+        Tweedie's is statmod's, free of φ; none for the t, nor from glmmTMB 1.1.5 for any
+        family),
         ``"quantile"``: DHARMa's simulation-based scaled residuals, uniform on (0, 1) under
         the model (``nsim`` simulated responses with new random effects, randomised for
         discrete families; ``seed``). See :mod:`mixedppl.diagnostics.residuals`.

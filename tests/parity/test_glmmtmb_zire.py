@@ -30,6 +30,11 @@ CASES = {
                            "~ mined + (1 | site)"),
     "zip_crossed_sim": ("y_zip ~ x + (1 | g)", "sim", "poisson", "~ x + (1 | h)"),
     "zip_zionly_sim": ("y_zig ~ x", "sim", "poisson", "~ 1 + (1 | g)"),
+    # hurdles: the zero part (logit π, with its own site effects) and the truncated count part
+    "hurdle_poisson_salamanders": ("count ~ mined + (1 | site)", "salamanders",
+                                   "truncated_poisson", "~ mined + (1 | site)"),
+    "hurdle_nbinom2_salamanders": ("count ~ mined + (1 | site)", "salamanders",
+                                   "truncated_nbinom2", "~ mined + (1 | site)"),
 }
 _FITS: dict = {}
 
@@ -102,7 +107,8 @@ def test_fit_matches_glmmtmb(case):
 
 
 @pytest.mark.parametrize("case", ["zip_salamanders", "zinb2_spp_salamanders",
-                                  "zionly_salamanders", "zip_crossed_sim"])
+                                  "zionly_salamanders", "zip_crossed_sim",
+                                  "hurdle_poisson_salamanders", "hurdle_nbinom2_salamanders"])
 def test_predictions_match_glmmtmb(case):
     fit = _fit(case)
     ref = reference(f"glmmtmb_zire_{case}")
@@ -140,11 +146,10 @@ def test_dispformula_random_terms_refused_as_glmmtmb():
                  family="nbinom2", dispformula="~ mined + (1 | site)")
 
 
-def test_unimplemented_paths_raise_clearly():
+def test_refused_paths_raise_clearly():
     fit = _fit("zip_salamanders")
-    # simulate / bootstrap / influence / update: tests/families/test_zi_random_refits.py
-    with pytest.raises(NotImplementedError):
-        fit.confint(method="profile")
+    # simulate / bootstrap / influence / update: tests/families/test_zi_random_refits.py;
+    # profiles: tests/inference/test_glmm_profile_zi_disp.py
     with pytest.raises(ModelSpecError, match="nAGQ"):
         mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
                  family="poisson", ziformula="~ mined + (1 | site)", nAGQ=2)
@@ -163,3 +168,24 @@ def test_zi_designs_of_different_widths_share_one_graph():
     ref = reference("glmmtmb_zi_zinb2_salamanders")
     assert abs(two.loglik - ref["logLik"]) < 1e-3
     assert len(one.zi_params) == 1 and np.isfinite(one.loglik) and one.loglik < two.loglik
+
+
+@pytest.mark.parametrize("family", ["truncated_poisson", "truncated_nbinom2"])
+def test_hurdle_separates_into_a_binomial_and_a_truncated_glmm(family):
+    """An independent answer for the hurdles: their log-density splits into log π (y = 0) /
+    log(1 − π) (y > 0) and the truncated count part, each with its own random effects, so
+    g(u) and A = ½∂²g/∂u² are block-diagonal and the Laplace deviance is the sum of a logistic
+    GLMM's on 1{y = 0} and a truncated GLMM's on the positive counts (fitted separately here,
+    by the ordinary Laplace path)."""
+    case = f"hurdle_{'poisson' if family == 'truncated_poisson' else 'nbinom2'}_salamanders"
+    fit = _fit(case)
+    sal = mp.datasets.load("salamanders")
+    zero = mp.glmer("zero ~ mined + (1 | site)", sal.assign(zero=(sal["count"] == 0) * 1.0),
+                    family="binomial")
+    count = mp.glmer("count ~ mined + (1 | site)", sal[sal["count"] > 0], family=family)
+    assert abs(fit.loglik - (zero.loglik + count.loglik)) < 1e-4
+    rel_close(fit.zi_params, zero.fe_params, 1e-4, 1e-4)
+    rel_close(fit.zi_varcorr["sdcor"], zero.varcorr["sdcor"], 1e-3)
+    rel_close(fit.fe_params, count.fe_params, 1e-4, 1e-4)
+    rel_close(fit.fe_bse, count.fe_bse, 1e-2)
+    rel_close(fit.zi_bse, zero.fe_bse, 1e-2)

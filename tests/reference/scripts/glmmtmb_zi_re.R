@@ -63,7 +63,11 @@ cases <- list(
   zip_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined + (1 | site), family = poisson, data = sal, control = tight)",
   zinb2_spp_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined + (1 | spp), family = nbinom2, data = sal, control = tight)",
   zinb2_site_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~1 + (1 | site), family = nbinom2, data = sal, control = tight)",
-  zionly_salamanders = "glmmTMB(count ~ mined + spp, ziformula = ~mined + (1 | site), family = poisson, data = sal, control = tight)"
+  zionly_salamanders = "glmmTMB(count ~ mined + spp, ziformula = ~mined + (1 | site), family = poisson, data = sal, control = tight)",
+  # hurdles (truncated count part): nlminb ends these with "singular convergence (7)" at
+  # rel.tol = 1e-14; newton_step_max (~1e-6) shows the optimum is converged
+  hurdle_poisson_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined + (1 | site), family = truncated_poisson, data = sal, control = tight)",
+  hurdle_nbinom2_salamanders = "glmmTMB(count ~ mined + (1 | site), ziformula = ~mined + (1 | site), family = truncated_nbinom2, data = sal, control = tight)"
 )
 for (nm in names(cases)) case(nm, cases[[nm]], "glmmTMB's Salamanders")
 sim_cases <- list(
