@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..core.control import Control, as_control
 from ..core.exceptions import ModelSpecError, RankDeficiencyWarning
+from ..core.threads import blas_threads_for
 from ..families import GAUSSIAN, LINKS, Family, Link, get_family
 from ..families.registry import family_parts
 from ..families.zi_disp import unwrap_parts, with_parts
