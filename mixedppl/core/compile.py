@@ -781,6 +781,20 @@ def _no_traces():
                 pytensor.config.traceback__limit = _TRACE_STATE["saved"]
 
 
+def _drop_shape_feature(fn) -> None:
+    """Detach the rewrites' ``ShapeFeature`` from a compiled function's graph.
+
+    It holds a shape graph for every variable and is used by graph rewrites only, which are
+    done; pickled with the function it made the disk-cache write ~5× slower (a CLMM's outer
+    function: 0.17 → 0.03 s CPU) and the read in a new process ~4× slower (0.14 → 0.03 s).
+    Linking and copying the function do not use it.
+    """
+    fgraph = getattr(getattr(fn, "maker", None), "fgraph", None)
+    feature = getattr(fgraph, "shape_feature", None)
+    if feature is not None:
+        fgraph.remove_feature(feature)
+
+
 def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
     """Look ``full_key`` up on disk, else build, compile and save it; keep it in memory."""
     configure_pytensor()
@@ -792,6 +806,7 @@ def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
             inputs, outputs = build()
             fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier),
                                    on_unused_input="ignore", **kwargs)
+            _drop_shape_feature(fn)
         cache_stats["compiled"] += 1
         cache_stats["compiled_" + tier] += 1
         _save(path, fn, text)
