@@ -207,6 +207,25 @@ def laplace_deviance(y, n_trials, family, codes, G, eta_fixed, theta, iters=60) 
     return float(-2 * ll.sum() + np.sum(u ** 2) + np.sum(np.log(H)))
 
 
+def dense_laplace(ZL: np.ndarray, pieces) -> float:
+    """lme4's Laplace deviance −2ℓ(û) + ûᵀû + log|(ZΛ)ᵀW(ZΛ) + I| with ZΛ dense.
+
+    ``pieces(u)`` gives (ℓ per row, ∂ℓ/∂η, W = −∂²ℓ/∂η²) at η = fixed part + ZΛu; û by
+    Newton's method.
+    """
+    u = np.zeros(ZL.shape[1])
+    for _ in range(100):
+        _, d1, w = pieces(u)
+        H = ZL.T @ (w[:, None] * ZL) + np.eye(len(u))
+        step = np.linalg.solve(H, -ZL.T @ d1 + u)
+        u = u - step
+        if np.max(np.abs(step)) < 1e-13:
+            break
+    ll, _, w = pieces(u)
+    A = ZL.T @ (w[:, None] * ZL) + np.eye(len(u))
+    return float(-2 * ll.sum() + u @ u + np.linalg.slogdet(A)[1])
+
+
 def brute_minimum_glmm(dev_at, beta0, theta_grid_pts, grad_at=None) -> tuple[float, float, np.ndarray]:
     """min over (θ ≥ 0, β) of dev_at(θ, β).
 

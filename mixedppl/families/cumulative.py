@@ -122,6 +122,11 @@ class CumulativeFamily:
 
     @property
     def key(self) -> tuple:
+        """What the compiled graphs depend on. With flexible thresholds the graphs read
+        K − 1 from the length of φ (:meth:`loglik_alpha`), so one compiled function serves
+        every number of categories; equidistant thresholds are built from K."""
+        if self.threshold == "flexible":
+            return ("cumulative", self.threshold)
         return ("cumulative", self.K, self.threshold)
 
     @property
@@ -168,12 +173,13 @@ class CumulativeFamily:
         return self.loglik_alpha(y, eta, n, self.thresholds(phi), link)
 
     def loglik_alpha(self, y, eta, n, alpha, link):
-        """As :meth:`loglik`, given the thresholds α themselves (the Bayesian path)."""
-        K = self.K
+        """As :meth:`loglik`, given the thresholds α themselves (the Bayesian path); the top
+        category K − 1 is α's length, not a constant, so the graph serves every K."""
+        top = alpha.shape[0]
         yi = pt.round(y).astype("int64")
         upper_alpha = pt.concatenate([alpha, pt.zeros(1)])[yi]
         lower_alpha = pt.concatenate([pt.zeros(1), alpha])[yi]
-        F_upper = pt.switch(pt.eq(yi, K - 1), 1.0, link.linkinv(upper_alpha - eta))
+        F_upper = pt.switch(pt.eq(yi, top), 1.0, link.linkinv(upper_alpha - eta))
         F_lower = pt.switch(pt.eq(yi, 0), 0.0, link.linkinv(lower_alpha - eta))
         return n * pt.log(F_upper - F_lower)
 

@@ -49,6 +49,7 @@ from pytensor.gradient import disconnected_grad
 from ..core.compile import compiled
 from .laplace_inputs import (LaplaceStructure, aux_names, design_inputs, input_names,
                              laplace_structure, row_pairs)
+from .merged_grad import grad as merged_grad
 from .ops import batched_spd_inverse
 from .relative_factor import factor_values
 from .smallmat import bchol
@@ -266,8 +267,8 @@ def _pieces(s: dict, family, link) -> dict:
     D = _SparseZL(s)
     eta = s["X"] @ s["beta"] + s["offset"] + D.times(u)
     ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link, **s["aux"])
-    d1 = pt.grad(ll.sum(), eta)
-    h = -pt.grad(d1.sum(), eta)
+    d1 = merged_grad(ll.sum(), eta)
+    h = -merged_grad(d1.sum(), eta)
     g = -2.0 * ll.sum() + u @ u
     g_u = -2.0 * D.t_times(d1) + 2.0 * u
     if family.hessian == "fisher":
@@ -367,10 +368,10 @@ def _build_outer(key: tuple, family, link, K: int = 1, vector_rule: bool = False
         D = _agq_deviance_vector(s, p, family, link, K, key[2])
     else:
         D = _agq_deviance(s, p, family, link, K)
-    D_u = pt.grad(D, s["u"])
+    D_u = merged_grad(D, s["u"])
     v = disconnected_grad(_newton_blocked(s, p, family).solve(D_u) / 2.0)
     obj = D - v @ p["g_u"]
-    grads = pt.grad(obj, [s["theta"], s["beta"], s["phi"]], disconnected_inputs="ignore")
+    grads = merged_grad(obj, [s["theta"], s["beta"], s["phi"]], disconnected_inputs="ignore")
     return _inputs(s), [D, *grads]
 
 
@@ -404,10 +405,10 @@ def _build_outer_joint(key: tuple, family, link):
     s = _symbols(*key[:2], family)
     p = _pieces(s, family, link)
     D = p["G"]
-    D_ub = pt.concatenate(pt.grad(D, [s["u"], s["beta"]]))
+    D_ub = pt.concatenate(merged_grad(D, [s["u"], s["beta"]]))
     v = disconnected_grad(_newton_blocked(s, p, family, with_X=True).solve(D_ub) / 2.0)
     obj = D - v @ _joint_grad(s, p)
-    grads = pt.grad(obj, [s["theta"], s["phi"]], disconnected_inputs="ignore")
+    grads = merged_grad(obj, [s["theta"], s["phi"]], disconnected_inputs="ignore")
     return _inputs(s), [D, *grads]
 
 

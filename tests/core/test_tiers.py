@@ -173,6 +173,54 @@ def test_numpy_tier_does_not_scan_the_compile_dir(tmp_path):
     assert out.split() == ["0"]
 
 
+def test_numpy_tier_builds_no_c_lazy_linker(tmp_path):
+    """The NumPy tier runs its thunks in PyTensor's Python loop: a fit on an empty compile dir
+    neither imports nor compiles PyTensor's C lazy linker (``lazylinker_ext``, g++ on first
+    use), gives R's numbers, and leaves PyTensor's ``traceback__limit`` as the user set it
+    (it is 0 only while mixedppl builds and compiles its graphs)."""
+    compiledir = tmp_path / "ptc"
+    out = _run("""
+        import sys, pytensor
+        import mixedppl as mp
+        pytensor.config.traceback__limit = 5
+        f = mp.lmer("Reaction ~ Days + (Days | Subject)", mp.datasets.load("sleepstudy"))
+        g = mp.clmm("rating ~ temp + contact + (1 | judge)", mp.datasets.load("wine"))
+        print(round(f.loglik, 4), round(g.loglik, 4), "pytensor.link.c.cvm" in sys.modules,
+              pytensor.config.traceback__limit)
+    """, _env(tmp_path, PYTENSOR_FLAGS=f"compiledir={compiledir}", MIXEDPPL_TIER="numpy"))
+    assert out.split() == ["-871.8141", "-81.5654", "False", "5"]
+    assert not (compiledir / "lazylinker_ext").exists()
+
+
+def test_traces_are_off_only_while_compiling():
+    """Nested and concurrent compiles share one saved ``traceback__limit``; the last to leave
+    restores it, and graphs built inside carry no stack traces."""
+    import threading
+
+    import pytensor
+    import pytensor.tensor as pt
+
+    before = pytensor.config.traceback__limit
+    inside, barrier = [], threading.Barrier(2)
+
+    def compile_one():
+        with C._no_traces():
+            barrier.wait()
+            x = pt.dvector("x")
+            inside.append((pytensor.config.traceback__limit, (x * 2).tag.trace))
+            barrier.wait()
+
+    threads = [threading.Thread(target=compile_one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inside == [(0, []), (0, [])]
+    assert pytensor.config.traceback__limit == before
+    x = pt.dvector("x")
+    assert (x * 2).tag.trace != [] or before == 0
+
+
 def test_profile_function_is_shared_by_a_graph_key(fresh):
     """``confint(method="profile")`` compiles one profile function per graph key: a second
     structure with the same key (another term width) compiles no new one."""
