@@ -16,7 +16,8 @@ The prior objects themselves (``Normal``, ``HalfStudentT``, ``LKJ``, …) are th
   a constant column at its start value (the logit of half the share of zeros, or of the share
   for a hurdle; log φ⁰, the moment start) with sd 2.5 (γ) or 2 (δ, so that without a
   dispformula φ ~ LogNormal(log φ⁰, 2) as for the family alone), other columns at 0 with sd
-  2.5 / SD(x_j);
+  2.5 / SD(x_j); random terms in the ziformula take the ``"sd"`` / ``"corr"`` priors of the
+  conditional ones (on the logit scale, as GLMM SDs);
 - a structured term (:mod:`mixedppl.spec.covstruct`): its SDs from the ``"sd"`` prior (one SD
   for ``ar1``), its correlation parameters uniform on their ranges
   (:func:`structure_correlation_range`): ρ ∈ (−1, 1) for ``ar1``, ρ ∈ (−1/(ℓ−1), 1) for ``cs``

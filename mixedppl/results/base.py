@@ -527,8 +527,10 @@ class MixedResult:
             Posterior draws and tuning steps per chain, number of chains.
         random_seed : int, optional
         priors : dict, optional
-            Overrides of the default priors: keys ``"fixed"``, ``"sd"``, ``"corr"``, ``"sigma"``,
+            Overrides of the default priors: keys ``"fixed"``, ``"sd"``, ``"corr"``, ``"sigma"``
+            (and ``"zi"`` / ``"disp"`` for zero-inflation / dispersion-formula coefficients),
             values :mod:`mixedppl.priors` objects (defaults: :mod:`mixedppl.bayes.priors`).
+            ``"sd"`` and ``"corr"`` apply to the random terms of the ziformula too.
         progressbar : bool
             The sampler's progress bar.
         sampler : {"nutpie", "pymc", "numpyro", "blackjax"}, optional
