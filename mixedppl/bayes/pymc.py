@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.tensor.slinalg import solve_triangular
 
 from ..core.compile import configure_pytensor
 from ..fit.records import group_labels
@@ -37,7 +38,8 @@ from ..graph.relative_factor import correlation_factor
 from ..spec.model_spec import ModelSpec
 from .priors import resolve_priors, structure_correlation_range
 
-__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors"]
+__all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors",
+           "term_random_effects"]
 
 
 def _safe(name: str) -> str:
@@ -144,22 +146,36 @@ def term_factors(spec: ModelSpec, pri: dict) -> list:
     return factors
 
 
-def random_effects(spec: ModelSpec, pri: dict) -> list:
-    """The non-centred random effects ``b_<g>`` of every term (see the module docstring)."""
+def term_random_effects(label: str, t, chol, centred: bool = False):
+    """``b_<g>`` of one term from its covariance factor ``chol`` (see :func:`term_factors`):
+    non-centred (free ``z_<g>`` ~ N(0, 1), deterministic ``b_<g>`` = z · cholᵀ, the default) or
+    centred (free ``b_<g>`` ~ N(0, Σ) per level, deterministic ``z_<g>``)."""
     import pymc as pm
 
-    b_terms = []
-    for label, t, chol in zip(group_labels(spec.terms), spec.terms, term_factors(spec, pri)):
-        lvl, trm = f"{label}__level", f"{label}__term"
-        name = _safe(label)
-        z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
+    lvl, trm = f"{label}__level", f"{label}__term"
+    name = _safe(label)
+    if centred:
         if t.n_cols == 1:
-            b = z * chol
+            b = pm.Normal(f"b_{name}", 0.0, chol, dims=(lvl, trm))
+            pm.Deterministic(f"z_{name}", b / chol, dims=(lvl, trm))
         else:
-            # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
-            b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
-        b_terms.append(pm.Deterministic(f"b_{name}", b, dims=(lvl, trm)))
-    return b_terms
+            b = pm.MvNormal(f"b_{name}", mu=pt.zeros(t.n_cols), chol=chol, dims=(lvl, trm))
+            z = solve_triangular(chol, b.T, lower=True).T
+            pm.Deterministic(f"z_{name}", z, dims=(lvl, trm))
+        return b
+    z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
+    if t.n_cols == 1:
+        b = z * chol
+    else:
+        # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
+        b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
+    return pm.Deterministic(f"b_{name}", b, dims=(lvl, trm))
+
+
+def random_effects(spec: ModelSpec, pri: dict) -> list:
+    """The non-centred random effects ``b_<g>`` of every term (see the module docstring)."""
+    return [term_random_effects(label, t, chol) for label, t, chol in
+            zip(group_labels(spec.terms), spec.terms, term_factors(spec, pri))]
 
 
 def model_coords(spec: ModelSpec) -> dict:

@@ -100,7 +100,8 @@ def _functions(model, mode):
 
 
 def sample_nutpie(model, draws: int, tune: int, chains: int, random_seed, progressbar: bool,
-                  target_accept: float, cores: int | None = None, mode=None):
+                  target_accept: float, cores: int | None = None, mode=None,
+                  low_rank: bool = False):
     """Sample ``model`` with nutpie's NUTS; returns (InferenceData, seconds of sampling).
 
     The posterior holds the model's free variables (constrained) and deterministics with their
@@ -158,7 +159,7 @@ def sample_nutpie(model, draws: int, tune: int, chains: int, random_seed, progre
     idata = nutpie.sample(compiled_model, draws=draws, tune=tune, chains=chains,
                           cores=cores or chains, seed=int(rng.integers(2 ** 31)),
                           progress_bar=progressbar, save_warmup=False,
-                          target_accept=target_accept)
+                          target_accept=target_accept, low_rank_modified_mass_matrix=low_rank)
     seconds = time.perf_counter() - start
     idata.posterior = idata.posterior.assign_coords(
         {k: list(model.coords[k]) for k in coords})  # nutpie takes string coords only
