@@ -178,6 +178,18 @@ def _long_data(seed):
     return d
 
 
+def _potential_at_random_point(m, seed: int):
+    """(the potential ``y_marginal``, every free and deterministic variable) of the PyMC model
+    ``m`` at its initial point jittered in the unconstrained space."""
+    rng = np.random.default_rng(seed)
+    point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in m.initial_point().items()}
+    names = [v.name for v in m.free_RVs] + [v.name for v in m.deterministics]
+    outs = m.replace_rvs_by_values([m["y_marginal"], *[m[n] for n in names]])
+    f = pytensor.function(m.value_vars, outs, mode=numpy_tier_mode(), on_unused_input="ignore")
+    out = f(*[point[v.name] for v in m.value_vars])
+    return float(out[0]), dict(zip(names, out[1:]))
+
+
 @pytest.mark.parametrize("formula,data", [
     ("y ~ x + (x | g)", "wide"), ("y ~ x + (x || g)", "wide"), ("y ~ 1 + (1 | g)", "wide"),
     ("y ~ x + cs(times + 0 | g)", "long"), ("y ~ x + ar1(times + 0 | g)", "long")])
@@ -194,14 +206,7 @@ def test_marginal_pymc_model_is_the_dense_normal(formula, data, seed):
 
     frame = _data(seed) if data == "wide" else _long_data(seed)
     spec = mp.Model(formula, frame).spec
-    m = lmm_marginal_to_pymc(spec)
-    rng = np.random.default_rng(seed)
-    point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in m.initial_point().items()}
-    names = [v.name for v in m.free_RVs] + [v.name for v in m.deterministics]
-    outs = m.replace_rvs_by_values([m["y_marginal"], *[m[n] for n in names]])
-    f = pytensor.function(m.value_vars, outs, mode=numpy_tier_mode(), on_unused_input="ignore")
-    out = f(*[point[v.name] for v in m.value_vars])
-    vals = dict(zip(names, out[1:]))
+    potential, vals = _potential_at_random_point(lmm_marginal_to_pymc(spec), seed)
     covs = []
     for label, t in zip(group_labels(spec.terms), spec.terms):
         name = _safe(label)
@@ -212,7 +217,7 @@ def test_marginal_pymc_model_is_the_dense_normal(formula, data, seed):
     sigma, beta = float(vals["sigma"]), np.atleast_1d(vals["beta"])
     V = sigma ** 2 * np.diag(1 / spec.weights) + Z @ block_diag(*covs) @ Z.T
     ref = stats.multivariate_normal(spec.X @ beta + spec.offset, V).logpdf(spec.y)
-    assert float(out[0]) == pytest.approx(ref, rel=1e-10)
+    assert potential == pytest.approx(ref, rel=1e-10)
 
 
 # -- partial marginal: some terms sampled, the others integrated out ----------------------------
@@ -338,13 +343,7 @@ def test_partial_marginal_pymc_model_is_the_dense_normal(centred):
     spec = _spec("y ~ x + (1 | g) + (x | h)", 12, weighted=True)
     m = lmm_marginal_to_pymc(spec, sampled=[1], centred=centred)
     assert ("b_h" in {v.name for v in m.free_RVs}) == centred
-    rng = np.random.default_rng(12)
-    point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in m.initial_point().items()}
-    names = [v.name for v in m.free_RVs] + [v.name for v in m.deterministics]
-    outs = m.replace_rvs_by_values([m["y_marginal"], *[m[n] for n in names]])
-    f = pytensor.function(m.value_vars, outs, mode=numpy_tier_mode(), on_unused_input="ignore")
-    out = f(*[point[v.name] for v in m.value_vars])
-    vals = dict(zip(names, out[1:]))
+    potential, vals = _potential_at_random_point(m, 12)
     label = group_labels(spec.terms)
     sd_g = float(vals[f"sd_{_safe(label[0])}"])
     sd_h, R = np.atleast_1d(vals["sd_h"]), vals["corr_h"]
@@ -357,4 +356,4 @@ def test_partial_marginal_pymc_model_is_the_dense_normal(centred):
     V = sigma ** 2 * np.diag(1 / spec.weights) + sd_g ** 2 * Zg @ Zg.T
     ref = stats.multivariate_normal(spec.X @ beta + spec.offset + Zh @ b_h.ravel(),
                                     V).logpdf(spec.y)
-    assert float(out[0]) == pytest.approx(ref, rel=1e-10)
+    assert potential == pytest.approx(ref, rel=1e-10)

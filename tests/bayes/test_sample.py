@@ -152,6 +152,22 @@ def test_simulation_based_calibration_pooled_coverage():
     assert lo <= sum(hits) <= hi
 
 
+def _add_hits(hits: dict, pairs) -> None:
+    """Whether each truth lies in its draws' central interval, for every level in ``hits``."""
+    for draws, truth in pairs:
+        for level in hits:
+            lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+            hits[level].append(lo <= truth <= hi)
+
+
+def _assert_pooled_coverage(hits: dict) -> None:
+    """Pooled coverage of every level within its binomial 99% band."""
+    from scipy import stats
+    for level, h in hits.items():
+        lo, hi = stats.binom.ppf([0.005, 0.995], len(h), level)
+        assert lo <= sum(h) <= hi, (level, sum(h), len(h), (lo, hi))
+
+
 def _simulate_correlated(rng, n_groups, n_per, beta, sd_b, corr, sigma):
     """y = β₀ + β₁x + b₀[g] + b₁[g]·x + ε, (b₀, b₁) ~ N(0, diag(sd) R diag(sd))."""
     g = np.repeat(np.arange(n_groups), n_per)
@@ -169,7 +185,6 @@ def test_correlated_term_simulation_based_calibration_pooled_coverage():
     Beta(2, 2)), so every central interval is calibrated by construction (Talts et al. 2018).
     Pooled coverage of central 90% and 50% intervals of the six parameters over 20 replicates
     (120 hits each) within their binomial 99% bands."""
-    from scipy import stats
     rng = np.random.default_rng(20261202)
     pri = {"fixed": mp.priors.Normal(0, 1), "sd": mp.priors.HalfNormal(1),
            "corr": mp.priors.LKJ(2.0), "sigma": mp.priors.HalfNormal(1)}
@@ -189,14 +204,9 @@ def test_correlated_term_simulation_based_calibration_pooled_coverage():
         divergences += post.n_divergences
         b, sd = post._draws("beta"), post._draws("sd_g")
         r = post._draws("corr_g")[:, 0, 1]
-        for draws, truth in [(b[:, 0], beta[0]), (b[:, 1], beta[1]), (sd[:, 0], sd_b[0]),
-                             (sd[:, 1], sd_b[1]), (r, corr), (post._draws("sigma"), sigma)]:
-            for level in hits:
-                lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
-                hits[level].append(lo <= truth <= hi)
-    for level, h in hits.items():
-        lo, hi = stats.binom.ppf([0.005, 0.995], len(h), level)
-        assert lo <= sum(h) <= hi, (level, sum(h), len(h), (lo, hi))
+        _add_hits(hits, [(b[:, 0], beta[0]), (b[:, 1], beta[1]), (sd[:, 0], sd_b[0]),
+                         (sd[:, 1], sd_b[1]), (r, corr), (post._draws("sigma"), sigma)])
+    _assert_pooled_coverage(hits)
     assert divergences <= 20
 
 
@@ -207,8 +217,6 @@ def test_partial_marginal_simulation_based_calibration_pooled_coverage(monkeypat
     (``MAX_MARGINAL_SCHUR`` lowered to 0 to force the split). Parameters drawn from the priors
     used to sample; pooled coverage of central 90% and 50% intervals of β₀, β₁, both SDs and σ
     over 20 replicates (100 hits each) within their binomial 99% bands."""
-    from scipy import stats
-
     import mixedppl.bayes.marginal as marginal
     monkeypatch.setattr(marginal, "MAX_MARGINAL_SCHUR", 0)
     rng = np.random.default_rng(1712)
@@ -234,14 +242,9 @@ def test_partial_marginal_simulation_based_calibration_pooled_coverage(monkeypat
         assert "b_h" in post.model.named_vars and "b_g" not in post.model.named_vars
         divergences += post.n_divergences
         b = post._draws("beta")
-        for draws, truth in [(b[:, 0], beta[0]), (b[:, 1], beta[1]), (post._draws("sd_g"), sd_g),
-                             (post._draws("sd_h"), sd_h), (post._draws("sigma"), sigma)]:
-            for level in hits:
-                lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
-                hits[level].append(lo <= truth <= hi)
-    for level, h_ in hits.items():
-        lo, hi = stats.binom.ppf([0.005, 0.995], len(h_), level)
-        assert lo <= sum(h_) <= hi, (level, sum(h_), len(h_), (lo, hi))
+        _add_hits(hits, [(b[:, 0], beta[0]), (b[:, 1], beta[1]), (post._draws("sd_g"), sd_g),
+                         (post._draws("sd_h"), sd_h), (post._draws("sigma"), sigma)])
+    _assert_pooled_coverage(hits)
     assert divergences <= 20
 
 
