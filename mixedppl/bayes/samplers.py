@@ -100,8 +100,7 @@ def _functions(model, mode):
 
 
 def sample_nutpie(model, draws: int, tune: int, chains: int, random_seed, progressbar: bool,
-                  target_accept: float, cores: int | None = None, mode=None,
-                  low_rank: bool = False):
+                  target_accept: float, cores: int | None = None, mode=None):
     """Sample ``model`` with nutpie's NUTS; returns (InferenceData, seconds of sampling).
 
     The posterior holds the model's free variables (constrained) and deterministics with their
@@ -159,7 +158,7 @@ def sample_nutpie(model, draws: int, tune: int, chains: int, random_seed, progre
     idata = nutpie.sample(compiled_model, draws=draws, tune=tune, chains=chains,
                           cores=cores or chains, seed=int(rng.integers(2 ** 31)),
                           progress_bar=progressbar, save_warmup=False,
-                          target_accept=target_accept, low_rank_modified_mass_matrix=low_rank)
+                          target_accept=target_accept)
     seconds = time.perf_counter() - start
     idata.posterior = idata.posterior.assign_coords(
         {k: list(model.coords[k]) for k in coords})  # nutpie takes string coords only
