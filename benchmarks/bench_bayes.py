@@ -6,7 +6,7 @@ InstEval's ``(1 | s) + (1 | d) + (1 | dept:service)``.
 Usage::
 
     python benchmarks/bench_bayes.py [--draws 1000] [--tune 1000] [--chains 4] [--cores N]
-                                     [--no-bambi] [--insteval] [--note TEXT]
+                                     [--no-bambi] [--insteval | --insteval-only] [--note TEXT]
 
 Timed: the whole call (PyMC model building, compilation, sampling, the conditional draws of b
 and the pointwise log-likelihood) from a fitted result for mixedppl, and from ``bmb.Model(...)``
@@ -49,6 +49,7 @@ import mixedppl as mp
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 #: bambi's model: independent random intercept and slope (no correlation parameter)
 UNCORRELATED = "Reaction ~ Days + (Days || Subject)"
+INSTEVAL = "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -101,6 +102,12 @@ def run_mixedppl(args, formula: str = FORMULA, data: str = "sleepstudy", **kw) -
         out["grad_us"] = round(_grad_us(post.model), 1)
     out["posterior_mean"] = {k: np.round(post._draws(k).mean(0), 3).tolist()
                              for k in post.param_names() if not k.startswith("corr_")}
+    if data != "sleepstudy":  # the REML estimates beside the posterior means
+        out["reml"] = {"beta": np.round(fit.fe_params.to_numpy(), 3).tolist(),
+                       "sd": np.round(np.sqrt([float(np.trace(c)) for c in fit.covs]),
+                                      3).tolist(), "sigma": round(float(fit.sigma), 3)}
+        out["sampled_terms"] = [t.group for t in fit.spec.terms
+                                if f"b_{t.group.replace(':', '_')}" in post.model.named_vars]
     return out
 
 
@@ -163,6 +170,8 @@ def main(argv=None) -> None:
     p.add_argument("--no-bambi", action="store_true", help="time mixedppl only")
     p.add_argument("--insteval", action="store_true",
                    help="also sample InstEval (1|s) + (1|d) + (1|dept:service), marginalised")
+    p.add_argument("--insteval-only", action="store_true",
+                   help="sample InstEval only; results to bayes_insteval.{md,json}")
     p.add_argument("--note", default="", help="free text appended to the preamble")
     args = p.parse_args(argv)
     args.cores = args.cores or min(args.chains, os.cpu_count() or 1)
@@ -170,24 +179,27 @@ def main(argv=None) -> None:
     import pymc
     import pytensor
     load = os.getloadavg()
-    rows = {"mixedppl (default: marginalised, nutpie)": run_mixedppl(args),
-            "mixedppl, marginalised, PyMC NUTS": run_mixedppl(args, sampler="pymc"),
-            "mixedppl, explicit b (marginalize=False), PyMC NUTS": run_mixedppl(
-                args, sampler="pymc", marginalize=False),
-            "mixedppl, `(Days || Subject)` (bambi's model), default": run_mixedppl(
-                args, UNCORRELATED)}
-    if not args.no_bambi:
-        rows["bambi, `(Days || Subject)`"] = run_bambi(args)
-    if args.insteval:
-        rows["mixedppl InstEval, default"] = run_mixedppl(
-            args, "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", "InstEval")
+    rows = {}
+    if not args.insteval_only:
+        rows = {"mixedppl (default: marginalised, nutpie)": run_mixedppl(args),
+                "mixedppl, marginalised, PyMC NUTS": run_mixedppl(args, sampler="pymc"),
+                "mixedppl, explicit b (marginalize=False), PyMC NUTS": run_mixedppl(
+                    args, sampler="pymc", marginalize=False),
+                "mixedppl, `(Days || Subject)` (bambi's model), default": run_mixedppl(
+                    args, UNCORRELATED)}
+        if not args.no_bambi:
+            rows["bambi, `(Days || Subject)`"] = run_bambi(args)
+    if args.insteval or args.insteval_only:
+        rows["mixedppl InstEval, default (d sampled, s and dept:service integrated out)"] = \
+            run_mixedppl(args, INSTEVAL, "InstEval")
     load_end = os.getloadavg()
     bambi_row = rows.get("bambi, `(Days || Subject)`", {})
     bambi_v = bambi_row.get("version", "not run")
+    what = (f"InstEval `{INSTEVAL}`" if args.insteval_only else f"sleepstudy `{FORMULA}`")
     pre = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
            f"{os.cpu_count()} CPUs, Python {platform.python_version()}; mixedppl "
            f"{version('mixedppl')}, pymc {pymc.__version__}, "
-           f"pytensor {pytensor.__version__}, bambi {bambi_v}. sleepstudy `{FORMULA}`: "
+           f"pytensor {pytensor.__version__}, bambi {bambi_v}. {what}: "
            f"{args.chains} chains × {args.draws} draws ({args.tune} tuning), {args.cores} in "
            f"parallel, target_accept 0.9. Load average (1 / 5 / 15 min) at the start: "
            f"{' / '.join(f'{x:.2f}' for x in load)}, at the end: "
@@ -205,9 +217,10 @@ def main(argv=None) -> None:
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bayes_latest.md").write_text(text + "\n")
+    stem = "bayes_insteval" if args.insteval_only else "bayes_latest"
+    (RESULTS / f"{stem}.md").write_text(text + "\n")
     raw = {"preamble": pre, "args": vars(args), "rows": rows}
-    (RESULTS / "bayes_latest.json").write_text(json.dumps(raw, indent=1) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(raw, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from ..graph.crossprod import crossproducts
 from ..graph.lmm import LMMStructure
 from ..graph.lmm_inputs import lambda_layout
+from ..graph.lmm_partial import PartialBlocks
 from ..spec.model_spec import ModelSpec
 from ..spec.reterm import lower_triangle_pairs
 
@@ -75,7 +76,9 @@ class ConditionalRE:
     (1, 6, 1)
     """
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, partial: PartialBlocks | None = None):
+        self.partial = partial
+        spec = partial.sub if partial is not None else spec
         self.spec = spec
         self.cp = cp = crossproducts(spec)
         self.t1, self.rest = spec.terms[0], spec.terms[1:]
@@ -91,17 +94,24 @@ class ConditionalRE:
             self.lam = (lam_row, lam_col, lam_theta)
             self.qR = cp.ARR.shape[0]
             self.A1R = cp.AR1.T.tocsr()
+        if partial is not None:
+            self._C1E = partial.C1E.tocsr()
+            self._CRE = partial.CRE.tocsr() if partial.CRE is not None else None
 
-    def _h_parts(self, beta: np.ndarray):
-        """Z₁ᵀW(y − o − Xβ) as (G, ℓ) and, with other terms, Z_RᵀW(y − o − Xβ) (q_R,)."""
+    def _h_parts(self, beta: np.ndarray, b_sampled: np.ndarray | None):
+        """Z₁ᵀW(y − o − Xβ − Z_E b_E) as (G, ℓ) and, with other terms, Z_RᵀW(y − o − Xβ −
+        Z_E b_E) (q_R,); b_E the sampled terms' effects of a partial marginal (else none)."""
         p = self.spec.p
         v = np.concatenate([-beta, [1.0]])
         c1 = self.cp.A1F @ v if p else self.cp.A1F[:, :, -1]
         cR = (self.cp.ARF @ v) if self.rest else None
-        return c1, cR
+        if b_sampled is not None:
+            c1 = c1 - (self._C1E @ b_sampled).reshape(c1.shape)
+            cR = cR - self._CRE @ b_sampled if self.rest else None
+        return c1.reshape(self.G1, self.ell1), cR
 
     def draw(self, beta: np.ndarray, theta: np.ndarray, sigma: np.ndarray,
-             eps: np.ndarray) -> list[np.ndarray]:
+             eps: np.ndarray, b_sampled: np.ndarray | None = None) -> list[np.ndarray]:
         r"""b draws per term, each (S, G_k, ℓ_k), for S parameter draws.
 
         Parameters
@@ -110,12 +120,17 @@ class ConditionalRE:
         eps : (S, q)
             Standard normal draws (ε in the module docstring), in u's order: term 1
             level-major, then the other terms. ``eps = 0`` gives the conditional means.
+        b_sampled : (S, q_E), optional
+            With ``partial``: the sampled terms' random effects of each draw (flat, as
+            :class:`~mixedppl.graph.lmm_partial.PartialBlocks` orders them); the draws are then
+            of the marginalised terms only (θ theirs), given these.
         """
         if not self.rest:
-            return [self._draw_one_term(beta, theta, sigma, eps)]
+            return [self._draw_one_term(beta, theta, sigma, eps, b_sampled)]
         out = [np.empty((len(sigma), t.n_levels, t.n_cols)) for t in self.spec.terms]
         for s in range(len(sigma)):
-            for k, b in enumerate(self._draw_blocked(beta[s], theta[s], sigma[s], eps[s])):
+            bs = None if b_sampled is None else b_sampled[s]
+            for k, b in enumerate(self._draw_blocked(beta[s], theta[s], sigma[s], eps[s], bs)):
                 out[k][s] = b
         return out
 
@@ -125,12 +140,14 @@ class ConditionalRE:
         T[..., self.t1_rows, self.t1_cols] = theta[..., :self.n_t1]
         return T
 
-    def _draw_one_term(self, beta, theta, sigma, eps) -> np.ndarray:
+    def _draw_one_term(self, beta, theta, sigma, eps, b_sampled=None) -> np.ndarray:
         S, G, ell = len(sigma), self.G1, self.ell1
         T = self._T1(theta)                                           # (S, ℓ, ℓ)
         p = self.spec.p
         c1 = self.cp.A1F[None, :, :, -1] - (np.einsum("gac,sc->sga", self.cp.A1F[:, :, :p], beta)
                                             if p else 0.0)            # (S, G, ℓ)
+        if b_sampled is not None:
+            c1 = c1 - (self._C1E @ b_sampled.T).T.reshape(S, G, ell)
         h = np.einsum("sba,sgb->sga", T, c1)                          # T1ᵀ c
         B = np.einsum("sba,gbc,scd->sgad", T, self.cp.A11, T) + np.eye(ell)
         L = np.linalg.cholesky(B)                                     # (S, G, ℓ, ℓ)
@@ -139,7 +156,7 @@ class ConditionalRE:
         u = _tri_solve(np.swapaxes(L, -1, -2), w, lower=False)
         return np.einsum("sab,sgb->sga", T, u)                        # b_g = T1 u_g
 
-    def _draw_blocked(self, beta, theta, sigma, eps) -> list[np.ndarray]:
+    def _draw_blocked(self, beta, theta, sigma, eps, b_sampled=None) -> list[np.ndarray]:
         G, ell, q1, qR = self.G1, self.ell1, self.q1, self.qR
         T1 = self._T1(theta)
         lam_row, lam_col, lam_theta = self.lam
@@ -156,7 +173,7 @@ class ConditionalRE:
         D = LamRt @ np.asarray(LamRt @ self.cp.ARR).T + np.eye(qR)
         Sch = D - (K.T @ K).toarray()
         L22 = np.linalg.cholesky(Sch)
-        c1, cR = self._h_parts(beta)
+        c1, cR = self._h_parts(beta, b_sampled)
         h1 = np.einsum("ba,gb->ga", T1, c1).ravel()
         h2 = LamRt @ cR
         v1 = L11inv @ h1

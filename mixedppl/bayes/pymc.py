@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.tensor.slinalg import solve_triangular
 
 from ..core.compile import configure_pytensor
 from ..fit.records import group_labels
@@ -38,7 +39,7 @@ from ..spec.model_spec import ModelSpec
 from .priors import resolve_priors, structure_correlation_range
 
 __all__ = ["lmm_to_pymc", "model_coords", "fixed_effects", "random_effects", "term_factors",
-           "labelled_terms", "ZI_PREFIX"]
+           "labelled_terms", "term_random_effects", "ZI_PREFIX"]
 
 #: Prefix of the names and coords of the ziformula's random terms (``sd_zi_site``,
 #: ``b_zi_site``, coords ``zi_site__level``): glmmTMB's ``VarCorr(fit)$zi`` / ``ranef(fit)$zi``.
@@ -172,23 +173,37 @@ def term_factors(spec: ModelSpec, pri: dict, part: str = "cond") -> list:
     return factors
 
 
+def term_random_effects(label: str, t, chol, centred: bool = False):
+    """``b_<g>`` of one term from its covariance factor ``chol`` (see :func:`term_factors`):
+    non-centred (free ``z_<g>`` ~ N(0, 1), deterministic ``b_<g>`` = z · cholᵀ, the default) or
+    centred (free ``b_<g>`` ~ N(0, Σ) per level, deterministic ``z_<g>``)."""
+    import pymc as pm
+
+    lvl, trm = f"{label}__level", f"{label}__term"
+    name = _safe(label)
+    if centred:
+        if t.n_cols == 1:
+            b = pm.Normal(f"b_{name}", 0.0, chol, dims=(lvl, trm))
+            pm.Deterministic(f"z_{name}", b / chol, dims=(lvl, trm))
+        else:
+            b = pm.MvNormal(f"b_{name}", mu=pt.zeros(t.n_cols), chol=chol, dims=(lvl, trm))
+            z = solve_triangular(chol, b.T, lower=True).T
+            pm.Deterministic(f"z_{name}", z, dims=(lvl, trm))
+        return b
+    z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
+    if t.n_cols == 1:
+        b = z * chol
+    else:
+        # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
+        b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
+    return pm.Deterministic(f"b_{name}", b, dims=(lvl, trm))
+
+
 def random_effects(spec: ModelSpec, pri: dict, part: str = "cond") -> list:
     """The non-centred random effects ``b_<g>`` of every term of ``part`` (``"zi"``: the
     ziformula's, ``b_zi_<g>`` from ``z_zi_<g>``; see the module docstring)."""
-    import pymc as pm
-
-    b_terms = []
-    for (_, label, t), chol in zip(labelled_terms(spec, part), term_factors(spec, pri, part)):
-        lvl, trm = f"{label}__level", f"{label}__term"
-        name = _safe(label)
-        z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(lvl, trm))
-        if t.n_cols == 1:
-            b = z * chol
-        else:
-            # z · Lᵀ as an elementwise product and sum (a Python-mode Dot22 without linked BLAS)
-            b = pt.sum(z[:, None, :] * chol[None, :, :], axis=2)
-        b_terms.append(pm.Deterministic(f"b_{name}", b, dims=(lvl, trm)))
-    return b_terms
+    return [term_random_effects(label, t, chol) for (_, label, t), chol in
+            zip(labelled_terms(spec, part), term_factors(spec, pri, part))]
 
 
 def model_coords(spec: ModelSpec) -> dict:

@@ -537,9 +537,14 @@ class MixedResult:
             Default nutpie when installed (``pip install mixedppl[bayes]``), else PyMC's NUTS
             (:mod:`mixedppl.bayes.samplers`).
         marginalize : bool, optional
-            LMMs only (default True): sample (β, θ, σ) from the marginal likelihood computed by
-            the REML graph and draw the random effects from their exact conditional
-            (:mod:`mixedppl.bayes.marginal`); False samples every random effect (non-centred).
+            LMMs only. Default: sample (β, θ, σ) from the marginal likelihood computed by the
+            REML graph and draw the random effects from their exact conditional
+            (:mod:`mixedppl.bayes.marginal`), except that where integrating every term out is
+            expensive (a dense Schur complement of more than
+            :data:`~mixedppl.bayes.marginal.MAX_MARGINAL_SCHUR` columns: InstEval's crossed
+            students and lecturers) the widest crossed terms' effects are sampled with the
+            parameters and the others integrated out given them. True integrates every term out
+            whatever it costs; False samples every random effect (non-centred).
         log_likelihood : bool, optional
             Store the pointwise log-likelihood (conditional on the random effects) for LOO /
             WAIC; default yes (a marginalised LMM with more than 5·10⁷ draws × rows: no).

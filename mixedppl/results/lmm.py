@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import special
 
 from ..bayes.priors import resolve_priors
-from ..bayes.marginal import lmm_marginal_to_pymc
+from ..bayes.marginal import centred_terms, lmm_marginal_to_pymc, sampled_terms
 from ..bayes.pymc import lmm_to_pymc
 from ..core.control import LmerControl, as_control
 from ..core.exceptions import ModelSpecError
@@ -165,8 +165,11 @@ class LMMResult(MixedResult):
         if marginalize is False:
             model, used = self._pymc_model(priors)
             return model, used, False
-        return (lmm_marginal_to_pymc(self.spec, priors), resolve_priors(self.spec, priors),
-                True)
+        # True: every term integrated out; None: the cheap split (sampled_terms)
+        sampled = [] if marginalize else sampled_terms(self.spec)
+        centred = centred_terms(sampled, self.covs, self.condvar)
+        return (lmm_marginal_to_pymc(self.spec, priors, sampled=sampled, centred=centred),
+                resolve_priors(self.spec, priors), True)
 
     # -- fitted values ---------------------------------------------------------------------------
     def fitted(self) -> pd.Series:

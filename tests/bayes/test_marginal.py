@@ -178,6 +178,18 @@ def _long_data(seed):
     return d
 
 
+def _potential_at_random_point(m, seed: int):
+    """(the potential ``y_marginal``, every free and deterministic variable) of the PyMC model
+    ``m`` at its initial point jittered in the unconstrained space."""
+    rng = np.random.default_rng(seed)
+    point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in m.initial_point().items()}
+    names = [v.name for v in m.free_RVs] + [v.name for v in m.deterministics]
+    outs = m.replace_rvs_by_values([m["y_marginal"], *[m[n] for n in names]])
+    f = pytensor.function(m.value_vars, outs, mode=numpy_tier_mode(), on_unused_input="ignore")
+    out = f(*[point[v.name] for v in m.value_vars])
+    return float(out[0]), dict(zip(names, out[1:]))
+
+
 @pytest.mark.parametrize("formula,data", [
     ("y ~ x + (x | g)", "wide"), ("y ~ x + (x || g)", "wide"), ("y ~ 1 + (1 | g)", "wide"),
     ("y ~ x + cs(times + 0 | g)", "long"), ("y ~ x + ar1(times + 0 | g)", "long")])
@@ -194,14 +206,7 @@ def test_marginal_pymc_model_is_the_dense_normal(formula, data, seed):
 
     frame = _data(seed) if data == "wide" else _long_data(seed)
     spec = mp.Model(formula, frame).spec
-    m = lmm_marginal_to_pymc(spec)
-    rng = np.random.default_rng(seed)
-    point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in m.initial_point().items()}
-    names = [v.name for v in m.free_RVs] + [v.name for v in m.deterministics]
-    outs = m.replace_rvs_by_values([m["y_marginal"], *[m[n] for n in names]])
-    f = pytensor.function(m.value_vars, outs, mode=numpy_tier_mode(), on_unused_input="ignore")
-    out = f(*[point[v.name] for v in m.value_vars])
-    vals = dict(zip(names, out[1:]))
+    potential, vals = _potential_at_random_point(lmm_marginal_to_pymc(spec), seed)
     covs = []
     for label, t in zip(group_labels(spec.terms), spec.terms):
         name = _safe(label)
@@ -212,4 +217,143 @@ def test_marginal_pymc_model_is_the_dense_normal(formula, data, seed):
     sigma, beta = float(vals["sigma"]), np.atleast_1d(vals["beta"])
     V = sigma ** 2 * np.diag(1 / spec.weights) + Z @ block_diag(*covs) @ Z.T
     ref = stats.multivariate_normal(spec.X @ beta + spec.offset, V).logpdf(spec.y)
-    assert float(out[0]) == pytest.approx(ref, rel=1e-10)
+    assert potential == pytest.approx(ref, rel=1e-10)
+
+
+# -- partial marginal: some terms sampled, the others integrated out ----------------------------
+# formula, positions of the sampled terms
+PARTIAL = [("y ~ x + (1 | g) + (1 | h)", [1]), ("y ~ x + (1 | g) + (1 | h)", [0]),
+           ("y ~ x + (x | g) + (1 | h) + (1 | k)", [1]), ("y ~ x + (1 | g) + (x | h) + (1 | k)", [1, 2]),
+           ("y ~ 0 + x + (1 | g) + (1 | g:k)", [1]), ("y ~ x + (x | g) + (x | h)", [0])]
+
+
+def _split_theta(spec, theta, positions):
+    offs = np.cumsum([0] + [t.n_theta for t in spec.terms])
+    return np.concatenate([theta[offs[k]:offs[k + 1]] for k in positions])
+
+
+def _dense_partial(spec, pb, theta, beta, sigma, b_E):
+    """N(Xβ + o + Z_E b_E, σ²(W⁻¹ + Z_M Λ_M Λ_Mᵀ Z_Mᵀ)) pieces, densely."""
+    from scipy.linalg import block_diag
+    T = relative_factors(spec.terms, theta)
+    ZM = z_sparse([spec.terms[k] for k in pb.marginal], slice(None), spec.n).toarray()
+    ZE = z_sparse([spec.terms[k] for k in pb.sampled], slice(None), spec.n).toarray()
+    Lam = block_diag(*[np.kron(np.eye(spec.terms[k].n_levels), T[k]) for k in pb.marginal])
+    mean = spec.X @ beta + spec.offset + ZE @ b_E
+    return ZM, Lam, mean
+
+
+@pytest.mark.parametrize("formula,sampled", PARTIAL)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_partial_marginal_is_the_dense_normal(formula, sampled, seed):
+    from mixedppl.graph.lmm_partial import partial_blocks, partial_marginal_loglik
+
+    spec = _spec(formula, seed, weighted=seed == 2)
+    pb = partial_blocks(spec, sampled)
+    rng = np.random.default_rng(seed)
+    theta, beta, sigma = _params(spec, rng)
+    b_E = rng.normal(0, 1, pb.q_sampled)
+    ll = partial_marginal_loglik(pb, _split_theta(spec, theta, pb.marginal), beta, sigma, b_E)
+    ours = float(pytensor.function([], ll, mode=numpy_tier_mode())())
+    ZM, Lam, mean = _dense_partial(spec, pb, theta, beta, sigma, b_E)
+    V = sigma ** 2 * (np.diag(1 / spec.weights) + ZM @ Lam @ Lam.T @ ZM.T)
+    ref = stats.multivariate_normal(mean, V).logpdf(spec.y)
+    assert ours == pytest.approx(ref, rel=1e-10, abs=1e-8)
+
+
+@pytest.mark.parametrize("formula,sampled", PARTIAL[2:4])
+def test_partial_marginal_gradient_matches_finite_differences(formula, sampled):
+    from mixedppl.graph.lmm_partial import partial_blocks, partial_marginal_loglik
+
+    spec = _spec(formula, 4, weighted=True)
+    pb = partial_blocks(spec, sampled)
+    rng = np.random.default_rng(4)
+    theta0, beta0, sigma0 = _params(spec, rng)
+    theta0 = _split_theta(spec, theta0, pb.marginal)
+    b0 = rng.normal(0, 1, pb.q_sampled)
+    th, be, si, bE = pt.dvector("th"), pt.dvector("be"), pt.dscalar("si"), pt.dvector("bE")
+    ll = partial_marginal_loglik(pb, th, be, si, bE)
+    f = pytensor.function([th, be, si, bE], [ll, *pytensor.grad(ll, [th, be, si, bE])],
+                          mode=numpy_tier_mode())
+    nt, p = len(theta0), len(beta0)
+    x0 = np.concatenate([theta0, beta0, [sigma0], b0])
+
+    def val(x):
+        return float(f(x[:nt], x[nt:nt + p], x[nt + p], x[nt + p + 1:])[0])
+    grad = np.concatenate([np.atleast_1d(g) for g in f(theta0, beta0, sigma0, b0)[1:]])
+    h = 1e-6
+    fd = np.array([(val(x0 + h * e) - val(x0 - h * e)) / (2 * h) for e in np.eye(len(x0))])
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("formula,sampled", PARTIAL)
+def test_partial_conditional_draws_have_the_dense_mean_and_covariance(formula, sampled):
+    """b_M | y, β, θ, σ, b_E ~ N(Λ M⁻¹ h, σ² Λ M⁻¹ Λᵀ) with h from the shifted response."""
+    from mixedppl.graph.lmm_partial import partial_blocks
+
+    spec = _spec(formula, 5, weighted=True)
+    pb = partial_blocks(spec, sampled)
+    rng = np.random.default_rng(5)
+    theta, beta, sigma = _params(spec, rng)
+    b_E = rng.normal(0, 1, pb.q_sampled)
+    cre = ConditionalRE(spec, pb)
+    q = cre.q
+    eps = np.vstack([np.zeros(q), np.eye(q)])
+    S = len(eps)
+    thM = _split_theta(spec, theta, pb.marginal)
+    draws = cre.draw(np.tile(beta, (S, 1)), np.tile(thM, (S, 1)), np.full(S, sigma), eps,
+                     np.tile(b_E, (S, 1)))
+    assert len(draws) == len(pb.marginal)
+    flat = np.concatenate([d.reshape(S, -1) for d in draws], axis=1)
+    ZM, Lam, mean_y = _dense_partial(spec, pb, theta, beta, sigma, b_E)
+    W = np.diag(spec.weights)
+    M = Lam.T @ ZM.T @ W @ ZM @ Lam + np.eye(q)
+    mean = Lam @ np.linalg.solve(M, Lam.T @ ZM.T @ W @ (spec.y - mean_y))
+    cov = sigma ** 2 * Lam @ np.linalg.solve(M, Lam.T)
+    np.testing.assert_allclose(flat[0], mean, rtol=1e-9, atol=1e-9 * np.abs(mean).max())
+    A = (flat[1:] - flat[0]).T
+    np.testing.assert_allclose(A @ A.T, cov, rtol=1e-8, atol=1e-10 * np.abs(cov).max())
+
+
+def test_sampled_terms_rule(monkeypatch):
+    """Every term is integrated out while the dense Schur block is small; above
+    MAX_MARGINAL_SCHUR the widest terms after the first are sampled, one at a time."""
+    import mixedppl.bayes.marginal as marginal
+
+    spec = _spec("y ~ x + (1 | g) + (x | h) + (1 | k)", 1, weighted=False)
+    assert marginal.sampled_terms(spec) == []
+    assert marginal.sampled_terms(_spec("y ~ x + (x | g)", 1, weighted=False)) == []
+    qs = [t.q for t in spec.terms]
+    monkeypatch.setattr(marginal, "MAX_MARGINAL_SCHUR", sum(qs[1:]) - 1)
+    widest = 1 + int(np.argmax(qs[1:]))
+    assert marginal.sampled_terms(spec) == [widest]
+    monkeypatch.setattr(marginal, "MAX_MARGINAL_SCHUR", 0)
+    assert marginal.sampled_terms(spec) == [1, 2]
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_partial_marginal_pymc_model_is_the_dense_normal(centred):
+    """The partially marginalised PyMC model's potential at a random point is the dense
+    normal of the marginalised term given the sampled b (the model's own b_h, which is
+    z_h · Lᵀ with L the Cholesky factor of the model's own Σ_h)."""
+    from mixedppl.bayes.marginal import lmm_marginal_to_pymc
+    from mixedppl.bayes.pymc import _safe
+    from mixedppl.fit.records import group_labels
+
+    spec = _spec("y ~ x + (1 | g) + (x | h)", 12, weighted=True)
+    m = lmm_marginal_to_pymc(spec, sampled=[1], centred=centred)
+    assert ("b_h" in {v.name for v in m.free_RVs}) == centred
+    potential, vals = _potential_at_random_point(m, 12)
+    label = group_labels(spec.terms)
+    sd_g = float(vals[f"sd_{_safe(label[0])}"])
+    sd_h, R = np.atleast_1d(vals["sd_h"]), vals["corr_h"]
+    b_h = np.asarray(vals["b_h"])
+    np.testing.assert_allclose(b_h, np.asarray(vals["z_h"]) @ np.linalg.cholesky(
+        sd_h[:, None] * R * sd_h[None, :]).T, rtol=1e-10)
+    Zg = z_sparse(spec.terms[:1], slice(None), spec.n).toarray()
+    Zh = z_sparse(spec.terms[1:], slice(None), spec.n).toarray()
+    sigma, beta = float(vals["sigma"]), np.atleast_1d(vals["beta"])
+    V = sigma ** 2 * np.diag(1 / spec.weights) + sd_g ** 2 * Zg @ Zg.T
+    ref = stats.multivariate_normal(spec.X @ beta + spec.offset + Zh @ b_h.ravel(),
+                                    V).logpdf(spec.y)
+    assert potential == pytest.approx(ref, rel=1e-10)
