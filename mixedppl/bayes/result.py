@@ -541,8 +541,8 @@ def _vc_rows(vc_draws: list[tuple], freq: pd.DataFrame, part: str):
     elif part != "cond":
         freq = freq.iloc[:0]
 
-    def key(g, a, v2):
-        return (str(g), str(a), v2 if isinstance(v2, str) else None)
+    def key(g, a, v2):     # the Residual row's var1 / var2 are None or NaN
+        return (str(g), a if isinstance(a, str) else None, v2 if isinstance(v2, str) else None)
 
     estimates = {key(r["grp"], r["var1"], r["var2"]): r["sdcor"] for _, r in freq.iterrows()}
     for g, a, v2, _, s in vc_draws:

@@ -383,3 +383,21 @@ def test_model_family_dispatch_shares_the_fit():
     g = mp.Model(CBPP, mp.datasets.load("cbpp"), family="binomial")
     d, grad = g.objective()(np.array([0.642261, -1.398532, -0.992333, -1.128672, -1.580314]))
     assert d == pytest.approx(184.0525637, abs=1e-3) and np.max(np.abs(grad)) < 0.05
+
+
+def test_compare_rows_are_matched_by_name_not_position():
+    """A diag() term's posterior carries correlation rows the fit has not (fixed 0): they are
+    left out and every later row keeps its own estimate (they were paired by position)."""
+    import pandas as pd
+    from mixedppl.bayes.result import _vc_rows
+
+    freq = pd.DataFrame({"grp": ["g", "g", "Residual"], "var1": ["(Intercept)", "x", np.nan],
+                         "var2": [None, None, None], "vcov": [4.0, 1.0, 9.0],
+                         "sdcor": [2.0, 1.0, 3.0]})
+    draws = [("g", "(Intercept)", None, None, np.array([2.1])),
+             ("g", "(Intercept)", "x", None, np.array([0.0])),
+             ("g", "x", None, None, np.array([1.1])),
+             ("Residual", None, None, None, np.array([3.1]))]
+    rows = [(g, a, v2, est) for g, a, v2, est, _ in _vc_rows(draws, freq, "cond")]
+    assert rows == [("g", "(Intercept)", None, 2.0), ("g", "x", None, 1.0),
+                    ("Residual", None, None, 3.0)]
