@@ -106,6 +106,7 @@ from scipy.special import gammaln
 
 from ..core.exceptions import ModelSpecError
 from .base import PriorChoice, Response, ResponseInput, check_not_constant
+from .gamma_ratio import gamma_ratio, log_gamma_ratio
 from .links import Link
 from .tweedie import tweedie_logp, tweedie_unit_deviance
 
@@ -608,15 +609,14 @@ def _negbin_logp(y, mu, n, size):
     with ``alpha = φ``, times n).
 
     For φ > 10¹⁰ PyMC switches to the Poisson log-density; here only the term that does not
-    depend on μ switches, :math:`\log\Gamma(y + \phi) - \log\Gamma(\phi) \to y\log\phi`
-    (its limit; the difference of two ~10¹¹ numbers has no digits left), so the derivatives in η
-    never pass a switch and the value tends to the Poisson one (``log1p`` keeps
-    :math:`\phi\log(1 + \mu/\phi) \to \mu` accurate).
+    depend on μ changes form, :math:`\log\Gamma(y + \phi) - \log\Gamma(\phi)` being the
+    asymptotic series beyond φ = 10³ (:func:`~.gamma_ratio.log_gamma_ratio`; written out, the
+    difference of two ~10¹¹ numbers has no digits left), so the value tends to the Poisson one
+    (``log1p`` keeps :math:`\phi\log(1 + \mu/\phi) \to \mu`
+    accurate).
     """
     y = _int(y)
-    gamma_ratio = pt.switch(pt.gt(size, 1e10), y * pt.log(size),
-                            pt.gammaln(y + size) - pt.gammaln(size))
-    return n * (gamma_ratio - pt.gammaln(y + 1.0) - size * pt.log1p(mu / size)
+    return n * (log_gamma_ratio(y, size) - pt.gammaln(y + 1.0) - size * pt.log1p(mu / size)
                 + _x_times_log(y, pt.log(mu) - pt.log(mu + size)))
 
 
@@ -624,10 +624,11 @@ def _nbinom1_logp(y, mu, n, phi):
     r""":math:`n\,[\log\Gamma(y + \mu/\phi) - \log\Gamma(\mu/\phi) - \log y! -
     (\mu/\phi)\log(1 + \phi) + y\log\frac{\phi}{1 + \phi}]` (glmmTMB's ``nbinom1``:
     ``pm.NegativeBinomial``'s ``logp`` with ``mu = μ``, ``alpha = μ/φ``, times n;
-    Var = μ(1 + φ))."""
+    Var = μ(1 + φ)). The log-gamma difference is :func:`~.gamma_ratio.log_gamma_ratio` (as φ → 0, the
+    Poisson limit, the size μ/φ grows without bound)."""
     y = _int(y)
     size = mu / phi
-    return n * (pt.gammaln(y + size) - pt.gammaln(size) - pt.gammaln(y + 1.0)
+    return n * (log_gamma_ratio(y, size) - pt.gammaln(y + 1.0)
                 - size * pt.log1p(phi) + y * (pt.log(phi) - pt.log1p(phi)))
 
 
@@ -677,12 +678,13 @@ def _betabinomial_logp(y, mu, n, prec):
     r""":math:`\log\binom{n}{y} + \log\Gamma(y + a) + \log\Gamma(n - y + b) - \log\Gamma(n +
     \phi) + \log\Gamma(\phi) - \log\Gamma(a) - \log\Gamma(b)`, :math:`a = \mu\phi`,
     :math:`b = (1 - \mu)\phi` (glmmTMB's ``dbetabinom_robust``; ``pm.BetaBinomial``'s ``logp``
-    with ``alpha = a``, ``beta = b``; y successes of n trials)."""
+    with ``alpha = a``, ``beta = b``; y successes of n trials), the three log-gamma differences
+    each :func:`~.gamma_ratio.log_gamma_ratio` (the precision φ → ∞ is the binomial limit)."""
     y, n = _int(y), _int(n)
     a, b = mu * prec, (1.0 - mu) * prec
     return (pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
-            + pt.gammaln(y + a) + pt.gammaln(n - y + b) - pt.gammaln(n + prec)
-            + pt.gammaln(prec) - pt.gammaln(a) - pt.gammaln(b))
+            + log_gamma_ratio(y, a) + log_gamma_ratio(n - y, b)
+            - log_gamma_ratio(n, prec))
 
 
 def _tweedie_logp(y, mu, n, phi, power):
@@ -1041,7 +1043,7 @@ def _nbinom1_dev(y, mu, n, phi):
     """2[ℓ(y; y, φ) − ℓ(y; μ, φ)] with size μ/φ (the saturated ℓ is 0 at y = 0)."""
     def ll(m):
         size = m / phi
-        return (gammaln(y + size) - gammaln(size) - size * np.log1p(phi)
+        return (gamma_ratio(y, size) - size * np.log1p(phi)
                 + y * (np.log(phi) - np.log1p(phi)))
     saturated = np.where(y > 0, ll(np.where(y > 0, y, 1.0)), 0.0)
     return 2 * n * (saturated - ll(mu))
