@@ -6,7 +6,8 @@ InstEval's ``(1 | s) + (1 | d) + (1 | dept:service)``.
 Usage::
 
     python benchmarks/bench_bayes.py [--draws 1000] [--tune 1000] [--chains 4] [--cores N]
-                                     [--no-bambi] [--insteval | --insteval-only] [--note TEXT]
+                                     [--no-bambi] [--insteval | --insteval-only]
+                                     [--bambi-insteval [--bambi-limit SECONDS]] [--note TEXT]
 
 Timed: the whole call (PyMC model building, compilation, sampling, the conditional draws of b
 and the pointwise log-likelihood) from a fitted result for mixedppl, and from ``bmb.Model(...)``
@@ -147,6 +148,73 @@ def run_bambi(args) -> dict:
     return out
 
 
+BAMBI_INSTEVAL = "y ~ 1 + service + (1|s) + (1|d) + (1|dept:service)"
+
+
+def _bambi_insteval_child(args, progress: str) -> None:
+    """Sample InstEval with bambi (its default priors) in this child process, writing one
+    progress line per 100 draws of any chain to ``progress`` and the result as its last line."""
+    import bambi as bmb
+    import pymc as pm  # noqa: F401  (bambi's backend)
+    warnings.simplefilter("ignore")
+    data = mp.datasets.load("InstEval")
+    start, cpu = time.perf_counter(), _cpu()
+    done = {}
+
+    def callback(trace, draw):
+        done[draw.chain] = done.get(draw.chain, 0) + 1
+        if sum(done.values()) % 100 == 0:
+            with open(progress, "a") as fh:
+                fh.write(json.dumps({"seconds": round(time.perf_counter() - start, 1),
+                                     "iterations": dict(sorted(done.items())),
+                                     "tuning": bool(draw.tuning)}) + "\n")
+
+    model = bmb.Model(BAMBI_INSTEVAL, data)
+    idata = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
+                      random_seed=1, target_accept=0.9, progressbar=False, callback=callback)
+    names = ["Intercept", "service", "1|s_sigma", "1|d_sigma", "1|dept:service_sigma", "sigma"]
+    out = _stats(idata, time.perf_counter() - start, names, _cpu() - cpu)
+    out["version"] = bmb.__version__
+    with open(progress, "a") as fh:
+        fh.write(json.dumps({"result": out}) + "\n")
+
+
+def run_bambi_insteval(args) -> dict:
+    """bambi on InstEval under a wall-clock limit (``--bambi-limit`` seconds, default 30 min):
+    its time if it finishes, else how far its chains got (iterations, tuning included)."""
+    import subprocess
+    import sys
+    import tempfile
+    try:
+        import bambi as bmb
+    except ImportError:
+        return {"seconds": "n/a (bambi not installed)"}
+    progress = tempfile.mktemp(suffix=".jsonl")
+    cmd = [sys.executable, __file__, "--bambi-insteval-child", progress, "--draws",
+           str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
+           "--cores", str(args.cores)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        proc.wait(timeout=args.bambi_limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+    elapsed = time.perf_counter() - start
+    lines = [json.loads(x) for x in Path(progress).read_text().splitlines()] \
+        if Path(progress).exists() else []
+    if lines and "result" in lines[-1]:
+        return lines[-1]["result"]
+    last = lines[-1] if lines else {"iterations": {}, "seconds": None}
+    total = args.chains * (args.draws + args.tune)
+    got = sum(last["iterations"].values())
+    return {"seconds": f"did not finish in {args.bambi_limit / 60:.0f} min",
+            "version": bmb.__version__,
+            "progress": f"{got} of {total} iterations (tuning included) in "
+                        f"{last['seconds']} s of sampling; {elapsed:.0f} s in all",
+            "iterations": last["iterations"]}
+
+
 HEADER = ("| tool | seconds (whole call) | ESS/s | CPU s | ESS/CPU s | min ess_bulk | sampling | "
           "grad µs | steps/draw | step size | divergences | max r_hat |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -172,10 +240,17 @@ def main(argv=None) -> None:
                    help="also sample InstEval (1|s) + (1|d) + (1|dept:service), marginalised")
     p.add_argument("--insteval-only", action="store_true",
                    help="sample InstEval only; results to bayes_insteval.{md,json}")
+    p.add_argument("--bambi-insteval", action="store_true",
+                   help="with --insteval / --insteval-only: also bambi on InstEval, under "
+                        "--bambi-limit seconds")
+    p.add_argument("--bambi-limit", type=float, default=1800.0)
+    p.add_argument("--bambi-insteval-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--note", default="", help="free text appended to the preamble")
     args = p.parse_args(argv)
     args.cores = args.cores or min(args.chains, os.cpu_count() or 1)
     warnings.simplefilter("ignore")
+    if args.bambi_insteval_child:
+        return _bambi_insteval_child(args, args.bambi_insteval_child)
     import pymc
     import pytensor
     load = os.getloadavg()
@@ -192,9 +267,13 @@ def main(argv=None) -> None:
     if args.insteval or args.insteval_only:
         rows["mixedppl InstEval, default (d sampled, s and dept:service integrated out)"] = \
             run_mixedppl(args, INSTEVAL, "InstEval")
+        if args.bambi_insteval:
+            rows["bambi InstEval, its default priors, every random effect sampled"] = \
+                run_bambi_insteval(args)
     load_end = os.getloadavg()
     bambi_row = rows.get("bambi, `(Days || Subject)`", {})
-    bambi_v = bambi_row.get("version", "not run")
+    bambi_v = next((r["version"] for t, r in rows.items()
+                    if t.startswith("bambi") and "version" in r), "not run")
     what = (f"InstEval `{INSTEVAL}`" if args.insteval_only else f"sleepstudy `{FORMULA}`")
     pre = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
            f"{os.cpu_count()} CPUs, Python {platform.python_version()}; mixedppl "
@@ -205,6 +284,9 @@ def main(argv=None) -> None:
            f"{' / '.join(f'{x:.2f}' for x in load)}, at the end: "
            f"{' / '.join(f'{x:.2f}' for x in load_end)}. {args.note}").strip()
     lines = [pre, "", HEADER] + [_row(t, r) for t, r in rows.items()]
+    for tool, r in rows.items():
+        if "progress" in r:
+            lines += ["", f"- {tool}: {r['seconds']}; {r['progress']}."]
     if isinstance(bambi_row.get("seconds"), float):
         lines.append("")
         for tool, r in rows.items():
