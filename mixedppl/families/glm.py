@@ -219,6 +219,41 @@ class ShapeParam:
 
 
 @dataclass(frozen=True)
+class DispersionLimit:
+    """Where a family's dispersion φ reaches the simpler family it nests (NB2's size → ∞ and
+    nbinom1's φ → 0 are the Poisson, betabinomial's precision → ∞ the binomial): beyond
+    ``bound`` (natural scale, on the side ``side``) an estimate is that limit, reached where the
+    data show no over-dispersion, not an interior optimum.
+
+    Attributes
+    ----------
+    side : {"above", "below"}
+    bound : float
+    limit : str
+        What the limit means, for the warning and ``summary()``.
+    """
+
+    side: str
+    bound: float
+    limit: str
+
+    def reached(self, log_disp: float) -> bool:
+        """Whether exp(``log_disp``) lies beyond ``bound``.
+
+        Examples
+        --------
+        >>> DispersionLimit("above", 1e6, "the Poisson").reached(20.0)
+        True
+        """
+        value = float(np.exp(min(float(log_disp), 700.0)))
+        return value > self.bound if self.side == "above" else value < self.bound
+
+
+_POISSON_LIMIT = ("the Poisson limit: no over-dispersion beyond the random effects; the estimate "
+                  "and its standard error are not meaningful and a Poisson model fits as well")
+
+
+@dataclass(frozen=True)
 class GLMFamily:
     """An exponential-family row of :data:`FAMILIES` (satisfies :class:`~.base.Family`).
 
@@ -273,6 +308,9 @@ class GLMFamily:
         A second family parameter beside φ (the Tweedie power, Student's df), estimated on
         glmmTMB's ``psi`` scale; it is the last entry of the graphs' ``phi``, and ``logp``,
         ``variance`` and ``simulator`` then see φ as a :class:`Shaped` number carrying it.
+    dispersion_limit : DispersionLimit or None
+        Where φ reaches a simpler family (a fit there gets a ConvergenceWarning and a
+        ``summary()`` note).
     """
 
     name: str
@@ -293,6 +331,7 @@ class GLMFamily:
     tmb_disp_scale: float = 1.0
     truncated_mean: Callable | None = None
     shape: "ShapeParam | None" = None
+    dispersion_limit: DispersionLimit | None = None
 
     #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
     fit_kind = "glmer"
@@ -328,6 +367,24 @@ class GLMFamily:
         """The shape parameter on its natural scale (Tweedie power, t df) from the graphs'
         ``phi`` (its last entry), None for a family without one."""
         return None if self.shape is None else float(self.shape.natural(np.asarray(phi)[-1]))
+
+    def dispersion_at_limit(self, phi: np.ndarray) -> str | None:
+        """A sentence when the estimated φ (``phi[0]`` is log φ) lies beyond
+        ``dispersion_limit``, else None.
+
+        Examples
+        --------
+        >>> FAMILIES["negative_binomial"].dispersion_at_limit(np.array([21.0]))[:40]
+        'the NB2 size (theta) is 1.32e+09, at the'
+        """
+        lim = self.dispersion_limit
+        phi = np.asarray(phi, float)
+        if lim is None or not len(phi) or not lim.reached(phi[0]):
+            return None
+        label = {"negative_binomial": "NB2 size (theta)", "truncated_nbinom2": "NB2 size (theta)",
+                 "nbinom1": "nbinom1 dispersion (phi)",
+                 "betabinomial": "beta-binomial precision (phi)"}.get(self.name, self.dispersion)
+        return f"the {label} is {np.exp(min(phi[0], 700.0)):.3g}, at {lim.limit}"
 
     # -- the parts glmmTMB's ziformula / dispformula add (none here: families/zi_disp.py) -----
     aux_designs = ()
@@ -1113,10 +1170,13 @@ FAMILIES: dict[str, GLMFamily] = {
     "negative_binomial": GLMFamily("negative_binomial", ("log",), _negbin_logp, _negbin_var,
                                    _check_negbin, _negbin_sim, _count_start, _negbin_moment,
                                    dispersion="size", hessian="observed", zero_diverges=True,
-                                   deviance=_negbin_dev),
+                                   deviance=_negbin_dev,
+                                   dispersion_limit=DispersionLimit("above", 1e6,
+                                                                    _POISSON_LIMIT)),
     "nbinom1": GLMFamily("nbinom1", ("log",), _nbinom1_logp, _nbinom1_var, _check_negbin,
                          _nbinom1_sim, _count_start, _nbinom1_moment, dispersion="phi",
-                         hessian="observed", zero_diverges=True, deviance=_nbinom1_dev),
+                         hessian="observed", zero_diverges=True, deviance=_nbinom1_dev,
+                         dispersion_limit=DispersionLimit("below", 1e-6, _POISSON_LIMIT)),
     "gamma": GLMFamily("gamma", ("log", "inverse", "identity"), _gamma_logp, _gamma_var,
                        _check_gamma, _gamma_sim, _gamma_start, _gamma_moment, dispersion="cv",
                        hessian="observed", deviance=_gamma_dev, tmb_disp_scale=-2.0),
@@ -1135,12 +1195,19 @@ FAMILIES: dict[str, GLMFamily] = {
                                    _truncated_negbin_var, _check_truncated,
                                    _truncated_negbin_sim, _count_start, _negbin_moment,
                                    dispersion="size", hessian="observed",
-                                   truncated_mean=_truncated_negbin_mean),
+                                   truncated_mean=_truncated_negbin_mean,
+                                   dispersion_limit=DispersionLimit(
+                                       "above", 1e6, _POISSON_LIMIT.replace(
+                                           "a Poisson", "a truncated Poisson"))),
     "betabinomial": GLMFamily("betabinomial", ("logit", "probit", "cloglog"), _betabinomial_logp,
                               _betabinomial_var, _check_binomial, _betabinomial_sim,
                               _binomial_start, _betabinomial_moment, dispersion="precision",
                               hessian="observed", factor_response=_binomial_factor, trials=True,
-                              zero_diverges=True),
+                              zero_diverges=True,
+                              dispersion_limit=DispersionLimit(
+                                  "above", 1e6, "the binomial limit: no over-dispersion beyond "
+                                  "the random effects; the estimate and its standard error are "
+                                  "not meaningful and a binomial model fits as well")),
     "tweedie": GLMFamily("tweedie", ("log",), _tweedie_logp, _tweedie_var, _check_tweedie,
                          _tweedie_sim, _count_start, _tweedie_moment, dispersion="phi",
                          hessian="observed", zero_diverges=True, shape=TWEEDIE_POWER,

@@ -197,6 +197,13 @@ class ZIDispFamily:
         return ZIDispFamily(self.base, ("eta_zi",) if self.zi_names else (),
                             ("log_disp",) if self.disp_names else ())
 
+    def dispersion_at_limit(self, phi: np.ndarray) -> str | None:
+        """The conditional family's :meth:`~.glm.GLMFamily.dispersion_at_limit` where the
+        dispersion is one constant (no dispformula), else None."""
+        if self.disp_names != ("(Intercept)",):
+            return None
+        return self.base.dispersion_at_limit(self.split(phi)[1])
+
     def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
         """glmmTMB's ``fixef(fit)$disp`` from the dispersion coefficients δ (``phi``'s tail)."""
         return self.base.tmb_disp_scale * np.asarray(phi, float)

@@ -290,6 +290,18 @@ def escape_shape_plateau(obj, opt, lower: np.ndarray, control: dict, mirror=None
     return opt
 
 
+def warn_dispersion_limit(family, phi: np.ndarray) -> None:
+    """A :class:`~mixedppl.ConvergenceWarning` when the estimated dispersion lies at the
+    family's limit (NB2's size → ∞, nbinom1's φ → 0: the Poisson; betabinomial's precision →
+    ∞: the binomial), where the deviance no longer depends on it: the fit is that simpler
+    model's, and the optimiser stopped somewhere on the plateau
+    (:meth:`~mixedppl.families.glm.GLMFamily.dispersion_at_limit`)."""
+    at_limit = getattr(family, "dispersion_at_limit", None)
+    message = at_limit(phi) if at_limit is not None else None
+    if message:
+        warnings.warn(message[0].upper() + message[1:], ConvergenceWarning, stacklevel=4)
+
+
 def fit_checks(spec, opt, theta: np.ndarray, who: str,
                hessian: np.ndarray | None = None) -> tuple[bool, bool]:
     """(converged, singular), with lme4's warnings; a warning when the deviance is flat in a θ
@@ -367,6 +379,7 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
         est = obj.estimates(x)
     theta, beta, phi = obj.split(x)
+    warn_dispersion_limit(family, phi)
     k = spec.p + obj.n_phi
     try:
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]

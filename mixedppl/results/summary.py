@@ -204,6 +204,11 @@ def fit_notes(fit) -> list[str]:
     if shape is not None and len(phi) and shape.at_limit(float(phi[-1])):
         notes.append(f"the {shape.label} is at its limit ({shape.natural(float(phi[-1])):.3g}: "
                      f"{shape.limit})")
+    at_limit = getattr(getattr(fit, "family", None), "dispersion_at_limit", None)
+    if at_limit is not None and len(phi):
+        message = at_limit(np.asarray(phi, float))
+        if message:
+            notes.append(message)
     if not getattr(fit, "converged", True):
         opt = getattr(fit, "opt", None)
         if opt is not None:

@@ -167,3 +167,43 @@ def test_count_fits_on_equidispersed_data_reach_the_poisson_optimum(seed):
             assert fit.loglik >= pois.loglik - 1e-6, (fam, fit.loglik, pois.loglik)
             if fit.loglik - pois.loglik < 1e-4:   # at the limit: the same fixed effects
                 np.testing.assert_allclose(fit.fe_params, pois.fe_params, atol=2e-3)
+
+
+def _binomial_groups(seed, n_groups=10, per=8):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=g.size)
+    trials = rng.integers(5, 15, g.size)
+    p = 1 / (1 + np.exp(-(0.2 + 0.5 * x + rng.normal(scale=0.4, size=n_groups)[g])))
+    y = rng.binomial(trials, p)
+    return pd.DataFrame({"y": y, "f": trials - y, "x": x, "g": [f"g{k}" for k in g]})
+
+
+def test_a_dispersion_at_its_limit_is_warned_about_and_noted():
+    """NB2 on equidispersed data (seed 2: θ̂ ≈ 7e8) and betabinomial on binomial data end at
+    the Poisson / binomial limit: a ConvergenceWarning names it, summary() notes it, and the
+    fit equals the simpler model's; an interior NB2 estimate (seed 0, θ̂ ≈ 18) gets neither."""
+    d = _poisson_groups(2)
+    with pytest.warns(mp.ConvergenceWarning, match="NB2 size .* Poisson limit"):
+        nb = mp.glmer("y ~ x + (1 | g)", d, family="nbinom2")
+    assert "Poisson limit" in str(nb.summary())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pois = mp.glmer("y ~ x + (1 | g)", d, family="poisson")
+    assert abs(nb.loglik - pois.loglik) < 1e-5
+    np.testing.assert_allclose(nb.fe_params, pois.fe_params, atol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mp.ConvergenceWarning)
+        inner = mp.glmer("y ~ x + (1 | g)", _poisson_groups(0), family="nbinom2")
+    assert "limit" not in str(inner.summary())
+    b = _binomial_groups(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bb = mp.glmer("cbind(y, f) ~ x + (1 | g)", b, family="betabinomial")
+        binom = mp.glmer("cbind(y, f) ~ x + (1 | g)", b, family="binomial")
+    messages = [str(w.message) for w in caught if issubclass(w.category, mp.ConvergenceWarning)]
+    if bb.disp_params.iloc[0] > np.log(1e6):   # at the limit: warned, and the binomial fit
+        assert any("binomial limit" in m for m in messages), messages
+        assert abs(bb.loglik - binom.loglik) < 1e-5
+    else:                                      # an interior optimum: above the binomial fit
+        assert bb.loglik >= binom.loglik - 1e-6
