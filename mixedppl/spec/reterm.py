@@ -20,7 +20,7 @@ from ..core.exceptions import ModelSpecError
 from .covstruct import TIME_STRUCTURES, Covariance, lower_triangle_pairs
 from .design import Design, model_matrix
 
-__all__ = ["ReTerm", "build_reterm", "require_unstructured", "grouping_factor", "level_labels", "value_labels",
+__all__ = ["ReTerm", "build_reterm", "grouping_factor", "level_labels", "value_labels",
            "lower_triangle_pairs", "relative_factor", "relative_factors"]
 
 
@@ -206,33 +206,6 @@ class ReTerm:
     def lower_triangle(self, theta_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """T in lme4's θ layout (what the graphs take) and its Jacobian with respect to θ_k."""
         return self.covariance.lower_triangle(theta_k)
-
-
-def require_unstructured(terms, what: str) -> None:
-    """Raise a ModelSpecError naming the first structured term, for computations written on
-    lme4's θ layout (profiles, Kenward–Roger, the bootstrap's and influence's variance rows).
-
-    Examples
-    --------
-    >>> import mixedppl as mp
-    >>> spec = mp.Model("Reaction ~ Days + diag(Days | Subject)", mp.datasets.load("sleepstudy")).spec
-    >>> require_unstructured(spec.terms, "profile intervals")
-    Traceback (most recent call last):
-    ...
-    mixedppl.core.exceptions.ModelSpecError: profile intervals are not available for the term diag(1 + Days | Subject): ...
-    """
-    for t in terms:
-        if t.structured:
-            raise ModelSpecError(
-                f"{what} are not available for the term {t.structure}({_lhs(t)} | {t.group}): they "
-                "are written for lme4's unstructured terms (x | g). With a covariance structure, "
-                "use Wald intervals (confint()), Satterthwaite tests (anova(), coef_table()) "
-                "and likelihood-ratio tests (mp.anova(fit0, fit1))")
-
-
-def _lhs(t: ReTerm) -> str:
-    """The term's left-hand side as written by the parser (``1 + Days``, ``0 + times``)."""
-    return " + ".join((["1"] if "(Intercept)" in t.column_names else ["0"]) + t.design.term_names)
 
 
 def _time_levels(design: Design, structure: str, group: str, where: str) -> None:
