@@ -204,6 +204,29 @@ class ZIDispFamily:
             return None
         return self.base.dispersion_at_limit(self.split(phi)[1])
 
+    def zero_part_at_limit(self, zprob: np.ndarray | None) -> str | None:
+        """A sentence when the fitted zero probability π (per row) is below 1e-8 on every row:
+        the zero part's coefficients ran off to −∞ (no excess zeros; for a hurdle, no zeros),
+        else None.
+
+        Examples
+        --------
+        >>> from mixedppl.families import FAMILIES
+        >>> fam = with_parts(FAMILIES["poisson"], ["(Intercept)"], [])
+        >>> fam.zero_part_at_limit(np.full(3, 1e-11))[:45]
+        'the zero-inflation probability is below 1e-08'
+        """
+        if zprob is None or not len(zprob) or float(np.max(zprob)) >= 1e-8:
+            return None
+        if self.zi_mode == "hurdle":
+            return ("the hurdle's zero probability is below 1e-08 on every row (its coefficients "
+                    "ran off to -Inf: the data have no zeros); the zero-part estimates and their "
+                    "standard errors are not meaningful")
+        return ("the zero-inflation probability is below 1e-08 on every row (its coefficients "
+                "ran off to -Inf: no excess zeros); the zero-inflation estimates and their "
+                "standard errors are not meaningful and the model without ziformula fits as "
+                "well")
+
     def tmb_dispersion(self, phi: np.ndarray) -> np.ndarray:
         """glmmTMB's ``fixef(fit)$disp`` from the dispersion coefficients δ (``phi``'s tail)."""
         return self.base.tmb_disp_scale * np.asarray(phi, float)

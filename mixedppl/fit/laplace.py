@@ -290,15 +290,20 @@ def escape_shape_plateau(obj, opt, lower: np.ndarray, control: dict, mirror=None
     return opt
 
 
-def warn_dispersion_limit(family, phi: np.ndarray) -> None:
+def warn_dispersion_limit(family, phi: np.ndarray, zprob: np.ndarray | None = None) -> None:
     """A :class:`~mixedppl.ConvergenceWarning` when the estimated dispersion lies at the
     family's limit (NB2's size → ∞, nbinom1's φ → 0: the Poisson; betabinomial's precision →
     ∞: the binomial), where the deviance no longer depends on it: the fit is that simpler
     model's, and the optimiser stopped somewhere on the plateau
-    (:meth:`~mixedppl.families.glm.GLMFamily.dispersion_at_limit`)."""
+    (:meth:`~mixedppl.families.glm.GLMFamily.dispersion_at_limit`); likewise when the fitted
+    zero probability ``zprob`` is below 1e-8 on every row (the zero part's coefficients at −∞,
+    :meth:`~mixedppl.families.zi_disp.ZIDispFamily.zero_part_at_limit`)."""
     at_limit = getattr(family, "dispersion_at_limit", None)
-    message = at_limit(phi) if at_limit is not None else None
-    if message:
+    messages = [at_limit(phi) if at_limit is not None else None]
+    zero_part = getattr(family, "zero_part_at_limit", None)
+    if zero_part is not None and zprob is not None:
+        messages.append(zero_part(zprob))
+    for message in filter(None, messages):
         warnings.warn(message[0].upper() + message[1:], ConvergenceWarning, stacklevel=4)
 
 
@@ -379,7 +384,8 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
         est = obj.estimates(x)
     theta, beta, phi = obj.split(x)
-    warn_dispersion_limit(family, phi)
+    warn_dispersion_limit(family, phi, family.zero_prob(phi, spec.aux_designs)
+                          if getattr(family, "zi_names", ()) else None)
     k = spec.p + obj.n_phi
     try:
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]

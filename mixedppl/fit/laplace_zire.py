@@ -149,7 +149,7 @@ def fit_laplace_zire(spec, control: dict | None = None, nAGQ: int = 1) -> Laplac
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
         est = obj.estimates(x)
     theta, beta, phi = obj.split(x)
-    warn_dispersion_limit(family, phi)
+    warn_dispersion_limit(family, phi, 1.0 / (1.0 + np.exp(-np.asarray(est["eta_zi"], float))))
     k = spec.p + obj.n_phi
     try:
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]

@@ -209,6 +209,12 @@ def fit_notes(fit) -> list[str]:
         message = at_limit(np.asarray(phi, float))
         if message:
             notes.append(message)
+    zero_part = getattr(getattr(fit, "family", None), "zero_part_at_limit", None)
+    if zero_part is not None and getattr(fit.family, "zi_names", ()):
+        from .zi_disp import row_parts
+        message = zero_part(row_parts(fit)[0])
+        if message:
+            notes.append(message)
     if not getattr(fit, "converged", True):
         opt = getattr(fit, "opt", None)
         if opt is not None:

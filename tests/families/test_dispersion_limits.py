@@ -207,3 +207,23 @@ def test_a_dispersion_at_its_limit_is_warned_about_and_noted():
         assert abs(bb.loglik - binom.loglik) < 1e-5
     else:                                      # an interior optimum: above the binomial fit
         assert bb.loglik >= binom.loglik - 1e-6
+
+
+def test_a_zero_part_at_minus_infinity_is_warned_about_and_noted():
+    """A ZIP fitted to Poisson data (no excess zeros) ends with its zi intercept near −25 (SE
+    ~1e5, as glmmTMB's): a ConvergenceWarning, a summary() note, the Poisson fit's logLik;
+    Salamanders' ZIP (π̂ 0.36–0.76) gets neither."""
+    d = _poisson_groups(2)
+    with pytest.warns(mp.ConvergenceWarning, match="zero-inflation probability is below"):
+        zip_ = mp.glmer("y ~ x + (1 | g)", d, family="poisson", ziformula="~ 1")
+    assert zip_.zi_params.iloc[0] < -18
+    assert "no excess zeros" in str(zip_.summary())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pois = mp.glmer("y ~ x + (1 | g)", d, family="poisson")
+    assert abs(zip_.loglik - pois.loglik) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mp.ConvergenceWarning)
+        sal = mp.glmer("count ~ mined + (1 | site)", mp.datasets.load("salamanders"),
+                       family="poisson", ziformula="~ mined")
+    assert "excess zeros" not in str(sal.summary())
