@@ -211,8 +211,10 @@ def fit_notes(fit) -> list[str]:
             notes.append(message)
     zero_part = getattr(getattr(fit, "family", None), "zero_part_at_limit", None)
     if zero_part is not None and getattr(fit.family, "zi_names", ()):
-        from .zi_disp import row_parts
-        message = zero_part(row_parts(fit)[0])
+        eta_zi = getattr(getattr(fit, "record", None), "eta_zi", None)  # with zi random terms
+        zprob = (1.0 / (1.0 + np.exp(-np.asarray(eta_zi, float))) if eta_zi is not None
+                 else fit.family.zero_prob(fit.phi, fit.spec.aux_designs))
+        message = zero_part(zprob)
         if message:
             notes.append(message)
     if not getattr(fit, "converged", True):
