@@ -155,7 +155,6 @@ def _bambi_insteval_child(args, progress: str) -> None:
     """Sample InstEval with bambi (its default priors) in this child process, writing one
     progress line per 100 draws of any chain to ``progress`` and the result as its last line."""
     import bambi as bmb
-    import pymc as pm  # noqa: F401  (bambi's backend)
     warnings.simplefilter("ignore")
     data = mp.datasets.load("InstEval")
     start, cpu = time.perf_counter(), _cpu()
@@ -189,7 +188,8 @@ def run_bambi_insteval(args) -> dict:
         import bambi as bmb
     except ImportError:
         return {"seconds": "n/a (bambi not installed)"}
-    progress = tempfile.mktemp(suffix=".jsonl")
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as fh:
+        progress = fh.name
     cmd = [sys.executable, __file__, "--bambi-insteval-child", progress, "--draws",
            str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
            "--cores", str(args.cores)]
@@ -201,8 +201,8 @@ def run_bambi_insteval(args) -> dict:
         os.killpg(proc.pid, 9)
         proc.wait()
     elapsed = time.perf_counter() - start
-    lines = [json.loads(x) for x in Path(progress).read_text().splitlines()] \
-        if Path(progress).exists() else []
+    lines = [json.loads(x) for x in Path(progress).read_text().splitlines()]
+    Path(progress).unlink()
     if lines and "result" in lines[-1]:
         return lines[-1]["result"]
     last = lines[-1] if lines else {"iterations": {}, "seconds": None}

@@ -229,12 +229,15 @@ class DispersionLimit:
     ----------
     side : {"above", "below"}
     bound : float
+    label : str
+        The parameter as the sentence names it (``"NB2 size (theta)"``).
     limit : str
         What the limit means, for the warning and ``summary()``.
     """
 
     side: str
     bound: float
+    label: str
     limit: str
 
     def reached(self, log_disp: float) -> bool:
@@ -242,15 +245,16 @@ class DispersionLimit:
 
         Examples
         --------
-        >>> DispersionLimit("above", 1e6, "the Poisson").reached(20.0)
+        >>> DispersionLimit("above", 1e6, "size", "the Poisson").reached(20.0)
         True
         """
-        value = float(np.exp(min(float(log_disp), 700.0)))
-        return value > self.bound if self.side == "above" else value < self.bound
+        beyond = float(log_disp) - float(np.log(self.bound))
+        return beyond > 0 if self.side == "above" else beyond < 0
 
 
-_POISSON_LIMIT = ("the Poisson limit: no over-dispersion beyond the random effects; the estimate "
-                  "and its standard error are not meaningful and a Poisson model fits as well")
+def _over_dispersion_limit(simpler: str) -> str:
+    return (f"the {simpler} limit: no over-dispersion beyond the random effects; the estimate "
+            f"and its standard error are not meaningful and a {simpler} model fits as well")
 
 
 @dataclass(frozen=True)
@@ -381,10 +385,7 @@ class GLMFamily:
         phi = np.asarray(phi, float)
         if lim is None or not len(phi) or not lim.reached(phi[0]):
             return None
-        label = {"negative_binomial": "NB2 size (theta)", "truncated_nbinom2": "NB2 size (theta)",
-                 "nbinom1": "nbinom1 dispersion (phi)",
-                 "betabinomial": "beta-binomial precision (phi)"}.get(self.name, self.dispersion)
-        return f"the {label} is {np.exp(min(phi[0], 700.0)):.3g}, at {lim.limit}"
+        return f"the {lim.label} is {np.exp(min(phi[0], 700.0)):.3g}, at {lim.limit}"
 
     # -- the parts glmmTMB's ziformula / dispformula add (none here: families/zi_disp.py) -----
     aux_designs = ()
@@ -669,8 +670,7 @@ def _negbin_logp(y, mu, n, size):
     depend on μ changes form, :math:`\log\Gamma(y + \phi) - \log\Gamma(\phi)` being the
     asymptotic series beyond φ = 10³ (:func:`~.gamma_ratio.log_gamma_ratio`; written out, the
     difference of two ~10¹¹ numbers has no digits left), so the value tends to the Poisson one
-    (``log1p`` keeps :math:`\phi\log(1 + \mu/\phi) \to \mu`
-    accurate).
+    (``log1p`` keeps :math:`\phi\log(1 + \mu/\phi) \to \mu` accurate).
     """
     y = _int(y)
     return n * (log_gamma_ratio(y, size) - pt.gammaln(y + 1.0) - size * pt.log1p(mu / size)
@@ -681,8 +681,8 @@ def _nbinom1_logp(y, mu, n, phi):
     r""":math:`n\,[\log\Gamma(y + \mu/\phi) - \log\Gamma(\mu/\phi) - \log y! -
     (\mu/\phi)\log(1 + \phi) + y\log\frac{\phi}{1 + \phi}]` (glmmTMB's ``nbinom1``:
     ``pm.NegativeBinomial``'s ``logp`` with ``mu = μ``, ``alpha = μ/φ``, times n;
-    Var = μ(1 + φ)). The log-gamma difference is :func:`~.gamma_ratio.log_gamma_ratio` (as φ → 0, the
-    Poisson limit, the size μ/φ grows without bound)."""
+    Var = μ(1 + φ)). The log-gamma difference is :func:`~.gamma_ratio.log_gamma_ratio` (as
+    φ → 0, the Poisson limit, the size μ/φ grows without bound)."""
     y = _int(y)
     size = mu / phi
     return n * (log_gamma_ratio(y, size) - pt.gammaln(y + 1.0)
@@ -1171,12 +1171,15 @@ FAMILIES: dict[str, GLMFamily] = {
                                    _check_negbin, _negbin_sim, _count_start, _negbin_moment,
                                    dispersion="size", hessian="observed", zero_diverges=True,
                                    deviance=_negbin_dev,
-                                   dispersion_limit=DispersionLimit("above", 1e6,
-                                                                    _POISSON_LIMIT)),
+                                   dispersion_limit=DispersionLimit(
+                                       "above", 1e6, "NB2 size (theta)",
+                                       _over_dispersion_limit("Poisson"))),
     "nbinom1": GLMFamily("nbinom1", ("log",), _nbinom1_logp, _nbinom1_var, _check_negbin,
                          _nbinom1_sim, _count_start, _nbinom1_moment, dispersion="phi",
                          hessian="observed", zero_diverges=True, deviance=_nbinom1_dev,
-                         dispersion_limit=DispersionLimit("below", 1e-6, _POISSON_LIMIT)),
+                         dispersion_limit=DispersionLimit(
+                             "below", 1e-6, "nbinom1 dispersion (phi)",
+                             _over_dispersion_limit("Poisson"))),
     "gamma": GLMFamily("gamma", ("log", "inverse", "identity"), _gamma_logp, _gamma_var,
                        _check_gamma, _gamma_sim, _gamma_start, _gamma_moment, dispersion="cv",
                        hessian="observed", deviance=_gamma_dev, tmb_disp_scale=-2.0),
@@ -1197,17 +1200,16 @@ FAMILIES: dict[str, GLMFamily] = {
                                    dispersion="size", hessian="observed",
                                    truncated_mean=_truncated_negbin_mean,
                                    dispersion_limit=DispersionLimit(
-                                       "above", 1e6, _POISSON_LIMIT.replace(
-                                           "a Poisson", "a truncated Poisson"))),
+                                       "above", 1e6, "NB2 size (theta)",
+                                       _over_dispersion_limit("truncated Poisson"))),
     "betabinomial": GLMFamily("betabinomial", ("logit", "probit", "cloglog"), _betabinomial_logp,
                               _betabinomial_var, _check_binomial, _betabinomial_sim,
                               _binomial_start, _betabinomial_moment, dispersion="precision",
                               hessian="observed", factor_response=_binomial_factor, trials=True,
                               zero_diverges=True,
                               dispersion_limit=DispersionLimit(
-                                  "above", 1e6, "the binomial limit: no over-dispersion beyond "
-                                  "the random effects; the estimate and its standard error are "
-                                  "not meaningful and a binomial model fits as well")),
+                                  "above", 1e6, "beta-binomial precision (phi)",
+                                  _over_dispersion_limit("binomial"))),
     "tweedie": GLMFamily("tweedie", ("log",), _tweedie_logp, _tweedie_var, _check_tweedie,
                          _tweedie_sim, _count_start, _tweedie_moment, dispersion="phi",
                          hessian="observed", zero_diverges=True, shape=TWEEDIE_POWER,

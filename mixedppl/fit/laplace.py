@@ -290,20 +290,36 @@ def escape_shape_plateau(obj, opt, lower: np.ndarray, control: dict, mirror=None
     return opt
 
 
-def warn_dispersion_limit(family, phi: np.ndarray, zprob: np.ndarray | None = None) -> None:
-    """A :class:`~mixedppl.ConvergenceWarning` when the estimated dispersion lies at the
-    family's limit (NB2's size → ∞, nbinom1's φ → 0: the Poisson; betabinomial's precision →
-    ∞: the binomial), where the deviance no longer depends on it: the fit is that simpler
-    model's, and the optimiser stopped somewhere on the plateau
-    (:meth:`~mixedppl.families.glm.GLMFamily.dispersion_at_limit`); likewise when the fitted
-    zero probability ``zprob`` is below 1e-8 on every row (the zero part's coefficients at −∞,
-    :meth:`~mixedppl.families.zi_disp.ZIDispFamily.zero_part_at_limit`)."""
+def fitted_zero_prob(family, phi: np.ndarray, aux: dict,
+                     eta_zi: np.ndarray | None = None) -> np.ndarray | None:
+    """π per fitted row: from the ziformula's linear predictor ``eta_zi`` where the fit has one
+    (random terms in the ziformula), else the family's zero part on the designs ``aux``; None
+    without a zero part."""
+    if not getattr(family, "zi_names", ()):
+        return None
+    if eta_zi is not None:
+        return 1.0 / (1.0 + np.exp(-np.asarray(eta_zi, float)))
+    return family.zero_prob(phi, aux)
+
+
+def limit_notes(family, phi: np.ndarray, zprob: np.ndarray | None = None) -> list[str]:
+    """Sentences for the parameters that ended at a limit where the deviance no longer depends
+    on them: the dispersion (NB2's size → ∞, nbinom1's φ → 0: the Poisson; betabinomial's
+    precision → ∞: the binomial; :meth:`~mixedppl.families.glm.GLMFamily.dispersion_at_limit`)
+    and the zero part (π below 1e-8 on every row: its coefficients at −∞;
+    :meth:`~mixedppl.families.zi_disp.ZIDispFamily.zero_part_at_limit`). The fit warns with
+    them and ``summary()`` lists them."""
     at_limit = getattr(family, "dispersion_at_limit", None)
-    messages = [at_limit(phi) if at_limit is not None else None]
     zero_part = getattr(family, "zero_part_at_limit", None)
-    if zero_part is not None and zprob is not None:
-        messages.append(zero_part(zprob))
-    for message in filter(None, messages):
+    notes = [at_limit(np.asarray(phi, float)) if at_limit is not None else None,
+             zero_part(zprob) if zero_part is not None else None]
+    return [n for n in notes if n]
+
+
+def warn_limits(family, phi: np.ndarray, zprob: np.ndarray | None = None) -> None:
+    """A :class:`~mixedppl.ConvergenceWarning` for each of :func:`limit_notes`: the fit is that
+    simpler model's, and the optimiser stopped somewhere on the plateau."""
+    for message in limit_notes(family, phi, zprob):
         warnings.warn(message[0].upper() + message[1:], ConvergenceWarning, stacklevel=4)
 
 
@@ -384,8 +400,7 @@ def fit_laplace(spec, control: dict | None = None, nAGQ: int = 1) -> LaplaceFit:
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
         est = obj.estimates(x)
     theta, beta, phi = obj.split(x)
-    warn_dispersion_limit(family, phi, family.zero_prob(phi, spec.aux_designs)
-                          if getattr(family, "zi_names", ()) else None)
+    warn_limits(family, phi, fitted_zero_prob(family, phi, spec.aux_designs))
     k = spec.p + obj.n_phi
     try:
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]

@@ -28,7 +28,7 @@ from ..core.exceptions import ModelSpecError
 from ..core.threads import blas_threads_for
 from ..graph.laplace_zire import zire_functions, zire_inputs
 from .laplace import (LaplaceObjective, conditional_effects, escape_shape_plateau, fit_checks,
-                      warn_dispersion_limit)
+                      fitted_zero_prob, warn_limits)
 from .lmm_fit import check_boundary
 from .optimize import difference_hessian, minimize_bounded
 from .records import LaplaceFit
@@ -149,7 +149,7 @@ def fit_laplace_zire(spec, control: dict | None = None, nAGQ: int = 1) -> Laplac
         H = difference_hessian(lambda v: obj(v)[1], x, rel=1e-4)
         est = obj.estimates(x)
     theta, beta, phi = obj.split(x)
-    warn_dispersion_limit(family, phi, 1.0 / (1.0 + np.exp(-np.asarray(est["eta_zi"], float))))
+    warn_limits(family, phi, fitted_zero_prob(family, phi, spec.aux_designs, est["eta_zi"]))
     k = spec.p + obj.n_phi
     try:
         vcov_all = 2 * linalg.inv(H)[-k:, -k:]

@@ -7,6 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from ..fit.laplace import fitted_zero_prob, limit_notes
 from ..fit.records import group_labels
 from .rprint import (abbreviate, cat_fill, format_real, print_coefmat, print_matrix, print_named,
                      strwrap, zapsmall)
@@ -204,19 +205,11 @@ def fit_notes(fit) -> list[str]:
     if shape is not None and len(phi) and shape.at_limit(float(phi[-1])):
         notes.append(f"the {shape.label} is at its limit ({shape.natural(float(phi[-1])):.3g}: "
                      f"{shape.limit})")
-    at_limit = getattr(getattr(fit, "family", None), "dispersion_at_limit", None)
-    if at_limit is not None and len(phi):
-        message = at_limit(np.asarray(phi, float))
-        if message:
-            notes.append(message)
-    zero_part = getattr(getattr(fit, "family", None), "zero_part_at_limit", None)
-    if zero_part is not None and getattr(fit.family, "zi_names", ()):
-        eta_zi = getattr(getattr(fit, "record", None), "eta_zi", None)  # with zi random terms
-        zprob = (1.0 / (1.0 + np.exp(-np.asarray(eta_zi, float))) if eta_zi is not None
-                 else fit.family.zero_prob(fit.phi, fit.spec.aux_designs))
-        message = zero_part(zprob)
-        if message:
-            notes.append(message)
+    family = getattr(fit, "family", None)
+    if family is not None and len(phi):
+        eta_zi = getattr(getattr(fit, "record", None), "eta_zi", None)
+        aux = getattr(getattr(fit, "spec", None), "aux_designs", {})
+        notes += limit_notes(family, phi, fitted_zero_prob(family, phi, aux, eta_zi))
     if not getattr(fit, "converged", True):
         opt = getattr(fit, "opt", None)
         if opt is not None:
