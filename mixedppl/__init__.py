@@ -5,6 +5,10 @@
 >>> print(fit.summary())  # doctest: +SKIP
 """
 
+from .core.lean_import import import_pytensor
+
+import_pytensor()  # before anything imports PyTensor: without scipy.signal (core/lean_import.py)
+
 from . import datasets, families, priors
 from .anova import anova
 from .api import Model, lmer

@@ -4,7 +4,8 @@ against fitted values, normal QQ plots and uniform QQ plots of quantile residual
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+import scipy
+from scipy import special
 
 __all__ = ["caterpillar", "residual_plot", "qq_plot", "quantile_plot"]
 
@@ -131,7 +132,7 @@ def quantile_plot(fit, nsim: int = 250, seed=123, ax=None):
         fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(expected, r, s=8)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
-    ks = stats.kstest(r, "uniform")
+    ks = scipy.stats.kstest(r, "uniform")
     ax.set_title(f"quantile residuals: KS p = {ks.pvalue:.3g}", fontsize=9)
     ax.set_xlabel("expected (uniform) quantiles")
     ax.set_ylabel("observed quantile residuals")

@@ -101,7 +101,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
-from scipy import stats
+import scipy
 from scipy.special import gammaln
 
 from ..core.exceptions import ModelSpecError
@@ -995,12 +995,12 @@ def _truncated_ppf(rng, mu, p0, ppf):
 
 
 def _truncated_poisson_sim(rng, mu, n, disp=None):
-    return _truncated_ppf(rng, mu, np.exp(-mu), lambda u: stats.poisson.ppf(u, mu))
+    return _truncated_ppf(rng, mu, np.exp(-mu), lambda u: scipy.stats.poisson.ppf(u, mu))
 
 
 def _truncated_negbin_sim(rng, mu, n, disp):
     prob = disp / (disp + mu)
-    return _truncated_ppf(rng, mu, prob ** disp, lambda u: stats.nbinom.ppf(u, disp, prob))
+    return _truncated_ppf(rng, mu, prob ** disp, lambda u: scipy.stats.nbinom.ppf(u, disp, prob))
 
 
 def _betabinomial_sim(rng, mu, n, disp):

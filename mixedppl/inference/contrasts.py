@@ -46,7 +46,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+import scipy
+from scipy import special
 
 from ..fit.records import LaplaceFit
 from .emmeans import CellMeans, cell_means, coefficient_basis, estimable, reference_grid
@@ -159,8 +160,8 @@ def _pdunnx(t: np.ndarray, m: int, df: np.ndarray) -> np.ndarray:
     """emmeans' ``.pdunnx``: Tamhane's approximate Dunnett CDF."""
     w = (m - 1) / m
     k = (1 + np.sqrt(1 + 8 * m)) / 2
-    tukey = stats.studentized_range.cdf(np.sqrt(2) * t, k, df)
-    sidak = stats.f.cdf(t ** 2, 1, df) ** m
+    tukey = scipy.stats.studentized_range.cdf(np.sqrt(2) * t, k, df)
+    sidak = special.fdtr(1, df, t ** 2) ** m
     return w * tukey + (1 - w) * sidak
 
 
@@ -202,7 +203,7 @@ def adjust_pvalues(ratio: np.ndarray, df: np.ndarray, adjust: str, n_means: int,
         out[order] = scaled
         return out, adjust
     if adjust == "tukey":
-        return stats.studentized_range.sf(np.sqrt(2) * ratio, n_means, df), adjust
+        return scipy.stats.studentized_range.sf(np.sqrt(2) * ratio, n_means, df), adjust
     return 1 - _pdunnx(ratio, m, df), adjust
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from ..core.progress import progress_bar
 from ..fit.cox import CoxmeFit, CoxmeObjective
@@ -154,7 +154,7 @@ class VarparProfile:
     def interval(self, k: int, level: float = 0.95, se: np.ndarray | None = None
                  ) -> tuple[float, float]:
         """(lower, upper) of ψ_k; an end past the bound is the bound (an SD's lower end 0)."""
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        z = float(special.ndtri(0.5 + level / 2))
         hat = float(self.psi_hat[k])
         zeta = self.zeta_fn(k)
         s = None if se is None else float(se[k])
@@ -269,7 +269,7 @@ def profile_beta_interval(record: CoxmeFit, j: int, level: float = 0.95,
     if record.objective is None or record.fixed_variance:
         raise ValueError("the profile of β needs a fit whose variances were estimated")
     f_hat = -record.loglik_integrated
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(special.ndtri(0.5 + level / 2))
     b_hat = float(record.beta[j])
     se = float(np.sqrt(record.vcov_beta[j, j]))
     profile = _BetaProfile(record, j)

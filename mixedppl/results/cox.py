@@ -21,7 +21,7 @@ import html
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..fit.cox import CoxmeFit
 from ..fit.records import group_labels
@@ -75,7 +75,7 @@ class CoxmeResult:
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided Wald p-values, 1 − P(χ²₁ < z²) as coxme prints them."""
-        return pd.Series(stats.chi2.sf(self.zvalues.to_numpy() ** 2, 1),
+        return pd.Series(special.chdtrc(1, self.zvalues.to_numpy() ** 2),
                          index=self.spec.fe_names, name="p")
 
     def hazard_ratios(self, level: float = 0.95) -> pd.DataFrame:
@@ -89,7 +89,7 @@ class CoxmeResult:
         >>> fit.hazard_ratios().round(3).loc["sex"].tolist()
         [0.258, 0.114, 0.584]
         """
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = special.ndtri(0.5 + level / 2)
         b, se = self.fe_params, self.fe_bse
         pct = [f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"]
         return pd.DataFrame({"exp(coef)": np.exp(b), pct[0]: np.exp(b - z * se),
@@ -270,7 +270,7 @@ class CoxmeResult:
         """
         if method not in ("Wald", "wald", "profile"):
             raise ValueError(f"method must be 'Wald' or 'profile', got {method!r}")
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = special.ndtri(0.5 + level / 2)
         b, se = self.fe_params, self.fe_bse
         cols = [f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"]
         if method != "profile":

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from .rprint import format_real, print_matrix
 
@@ -151,7 +151,7 @@ class CoxmePrint:
         tests = []
         for chi, df in ((2 * (ll[1] - ll[0]), float(self.df[0])),
                         (2 * (ll[2] - ll[0]), float(self.df[1]))):
-            tests.append([round(chi, 2), round(df, 2), _signif(1 - stats.chi2.cdf(chi, df), 5),
+            tests.append([round(chi, 2), round(df, 2), _signif(1 - special.chdtr(df, chi), 5),
                           round(chi - 2 * df, 2), round(chi - np.log(self.n_events) * df, 2)])
         out += _numeric_matrix(tests, ["Integrated loglik", " Penalized loglik"],
                                ["Chisq", "df", "p", "AIC", "BIC"]).splitlines()
@@ -160,7 +160,7 @@ class CoxmePrint:
             b, se = np.asarray(self.beta, float), np.asarray(self.se, float)
             z = b / se
             table = np.column_stack([b, np.exp(b), se, np.round(z, 2),
-                                     [_signif(1 - stats.chi2.cdf(v ** 2, 1), 2) for v in z]])
+                                     [_signif(1 - special.chdtr(1, v ** 2), 2) for v in z]])
             out += ["Fixed coefficients",
                     *_numeric_matrix(table, list(self.fe_names),
                                      ["coef", "exp(coef)", "se(coef)", "z", "p"]).splitlines()]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from types import SimpleNamespace
 
@@ -78,7 +78,7 @@ def part_table(fit, part: str) -> pd.DataFrame | None:
     est, se = got
     z = est / se
     return pd.DataFrame({"Estimate": est.to_numpy(), "Std. Error": se.to_numpy(),
-                         "z value": z.to_numpy(), "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
+                         "z value": z.to_numpy(), "Pr(>|z|)": 2 * special.ndtr(-np.abs(z))},
                         index=est.index)
 
 
@@ -223,7 +223,7 @@ def part_tidy_rows(fit, conf_int: bool, conf_level: float) -> pd.DataFrame:
     [['zi', '(Intercept)'], ['zi', 'minedno']]
     """
     rows = []
-    q = stats.norm.ppf(0.5 + conf_level / 2)
+    q = special.ndtri(0.5 + conf_level / 2)
     for part in ("zi", "disp"):
         table = part_table(fit, part)
         if table is None:
