@@ -315,6 +315,13 @@ class GLMFamily:
     dispersion_limit : DispersionLimit or None
         Where φ reaches a simpler family (a fit there gets a ConvergenceWarning and a
         ``summary()`` note).
+    logp_logs : callable or None
+        ``logp_logs(y, log_mu, log1m_mu, n)``: ``logp`` from :math:`\\log\\mu` and
+        :math:`\\log(1 - \\mu)`, for a family without dispersion whose density depends on μ only
+        through them (the binomial). :meth:`loglik` uses it with a link that writes both in η
+        (:attr:`~.links.Link.log_linkinv`, logit): through μ = σ(η) the derivative
+        :math:`\\frac{n - y}{1 - \\mu}\\,\\mu(1 - \\mu)` is 0/0 once μ rounds to 1 (η > 37) unless
+        PyTensor's rewrites cancel it, which the NumPy tier's rewrites do not.
     """
 
     name: str
@@ -336,6 +343,7 @@ class GLMFamily:
     truncated_mean: Callable | None = None
     shape: "ShapeParam | None" = None
     dispersion_limit: DispersionLimit | None = None
+    logp_logs: Callable | None = None
 
     #: The GLMM Laplace fit (:func:`mixedppl.glmer`), with lme4's ``allow.n = TRUE``.
     fit_kind = "glmer"
@@ -501,6 +509,9 @@ class GLMFamily:
     # -- likelihood --------------------------------------------------------------------------
     def loglik(self, y, eta, n, phi, link):
         """Elementwise log p(y | η, φ) as a PyTensor expression (φ on the log scale)."""
+        if self.logp_logs is not None and link.log_linkinv is not None:
+            # log μ and log(1 − μ) written in η: finite η-derivatives where μ rounds to 0 or 1
+            return self.logp_logs(y, link.log_linkinv(eta), link.log1m_linkinv(eta), n)
         disp = None if self.dispersion is None else pt.exp(phi[0])
         if self.shape is not None:
             return self.logp(y, link.linkinv(eta), n, disp, self.shape.natural_pt(phi[-1]))
@@ -650,9 +661,14 @@ def _x_times_log(x, log_y):
 def _binomial_logp(y, mu, n, disp=None):
     r""":math:`\log\binom{n}{y} + y\log\mu + (n - y)\log(1 - \mu)` (``pm.Binomial``'s
     ``logp``)."""
+    return _binomial_logp_logs(y, pt.log(mu), pt.log(1.0 - mu), n)
+
+
+def _binomial_logp_logs(y, log_mu, log1m_mu, n):
+    r"""The binomial log-density from :math:`\log\mu` and :math:`\log(1 - \mu)`."""
     y, n = _int(y), _int(n)
     return (pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
-            + _x_times_log(y, pt.log(mu)) + _x_times_log(n - y, pt.log(1.0 - mu)))
+            + _x_times_log(y, log_mu) + _x_times_log(n - y, log1m_mu))
 
 
 def _poisson_logp(y, mu, n, disp=None):
@@ -1163,7 +1179,8 @@ FAMILIES: dict[str, GLMFamily] = {
     "binomial": GLMFamily("binomial", ("logit", "probit", "cloglog", "cauchit"), _binomial_logp,
                           _binomial_var, _check_binomial, _binomial_sim, _binomial_start,
                           factor_response=_binomial_factor, trials=True, zero_diverges=True,
-                          latent=_binomial_latent, deviance=_binomial_dev),
+                          latent=_binomial_latent, deviance=_binomial_dev,
+                          logp_logs=_binomial_logp_logs),
     "poisson": GLMFamily("poisson", ("log", "sqrt", "identity"), _poisson_logp, _poisson_var,
                          _check_poisson, _poisson_sim, _count_start, zero_diverges=True,
                          deviance=_poisson_dev),

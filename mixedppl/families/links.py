@@ -58,6 +58,11 @@ class Link:
         :math:`\\eta \\mapsto \\mu` and :math:`\\mu \\mapsto \\eta` on NumPy arrays.
     unit_interval : bool
         Whether :math:`\\mu` lies in (0, 1) (a CDF); else in (0, ∞).
+    log_linkinv, log1m_linkinv : callable or None
+        :math:`\\eta \\mapsto \\log\\mu` and :math:`\\eta \\mapsto \\log(1 - \\mu)` written in η
+        (logit: :math:`-\\operatorname{softplus}(\\mp\\eta)`), for the families that use them
+        (:attr:`~.glm.GLMFamily.logp_logs`): their η-derivatives are then finite where μ
+        rounds to 0 or 1; through μ they are 0/0 there (the binomial's dℓ/dη at η > 37).
     """
 
     name: str
@@ -65,6 +70,8 @@ class Link:
     linkinv_np: Callable
     link_np: Callable
     unit_interval: bool = False
+    log_linkinv: Callable | None = None
+    log1m_linkinv: Callable | None = None
 
 
 def _identity(x):
@@ -115,12 +122,23 @@ def _cauchit_inv_np(e):
     return 0.5 + np.arctan(e) / np.pi
 
 
+def _log_expit(e):
+    """log σ(η) = −softplus(−η)."""
+    return -pt.softplus(-e)
+
+
+def _log1m_expit(e):
+    """log(1 − σ(η)) = −softplus(η)."""
+    return -pt.softplus(e)
+
+
 def _cauchit_np(m):
     return np.tan(np.pi * (m - 0.5))
 
 
 LINKS: dict[str, Link] = {
-    "logit": Link("logit", pt.sigmoid, special.expit, special.logit, True),
+    "logit": Link("logit", pt.sigmoid, special.expit, special.logit, True,
+                  log_linkinv=_log_expit, log1m_linkinv=_log1m_expit),
     "probit": Link("probit", _probit_inv, special.ndtr, special.ndtri, True),
     "cloglog": Link("cloglog", _cloglog_inv, _cloglog_inv_np, _cloglog_np, True),
     "log": Link("log", pt.exp, np.exp, np.log),
