@@ -5,7 +5,10 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from scipy.special import expit
 
+from mixedppl.core import compile as C
+from mixedppl.families.glm import FAMILIES
 from mixedppl.families.links import LINKS
 
 _ETA = {"sqrt": np.linspace(0.1, 5, 50), "inverse": np.linspace(0.05, 3, 50),
@@ -47,11 +50,6 @@ def test_binomial_logit_eta_derivatives_are_the_closed_forms_out_to_eta_700():
     was (n − y)/(1 − μ)·μ(1 − μ) = 0/0 = NaN once μ rounds to 1 (η > 37: the fixed effects of a
     separated fit go there); written in η (``Link.log_linkinv``) the derivatives are
     y − nσ(η), −nσ(1 − σ), −nσ(1 − σ)(1 − 2σ) everywhere."""
-    from scipy.special import expit
-
-    from mixedppl.core import compile as C
-    from mixedppl.families.glm import FAMILIES
-
     family, link = FAMILIES["binomial"], LINKS["logit"]
     rng = np.random.default_rng(2)
     eta = np.concatenate([np.linspace(-700, 700, 141), rng.uniform(-60, 60, 60)])
