@@ -11,7 +11,10 @@ Two tiers (``mixedppl.config.tier`` / env ``MIXEDPPL_TIER``: ``"auto"``, ``"nump
   fusion), then every node runs its NumPy implementation, elementwise ops as direct ufunc calls
   (:func:`_ufunc_thunk`). Ready in ~1 s, needs no C compiler, never touches PyTensor's module
   cache (so a compile dir holding thousands of modules costs nothing). sleepstudy: 0.3 ms per
-  deviance evaluation, as fast as C; small GLMMs ~3–4× slower per evaluation than C;
+  deviance evaluation, as fast as C; small GLMMs ~5–10× slower per evaluation than C. A key's
+  NumPy tier may be a Python composition of other keys' functions (``numpy_build``: the Laplace
+  functions of :mod:`mixedppl.graph.laplace_split`, whose graphs serve many families and
+  structures);
 - the **C tier**: C thunks for the elementwise loops and reductions (:class:`_SelectiveCVM`,
   ``config.c_thunks = "loops"``; ``"all"``: every node), or for every node for the small,
   often-called GLMM / CLMM functions (``kind="fast_run_c"``). Each new C module costs ~0.5–1 s
@@ -636,7 +639,7 @@ def _mode(kind: str, tier: str = "c") -> Mode:
     if kind == "fast_compile":
         return Mode(linker=_NumpyVM(use_cloop=True),
                     optimizer="fast_compile").excluding(*numpy_excluded)
-    if tier == "numpy" or config.c_thunks == "none":
+    if tier == "numpy" or config.c_thunks == "none" or kind == "fast_run_numpy":
         return Mode(linker=_NumpyVM(use_cloop=True),
                     optimizer="fast_run").excluding(*numpy_excluded)
     linker = config.linker
@@ -680,6 +683,8 @@ def _tier_for(kind: str) -> str:
     ``c_thunks = "none"``, every function use the NumPy tier; the other linkers (numba) have
     no NumPy tier.
     """
+    if kind == "fast_run_numpy":
+        return "numpy"
     if config.linker != "cvm":
         return "c"
     if kind == "fast_compile" or config.c_thunks == "none" or not _has_compiler():
@@ -688,7 +693,8 @@ def _tier_for(kind: str) -> str:
 
 
 def _full_key(key: Hashable, kind: str, tier: str, kwargs: dict) -> tuple:
-    policy = "none" if tier == "numpy" or kind == "fast_compile" else config.c_thunks
+    policy = "none" if tier == "numpy" or kind in ("fast_compile", "fast_run_numpy") \
+        else config.c_thunks
     return (key, kind, config.linker if tier == "c" else "cvm", policy,
             tuple(sorted(kwargs.items())))
 
@@ -871,12 +877,18 @@ def wait_for_background(timeout: float | None = None) -> bool:
 
 
 def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = "fast_run",
-             **kwargs) -> Callable:
+             numpy_build: Callable[[], Callable] | None = None, **kwargs) -> Callable:
     """Return the compiled function for ``key``, building it with ``build()`` on first use.
 
     ``build`` returns ``(inputs, outputs)``; ``kind`` is ``"fast_run"`` (fitting functions),
-    ``"fast_run_c"`` (small functions called very often) or ``"fast_compile"`` (one-off
-    evaluations, NumPy thunks only).
+    ``"fast_run_c"`` (small functions called very often), ``"fast_compile"`` (one-off
+    evaluations, NumPy thunks only) or ``"fast_run_numpy"`` (the NumPy tier's rewrites and
+    thunks, never a C tier: the parts of a composed NumPy-tier function).
+
+    ``numpy_build``, when given, returns this key's NumPy tier as a Python callable composed of
+    other compiled functions (the Laplace functions of
+    :mod:`mixedppl.graph.laplace_split`, whose parts serve many keys); ``build`` is then
+    compiled for the C tier only.
 
     Two tiers (see ``docs/compile.md``): the *NumPy tier* compiles nothing to C and is ready
     after PyTensor's graph rewrites (~1 s); the *C tier* (C loops, or C everywhere for
@@ -901,7 +913,11 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
         full_key = _full_key(key, kind, tier, kwargs)
         with _LOCK:
             fn = _CACHE.get(full_key)
-        return fn if fn is not None else _build_and_compile(full_key, build, kind, tier, kwargs)
+        if fn is not None:
+            return fn
+        if tier == "numpy" and numpy_build is not None:
+            return _compose(full_key, numpy_build)
+        return _build_and_compile(full_key, build, kind, tier, kwargs)
     key_c = _full_key(key, kind, "c", kwargs)
     key_np = _full_key(key, kind, "numpy", kwargs)
     with _LOCK:
@@ -909,11 +925,21 @@ def compiled(key: Hashable, build: Callable[[], tuple[list, list]], kind: str = 
         _LOOKUPS[key_c] = _LOOKUPS.get(key_c, 0) + 1
         wanted = key_c not in _CACHE and _LOOKUPS[key_c] >= 2
     if fn is None:
-        fn = _build_and_compile(key_np, build, kind, "numpy", kwargs)
+        fn = (_compose(key_np, numpy_build) if numpy_build is not None
+              else _build_and_compile(key_np, build, kind, "numpy", kwargs))
         path = _disk_path(key_c)
         wanted = wanted or (path is not None and path.exists())
     if wanted:
         _BACKGROUND.submit(key_c, build, kind, kwargs)
+    return fn
+
+
+def _compose(full_key, numpy_build: Callable[[], Callable]) -> Callable:
+    """The NumPy tier of ``full_key`` composed by ``numpy_build`` (its parts are compiled, and
+    kept on disk, under their own keys), kept in memory."""
+    fn = numpy_build()
+    with _LOCK:
+        _CACHE[full_key] = fn
     return fn
 
 

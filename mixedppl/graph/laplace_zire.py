@@ -51,7 +51,7 @@ from pytensor.gradient import disconnected_grad
 
 from ..core.compile import compiled
 from ..spec.reterm import lower_triangle_pairs
-from .laplace import _logdet
+from .laplace_blocks import logdet_first_order
 from .relative_factor import factor_values
 
 __all__ = ["zire_functions", "zire_inputs"]
@@ -95,7 +95,7 @@ def _pieces(s: dict, family, link) -> dict:
     A = pt.eye(q) + M.T @ WM
     g = -2.0 * ll.sum() + u @ u
     g_u = -2.0 * (M.T @ pt.concatenate([d_c, d_z])) + 2.0 * u
-    ldL2 = _logdet(A)
+    ldL2 = logdet_first_order(A)
     return dict(eta=eta, eta_zi=eta_zi, mu=link.linkinv(eta), ll=ll, g=g, g_u=g_u, A=A,
                 ldL2=ldL2, G=g + ldL2)
 

@@ -133,13 +133,16 @@ def test_new_structures_compile_nothing(fresh):
     first = "y ~ x + (1 | g1) + (1 + x | g2) + (1 | g3)"
     others = ["y ~ 1 + (1 | g1) + (0 + x | g2)", "y ~ x + (1 | g2) + (1 | g3)",
               "y ~ x + (1 | g1) + (1 + x | g3)"]
-    assert _compiles(first, data) == 3                # inner, outer, estimates
+    # the NumPy tier's parts (graph/laplace_split.py): η, the family graph, inner, outer,
+    # estimates
+    assert _compiles(first, data) == 5
     for formula in others:
         assert _key(formula, data) == _key(first, data)
         assert _compiles(formula, data) == 0, formula
     other_data = _data(8, n=50)
     assert _key("y ~ x + (1 | g2) + (1 | g1)", other_data) == _key(first, data)
     assert _compiles("y ~ x + (1 | g2) + (1 | g1)", other_data) == 0
-    # a vector first term is the other variant of the key: one more set, then shared again
-    assert _compiles("y ~ x + (1 + x | g1)", data) == 3
+    # a vector first term is the other variant of the key: one more set of structure graphs
+    # (η, inner, outer, estimates; the family graph is shared), then shared again
+    assert _compiles("y ~ x + (1 + x | g1)", data) == 4
     assert _compiles("y ~ 1 + (1 + x | g3)", data) == 0
