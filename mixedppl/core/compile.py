@@ -271,7 +271,8 @@ def _prune(folder: Path) -> None:
     for f in folder.glob("*"):
         try:
             age = now - f.stat().st_mtime
-            if (f.suffix == ".pkl" and age > _MAX_AGE_S) or (f.suffix == ".tmp" and age > 3600):
+            if (f.suffix == ".pkl" and age > _MAX_AGE_S) or \
+                    (f.suffix in (".tmp", ".lock") and age > 3600):
                 f.unlink()
         except OSError:
             pass
@@ -801,21 +802,98 @@ def _drop_shape_feature(fn) -> None:
         fgraph.remove_feature(feature)
 
 
+#: How long a process waits for another one that is compiling the same key (its lock file)
+#: before compiling the key itself; a lock whose process is gone, or older than
+#: ``_LOCK_STALE_S``, is not waited for.
+_LOCK_WAIT_S = 120.0
+_LOCK_STALE_S = 600.0
+
+
+def _claim(path: Path) -> bool | None:
+    """Create ``path``'s lock file (True), or None when another process holds it; False when no
+    lock can be made here (the key is then compiled without one)."""
+    try:
+        fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return None
+    except OSError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    return True
+
+
+def _stale(lock: Path) -> bool:
+    """Whether a lock file is not worth waiting for: its process has exited, it is older than
+    ``_LOCK_STALE_S``, or it has been unreadable for a few seconds."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+        text = lock.read_text().strip()
+    except FileNotFoundError:
+        return False                                   # released: the entry is there now
+    except OSError:
+        return True
+    if age > _LOCK_STALE_S:
+        return True
+    if not text.isdigit():
+        return age > 5.0
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:                                    # exists, another user's: keep waiting
+        pass
+    return False
+
+
+def _compile(full_key, build, kind: str, tier: str, kwargs: dict):
+    with _CompileNotice(full_key[0], tier), _no_traces():
+        inputs, outputs = build()
+        fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier),
+                               on_unused_input="ignore", **kwargs)
+        _drop_shape_feature(fn)
+    cache_stats["compiled"] += 1
+    cache_stats["compiled_" + tier] += 1
+    return fn
+
+
 def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
-    """Look ``full_key`` up on disk, else build, compile and save it; keep it in memory."""
+    """Look ``full_key`` up on disk, else build, compile and save it; keep it in memory.
+
+    Processes sharing a cache folder compile each key once: the first takes the key's lock
+    file (``<digest>.lock``, created exclusively) and writes the entry; the others wait for the
+    entry (polling, no CPU) and load it — four new structures fitted at once had each compiled
+    the shared structure graphs of :mod:`mixedppl.graph.laplace_split`. A lock whose process
+    is gone or that is older than 10 minutes is ignored, and nobody waits more than
+    ``_LOCK_WAIT_S`` (then it compiles the key itself)."""
     configure_pytensor()
     path = _disk_path(full_key)
     text = _key_text(full_key) if path is not None else None
     fn = _load(path, text)
+    if fn is None and path is not None:
+        deadline, waited = time.monotonic() + _LOCK_WAIT_S, False
+        while fn is None:
+            claimed = _claim(path)
+            if claimed is None and time.monotonic() < deadline:
+                if _stale(path.with_suffix(".lock")):  # its process is gone: take it over
+                    with contextlib.suppress(OSError):
+                        path.with_suffix(".lock").unlink()
+                else:
+                    time.sleep(0.05)
+                fn, waited = _load(path, text), True
+                continue
+            try:
+                if waited:                             # written just before the lock went
+                    fn = _load(path, text)
+                if fn is None:
+                    fn = _compile(full_key, build, kind, tier, kwargs)
+                    _save(path, fn, text)
+            finally:
+                if claimed:
+                    with contextlib.suppress(OSError):
+                        path.with_suffix(".lock").unlink()
     if fn is None:
-        with _CompileNotice(full_key[0], tier), _no_traces():
-            inputs, outputs = build()
-            fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier),
-                                   on_unused_input="ignore", **kwargs)
-            _drop_shape_feature(fn)
-        cache_stats["compiled"] += 1
-        cache_stats["compiled_" + tier] += 1
-        _save(path, fn, text)
+        fn = _compile(full_key, build, kind, tier, kwargs)
     with _LOCK:
         _CACHE[full_key] = fn
     return fn

@@ -7,10 +7,11 @@ graphs that each cover many models (docs/compile.md, "Sixth pass"):
 
 * ``eta`` — η = Xβ + offset + ZΛu — and the **structure graphs** ``inner``, ``outer``,
   ``estimates``, which see the family only through per-row arrays: ℓ_i = log p(y_i | η_i, φ), its
-  η-derivatives ℓ′, h = −ℓ″, h′ = ∂h/∂η and, for the IRLS weights of ``hessian="fisher"``
-  families, w and w′. They are compiled once per ``(r_mode, ℓ₁ = 1, hessian)`` for every family
-  and link; a one-term model uses the ``"dense"`` layout with an empty second block (q_R = 0),
-  so adding a second term reuses the one-term graph;
+  η-derivatives ℓ′ and h = −ℓ″, and the weights w of log|L|² with w′ = ∂w/∂η (w = h for the
+  ``hessian="observed"`` families, the IRLS weights for ``"fisher"``). They are compiled once
+  per ``(r_mode, ℓ₁ = 1)`` for every family and link; a one-term model uses the ``"dense"``
+  layout with an empty second block (q_R = 0), so adding a second term reuses the one-term
+  graph;
 * the **family graph**: those per-row arrays, μ, and the φ-gradient of
   Σ_i a_ℓ,i ℓ_i + a_1,i ℓ′_i + a_h,i h_i + a_w,i w_i for given adjoints a (zero when only the
   arrays are wanted), elementwise in η and compiled once per (family, link): a small graph
@@ -23,7 +24,8 @@ Laplace outer gradient only ever needs first derivatives of G = g + log|L|² and
 (v held constant, :func:`mixedppl.graph.laplace._build_outer`), so the composed gradient is the
 fused one, term by term; the φ part is the chain rule through the adjoints,
 ``∂D/∂φ = Σ_i (∂D/∂q_i)(∂q_i/∂φ)``. Only rounding differs (tests/graph/
-test_laplace_split.py compares both on every family).
+test_laplace_split.py: equal to 1e-10 on four families, and the gradient against central
+differences of D on every family and link).
 
 References
 ----------
@@ -90,49 +92,48 @@ def _family_inputs(s: dict) -> list:
 
 
 def _family_arrays(s: dict, family, link) -> dict:
-    """ℓ, ℓ′, h = −ℓ″, h′ and (``hessian="fisher"``) w, w′, all per row."""
+    """ℓ, ℓ′, h = −ℓ″, and the weights w of log|L|² with w′ = ∂w/∂η, all per row: w = h for
+    ``hessian="observed"`` families (TMB, ordinal), the IRLS weights for ``"fisher"`` (lme4).
+    A family with ``eta_derivatives`` (the cumulative link family) gives ℓ … ℓ‴ written out;
+    the others are differentiated by PyTensor."""
     eta = s["eta"]
-    ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link, **s["aux"])
-    d1 = merged_grad(ll.sum(), eta)
-    h = -merged_grad(d1.sum(), eta)
-    out = dict(ll=ll, d1=d1, h=h)
-    if family.hessian == "fisher":
-        w = family.fisher_weights(eta, s["ntr"], s["phi"], link)
-        out.update(w=w, w_eta=merged_grad(w.sum(), eta))
+    if hasattr(family, "eta_derivatives"):             # written out by the family
+        ll, d1, d2, d3 = family.eta_derivatives(s["y"], eta, s["ntr"], s["phi"], link,
+                                                **s["aux"])
+        h = -d2
+        if family.hessian != "fisher":
+            return dict(ll=ll, d1=d1, h=h, w=h, w_eta=-d3)
     else:
-        out["h_eta"] = merged_grad(h.sum(), eta)
-    return out
+        ll = family.loglik(s["y"], eta, s["ntr"], s["phi"], link, **s["aux"])
+        d1 = merged_grad(ll.sum(), eta)
+        h = -merged_grad(d1.sum(), eta)
+    w = family.fisher_weights(eta, s["ntr"], s["phi"], link) if family.hessian == "fisher" else h
+    return dict(ll=ll, d1=d1, h=h, w=w, w_eta=merged_grad(w.sum(), eta))
 
 
-def _array_names(hessian: str) -> tuple[str, ...]:
-    """The family arrays a structure graph takes, in order."""
-    return ("ll", "d1", "h", "w", "w_eta") if hessian == "fisher" else ("ll", "d1", "h", "h_eta")
-
-
-def _adjoint_names(hessian: str) -> tuple[str, ...]:
-    """The family arrays whose adjoints the φ chain rule takes (h′ and w′ enter linearly)."""
-    return ("ll", "d1", "h", "w") if hessian == "fisher" else ("ll", "d1", "h")
+#: The family arrays every structure graph takes, in order, and those with adjoints (w′ enters
+#: the structure graphs linearly and has none).
+ARRAYS = ("ll", "d1", "h", "w", "w_eta")
+ADJOINTS = ("ll", "d1", "h", "w")
 
 
 def _build_family(family, link):
-    """The family arrays (:func:`_array_names`), μ, and ∂/∂φ Σ_i Σ_q a_q,i q_i for adjoints a
-    of :func:`_adjoint_names`: one graph, called with a = 0 for the arrays alone (the φ part
-    shares its subexpressions, so one graph costs about what the gradient alone would)."""
+    """The family arrays (:data:`ARRAYS`), μ, and ∂/∂φ Σ_i Σ_q a_q,i q_i for the adjoints a of
+    :data:`ADJOINTS`: one graph, called with a = 0 for the arrays alone (the φ part shares its
+    subexpressions, so one graph costs about what the gradient alone would)."""
     s = _family_symbols(family)
     a = _family_arrays(s, family, link)
-    names = _adjoint_names(family.hessian)
-    adj = [pt.dvector("a_" + k) for k in names]
-    total = sum((pt.sum(ai * a[k]) for ai, k in zip(adj, names)), start=pt.constant(0.0))
+    adj = [pt.dvector("a_" + k) for k in ADJOINTS]
+    total = sum((pt.sum(ai * a[k]) for ai, k in zip(adj, ADJOINTS)), start=pt.constant(0.0))
     phi_grad = merged_grad(total, s["phi"], disconnected_inputs="ignore")
-    return _family_inputs(s) + adj, [*(a[k] for k in _array_names(family.hessian)),
-                                     link.linkinv(s["eta"]), phi_grad]
+    return _family_inputs(s) + adj, [*(a[k] for k in ARRAYS), link.linkinv(s["eta"]), phi_grad]
 
 
 # -- structure graphs ------------------------------------------------------------------------
 
-def _structure_symbols(mode: str, ell1_scalar: bool, hessian: str) -> dict:
+def _structure_symbols(mode: str, ell1_scalar: bool) -> dict:
     s = symbols(mode, ell1_scalar)
-    s["fam"] = {k: pt.dvector(k) for k in _array_names(hessian)}
+    s["fam"] = {k: pt.dvector(k) for k in ARRAYS}
     return s
 
 
@@ -140,28 +141,22 @@ def _structure_inputs(s: dict) -> list:
     return [s["u"], s["theta"], s["beta"], *(s[n] for n in input_names(s["r_mode"]))]
 
 
-def _linearised(s: dict, D: SparseZL, hessian: str) -> tuple:
-    """η and the family arrays as functions of η to first order (module docstring)."""
+def _structure_pieces(s: dict) -> dict:
+    """g, ∂g/∂u, the blocked A = ΛᵀZᵀWZΛ + I and G = g + log|A| with the family arrays
+    linearised about η (module docstring)."""
+    D = SparseZL(s)
+    f = s["fam"]
     eta = s["X"] @ s["beta"] + s["offset"] + D.times(s["u"])
     delta = eta - disconnected_grad(eta)
-    f = s["fam"]
     ll = f["ll"] + f["d1"] * delta
     d1 = f["d1"] - f["h"] * delta
-    if hessian == "fisher":
-        return eta, ll, d1, f["h"], f["w"] + f["w_eta"] * delta
-    h = f["h"] + f["h_eta"] * delta
-    return eta, ll, d1, h, h
-
-
-def _structure_pieces(s: dict, hessian: str) -> dict:
-    D = SparseZL(s)
-    eta, ll, d1, h, w = _linearised(s, D, hessian)
+    w = f["w"] + f["w_eta"] * delta
     u = s["u"]
     g = -2.0 * ll.sum() + u @ u
     g_u = -2.0 * D.t_times(d1) + 2.0 * u
     A = Blocked(s, D, w)
     ldL2 = A.logdet()
-    return dict(D=D, eta=eta, g=g, g_u=g_u, h=h, A=A, ldL2=ldL2, G=g + ldL2)
+    return dict(D=D, eta=eta, g=g, g_u=g_u, A=A, ldL2=ldL2, G=g + ldL2)
 
 
 def _build_eta(mode: str, ell1_scalar: bool):
@@ -182,25 +177,25 @@ def _build_structure_inner(mode: str, ell1_scalar: bool):
     return [s["lam"], *_structure_inputs(s), ll, d1, h], [g, g_u, step]
 
 
-def _build_structure_outer(mode: str, ell1_scalar: bool, hessian: str):
-    """D, ∂D/∂θ, ∂D/∂β and the adjoints of ℓ, ℓ′, h (, w) for the φ chain rule."""
-    s = _structure_symbols(mode, ell1_scalar, hessian)
-    p = _structure_pieces(s, hessian)
+def _build_structure_outer(mode: str, ell1_scalar: bool):
+    """D, ∂D/∂θ, ∂D/∂β and the adjoints of ℓ, ℓ′, h, w for the φ chain rule. The implicit-
+    function term's Newton matrix is built from h (for ``hessian="observed"`` families w = h, so
+    it is A again: one graph serves both kinds, at the price of that second block build)."""
+    s = _structure_symbols(mode, ell1_scalar)
+    p = _structure_pieces(s)
     D = p["G"]
     D_u = merged_grad(D, s["u"])
-    newton = p["A"] if hessian != "fisher" else Blocked(s, p["D"], p["h"])
-    v = disconnected_grad(newton.solve(D_u) / 2.0)
+    v = disconnected_grad(Blocked(s, p["D"], s["fam"]["h"]).solve(D_u) / 2.0)
     obj = D - v @ p["g_u"]
     f = s["fam"]
-    adj_names = _adjoint_names(hessian)
-    grads = merged_grad(obj, [s["theta"], s["beta"], *(f[k] for k in adj_names)],
+    grads = merged_grad(obj, [s["theta"], s["beta"], *(f[k] for k in ADJOINTS)],
                         disconnected_inputs="ignore")
     return _structure_inputs(s) + list(f.values()), [D, *grads]
 
 
-def _build_structure_estimates(mode: str, ell1_scalar: bool, hessian: str):
-    s = _structure_symbols(mode, ell1_scalar, hessian)
-    p = _structure_pieces(s, hessian)
+def _build_structure_estimates(mode: str, ell1_scalar: bool):
+    s = _structure_symbols(mode, ell1_scalar)
+    p = _structure_pieces(s)
     return _structure_inputs(s) + list(s["fam"].values()), [
         p["G"], p["g"], p["ldL2"], p["eta"], p["A"].dense()]
 
@@ -212,8 +207,7 @@ class _Parts:
 
     def __init__(self, family, link, structure: LaplaceStructure):
         mode, scalar = generic_mode(structure), structure.ell1 == 1
-        hess = family.hessian
-        self.family, self.hessian = family, hess
+        self.family = family
         self.n_struct = len(input_names(structure.r_mode))
         self.padding = _padding(structure.r_mode)
         self.n_aux = len(aux_names(family))
@@ -223,7 +217,6 @@ class _Parts:
                                      kind=_KIND))
         self.family_fn = _trusted(compiled(fkey, lambda: _build_family(family, link),
                                            kind=_KIND))
-        self.n_adjoints = len(_adjoint_names(hess))
         self.skey, self.mode, self.scalar = skey, mode, scalar
 
     def split(self, data: tuple) -> tuple[list, list]:
@@ -237,7 +230,7 @@ class _Parts:
         (eta,) = self.eta(u, theta, beta, *sdata)
         fin = [sdata[0], eta, sdata[1], phi, *aux]
         zero = np.zeros(len(eta))
-        *arrays, mu, _ = self.family_fn(*fin, *([zero] * self.n_adjoints))
+        *arrays, mu, _ = self.family_fn(*fin, *([zero] * len(ADJOINTS)))
         return sdata, fin, arrays, mu
 
 
@@ -260,11 +253,11 @@ def split_functions(family, link, structure: LaplaceStructure) -> dict:
     ((4,), (0,))
     """
     parts = _Parts(family, link, structure)
-    mode, scalar, hess = parts.mode, parts.scalar, parts.hessian
+    mode, scalar = parts.mode, parts.scalar
     s_inner = _trusted(compiled(parts.skey + ("inner",),
                                 lambda: _build_structure_inner(mode, scalar), kind=_KIND))
-    s_outer = _trusted(compiled(parts.skey + ("outer", hess),
-                                lambda: _build_structure_outer(mode, scalar, hess), kind=_KIND))
+    s_outer = _trusted(compiled(parts.skey + ("outer",),
+                                lambda: _build_structure_outer(mode, scalar), kind=_KIND))
     n_phi = int(family.n_phi)
 
     def inner(lam, u, theta, beta, phi, *data):
@@ -301,9 +294,9 @@ def estimates_function(family, link, structure: LaplaceStructure):
     ((15, 15), True)
     """
     parts = _Parts(family, link, structure)
-    mode, scalar, hess = parts.mode, parts.scalar, parts.hessian
-    s_est = compiled(parts.skey + ("estimates", hess),
-                     lambda: _build_structure_estimates(mode, scalar, hess), kind="fast_compile")
+    mode, scalar = parts.mode, parts.scalar
+    s_est = compiled(parts.skey + ("estimates",),
+                     lambda: _build_structure_estimates(mode, scalar), kind="fast_compile")
 
     def estimates(u, theta, beta, phi, *data):
         u, theta, beta, phi = _floats(u, theta, beta, phi)

@@ -267,3 +267,63 @@ def test_increment_graph_through_the_scatter_thunk():
     f = C.compiled(("scatter-test",), lambda: ([x, i], [pt.zeros((5,))[i].inc(x)]))
     idx = np.arange(100) % 5                 # 100 entries: above SCATTER_MIN_ENTRIES
     np.testing.assert_allclose(f(np.ones(100), idx)[0], np.full(5, 20.0))
+
+
+_TWO_PROCESSES = r"""
+import json, sys, time
+import pytensor.tensor as pt
+import mixedppl as mp
+from mixedppl.core import compile as C
+mp.config.cache_dir = sys.argv[1]
+C.config.tier = "numpy"
+
+def build():
+    time.sleep(1.5)                                    # a slow compile: the two overlap
+    x = pt.dvector("x")
+    return [x], [pt.sum(x ** 3)]
+
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+fn = C.compiled(("test-two-processes", 1), build)
+print(json.dumps({"value": float(fn([2.0])[0]), "compiled": C.cache_stats["compiled"],
+                  "disk": C.cache_stats["disk"]}))
+"""
+
+
+def test_two_processes_compile_a_key_once(tmp_path):
+    """Two processes asking for one new key at the same moment: one compiles it (holding the
+    key's lock file), the other waits and loads its entry; no lock is left behind."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    start = str(time.time() + 4.0)                     # both past their imports by then
+    procs = [subprocess.Popen([sys.executable, "-c", _TWO_PROCESSES, str(folder), start],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
+    assert [o["value"] for o in outs] == [8.0, 8.0]
+    assert sorted(o["compiled"] for o in outs) == [0, 1]
+    assert sorted(o["disk"] for o in outs) == [0, 1]
+    assert not list(folder.glob("*.lock"))
+
+
+def test_a_lock_left_by_a_dead_process_is_not_waited_for(disk):
+    """A lock file whose process has exited (a crash mid-compile) is taken over at once."""
+    import subprocess
+    import sys
+    import time
+
+    key = ("test-stale-lock", 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = C._disk_path(C._full_key(key, "fast_run", "numpy", {}))
+    path.with_suffix(".lock").write_text(f"{dead.pid}\n")
+    t0 = time.monotonic()
+    fn = C.compiled(key, _build)
+    assert time.monotonic() - t0 < C._LOCK_WAIT_S / 4
+    np.testing.assert_allclose(fn(np.array([1.0]))[0], np.e, rtol=1e-14)
+    assert not list(disk.glob("*.lock"))

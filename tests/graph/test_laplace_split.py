@@ -24,7 +24,8 @@ from mixedppl.graph import laplace_blocks as blocks
 from mixedppl.graph.laplace_inputs import LaplaceStructure, design_inputs, row_pairs
 from mixedppl.graph.laplace_split import estimates_function, split_functions
 
-#: (family, link, ziformula, dispformula); every family of the table and its non-canonical links
+#: (family, link, ziformula, dispformula): every family of the table, non-canonical links, every
+#: cumulative link (their η-derivatives are written out: families/cumulative.py)
 CASES = [("binomial", "logit", None, None), ("binomial", "probit", None, None),
          ("binomial", "cloglog", None, None), ("poisson", "log", None, None),
          ("negative_binomial", "log", None, None), ("nbinom1", "log", None, None),
@@ -33,7 +34,9 @@ CASES = [("binomial", "logit", None, None), ("binomial", "probit", None, None),
          ("truncated_poisson", "log", None, None), ("tweedie", "log", None, None),
          ("betabinomial", "logit", None, None), ("truncated_nbinom2", "log", None, None),
          ("cumulative", "logit", None, None), ("cumulative", "probit", None, None),
-         ("poisson", "log", "~ x", None), ("negative_binomial", "log", None, "~ x")]
+         ("poisson", "log", "~ x", None), ("negative_binomial", "log", None, "~ x"),
+         ("cumulative", "cloglog", None, None), ("cumulative", "loglog", None, None),
+         ("cumulative", "cauchit", None, None)]
 FORMULAS = ["y ~ x + (1 | g1)", "y ~ x + (1 + x | g1)", "y ~ x + (1 | g1) + (1 | g2)",
             "y ~ x + (1 + x | g1) + (1 | g2)"]
 
@@ -164,8 +167,8 @@ def test_composed_functions_equal_the_fused_graphs(numpy_tier, case):
 
 
 def test_families_and_structures_share_graphs(numpy_tier):
-    """A one-term model compiles the structure graphs that a second term then reuses; a new
-    family compiles only its family graph."""
+    """A one-term model compiles the structure graphs that a second term and every other family
+    then reuse; a new family compiles only its family graph."""
     C.clear_cache()
 
     def compiles(case, formula) -> int:
@@ -180,8 +183,9 @@ def test_families_and_structures_share_graphs(numpy_tier):
     poisson, nb2 = CASES[3], CASES[4]
     assert compiles(poisson, FORMULAS[0]) == 5          # η, family, inner, outer, estimates
     assert compiles(poisson, FORMULAS[2]) == 0          # a second term: the same graphs
-    assert compiles(nb2, FORMULAS[2]) == 3              # the family; observed-Hessian outer, est.
+    assert compiles(nb2, FORMULAS[2]) == 1              # the family graph only (observed Hessian)
     assert compiles(nb2, FORMULAS[0]) == 0
-    assert compiles(("gamma", "log", None, None), FORMULAS[2]) == 1   # the family graph only
+    assert compiles(("cumulative", "logit", None, None), FORMULAS[2]) == 1
+    assert compiles(poisson, FORMULAS[1]) == 4          # a vector first term: its structure set
     assert row_pairs(_objective(poisson, FORMULAS[2], _data("poisson", 11))[0]) is None  # dense
     C.clear_cache()
