@@ -153,6 +153,7 @@ def _crossed(seed: int) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "g": [f"g{k}" for k in g], "h": [f"h{k}" for k in h]})
 
 
+@pytest.mark.slow   # samples twice (~45 s on 2 cores); CI runs it (MIXEDPPL_SLOW=1)
 def test_partial_marginal_posterior_has_the_explicit_layout(monkeypatch):
     """With the split forced (h sampled, g integrated out): every term's b_<g> / z_<g> in the
     explicit layout, b = z · sd, the conditional log-likelihood, the predictive; the posterior
