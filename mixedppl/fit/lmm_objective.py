@@ -8,6 +8,10 @@ in-process, so refits with a new response, new weights or fixed parameters compi
 lower triangles of the T_k. For a structured term (``ar1(times + 0 | g)``) the objective maps θ
 to that layout (:meth:`~mixedppl.spec.model_spec.ModelSpec.lower_triangle`) and its gradient by
 the chain rule, ``∇_θ d = Jᵀ ∇ d``, so one compiled graph serves every structure.
+
+On the NumPy tier (a structure's first fit) a one-term model's deviance and variance-parameter
+functions are those of the dense layout with an empty second block (:data:`_ONE_TERM_AS`), so
+adding a second scalar term compiles nothing but its estimates (docs/compile.md, sixth pass).
 """
 
 from __future__ import annotations
@@ -31,11 +35,46 @@ __all__ = ["LMMObjective"]
 _EST_KEYS = ("beta", "Lxx", "b1", "pwrss", "ldL2", "ldRX2", "deviance")
 
 
+#: The graph key a one-term model's deviance and variance-parameter functions use on the NumPy
+#: tier: the dense layout with an empty second block (q_R = 0), so that the first model with a
+#: second scalar term — a crossed design, (1 + x | g) + (1 | item) — compiles nothing new.
+_ONE_TERM_AS = ("dense", True)
+
+
+def _pad_one_term(fn, n_after: int = 0):
+    """``fn`` of the dense layout called with a one-term model's inputs (and ``n_after`` more
+    inputs after the data): A_RR, A_RF, Λ_R's layout and A_R1 empty, their shapes from the first
+    term's blocks."""
+    empty_int = np.zeros(0, dtype=np.int64)
+
+    def padded(theta, reml, A11, A1F, *rest):
+        G1, ell1, m = np.shape(A1F)
+        cut = len(rest) - n_after
+        return fn(theta, reml, A11, A1F, *rest[:cut], np.zeros((0, 0)), np.zeros((0, m)),
+                  *([empty_int] * 5), np.zeros((0, G1, ell1)), *rest[cut:])
+
+    return padded
+
+
+def _numpy_deviance(key: tuple):
+    """The NumPy tier's deviance for a graph key (a one-term key through the dense layout)."""
+    generic = _ONE_TERM_AS if key[0] == "none" else key
+
+    def build():
+        g = ProfiledLMM(generic)
+        return g.inputs, [g.deviance, pt.grad(g.deviance, g.theta)]
+
+    fn = compiled(("lmm_deviance", generic), build, kind="fast_run_numpy")
+    fn.trust_input = True
+    return _pad_one_term(fn) if key[0] == "none" else fn
+
+
 def _deviance_fn(structure: LMMStructure):
     def build():
         g = ProfiledLMM(structure)
         return g.inputs, [g.deviance, pt.grad(g.deviance, g.theta)]
-    fn = compiled(("lmm_deviance", structure.graph_key), build)
+    key = structure.graph_key
+    fn = compiled(("lmm_deviance", key), build, numpy_build=lambda: _numpy_deviance(key))
     fn.trust_input = True
     return fn
 
@@ -57,8 +96,11 @@ def _varpar_fn(structure: LMMStructure):
     The deviance with σ not profiled out is
     ``d(θ, σ) = log|L|² + reml·log|RX|² + r²(θ)/σ² + (n − reml·p)·log(2πσ²) − Σ log w``.
     """
+    key = structure.graph_key
+    generic = _ONE_TERM_AS if key[0] == "none" else key
+
     def build():
-        g = ProfiledLMM(structure)
+        g = ProfiledLMM(generic)
         sigma = pt.dscalar("sigma")
         nmp = g.n - g.reml * g.p
         dev_vp = (g.ldL2 + g.reml * g.ldRX2 + g.pwrss / sigma**2
@@ -67,7 +109,8 @@ def _varpar_fn(structure: LMMStructure):
         Lxx = g.LF[:g.p, :g.p]
         vcov = sigma**2 * pt.linalg.inv(pt.dot(Lxx, Lxx.T))
         return [*g.inputs, sigma], [pt.concatenate([gt, gs[None]]), vcov.flatten()]
-    return compiled(("lmm_varpar", structure.graph_key), build, kind="fast_compile")
+    fn = compiled(("lmm_varpar", generic), build, kind="fast_compile")
+    return _pad_one_term(fn, n_after=1) if key[0] == "none" else fn
 
 
 class LMMObjective:
