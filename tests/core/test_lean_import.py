@@ -45,3 +45,22 @@ def test_pytensor_convolve_still_works_after_the_lean_import():
     x = pt.dvector("x")
     f = convolve1d(x, pt.as_tensor([1.0, -1.0])).eval({x: np.array([1.0, 3.0, 6.0])})
     np.testing.assert_allclose(f, np.convolve([1.0, 3.0, 6.0], [1.0, -1.0]))
+
+
+def test_import_leaves_numpys_unused_submodules_and_namespace_alone():
+    """``import mixedppl`` does not import numpy.f2py / numpy.testing (scipy.special's
+    array-API shim cloned NumPy's whole namespace), and leaves ``numpy.__all__`` and
+    ``dir(numpy)`` as they were; the submodules still import when asked for."""
+    code = (
+        "import sys, numpy\n"
+        "before_all, before_dir = list(numpy.__all__), sorted(dir(numpy))\n"
+        "import mixedppl\n"
+        "assert 'numpy.f2py' not in sys.modules and 'numpy.testing' not in sys.modules\n"
+        "assert list(numpy.__all__) == before_all and sorted(dir(numpy)) == before_dir\n"
+        "import numpy.testing\n"
+        "numpy.testing.assert_allclose(numpy.polynomial.hermite_e.hermegauss(3)[1].sum(),"
+        " 2.5066282746310002)\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
