@@ -256,8 +256,12 @@ def split_functions(family, link, structure: LaplaceStructure) -> dict:
     mode, scalar = parts.mode, parts.scalar
     s_inner = _trusted(compiled(parts.skey + ("inner",),
                                 lambda: _build_structure_inner(mode, scalar), kind=_KIND))
+    # PyTensor's fast_compile rewrites for the structure's outer graph: it holds no family
+    # derivatives to cancel (they come in as arrays), so fast_run's canonicalisation buys ~15 %
+    # per evaluation for twice the rewriting (cbpp: 1.3 → 0.65 s once; 0.76 → 0.87 ms a call)
     s_outer = _trusted(compiled(parts.skey + ("outer",),
-                                lambda: _build_structure_outer(mode, scalar), kind=_KIND))
+                                lambda: _build_structure_outer(mode, scalar),
+                                kind="fast_compile"))
     n_phi = int(family.n_phi)
 
     def inner(lam, u, theta, beta, phi, *data):
