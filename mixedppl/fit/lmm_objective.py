@@ -56,26 +56,33 @@ def _pad_one_term(fn, n_after: int = 0):
     return padded
 
 
+def _numpy_key(key: tuple) -> tuple:
+    """The graph key whose NumPy-tier graphs serve ``key`` (:data:`_ONE_TERM_AS` for one term)."""
+    return _ONE_TERM_AS if key[0] == "none" else key
+
+
+def _deviance_build(key):
+    """The deviance and its θ-gradient, the graph for ``key``."""
+    def build():
+        g = ProfiledLMM(key)
+        return g.inputs, [g.deviance, pt.grad(g.deviance, g.theta)]
+    return build
+
+
 def _numpy_deviance(key: tuple):
     """The NumPy tier's deviance for a graph key (a one-term key through the dense layout)."""
-    generic = _ONE_TERM_AS if key[0] == "none" else key
-
-    def build():
-        g = ProfiledLMM(generic)
-        return g.inputs, [g.deviance, pt.grad(g.deviance, g.theta)]
-
-    fn = compiled(("lmm_deviance", generic), build, kind="fast_run_numpy")
+    generic = _numpy_key(key)
+    fn = compiled(("lmm_deviance", generic), _deviance_build(generic), kind="fast_run_numpy")
     fn.trust_input = True
-    return _pad_one_term(fn) if key[0] == "none" else fn
+    return _pad_one_term(fn) if generic != key else fn
 
 
 def _deviance_fn(structure: LMMStructure):
-    def build():
-        g = ProfiledLMM(structure)
-        return g.inputs, [g.deviance, pt.grad(g.deviance, g.theta)]
     key = structure.graph_key
-    fn = compiled(("lmm_deviance", key), build, numpy_build=lambda: _numpy_deviance(key))
-    fn.trust_input = True
+    fn = compiled(("lmm_deviance", key), _deviance_build(key),
+                  numpy_build=lambda: _numpy_deviance(key))
+    if hasattr(fn, "maker"):                           # a compiled function, not the padding
+        fn.trust_input = True
     return fn
 
 
@@ -97,7 +104,7 @@ def _varpar_fn(structure: LMMStructure):
     ``d(θ, σ) = log|L|² + reml·log|RX|² + r²(θ)/σ² + (n − reml·p)·log(2πσ²) − Σ log w``.
     """
     key = structure.graph_key
-    generic = _ONE_TERM_AS if key[0] == "none" else key
+    generic = _numpy_key(key)
 
     def build():
         g = ProfiledLMM(generic)
@@ -110,7 +117,7 @@ def _varpar_fn(structure: LMMStructure):
         vcov = sigma**2 * pt.linalg.inv(pt.dot(Lxx, Lxx.T))
         return [*g.inputs, sigma], [pt.concatenate([gt, gs[None]]), vcov.flatten()]
     fn = compiled(("lmm_varpar", generic), build, kind="fast_compile")
-    return _pad_one_term(fn, n_after=1) if key[0] == "none" else fn
+    return _pad_one_term(fn, n_after=1) if generic != key else fn
 
 
 class LMMObjective:

@@ -284,13 +284,24 @@ def laplace_functions(family, link, structure, nAGQ: int = 1,
     st = _structure(structure)
     gk = st.graph_key(nAGQ)
     key = ("glmm-laplace", family.key, link.name, gk[:2])
-    split = None if nAGQ > 1 or vector_rule else \
-        (lambda part: lambda: split_functions(family, link, st)[part])
+    composed: dict = {}
+
+    def split(part: str):
+        """The NumPy tier of ``part``: the composed functions, built once for both parts."""
+        if nAGQ > 1 or vector_rule:
+            return None
+
+        def build():
+            if not composed:
+                composed.update(split_functions(family, link, st))
+            return composed[part]
+        return build
+
     return {
         "inner": compiled(key + ("inner",), lambda: _build_inner(gk, family, link),
-                          kind="fast_run_c", numpy_build=split and split("inner")),
+                          kind="fast_run_c", numpy_build=split("inner")),
         "outer": compiled(key + ("outer", gk, nAGQ, vector_rule),
                           lambda: _build_outer(gk, family, link, nAGQ, vector_rule),
-                          kind="fast_run_c", numpy_build=split and split("outer")),
+                          kind="fast_run_c", numpy_build=split("outer")),
         "estimates": estimates_function(family, link, st),
     }
