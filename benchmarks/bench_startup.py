@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_startup.py [--only cold,never_seen,same_process,inference,
-        many_modules,concurrent,peers] [--timeout 900] [--modules 3000]
+        many_modules,concurrent,peers] [--timeout 900] [--modules 3000] [--repeat 5]
 
 mixedppl's sources are byte-compiled first (``__pycache__``, what Python's first import writes;
 :func:`_bytecode`). Every row is one or more **new processes** (``python -c ...``), each with its
@@ -25,8 +25,10 @@ Rows:
   fitted model: the wall time of each call and the functions it compiled;
 - **many modules**: the new-process row with ``--modules`` foreign module folders added to the
   compile dir (PyTensor's module cache reads every folder when it is first used);
-- **concurrent**: four processes fitting four new structures at once into one empty compile dir,
-  against one alone (none may fail);
+- **concurrent**: four processes fitting the four never-seen structures at once into one empty
+  compile dir (none may fail), against the first of them (the LMM, the least work) alone and
+  against the mean of the four alone (each in its own empty dir); ``--repeat`` rounds of both,
+  medians (one round's ratio varies by ±30 % on a shared machine);
 - **peers**: statsmodels ``MixedLM`` (sleepstudy, whole process), lme4 through ``Rscript`` when
   it exists (incl. loading lmerTest). Both optional.
 
@@ -46,6 +48,7 @@ import platform
 import resource
 import shutil
 import subprocess
+import statistics
 import sys
 import tempfile
 import textwrap
@@ -252,26 +255,87 @@ def section_many_modules(rows: list, dirs: dict, args) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def section_concurrent(rows: list, dirs: dict, args) -> None:
-    fits = list(NEVER_SEEN.values())
-    alone_dir = Path(tempfile.mkdtemp(prefix="startup_alone_"))
-    alone = run_process(CHILD.format(fit=fits[0]), _env(alone_dir), args.timeout)
-    shared = Path(tempfile.mkdtemp(prefix="startup_conc_"))
+def _at_once(codes: list[str], envs: list[dict], timeout: float) -> dict:
+    """Start every child at once; the wall time until the last ends, their CPU time."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    procs = [_start(CHILD.format(fit=f), _env(shared)) for f in fits]
-    results = [_finish(p, t, args.timeout) for p, t in procs]
+    procs = [_start(code, env) for code, env in zip(codes, envs)]
+    results = [_finish(p, t, timeout) for p, t in procs]
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     failed = [r.get("error") for r in results if not r.get("ok")]
-    rows.append(("one process alone (empty dir)", "Penicillin lmer (crossed)", alone))
-    rows.append(("4 processes at once, one empty compile dir", "4 never-seen structures",
-                 {"ok": not failed, "wall_s": wall, "cpu_s": cpu,
-                  "error": "; ".join(map(str, failed)),
-                  "each_wall_s": [r.get("wall_s") for r in results]}))
-    shutil.rmtree(alone_dir, ignore_errors=True)
+    return {"ok": not failed, "wall_s": wall, "error": "; ".join(map(str, failed)),
+            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "each_wall_s": [r.get("wall_s") for r in results]}
+
+
+def _concurrent_once(fits: list, timeout: float) -> tuple[list, dict, dict | None, dict | None]:
+    """Each of ``fits`` alone in its own empty dir, then all at once into one empty dir; and
+    the yardstick: one statsmodels MixedLM process alone, then four at once."""
+    alone = []
+    for _name, fit in fits:
+        alone_dir = Path(tempfile.mkdtemp(prefix="startup_alone_"))
+        alone.append(run_process(CHILD.format(fit=fit), _env(alone_dir), timeout))
+        shutil.rmtree(alone_dir, ignore_errors=True)
+    shared = Path(tempfile.mkdtemp(prefix="startup_conc_"))
+    conc = _at_once([CHILD.format(fit=fit) for _name, fit in fits], [_env(shared)] * len(fits),
+                    timeout)
     shutil.rmtree(shared, ignore_errors=True)
+    if not conc["ok"] or not all(r.get("ok") for r in alone):
+        conc["ok"] = False
+    if importlib.util.find_spec("statsmodels") is None:
+        return alone, conc, None, None
+    code = STATSMODELS.format(csv=str(SLEEPSTUDY_CSV))
+    peer_alone = run_process(code, dict(os.environ), timeout)
+    peer_conc = _at_once([code] * len(fits), [dict(os.environ)] * len(fits), timeout)
+    return alone, conc, peer_alone, peer_conc
+
+
+def section_concurrent(rows: list, dirs: dict, args) -> None:
+    """``--repeat`` rounds of (each alone, then the four at once), medians: on a shared 2-core
+    machine one round's ratio ranged 1.7-2.9x within ten minutes. The same for four
+    statsmodels processes (independent work, nothing shared) measures what the machine's two
+    CPUs give four processes at once."""
+    fits = list(NEVER_SEEN.items())
+    rounds = [_concurrent_once(fits, args.timeout) for _ in range(args.repeat)]
+    med = statistics.median
+    firsts = [alone[0] for alone, *_ in rounds]
+    means = [{"ok": all(r.get("ok") for r in alone),
+              "wall_s": statistics.fmean(r.get("wall_s", float("nan")) for r in alone),
+              "cpu_s": statistics.fmean(r.get("cpu_s", float("nan")) for r in alone)}
+             for alone, *_ in rounds]
+    concs = [conc for _, conc, *_ in rounds]
+
+    def median_row(results: list) -> dict:
+        return {"ok": all(r.get("ok") for r in results),
+                "wall_s": med(r.get("wall_s", float("nan")) for r in results),
+                "cpu_s": med(r.get("cpu_s", float("nan")) for r in results),
+                "each_round_wall_s": [r.get("wall_s") for r in results],
+                "error": "; ".join(str(r["error"]) for r in results if r.get("error"))}
+
+    def ratio_row(together: list, alone: list, what: str) -> dict:
+        row = median_row(together)
+        if row["ok"] and all(a.get("ok") for a in alone):
+            ratios = [t["wall_s"] / a["wall_s"] for t, a in zip(together, alone)]
+            row["ratios"] = ratios
+            row["text"] = (f"{_fmt(row)}; {med(ratios):.2f}x {what} "
+                           f"(median of {len(ratios)} rounds, {min(ratios):.2f}-{max(ratios):.2f}x)")
+        return row
+
+    conc = ratio_row(concs, firsts, "the first alone")
+    if "ratios" in conc:
+        to_mean = [c["wall_s"] / m["wall_s"] for c, m in zip(concs, means)]
+        conc["ratio_to_mean"] = to_mean
+        conc["text"] += f", {med(to_mean):.2f}x their mean"
+    rows.append(("one process alone (empty dir)", fits[0][0], median_row(firsts)))
+    rows.append(("each of the four alone (empty dirs), mean", "4 never-seen structures",
+                 median_row(means)))
+    rows.append(("4 processes at once, one empty compile dir", "4 never-seen structures", conc))
+    if rounds[0][2] is not None:
+        peer_alone = [r[2] for r in rounds]
+        rows.append(("yardstick: statsmodels MixedLM alone", "sleepstudy", median_row(peer_alone)))
+        rows.append(("yardstick: 4 statsmodels MixedLM processes at once", "sleepstudy",
+                     ratio_row([r[3] for r in rounds], peer_alone, "one alone")))
 
 
 STATSMODELS = """
@@ -293,8 +357,11 @@ invisible(capture.output(print(summary(fit))))
 """
 
 
+SLEEPSTUDY_CSV = ROOT / "mixedppl" / "datasets" / "data" / "sleepstudy.csv"
+
+
 def section_peers(rows: list, dirs: dict, args) -> None:
-    csv = ROOT / "mixedppl" / "datasets" / "data" / "sleepstudy.csv"
+    csv = SLEEPSTUDY_CSV
     if importlib.util.find_spec("statsmodels") is not None:
         res = run_process(STATSMODELS.format(csv=str(csv)), dict(os.environ), args.timeout)
     else:
@@ -332,6 +399,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--modules", type=int, default=3000)
+    ap.add_argument("--repeat", type=int, default=5, help="rounds of the concurrent section")
     args = ap.parse_args()
     rows: list = []
     dirs: dict = {}
