@@ -13,9 +13,10 @@ graphs that each cover many models (docs/compile.md, "Sixth pass"):
   layout with an empty second block (q_R = 0), so adding a second term reuses the one-term
   graph;
 * the **family graph**: those per-row arrays, μ, and the φ-gradient of
-  Σ_i a_ℓ,i ℓ_i + a_1,i ℓ′_i + a_h,i h_i + a_w,i w_i for given adjoints a (zero when only the
-  arrays are wanted), elementwise in η and compiled once per (family, link): a small graph
-  whose rewrites take a fraction of a second.
+  Σ_i a_ℓ,i ℓ_i + a_1,i ℓ′_i + a_h,i h_i + a_w,i w_i for given adjoints a (when only the
+  arrays are wanted, only their nodes run: :func:`mixedppl.core.partial_call.first_outputs`),
+  elementwise in η and compiled once per (family, link): a small graph whose rewrites take a
+  fraction of a second.
 
 Exactness. Inside a structure graph each family array q enters *linearised* about the current η,
 ``q + q′·(η − ⟦η⟧)`` with ⟦·⟧ held constant (``disconnected_grad``): the value is q, and the first
@@ -40,6 +41,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
 
 from ..core.compile import compiled
+from ..core.partial_call import first_outputs
 from .laplace_blocks import INT_INPUTS, Blocked, SparseZL, symbols
 from .laplace_inputs import LaplaceStructure, aux_names, input_names
 from .merged_grad import grad as merged_grad
@@ -218,20 +220,23 @@ class _Parts:
         self.family_fn = _trusted(compiled(fkey, lambda: _build_family(family, link),
                                            kind=_KIND))
         self.skey, self.mode, self.scalar = skey, mode, scalar
+        # the inner loop needs ℓ, ℓ′, h; the outer function the arrays; the estimates μ too:
+        # only those nodes run (not the φ part, which the outer function's second call needs)
+        self._first = {k: first_outputs(self.family_fn, k)
+                       for k in (3, len(ARRAYS), len(ARRAYS) + 1)}
 
     def split(self, data: tuple) -> tuple[list, list]:
         """(structure data in the generic layout, the family's aux designs)."""
         n = self.n_struct
         return list(data[:n]) + self.padding, list(data[n:n + self.n_aux])
 
-    def family_at(self, u, theta, beta, phi, data):
-        """(structure data, family inputs, the family arrays, μ) at (u, θ, β, φ)."""
+    def family_at(self, u, theta, beta, phi, data, n_out: int = len(ARRAYS)):
+        """(structure data, family inputs, the family graph's first ``n_out`` outputs: the
+        arrays of :data:`ARRAYS`, then μ) at (u, θ, β, φ)."""
         sdata, aux = self.split(data)
         (eta,) = self.eta(u, theta, beta, *sdata)
         fin = [sdata[0], eta, sdata[1], phi, *aux]
-        zero = np.zeros(len(eta))
-        *arrays, mu, _ = self.family_fn(*fin, *([zero] * len(ADJOINTS)))
-        return sdata, fin, arrays, mu
+        return sdata, fin, self._first[n_out](*fin)
 
 
 def split_functions(family, link, structure: LaplaceStructure) -> dict:
@@ -266,12 +271,12 @@ def split_functions(family, link, structure: LaplaceStructure) -> dict:
 
     def inner(lam, u, theta, beta, phi, *data):
         lam, u, theta, beta, phi = _floats(lam, u, theta, beta, phi)
-        sdata, _, arrays, _ = parts.family_at(u, theta, beta, phi, data)
-        return s_inner(lam, u, theta, beta, *sdata, *arrays[:3])
+        sdata, _, arrays = parts.family_at(u, theta, beta, phi, data, 3)
+        return s_inner(lam, u, theta, beta, *sdata, *arrays)
 
     def outer(u, theta, beta, phi, *data):
         u, theta, beta, phi = _floats(u, theta, beta, phi)
-        sdata, fin, arrays, _ = parts.family_at(u, theta, beta, phi, data)
+        sdata, fin, arrays = parts.family_at(u, theta, beta, phi, data)
         D, g_theta, g_beta, *adjoints = s_outer(u, theta, beta, *sdata, *arrays)
         g_phi = parts.family_fn(*fin, *adjoints)[-1] if n_phi else np.zeros(0)
         return D, np.asarray(g_theta), np.asarray(g_beta), np.asarray(g_phi, float)
@@ -304,7 +309,7 @@ def estimates_function(family, link, structure: LaplaceStructure):
 
     def estimates(u, theta, beta, phi, *data):
         u, theta, beta, phi = _floats(u, theta, beta, phi)
-        sdata, _, arrays, mu = parts.family_at(u, theta, beta, phi, data)
+        sdata, _, (*arrays, mu) = parts.family_at(u, theta, beta, phi, data, len(ARRAYS) + 1)
         G, g, ldL2, eta, A = s_est(u, theta, beta, *sdata, *arrays)
         return G, g, ldL2, arrays[0], eta, mu, A
 
