@@ -73,6 +73,8 @@ import pytensor.scalar.math as ps_math
 from pytensor.scalar.basic import Composite
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 
+from .gc_pause import paused_gc
+
 __all__ = ["config", "compiled", "clear_cache", "configure_pytensor", "cache_stats",
            "wait_for_background", "describe_key", "numpy_tier_mode"]
 
@@ -242,7 +244,8 @@ def _load(path: Path | None, key: str | None = None):
                     st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 fn = None
             else:
-                fn = _read_entry(fh, key)
+                with paused_gc():                # unpickling builds the whole graph
+                    fn = _read_entry(fh, key)
     except Exception:  # a partial, stale or foreign entry: rebuild (and overwrite) it
         fn = None
     if fn is None:
@@ -887,7 +890,7 @@ def _stale(lock: Path) -> bool:
 
 
 def _compile(full_key, build, kind: str, tier: str, kwargs: dict):
-    with _CompileNotice(full_key[0], tier), _no_traces():
+    with _CompileNotice(full_key[0], tier), _no_traces(), paused_gc():
         inputs, outputs = build()
         fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier),
                                on_unused_input="ignore", **kwargs)
