@@ -231,10 +231,11 @@ def _write_entry(fh, key: str, fn) -> None:
     fh.write(payload)
 
 
-def _load(path: Path | None, key: str | None = None):
+def _load(path: Path | None, key: str | None = None, pause_gc: bool = False):
     """The function stored at ``path`` for ``key``; None when absent, or (counted in
     ``cache_stats["disk_errors"]``) when the entry is unreadable, truncated, of another key, or
-    not a private file of this user's — the caller then rebuilds and overwrites it."""
+    not a private file of this user's — the caller then rebuilds and overwrites it.
+    ``pause_gc``: unpickle with the cyclic collector paused (:func:`_gc_paused_for`)."""
     if path is None or key is None or not path.exists():
         return None
     try:
@@ -244,7 +245,7 @@ def _load(path: Path | None, key: str | None = None):
                     st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 fn = None
             else:
-                with paused_gc():                # unpickling builds the whole graph
+                with paused_gc() if pause_gc else contextlib.nullcontext():
                     fn = _read_entry(fh, key)
     except Exception:  # a partial, stale or foreign entry: rebuild (and overwrite) it
         fn = None
@@ -889,8 +890,17 @@ def _stale(lock: Path) -> bool:
     return False
 
 
+def _gc_paused_for(tier: str) -> bool:
+    """Whether building or loading a function of ``tier`` runs with the cyclic collector paused
+    (:mod:`mixedppl.core.gc_pause`): the NumPy tier's, which take a second or two at most. A
+    C tier may spend tens of seconds in the C compiler, in the background thread, while the
+    user's own work goes on: the collector stays on for it."""
+    return tier == "numpy"
+
+
 def _compile(full_key, build, kind: str, tier: str, kwargs: dict):
-    with _CompileNotice(full_key[0], tier), _no_traces(), paused_gc():
+    gc_block = paused_gc() if _gc_paused_for(tier) else contextlib.nullcontext()
+    with _CompileNotice(full_key[0], tier), _no_traces(), gc_block:
         inputs, outputs = build()
         fn = pytensor.function(inputs, outputs, mode=_mode(kind, tier),
                                on_unused_input="ignore", **kwargs)
@@ -912,7 +922,8 @@ def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
     configure_pytensor()
     path = _disk_path(full_key)
     text = _key_text(full_key) if path is not None else None
-    fn = _load(path, text)
+    pause = _gc_paused_for(tier)
+    fn = _load(path, text, pause)
     if fn is None and path is not None:
         deadline, waited = time.monotonic() + _LOCK_WAIT_S, False
         while fn is None:
@@ -923,11 +934,11 @@ def _build_and_compile(full_key, build, kind: str, tier: str, kwargs: dict):
                         path.with_suffix(".lock").unlink()
                 else:
                     time.sleep(0.05)
-                fn, waited = _load(path, text), True
+                fn, waited = _load(path, text, pause), True
                 continue
             try:
                 if waited:                             # written just before the lock went
-                    fn = _load(path, text)
+                    fn = _load(path, text, pause)
                 if fn is None:
                     fn = _compile(full_key, build, kind, tier, kwargs)
                     _save(path, fn, text)

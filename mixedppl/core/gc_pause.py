@@ -15,7 +15,9 @@ was on before; reference counting frees non-cyclic objects as usual, and the cyc
 made meanwhile is collected by the next automatic pass. Nested and concurrent blocks (the
 background C-tier thread of :mod:`mixedppl.core.compile`) share one count: the collector is
 switched back on when the last block ends. A user who had switched the collector off keeps it
-off.
+off. :mod:`mixedppl.core.compile` pauses it for NumPy-tier builds and loads only, which last a
+second or two; a C tier may spend tens of seconds in the C compiler in the background thread
+while the user's own work goes on.
 """
 
 from __future__ import annotations

@@ -48,3 +48,22 @@ def test_overlapping_blocks_in_two_threads():
     release.set()
     t.join(10)
     assert gc.isenabled()
+
+
+def test_numpy_tier_compiles_run_with_the_collector_paused(monkeypatch, tmp_path):
+    import pytensor.tensor as pt
+
+    from mixedppl.core import compile as C
+    monkeypatch.setattr(C.config, "tier", "numpy")
+    monkeypatch.setattr(C.config, "_cache_dir", tmp_path)
+    seen = []
+
+    def build():
+        seen.append(gc.isenabled())
+        x = pt.dvector("x")
+        return [x], [x * 2.0]
+
+    fn = C.compiled(("test-gc-pause", str(tmp_path)), build, kind="fast_compile")
+    assert seen == [False] and gc.isenabled()
+    assert [v.tolist() for v in fn([1.0])] == [[2.0]]
+    assert C._gc_paused_for("numpy") and not C._gc_paused_for("c")
