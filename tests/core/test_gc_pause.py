@@ -3,6 +3,9 @@
 import gc
 import threading
 
+import pytensor.tensor as pt
+
+from mixedppl.core import compile as C
 from mixedppl.core.gc_pause import paused_gc
 
 
@@ -51,9 +54,6 @@ def test_overlapping_blocks_in_two_threads():
 
 
 def test_numpy_tier_compiles_run_with_the_collector_paused(monkeypatch, tmp_path):
-    import pytensor.tensor as pt
-
-    from mixedppl.core import compile as C
     monkeypatch.setattr(C.config, "tier", "numpy")
     monkeypatch.setattr(C.config, "_cache_dir", tmp_path)
     seen = []

@@ -4,6 +4,8 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.compile.mode import Mode
+from pytensor.link.vm import Stack, VMLinker
 
 from mixedppl.core import compile as C
 from mixedppl.core.partial_call import first_outputs
@@ -59,8 +61,6 @@ def test_runs_only_the_needed_thunks():
 
 
 def test_other_vms_are_called_whole():
-    from pytensor.compile.mode import Mode
-    from pytensor.link.vm import Stack, VMLinker
     x = pt.dvector("x")
     fn = pytensor.function([x], [x + 1.0, x * 2.0],
                            mode=Mode(linker=VMLinker(use_cloop=False, lazy=True),

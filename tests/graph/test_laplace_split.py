@@ -16,6 +16,7 @@ import pandas as pd
 import pytensor
 import pytest
 
+import mixedppl as mp
 from mixedppl.api import Model
 from mixedppl.core import compile as C
 from mixedppl.fit.laplace import LaplaceObjective
@@ -231,7 +232,6 @@ def test_whole_fits_agree_between_tiers(monkeypatch, api, formula, kwargs):
     """A fit on the NumPy tier (composed graphs) reaches the C tier's optimum (the fused
     graphs of mixedppl/graph/laplace.py) on structures the function-level tests do not
     cover: measured 1e-13 in logLik, ≤ 1e-8 in β and θ over three seeds."""
-    import mixedppl as mp
     if not C._has_compiler():
         pytest.skip("no C compiler: only the NumPy tier exists")
     data = _unusual_data(0)
